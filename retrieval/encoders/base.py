@@ -1,0 +1,153 @@
+"""The Encoder protocol, the vectors it fills, and the registry of encoder kinds.
+
+An encoder spec on the command line reads ``KIND[:MODEL][,key=value...]``, e.g.
+``text``, ``text:BAAI/bge-small-en-v1.5,query_instruction=Represent this: ``,
+``clip:ViT-B-32/laion2b_s34b_b79k``, ``clip:hf-hub:Marqo/marqo-fashionSigLIP``,
+``sparse:char,ngram=2-4`` or ``fusion:image=0.5,text=0.5``. Only the first ``:``
+separates the kind, so model names may contain colons.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from retrieval.errors import UsageError, unknown_name
+from retrieval.types import Product
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    """A named vector an encoder fills: dense with ``size`` dims, or sparse (size None)."""
+
+    name: str
+    size: int | None
+    distance: str = "cosine"  # cosine | dot | euclid
+    idf: bool = False  # sparse only: let Qdrant apply the IDF modifier
+
+    @property
+    def sparse(self) -> bool:
+        return self.size is None
+
+
+@dataclass
+class SparseVec:
+    """A sparse vector: sorted unique int indices and float weights."""
+
+    indices: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+Vector = np.ndarray | SparseVec
+
+
+@dataclass
+class Encoded:
+    """Vectors of one batch: ``vectors[name][i]`` belongs to the batch's i-th product and
+    is None where the product lacks the modality (no image, unreadable image).
+    ``failures`` maps product id to the reason a modality is missing."""
+
+    vectors: dict[str, list[Vector | None]]
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Maps batches of products to named vectors."""
+
+    spec: str
+
+    def vectors(self) -> list[VectorSpec]:
+        """The named vectors this encoder fills, with their sizes."""
+        ...
+
+    def encode(self, products: Sequence[Product], *, query: bool = False) -> Encoded:
+        """Encode one batch. ``query=True`` encodes query listings (query instruction,
+        query-side sparse weights, cross-modal fallback where a side is missing)."""
+        ...
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A parsed ``KIND[:MODEL][,key=value...]`` string."""
+
+    kind: str
+    model: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> EncoderSpec:
+        text = text.strip()
+        if not text:
+            raise UsageError("empty encoder spec")
+        head, *rest = text.split(",")
+        kind, _, model = head.partition(":")
+        options: dict[str, str] = {}
+        for item in rest:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"bad encoder option {item!r} in {text!r}: expected key=value")
+            options[key.strip()] = value.strip()
+        # fusion:image=0.5,text=0.5 : the "model" part is itself a weight option
+        if model and "=" in model:
+            key, _, value = model.partition("=")
+            options = {key.strip(): value.strip(), **options}
+            model = ""
+        return cls(kind=kind.strip(), model=model.strip() or None, options=options)
+
+    def __str__(self) -> str:
+        text = self.kind + (f":{self.model}" if self.model else "")
+        return text + "".join(f",{k}={v}" for k, v in self.options.items())
+
+
+EncoderFactory = Callable[..., Encoder]
+_REGISTRY: dict[str, EncoderFactory] = {}
+
+
+def register_encoder(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
+    """Register an encoder factory ``factory(model, **options)`` under an exact kind name."""
+
+    def deco(factory: EncoderFactory) -> EncoderFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"encoder kind {name!r} registered twice")
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def encoder_kinds() -> list[str]:
+    """The registered encoder kinds."""
+    return sorted(_REGISTRY)
+
+
+def build_encoder(spec: str | EncoderSpec) -> Encoder:
+    """Build an encoder from its spec; an unknown kind lists the known ones."""
+    import retrieval.encoders  # noqa: F401  (runs every registration)
+
+    parsed = spec if isinstance(spec, EncoderSpec) else EncoderSpec.parse(spec)
+    factory = _REGISTRY.get(parsed.kind)
+    if factory is None:
+        raise unknown_name("encoder", parsed.kind, list(_REGISTRY))
+    try:
+        encoder = factory(parsed.model, **parsed.options)
+    except TypeError as exc:
+        raise UsageError(f"bad options for encoder {parsed.kind!r}: {exc}") from exc
+    encoder.spec = str(parsed)
+    return encoder
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Row-wise L2 normalisation of a float matrix."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, eps)

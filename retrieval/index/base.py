@@ -1,0 +1,183 @@
+"""The VectorIndex protocol shared by the embedded (edge) and server back-ends.
+
+A collection stores every product as one Qdrant point: id = UUIDv5 of (dataset,
+product id), so re-running or resuming an index job never duplicates a listing;
+payload = id, title, group, image path, dataset (and split where the set has one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from retrieval.encoders.base import Vector, VectorSpec
+from retrieval.errors import UsageError
+from retrieval.types import Hit
+
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/product-search/points")
+HYBRID = "hybrid"
+FUSIONS = ("rrf", "dbsf")
+
+
+def point_id(dataset: str, product_id: str) -> str:
+    """The point id of a product: UUIDv5 of (dataset, product id), stable across runs."""
+    return str(uuid.uuid5(_NAMESPACE, f"{dataset}\x1f{product_id}"))
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """HNSW, quantization and storage settings of a collection and its searches."""
+
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    hnsw_ef: int = 128
+    # Segments below this size (KB) are scanned exactly instead of using HNSW.
+    full_scan_threshold_kb: int = 10_000
+    exact: bool = False
+    quantization: str | None = None  # None | "int8" (scalar quantization, rescored)
+    oversampling: float = 2.0
+    rescore: bool = True
+    on_disk: bool = False  # server: vectors on disk (mmap), quantized copy in RAM
+    shards: int = 1  # server cluster: shards per collection
+    replicas: int = 1  # server cluster: replication factor
+
+    def __post_init__(self) -> None:
+        if self.quantization not in (None, "int8"):
+            raise UsageError(f"unknown quantization {self.quantization!r}; known: int8")
+        if self.hnsw_m < 2 or self.hnsw_ef_construct < 4 or self.hnsw_ef < 1:
+            raise UsageError("hnsw_m must be >= 2, hnsw_ef_construct >= 4, hnsw_ef >= 1")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One query: vectors by name, and which one to search (or ``hybrid``)."""
+
+    vectors: dict[str, Vector]
+    using: str
+    limit: int
+    hybrid: tuple[str, ...] = ()  # vector names prefetched and fused when using == hybrid
+    fusion: str = "rrf"
+    prefetch_limit: int | None = None
+    filter: dict[str, str] | None = None  # payload field == value, all must hold
+    payload: bool | Sequence[str] = True
+
+
+@dataclass
+class CollectionInfo:
+    """What ``search collections`` shows about one collection."""
+
+    name: str
+    points: int
+    vectors: list[VectorSpec]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """A place that stores named vectors per product and answers batched queries."""
+
+    def create(
+        self, name: str, vectors: list[VectorSpec], meta: dict[str, Any], *, recreate: bool = False
+    ) -> None:
+        """Create the collection, or check that the existing one has the same vectors."""
+        ...
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: dict[str, Sequence[Vector | None]],
+        payloads: Sequence[dict[str, Any]],
+    ) -> None:
+        """Insert or replace points (ids from ``point_id``); None vectors are left out."""
+        ...
+
+    def search(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Answer a batch of queries; hits carry the product id and the payload."""
+        ...
+
+    def existing(self, name: str, ids: Sequence[str]) -> set[str]:
+        """The subset of point ids already stored."""
+        ...
+
+    def info(self, name: str) -> CollectionInfo | None:
+        """Point count, vectors and metadata of a collection (None if absent)."""
+        ...
+
+    def collections(self) -> list[str]:
+        """Names of all collections."""
+        ...
+
+    def optimize(self, name: str) -> None:
+        """Build indexes after a bulk load (HNSW on the edge back-end)."""
+        ...
+
+    def drop(self, name: str) -> None:
+        """Delete a collection."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release resources."""
+        ...
+
+
+def check_same_vectors(name: str, existing: list[VectorSpec], wanted: list[VectorSpec]) -> None:
+    """Raise a usage error naming ``--recreate`` when the vectors of a collection differ."""
+    have = {v.name: v for v in existing}
+    want = {v.name: v for v in wanted}
+    for vname, spec in want.items():
+        old = have.get(vname)
+        if old is None:
+            raise UsageError(
+                f"collection {name!r} has no vector {vname!r} (it has {', '.join(sorted(have))}); "
+                "pass --recreate to rebuild it or --collection to pick another"
+            )
+        if old.size != spec.size:
+            raise UsageError(
+                f"vector {vname!r} has size {spec.size} but collection {name!r} stores "
+                f"{old.size}; pass --recreate to rebuild it or --collection to pick another"
+            )
+
+
+def check_same_encoders(name: str, existing: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Same vector names but other encoder models would mix incomparable vectors."""
+    old, new = existing.get("encoders"), meta.get("encoders")
+    if old is not None and new is not None and sorted(old) != sorted(new):
+        raise UsageError(
+            f"collection {name!r} was built with encoders {old}, not {new}; "
+            "pass --recreate to rebuild it or --collection to pick another"
+        )
+
+
+def check_request(req: SearchRequest, known: dict[str, VectorSpec]) -> None:
+    """Validate a request against a collection's vectors: names, sizes, fusion."""
+    names = req.hybrid if req.using == HYBRID else (req.using,)
+    if req.using == HYBRID and len(names) < 2:
+        raise UsageError("a hybrid query needs at least two vectors to fuse")
+    if req.fusion not in FUSIONS:
+        raise UsageError(f"unknown fusion {req.fusion!r}; known: {', '.join(FUSIONS)}")
+    for vname in names:
+        spec = known.get(vname)
+        if spec is None:
+            raise UsageError(
+                f"unknown vector {vname!r}; the collection has: {', '.join(sorted(known))}"
+            )
+        vec = req.vectors.get(vname)
+        if vec is None:
+            raise UsageError(f"the query has no {vname!r} vector")
+        if not spec.sparse and len(vec) != spec.size:
+            raise UsageError(
+                f"query vector {vname!r} has size {len(vec)}, the collection expects {spec.size}"
+            )
+
+
+def specs_to_json(vectors: list[VectorSpec]) -> list[dict[str, Any]]:
+    """Vector specs as JSON-able dicts (stored in collection metadata)."""
+    return [{"name": v.name, "size": v.size, "distance": v.distance, "idf": v.idf} for v in vectors]
+
+
+def specs_from_json(data: list[dict[str, Any]]) -> list[VectorSpec]:
+    """Inverse of ``specs_to_json``."""
+    return [VectorSpec(d["name"], d["size"], d.get("distance", "cosine"), d.get("idf", False)) for d in data]

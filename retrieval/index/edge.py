@@ -1,0 +1,247 @@
+"""Embedded back-end: Qdrant Edge, the Qdrant engine in process, one shard per collection.
+
+Layout under the data dir: ``edge/<collection>/shard`` (the shard with its WAL, which
+survives a SIGKILL) and ``edge/<collection>/meta.json`` (vectors, encoders, dataset).
+HNSW is built only by ``optimize()``; call it after bulk loads or queries scan.
+One process holds a shard at a time: a second open fails with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from retrieval.encoders.base import SparseVec, Vector, VectorSpec
+from retrieval.errors import SearchError, UsageError
+from retrieval.index.base import (
+    HYBRID,
+    CollectionInfo,
+    IndexConfig,
+    SearchRequest,
+    check_request,
+    check_same_encoders,
+    check_same_vectors,
+    specs_from_json,
+    specs_to_json,
+)
+from retrieval.types import Hit
+
+log = logging.getLogger(__name__)
+KEYWORD_FIELDS = ("split", "group", "dataset")
+
+
+class EdgeIndex:
+    """VectorIndex over ``qdrant-edge-py`` shards stored under ``root``."""
+
+    def __init__(self, root: str | Path, config: IndexConfig | None = None) -> None:
+        import qdrant_edge as qe
+
+        self.qe = qe
+        self.root = Path(root) / "edge"
+        self.config = config or IndexConfig()
+        self._shards: dict[str, Any] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
+
+    # -- collections -------------------------------------------------------------------
+    def _dir(self, name: str) -> Path:
+        if not name or "/" in name or name.startswith("."):
+            raise UsageError(f"bad collection name {name!r}")
+        return self.root / name
+
+    def _read_meta(self, name: str) -> dict[str, Any] | None:
+        if name not in self._meta:
+            path = self._dir(name) / "meta.json"
+            if not path.exists():
+                return None
+            self._meta[name] = json.loads(path.read_text())
+        return self._meta[name]
+
+    def _shard(self, name: str) -> Any:
+        shard = self._shards.get(name)
+        if shard is None:
+            if self._read_meta(name) is None:
+                raise UsageError(f"no collection {name!r} under {self.root.parent}; index one first")
+            try:
+                shard = self.qe.EdgeShard.load(str(self._dir(name) / "shard"))
+            except Exception as exc:  # the binding raises a plain Exception
+                if "WouldBlock" in str(exc):
+                    raise SearchError(
+                        f"collection {name!r} is open in another process (a running `search "
+                        "index`?); wait for it or use a server back-end for shared access"
+                    ) from exc
+                raise SearchError(f"cannot open collection {name!r}: {exc}") from exc
+            self._shards[name] = shard
+        return shard
+
+    def create(
+        self, name: str, vectors: list[VectorSpec], meta: dict[str, Any], *, recreate: bool = False
+    ) -> None:
+        folder = self._dir(name)
+        if recreate:
+            self.drop(name)
+        existing = self._read_meta(name)
+        if existing is not None:
+            check_same_vectors(name, specs_from_json(existing["vectors"]), vectors)
+            check_same_encoders(name, existing, meta)
+            return
+        if folder.exists():  # a creation killed before meta.json was written holds no points
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        self._shards[name] = self.qe.EdgeShard.create(str(folder / "shard"), self._edge_config(vectors))
+        for field in KEYWORD_FIELDS:
+            self._shards[name].update(
+                self.qe.UpdateOperation.create_field_index(field, self.qe.PayloadSchemaType.Keyword)
+            )
+        full = {**meta, "vectors": specs_to_json(vectors), "index": self.config.__dict__}
+        tmp = folder / "meta.json.tmp"
+        tmp.write_text(json.dumps(full, indent=2, sort_keys=True))
+        os.replace(tmp, folder / "meta.json")
+        self._meta[name] = full
+
+    def _edge_config(self, vectors: list[VectorSpec]) -> Any:
+        qe, cfg = self.qe, self.config
+        distances = {"cosine": qe.Distance.Cosine, "dot": qe.Distance.Dot, "euclid": qe.Distance.Euclid}
+        quant = (
+            qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True)
+            if cfg.quantization == "int8"
+            else None
+        )
+        dense = {
+            v.name: qe.EdgeVectorParams(size=v.size, distance=distances[v.distance])
+            for v in vectors
+            if not v.sparse
+        }
+        sparse = {
+            v.name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if v.idf else None)
+            for v in vectors
+            if v.sparse
+        }
+        hnsw = qe.HnswIndexConfig(
+            m=cfg.hnsw_m,
+            ef_construct=cfg.hnsw_ef_construct,
+            full_scan_threshold=cfg.full_scan_threshold_kb,
+        )
+        return qe.EdgeConfig(
+            vectors=dense or None,
+            sparse_vectors=sparse or None,
+            hnsw_config=hnsw,
+            quantization_config=quant,
+        )
+
+    def collections(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "meta.json").exists())
+
+    def info(self, name: str) -> CollectionInfo | None:
+        meta = self._read_meta(name)
+        if meta is None:
+            return None
+        points = self._shard(name).info().points_count
+        return CollectionInfo(name, points, specs_from_json(meta["vectors"]), meta)
+
+    def drop(self, name: str) -> None:
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        self._meta.pop(name, None)
+        folder = self._dir(name)
+        if folder.exists():
+            shutil.rmtree(folder)
+
+    def optimize(self, name: str) -> None:
+        shard = self._shard(name)
+        shard.flush()
+        shard.optimize()
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.flush()
+            shard.close()
+        self._shards.clear()
+
+    # -- points ------------------------------------------------------------------------
+    def _vector(self, vec: Vector) -> Any:
+        if isinstance(vec, SparseVec):
+            return self.qe.SparseVector(vec.indices.tolist(), vec.values.tolist())
+        return vec.tolist()
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: dict[str, Sequence[Vector | None]],
+        payloads: Sequence[dict[str, Any]],
+    ) -> None:
+        import uuid
+
+        points = []
+        for i, pid in enumerate(ids):
+            named = {k: self._vector(col[i]) for k, col in vectors.items() if col[i] is not None}
+            points.append(self.qe.Point(uuid.UUID(pid), named, payloads[i]))
+        if points:
+            self._shard(name).update(self.qe.UpdateOperation.upsert_points(points))
+
+    def existing(self, name: str, ids: Sequence[str]) -> set[str]:
+        import uuid
+
+        if not ids:
+            return set()
+        records = self._shard(name).retrieve([uuid.UUID(i) for i in ids], False, False)
+        return {str(r.id) for r in records}
+
+    def search(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        if not requests:
+            return []
+        shard = self._shard(name)
+        known = {v.name: v for v in specs_from_json(self._read_meta(name)["vectors"])}
+        batch = []
+        for req in requests:
+            check_request(req, known)
+            batch.append(self._request(req))
+        results = shard.query_batch(self.qe.QueryBatchRequest(batch))
+        return [[_hit(p) for p in row] for row in results]
+
+    def _request(self, req: SearchRequest) -> Any:
+        qe, cfg = self.qe, self.config
+        quant = None
+        if cfg.quantization:
+            quant = qe.QuantizationSearchParams(rescore=cfg.rescore, oversampling=cfg.oversampling)
+        params = qe.SearchParams(hnsw_ef=max(cfg.hnsw_ef, req.limit), exact=cfg.exact, quantization=quant)
+        flt = None
+        if req.filter:
+            flt = qe.Filter(
+                must=[qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in req.filter.items()]
+            )
+        payload: Any = req.payload
+        if not isinstance(payload, bool):
+            payload = qe.PayloadSelector.Include(sorted({"id", *payload}))
+        if req.using != HYBRID:
+            query = qe.Query.Nearest(self._vector(req.vectors[req.using]), using=req.using)
+            return qe.QueryRequest(
+                limit=req.limit, query=query, filter=flt, params=params, with_payload=payload
+            )
+        pl = req.prefetch_limit or max(req.limit, 100)
+        prefetches = [
+            qe.Prefetch(
+                limit=pl,
+                query=qe.Query.Nearest(self._vector(req.vectors[n]), using=n),
+                params=params,
+                filter=flt,
+            )
+            for n in req.hybrid
+        ]
+        fusion = qe.Fusion.Rrf(k=60) if req.fusion == "rrf" else qe.Fusion.Dbsf()
+        return qe.QueryRequest(
+            limit=req.limit, prefetches=prefetches, query=fusion, filter=flt, with_payload=payload
+        )
+
+
+def _hit(point: Any) -> Hit:
+    payload = point.payload or {}
+    return Hit(id=str(payload.get("id", point.id)), score=float(point.score), payload=payload)

@@ -1,0 +1,244 @@
+"""Stage 1: encoders + index -> candidates, in batches.
+
+``Retriever.index_dataset`` streams a dataset into a collection and resumes a killed
+run (points already stored are skipped, ids are stable so nothing is written twice);
+``Retriever.search`` encodes query listings and asks the index for K candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from retrieval.encoders.base import Encoded, Encoder, Vector, VectorSpec, build_encoder
+from retrieval.errors import UsageError
+from retrieval.index.base import HYBRID, SearchRequest, VectorIndex, point_id
+from retrieval.types import Hit, Product
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Progress = Callable[[int], None]
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+@dataclass
+class IndexReport:
+    """What an index run did; written as JSON next to the collection."""
+
+    collection: str
+    dataset: str
+    seen: int = 0
+    written: int = 0
+    skipped_existing: int = 0
+    duplicates: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "dataset": self.dataset,
+            "seen": self.seen,
+            "written": self.written,
+            "skipped_existing": self.skipped_existing,
+            "duplicates": self.duplicates,
+            "failures": len(self.failures),
+            "failed_items": self.failures,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class Retriever:
+    """A set of encoders writing to and querying one collection."""
+
+    def __init__(self, encoders: Sequence[Encoder], index: VectorIndex, collection: str) -> None:
+        if not encoders:
+            raise UsageError("no encoder given; pass --encoder, e.g. --encoder text")
+        self.index = index
+        self.collection = collection
+        self.base = [e for e in encoders if not getattr(e, "derived", False)]
+        self.derived = [e for e in encoders if getattr(e, "derived", False)]
+        base_specs = [v for e in self.base for v in e.vectors()]
+        for enc in self.derived:
+            enc.bind(base_specs)
+        self.specs = base_specs + [v for e in self.derived for v in e.vectors()]
+        names = [v.name for v in self.specs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise UsageError(f"two encoders fill the vector(s) {dupes}; rename one with name=...")
+
+    @classmethod
+    def from_specs(cls, specs: Sequence[str], index: VectorIndex, collection: str) -> Retriever:
+        """Build the encoders named by spec strings."""
+        return cls([build_encoder(s) for s in specs], index, collection)
+
+    @classmethod
+    def for_collection(cls, index: VectorIndex, collection: str) -> Retriever:
+        """Rebuild the encoders a collection was indexed with (from its metadata)."""
+        info = index.info(collection)
+        if info is None:
+            known = ", ".join(index.collections()) or "none"
+            raise UsageError(f"no collection {collection!r} (have: {known}); run `search index` first")
+        specs = info.meta.get("encoders") or []
+        return cls.from_specs(specs, index, collection)
+
+    @property
+    def encoder_specs(self) -> list[str]:
+        return [e.spec for e in self.base + self.derived]
+
+    def vector_names(self) -> list[str]:
+        return [v.name for v in self.specs]
+
+    def encode(self, products: Sequence[Product], *, query: bool = False) -> Encoded:
+        """Every vector of every encoder for one batch, plus the failures met."""
+        vectors: dict[str, list[Vector | None]] = {}
+        failures: dict[str, str] = {}
+        for enc in self.base:
+            out = enc.encode(products, query=query)
+            vectors.update(out.vectors)
+            failures.update(out.failures)
+        for enc in self.derived:
+            vectors[enc.name] = enc.combine(vectors, len(products))
+        return Encoded(vectors, failures)
+
+    # -- indexing ----------------------------------------------------------------------
+    def index_dataset(
+        self,
+        products: Iterable[Product],
+        dataset: str,
+        *,
+        batch_size: int = 256,
+        recreate: bool = False,
+        progress: Progress | None = None,
+        extra_meta: dict[str, Any] | None = None,
+    ) -> IndexReport:
+        """Encode and upsert every product; skip points a previous run already stored."""
+        start = time.perf_counter()
+        meta = {"encoders": self.encoder_specs, "dataset": dataset, **(extra_meta or {})}
+        self.index.create(self.collection, self.specs, meta, recreate=recreate)
+        report = IndexReport(self.collection, dataset)
+        seen_ids: set[str] = set()
+        for batch in batched(products, batch_size):
+            report.seen += len(batch)
+            fresh = []
+            for p in batch:
+                if p.id in seen_ids:
+                    report.duplicates += 1
+                    continue
+                seen_ids.add(p.id)
+                fresh.append(p)
+            ids = [point_id(dataset, p.id) for p in fresh]
+            stored = self.index.existing(self.collection, ids)
+            todo = [(pid, p) for pid, p in zip(ids, fresh) if pid not in stored]
+            report.skipped_existing += len(fresh) - len(todo)
+            if todo:
+                items = [p for _, p in todo]
+                enc = self.encode(items)
+                report.failures.update(enc.failures)
+                payloads = [p.payload(dataset) for p in items]
+                self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
+                report.written += len(todo)
+            log.info("stored %d, skipped %d of %d seen", report.written, report.skipped_existing, report.seen)
+            if progress:
+                progress(len(batch))
+        if report.duplicates:
+            log.warning("%d duplicate product ids were indexed once", report.duplicates)
+        self.index.optimize(self.collection)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    # -- searching ---------------------------------------------------------------------
+    def requests(
+        self,
+        encoded: Encoded,
+        n: int,
+        *,
+        using: str,
+        k: int,
+        hybrid: Sequence[str] = (),
+        fusion: str = "rrf",
+        filters: Sequence[dict[str, str] | None] | None = None,
+        payload: bool | Sequence[str] = True,
+    ) -> list[SearchRequest | None]:
+        """One request per query (None where the query lacks the vector to search)."""
+        known = self.vector_names()
+        if using != HYBRID and using not in known:
+            raise UsageError(f"unknown vector {using!r}; this collection has: {', '.join(known)}, hybrid")
+        fuse = list(hybrid) or known
+        for name in fuse:
+            if name not in known:
+                raise UsageError(f"unknown vector {name!r} in --hybrid; have: {', '.join(known)}")
+        out: list[SearchRequest | None] = []
+        for i in range(n):
+            vecs = {name: col[i] for name, col in encoded.vectors.items() if col[i] is not None}
+            flt = filters[i] if filters is not None else None
+            if using == HYBRID:
+                names = tuple(nm for nm in fuse if nm in vecs)
+                if not names:
+                    out.append(None)
+                    continue
+                mode = HYBRID if len(names) > 1 else names[0]
+                out.append(SearchRequest(vecs, mode, k, names, fusion, filter=flt, payload=payload))
+            elif using in vecs:
+                out.append(SearchRequest(vecs, using, k, filter=flt, payload=payload))
+            else:
+                out.append(None)
+        return out
+
+    def search(
+        self,
+        queries: Sequence[Product],
+        *,
+        using: str,
+        k: int = 10,
+        hybrid: Sequence[str] = (),
+        fusion: str = "rrf",
+        filters: Sequence[dict[str, str] | None] | None = None,
+        exclude_self: bool = False,
+        batch_size: int = 128,
+        payload: bool | Sequence[str] = True,
+        progress: Progress | None = None,
+    ) -> list[list[Hit]]:
+        """K candidates per query listing; ``exclude_self`` drops the query's own point."""
+        if k < 1:
+            raise UsageError("k must be at least 1")
+        results: list[list[Hit]] = []
+        limit = k + 1 if exclude_self else k
+        for start in range(0, len(queries), batch_size):
+            batch = list(queries[start : start + batch_size])
+            flts = filters[start : start + batch_size] if filters is not None else None
+            enc = self.encode(batch, query=True)
+            reqs = self.requests(
+                enc, len(batch), using=using, k=limit, hybrid=hybrid, fusion=fusion,
+                filters=flts, payload=payload,
+            )
+            live = [r for r in reqs if r is not None]
+            answers = iter(self.index.search(self.collection, live))
+            for q, req in zip(batch, reqs):
+                hits = next(answers) if req is not None else []
+                if exclude_self:
+                    hits = [h for h in hits if h.id != q.id]
+                results.append(hits[:k])
+            if progress:
+                progress(len(batch))
+        return results
+
+
+def write_report(report: IndexReport, folder: Path) -> Path:
+    """Write the index report (with every failed item) as JSON; returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{report.collection}-index-report.json"
+    path.write_text(json.dumps(report.to_json(), indent=2))
+    return path

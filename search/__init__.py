@@ -1,0 +1,1 @@
+"""The application: config, pipeline, evaluation and the ``search`` CLI wire the others together."""

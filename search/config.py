@@ -1,0 +1,114 @@
+"""Validated configuration: dataclasses per component, loaded from TOML, overridden by flags.
+
+Unknown keys are errors that name the nearest valid key, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import UsageError
+from retrieval.index.base import IndexConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_ENCODERS = ("text", "sparse")
+
+
+def default_data_dir() -> Path:
+    """``SEARCH_HOME`` if set, else the per-user data folder."""
+    env = os.environ.get("SEARCH_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("product-search"))
+
+
+@dataclass
+class StoreConfig:
+    """Where the vectors live: the embedded edge index or a Qdrant server."""
+
+    backend: str = "edge"  # edge | server
+    data_dir: Path = field(default_factory=default_data_dir)
+    url: str | None = None  # server URL; default QDRANT_URL, else localhost:6333
+    api_key: str | None = None  # default QDRANT_API_KEY
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser()
+        if self.url and self.backend == "edge":
+            self.backend = "server"  # a URL means a server
+        if self.backend not in ("edge", "server"):
+            raise UsageError(f"unknown back-end {self.backend!r}; known: edge, server")
+
+
+@dataclass
+class Stage1Config:
+    """Encoders and the stage-1 query."""
+
+    encoders: list[str] = field(default_factory=lambda: list(DEFAULT_ENCODERS))
+    vector: str | None = None  # a vector name or "hybrid"; None: hybrid if several vectors
+    hybrid: list[str] = field(default_factory=list)  # vectors fused by hybrid (default all)
+    fusion: str = "rrf"
+    k: int = 100
+    batch_size: int = 256
+
+
+@dataclass
+class AppConfig:
+    """The nested config of one run."""
+
+    store: StoreConfig = field(default_factory=StoreConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+
+
+def _check_keys(section: str, data: dict[str, Any], cls: type) -> None:
+    valid = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in valid:
+            near = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; valid: {', '.join(valid)}"
+            raise UsageError(f"unknown config key {section}.{key}{hint}")
+
+
+def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> AppConfig:
+    """Read a TOML config (sections store / index / stage1), then apply flag overrides
+    given as ``section={key: value}`` (None values are ignored)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise UsageError(f"config file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"bad TOML in {p}: {exc}") from exc
+    sections = {"store": StoreConfig, "index": IndexConfig, "stage1": Stage1Config}
+    for key in data:
+        if key not in sections:
+            near = difflib.get_close_matches(key, list(sections), n=1)
+            raise UsageError(
+                f"unknown config section [{key}]" + (f"; did you mean [{near[0]}]?" if near else "")
+            )
+    built: dict[str, Any] = {}
+    for name, cls in sections.items():
+        values = dict(data.get(name, {}))
+        values.update({k: v for k, v in overrides.get(name, {}).items() if v is not None})
+        _check_keys(name, values, cls)
+        try:
+            built[name] = cls(**values)
+        except TypeError as exc:
+            raise UsageError(f"bad [{name}] config: {exc}") from exc
+    return AppConfig(**built)
+
+
+__all__ = ["AppConfig", "StoreConfig", "Stage1Config", "load_config", "default_data_dir", "replace"]
