@@ -16,7 +16,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from retrieval.encoders.base import Encoded, Encoder, Vector, VectorSpec, build_encoder
+from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
 from retrieval.errors import UsageError
 from retrieval.index.base import HYBRID, SearchRequest, VectorIndex, point_id
 from retrieval.types import Hit, Product
@@ -90,7 +90,9 @@ class Retriever:
         info = index.info(collection)
         if info is None:
             known = ", ".join(index.collections()) or "none"
-            raise UsageError(f"no collection {collection!r} (have: {known}); run `search index` first")
+            raise UsageError(
+                f"no collection {collection!r} (have: {known}); run `search index` first"
+            )
         specs = info.meta.get("encoders") or []
         return cls.from_specs(specs, index, collection)
 
@@ -150,7 +152,12 @@ class Retriever:
                 payloads = [p.payload(dataset) for p in items]
                 self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
                 report.written += len(todo)
-            log.info("stored %d, skipped %d of %d seen", report.written, report.skipped_existing, report.seen)
+            log.info(
+                "stored %d, skipped %d of %d seen",
+                report.written,
+                report.skipped_existing,
+                report.seen,
+            )
             if progress:
                 progress(len(batch))
         if report.duplicates:
@@ -175,7 +182,9 @@ class Retriever:
         """One request per query (None where the query lacks the vector to search)."""
         known = self.vector_names()
         if using != HYBRID and using not in known:
-            raise UsageError(f"unknown vector {using!r}; this collection has: {', '.join(known)}, hybrid")
+            raise UsageError(
+                f"unknown vector {using!r}; this collection has: {', '.join(known)}, hybrid"
+            )
         fuse = list(hybrid) or known
         for name in fuse:
             if name not in known:
@@ -221,8 +230,14 @@ class Retriever:
             flts = filters[start : start + batch_size] if filters is not None else None
             enc = self.encode(batch, query=True)
             reqs = self.requests(
-                enc, len(batch), using=using, k=limit, hybrid=hybrid, fusion=fusion,
-                filters=flts, payload=payload,
+                enc,
+                len(batch),
+                using=using,
+                k=limit,
+                hybrid=hybrid,
+                fusion=fusion,
+                filters=flts,
+                payload=payload,
             )
             live = [r for r in reqs if r is not None]
             answers = iter(self.index.search(self.collection, live))

@@ -9,8 +9,45 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from retrieval.errors import UsageError
+
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A parsed ``KIND[:MODEL][,key=value...]`` string (encoders, rerankers).
+
+    Only the first ``:`` separates the kind, so model names may hold colons."""
+
+    kind: str
+    model: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> ComponentSpec:
+        text = text.strip()
+        if not text:
+            raise UsageError("empty component spec")
+        head, *rest = text.split(",")
+        kind, _, model = head.partition(":")
+        options: dict[str, str] = {}
+        for item in rest:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"bad option {item!r} in {text!r}: expected key=value")
+            options[key.strip()] = value.strip()
+        # fusion:image=0.5,text=0.5 : the "model" part is itself a weight option
+        if model and "=" in model:
+            key, _, value = model.partition("=")
+            options = {key.strip(): value.strip(), **options}
+            model = ""
+        return cls(kind=kind.strip(), model=model.strip() or None, options=options)
+
+    def __str__(self) -> str:
+        text = self.kind + (f":{self.model}" if self.model else "")
+        return text + "".join(f",{k}={v}" for k, v in self.options.items())
 
 
 @dataclass(frozen=True)
@@ -35,7 +72,31 @@ class Product:
         split = self.fields.get("split")
         if split is not None:
             data["split"] = split
+        extra = {
+            k: v for k, v in self.fields.items() if k not in ("split", "dataset") and _jsonable(v)
+        }
+        if extra:
+            data["fields"] = extra
         return data
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Product:
+        """Rebuild a product from the payload stored with its point."""
+        fields = dict(payload.get("fields") or {})
+        for key in ("split", "dataset"):
+            if payload.get(key) is not None:
+                fields[key] = payload[key]
+        return cls(
+            id=str(payload["id"]),
+            title=str(payload.get("title") or ""),
+            image_path=payload.get("image_path"),
+            group=payload.get("group"),
+            fields=fields,
+        )
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 @dataclass(frozen=True)
@@ -62,6 +123,24 @@ class Hit:
     @property
     def title(self) -> str:
         return str(self.payload.get("title") or "")
+
+
+@dataclass
+class Candidate:
+    """A stage-1 candidate on its way through stage 2.
+
+    ``features`` holds what stage 1 knows of the pair (per-vector cosines, ranks),
+    which feature-based rerankers read; ``score`` is the stage-2 score once set."""
+
+    product: Product
+    stage1_score: float
+    stage1_rank: int
+    features: dict[str, float] = field(default_factory=dict)
+    score: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.product.id
 
 
 def hits_to_run(query_ids: list[str], hits: list[list[Hit]]) -> Run:

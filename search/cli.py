@@ -28,16 +28,31 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Embedded index home (default: $SEARCH_HOME or the user data dir).")
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Embedded index home (default: $SEARCH_HOME or the user data dir)."
+    ),
 ]
-Backend = Annotated[str | None, typer.Option("--backend", help="edge (embedded, default) or server.")]
+Backend = Annotated[
+    str | None, typer.Option("--backend", help="edge (embedded, default) or server.")
+]
 Url = Annotated[
-    str | None, typer.Option("--qdrant-url", envvar="QDRANT_URL", help="Qdrant server URL (implies --backend server).")
+    str | None,
+    typer.Option(
+        "--qdrant-url", envvar="QDRANT_URL", help="Qdrant server URL (implies --backend server)."
+    ),
 ]
-ApiKey = Annotated[str | None, typer.Option("--qdrant-api-key", envvar="QDRANT_API_KEY", help="Qdrant API key.")]
-ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML config (sections store, index, stage1).")]
+ApiKey = Annotated[
+    str | None, typer.Option("--qdrant-api-key", envvar="QDRANT_API_KEY", help="Qdrant API key.")
+]
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="TOML config (sections store, index, stage1).")
+]
 Collection = Annotated[str | None, typer.Option("--collection", "-c", help="Collection name.")]
-Format = Annotated[str | None, typer.Option("--format", help="Force the dataset format: shopee, query-gallery, catalog.")]
+Format = Annotated[
+    str | None,
+    typer.Option("--format", help="Force the dataset format: shopee, query-gallery, catalog."),
+]
 
 
 def handle_errors(fn: F) -> F:
@@ -73,7 +88,9 @@ def _config(
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False) -> None:
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
     """Two-stage product matching: index catalogues into Qdrant, query, rerank, evaluate."""
     from rich.logging import RichHandler
 
@@ -87,21 +104,40 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log prog
 @app.command("index")
 @handle_errors
 def index_cmd(
-    dataset: Annotated[str, typer.Argument(help="Dataset path: Shopee folder/zip, query/gallery folder, catalogue file.")],
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="Dataset path: Shopee folder/zip, query/gallery folder, catalogue file."
+        ),
+    ],
     encoder: Annotated[
         list[str] | None,
-        typer.Option("--encoder", "-e", help="KIND[:MODEL][,key=value...]; repeat for several (default: text, sparse)."),
+        typer.Option(
+            "--encoder",
+            "-e",
+            help="KIND[:MODEL][,key=value...]; repeat for several (default: text, sparse).",
+        ),
     ] = None,
     collection: Collection = None,
     fmt: Format = None,
-    recreate: Annotated[bool, typer.Option("--recreate", help="Drop the collection first.")] = False,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Listings per encode/upsert batch.")] = None,
+    recreate: Annotated[
+        bool, typer.Option("--recreate", help="Drop the collection first.")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Listings per encode/upsert batch.")
+    ] = None,
     hnsw_m: Annotated[int | None, typer.Option("--hnsw-m")] = None,
     hnsw_ef_construct: Annotated[int | None, typer.Option("--hnsw-ef-construct")] = None,
-    quantization: Annotated[str | None, typer.Option("--quantization", help="int8 scalar quantization.")] = None,
-    on_disk: Annotated[bool | None, typer.Option("--on-disk/--in-ram", help="Server: vectors on disk.")] = None,
+    quantization: Annotated[
+        str | None, typer.Option("--quantization", help="int8 scalar quantization.")
+    ] = None,
+    on_disk: Annotated[
+        bool | None, typer.Option("--on-disk/--in-ram", help="Server: vectors on disk.")
+    ] = None,
     shards: Annotated[int | None, typer.Option("--shards", help="Server cluster: shards.")] = None,
-    replicas: Annotated[int | None, typer.Option("--replicas", help="Server cluster: replicas.")] = None,
+    replicas: Annotated[
+        int | None, typer.Option("--replicas", help="Server cluster: replicas.")
+    ] = None,
     config: ConfigFile = None,
     data_dir: DataDir = None,
     backend: Backend = None,
@@ -109,25 +145,47 @@ def index_cmd(
     qdrant_api_key: ApiKey = None,
 ) -> None:
     """Encode a dataset and store it in a collection (a killed run resumes)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from search.store import index_dataset
 
     cfg = _config(
-        config, data_dir, backend, qdrant_url, qdrant_api_key,
-        index={"hnsw_m": hnsw_m, "hnsw_ef_construct": hnsw_ef_construct, "quantization": quantization,
-               "on_disk": on_disk, "shards": shards, "replicas": replicas},
+        config,
+        data_dir,
+        backend,
+        qdrant_url,
+        qdrant_api_key,
+        index={
+            "hnsw_m": hnsw_m,
+            "hnsw_ef_construct": hnsw_ef_construct,
+            "quantization": quantization,
+            "on_disk": on_disk,
+            "shards": shards,
+            "replicas": replicas,
+        },
         stage1={"encoders": encoder or None, "batch_size": batch_size},
     )
     with Progress(
-        TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+        TextColumn("indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
     ) as bar:
 
         def progress(total: int | None) -> Callable[[int], None]:
             task = bar.add_task("index", total=total)
             return lambda n: bar.advance(task, n)
 
-        report, path = index_dataset(cfg, dataset, fmt=fmt, collection=collection, recreate=recreate, progress=progress)
+        report, path = index_dataset(
+            cfg, dataset, fmt=fmt, collection=collection, recreate=recreate, progress=progress
+        )
     out.print(
         f"collection [bold]{report.collection}[/bold]: {report.written} written, "
         f"{report.skipped_existing} already stored, {len(report.failures)} with unreadable images, "
@@ -142,11 +200,34 @@ def query_cmd(
     text: Annotated[str, typer.Argument(help="Query title (may be empty with --image).")] = "",
     image: Annotated[str | None, typer.Option("--image", help="Query image path.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Hits to show.")] = 10,
-    vector: Annotated[str | None, typer.Option("--vector", help="Vector name or 'hybrid' (default: hybrid when the collection has several).")] = None,
-    hybrid: Annotated[str | None, typer.Option("--hybrid", help="Comma-separated vectors fused by hybrid (default: all).")] = None,
+    vector: Annotated[
+        str | None,
+        typer.Option(
+            "--vector",
+            help="Vector name or 'hybrid' (default: hybrid when the collection has several).",
+        ),
+    ] = None,
+    hybrid: Annotated[
+        str | None,
+        typer.Option("--hybrid", help="Comma-separated vectors fused by hybrid (default: all)."),
+    ] = None,
     fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or dbsf.")] = None,
     hnsw_ef: Annotated[int | None, typer.Option("--hnsw-ef")] = None,
-    exact: Annotated[bool | None, typer.Option("--exact/--approx", help="Exact search instead of HNSW.")] = None,
+    exact: Annotated[
+        bool | None, typer.Option("--exact/--approx", help="Exact search instead of HNSW.")
+    ] = None,
+    reranker: Annotated[
+        str | None,
+        typer.Option(
+            "--reranker", help="Stage 2: KIND[:MODEL][,key=value...], e.g. pair-gbdt:model.txt."
+        ),
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Stage-1 candidates reranked (default 100).")
+    ] = None,
+    n: Annotated[
+        int | None, typer.Option("--n", help="Hits shown after reranking (default --top-k).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     collection: Collection = None,
     config: ConfigFile = None,
@@ -159,19 +240,57 @@ def query_cmd(
     from search.store import query
 
     cfg = _config(
-        config, data_dir, backend, qdrant_url, qdrant_api_key,
+        config,
+        data_dir,
+        backend,
+        qdrant_url,
+        qdrant_api_key,
         index={"hnsw_ef": hnsw_ef, "exact": exact},
-        stage1={"vector": vector, "fusion": fusion, "hybrid": hybrid.split(",") if hybrid else None},
+        stage1={
+            "vector": vector,
+            "fusion": fusion,
+            "hybrid": hybrid.split(",") if hybrid else None,
+        },
     )
-    result = query(cfg, text, image=image, collection=collection, top_k=top_k)
+    result = query(
+        cfg, text, image=image, collection=collection, top_k=n or top_k, reranker=reranker, k=k
+    )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(text, image), ensure_ascii=False) + "\n")
+        return
+    if result.stage2 is not None:
+        _print_two_stages(result)
         return
     table = Table(title=f"{result.collection} · {result.vector}")
     for col in ("rank", "score", "id", "title", "group"):
         table.add_column(col, justify="right" if col in ("rank", "score") else "left")
     for i, hit in enumerate(result.hits, 1):
-        table.add_row(str(i), f"{hit.score:.4f}", hit.id, hit.title, str(hit.payload.get("group") or ""))
+        table.add_row(
+            str(i), f"{hit.score:.4f}", hit.id, hit.title, str(hit.payload.get("group") or "")
+        )
+    out.print(table)
+
+
+def _print_two_stages(result: Any) -> None:
+    """Stage 1 and stage 2 side by side: each reranked hit with its stage-1 rank."""
+    table = Table(title=f"{result.collection} · {result.vector} → {result.reranker}")
+    for col in ("stage-2 rank", "stage-2 score", "stage-1 rank", "stage-1 score", "id", "title"):
+        table.add_column(col, justify="left" if col in ("id", "title") else "right")
+    for i, c in enumerate(result.stage2, 1):
+        moved = c.stage1_rank - i
+        arrow = (
+            f" [green]↑{moved}[/green]"
+            if moved > 0
+            else (f" [red]↓{-moved}[/red]" if moved < 0 else "")
+        )
+        table.add_row(
+            str(i),
+            f"{c.score:.4f}",
+            f"{c.stage1_rank}{arrow}",
+            f"{c.stage1_score:.4f}",
+            c.id,
+            c.product.title,
+        )
     out.print(table)
 
 
@@ -205,7 +324,9 @@ def collections_cmd(
 @handle_errors
 def synth_cmd(
     out_dir: Annotated[Path, typer.Argument(help="Output folder (Shopee layout).")],
-    groups: Annotated[int, typer.Option("--groups", help="Number of products (groups of 2-6 listings).")] = 200,
+    groups: Annotated[
+        int, typer.Option("--groups", help="Number of products (groups of 2-6 listings).")
+    ] = 200,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     image_size: Annotated[int, typer.Option("--image-size")] = 224,
 ) -> None:

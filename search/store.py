@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from retrieval.errors import UsageError
 from retrieval.index import HYBRID, VectorIndex, open_index
 from retrieval.retriever import IndexReport, Retriever, write_report
-from retrieval.types import Hit, Product
+from retrieval.types import Candidate, Hit, Product
 from search.config import AppConfig
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,14 @@ def _previous_failures(path: Path) -> dict[str, str]:
 
 @dataclass
 class QueryResult:
-    """Hits of one interactive query and how they were found."""
+    """Hits of one interactive query and how they were found; with a reranker,
+    ``stage2`` holds the reranked top N (candidates carry their stage-1 rank)."""
 
     collection: str
     vector: str
     hits: list[Hit]
+    stage2: list[Candidate] | None = None
+    reranker: str | None = None
 
     def to_json(self, text: str, image: str | None) -> dict[str, Any]:
         return {
@@ -105,6 +108,24 @@ class QueryResult:
                 }
                 for i, h in enumerate(self.hits)
             ],
+            **(
+                {
+                    "reranker": self.reranker,
+                    "stage2": [
+                        {
+                            "rank": i + 1,
+                            "id": c.id,
+                            "score": c.score,
+                            "stage1_rank": c.stage1_rank,
+                            "stage1_score": c.stage1_score,
+                            "title": c.product.title,
+                        }
+                        for i, c in enumerate(self.stage2)
+                    ],
+                }
+                if self.stage2 is not None
+                else {}
+            ),
         }
 
 
@@ -127,8 +148,11 @@ def query(
     image: str | None = None,
     collection: str | None = None,
     top_k: int = 10,
+    reranker: str | None = None,
+    k: int | None = None,
 ) -> QueryResult:
-    """Encode one query listing with the collection's encoders and search it."""
+    """Encode one query listing with the collection's encoders and search it; with a
+    reranker, retrieve ``k`` candidates and rerank them down to ``top_k``."""
     if image is not None and not Path(image).exists():
         raise UsageError(f"image not found: {image}")
     if not text.strip() and image is None:
@@ -137,7 +161,9 @@ def query(
     try:
         name = pick_collection(index, collection)
         retriever = Retriever.for_collection(index, name)
-        vector = cfg.stage1.vector or (HYBRID if len(retriever.vector_names()) > 1 else retriever.vector_names()[0])
+        vector = cfg.stage1.vector or (
+            HYBRID if len(retriever.vector_names()) > 1 else retriever.vector_names()[0]
+        )
         product = Product(id="__query__", title=text, image_path=image)
         enc = retriever.encode([product], query=True)
         if enc.failures:
@@ -147,8 +173,20 @@ def query(
         )
         if reqs[0] is None:
             raise UsageError(f"the query has no {vector!r} vector (no text or no image for it)")
+        limit = max(k or cfg.stage1.k, top_k) if reranker else top_k
+        reqs[0] = replace(reqs[0], limit=limit)
         hits = index.search(name, reqs)[0]
-        return QueryResult(name, vector, hits)
+        if reranker is None:
+            return QueryResult(name, vector, hits)
+        from rerank.base import build_reranker, rerank
+        from search.pipeline import Pipeline, hits_to_candidates
+
+        model = build_reranker(reranker)
+        cands = hits_to_candidates(hits)
+        if getattr(model, "needs_features", False):
+            Pipeline(retriever, model).add_features([product], [cands])
+        stage2 = rerank(model, product, cands)[:top_k]
+        return QueryResult(name, vector, hits[:top_k], stage2, model.spec)
     finally:
         index.close()
 

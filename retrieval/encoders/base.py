@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from retrieval.errors import UsageError, unknown_name
-from retrieval.types import Product
+from retrieval.types import ComponentSpec, Product
 
 log = logging.getLogger(__name__)
 
@@ -76,37 +76,7 @@ class Encoder(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class EncoderSpec:
-    """A parsed ``KIND[:MODEL][,key=value...]`` string."""
-
-    kind: str
-    model: str | None = None
-    options: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, text: str) -> EncoderSpec:
-        text = text.strip()
-        if not text:
-            raise UsageError("empty encoder spec")
-        head, *rest = text.split(",")
-        kind, _, model = head.partition(":")
-        options: dict[str, str] = {}
-        for item in rest:
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise UsageError(f"bad encoder option {item!r} in {text!r}: expected key=value")
-            options[key.strip()] = value.strip()
-        # fusion:image=0.5,text=0.5 : the "model" part is itself a weight option
-        if model and "=" in model:
-            key, _, value = model.partition("=")
-            options = {key.strip(): value.strip(), **options}
-            model = ""
-        return cls(kind=kind.strip(), model=model.strip() or None, options=options)
-
-    def __str__(self) -> str:
-        text = self.kind + (f":{self.model}" if self.model else "")
-        return text + "".join(f",{k}={v}" for k, v in self.options.items())
+EncoderSpec = ComponentSpec
 
 
 EncoderFactory = Callable[..., Encoder]

@@ -102,6 +102,10 @@ class VectorIndex(Protocol):
         """The subset of point ids already stored."""
         ...
 
+    def fetch(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Vector]]:
+        """Stored vectors of the given point ids (absent ids are left out)."""
+        ...
+
     def info(self, name: str) -> CollectionInfo | None:
         """Point count, vectors and metadata of a collection (None if absent)."""
         ...
@@ -173,6 +177,19 @@ def check_request(req: SearchRequest, known: dict[str, VectorSpec]) -> None:
             )
 
 
+def to_numpy_vector(value: Any) -> Vector:
+    """A vector as returned by a Qdrant client (list or sparse object) as ours."""
+    import numpy as np
+
+    from retrieval.encoders.base import SparseVec
+
+    if hasattr(value, "indices"):
+        return SparseVec(
+            np.asarray(value.indices, dtype=np.uint32), np.asarray(value.values, dtype=np.float32)
+        )
+    return np.asarray(value, dtype=np.float32)
+
+
 def specs_to_json(vectors: list[VectorSpec]) -> list[dict[str, Any]]:
     """Vector specs as JSON-able dicts (stored in collection metadata)."""
     return [{"name": v.name, "size": v.size, "distance": v.distance, "idf": v.idf} for v in vectors]
@@ -180,4 +197,7 @@ def specs_to_json(vectors: list[VectorSpec]) -> list[dict[str, Any]]:
 
 def specs_from_json(data: list[dict[str, Any]]) -> list[VectorSpec]:
     """Inverse of ``specs_to_json``."""
-    return [VectorSpec(d["name"], d["size"], d.get("distance", "cosine"), d.get("idf", False)) for d in data]
+    return [
+        VectorSpec(d["name"], d["size"], d.get("distance", "cosine"), d.get("idf", False))
+        for d in data
+    ]

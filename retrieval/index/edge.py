@@ -28,6 +28,7 @@ from retrieval.index.base import (
     check_same_vectors,
     specs_from_json,
     specs_to_json,
+    to_numpy_vector,
 )
 from retrieval.types import Hit
 
@@ -65,7 +66,9 @@ class EdgeIndex:
         shard = self._shards.get(name)
         if shard is None:
             if self._read_meta(name) is None:
-                raise UsageError(f"no collection {name!r} under {self.root.parent}; index one first")
+                raise UsageError(
+                    f"no collection {name!r} under {self.root.parent}; index one first"
+                )
             try:
                 shard = self.qe.EdgeShard.load(str(self._dir(name) / "shard"))
             except Exception as exc:  # the binding raises a plain Exception
@@ -92,7 +95,9 @@ class EdgeIndex:
         if folder.exists():  # a creation killed before meta.json was written holds no points
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        self._shards[name] = self.qe.EdgeShard.create(str(folder / "shard"), self._edge_config(vectors))
+        self._shards[name] = self.qe.EdgeShard.create(
+            str(folder / "shard"), self._edge_config(vectors)
+        )
         for field in KEYWORD_FIELDS:
             self._shards[name].update(
                 self.qe.UpdateOperation.create_field_index(field, self.qe.PayloadSchemaType.Keyword)
@@ -105,7 +110,11 @@ class EdgeIndex:
 
     def _edge_config(self, vectors: list[VectorSpec]) -> Any:
         qe, cfg = self.qe, self.config
-        distances = {"cosine": qe.Distance.Cosine, "dot": qe.Distance.Dot, "euclid": qe.Distance.Euclid}
+        distances = {
+            "cosine": qe.Distance.Cosine,
+            "dot": qe.Distance.Dot,
+            "euclid": qe.Distance.Euclid,
+        }
         quant = (
             qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True)
             if cfg.quantization == "int8"
@@ -195,6 +204,16 @@ class EdgeIndex:
         records = self._shard(name).retrieve([uuid.UUID(i) for i in ids], False, False)
         return {str(r.id) for r in records}
 
+    def fetch(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Vector]]:
+        import uuid
+
+        if not ids:
+            return {}
+        records = self._shard(name).retrieve([uuid.UUID(i) for i in ids], False, True)
+        return {
+            str(r.id): {k: to_numpy_vector(v) for k, v in (r.vector or {}).items()} for r in records
+        }
+
     def search(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         if not requests:
             return []
@@ -212,7 +231,9 @@ class EdgeIndex:
         quant = None
         if cfg.quantization:
             quant = qe.QuantizationSearchParams(rescore=cfg.rescore, oversampling=cfg.oversampling)
-        params = qe.SearchParams(hnsw_ef=max(cfg.hnsw_ef, req.limit), exact=cfg.exact, quantization=quant)
+        params = qe.SearchParams(
+            hnsw_ef=max(cfg.hnsw_ef, req.limit), exact=cfg.exact, quantization=quant
+        )
         flt = None
         if req.filter:
             flt = qe.Filter(

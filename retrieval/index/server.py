@@ -23,6 +23,7 @@ from retrieval.index.base import (
     check_same_vectors,
     specs_from_json,
     specs_to_json,
+    to_numpy_vector,
 )
 from retrieval.index.edge import KEYWORD_FIELDS
 from retrieval.types import Hit
@@ -60,7 +61,9 @@ class ServerIndex:
         try:
             return fn(*args, **kwargs)
         except ResponseHandlingException as exc:
-            raise SearchError(f"cannot reach Qdrant at {self.url}: {exc}; {UNREACHABLE_HINT}") from exc
+            raise SearchError(
+                f"cannot reach Qdrant at {self.url}: {exc}; {UNREACHABLE_HINT}"
+            ) from exc
         except UnexpectedResponse as exc:
             if exc.status_code in (401, 403):
                 raise SearchError(
@@ -68,7 +71,9 @@ class ServerIndex:
                 ) from exc
             raise SearchError(f"Qdrant at {self.url} answered {exc.status_code}: {exc}") from exc
         except (ConnectionError, OSError) as exc:
-            raise SearchError(f"cannot reach Qdrant at {self.url}: {exc}; {UNREACHABLE_HINT}") from exc
+            raise SearchError(
+                f"cannot reach Qdrant at {self.url}: {exc}; {UNREACHABLE_HINT}"
+            ) from exc
 
     # -- collections -------------------------------------------------------------------
     def _read_meta(self, name: str) -> dict[str, Any] | None:
@@ -78,7 +83,9 @@ class ServerIndex:
             info = self._call(self.client.get_collection, name)
             meta = dict(info.config.metadata or {})
             if "vectors" not in meta:
-                raise UsageError(f"collection {name!r} was not made by this tool (no vector metadata)")
+                raise UsageError(
+                    f"collection {name!r} was not made by this tool (no vector metadata)"
+                )
             self._meta[name] = meta
         return self._meta[name]
 
@@ -93,7 +100,11 @@ class ServerIndex:
             check_same_vectors(name, specs_from_json(existing["vectors"]), vectors)
             check_same_encoders(name, existing, meta)
             return
-        distances = {"cosine": m.Distance.COSINE, "dot": m.Distance.DOT, "euclid": m.Distance.EUCLID}
+        distances = {
+            "cosine": m.Distance.COSINE,
+            "dot": m.Distance.DOT,
+            "euclid": m.Distance.EUCLID,
+        }
         dense = {
             v.name: m.VectorParams(size=v.size, distance=distances[v.distance], on_disk=cfg.on_disk)
             for v in vectors
@@ -157,7 +168,9 @@ class ServerIndex:
     # -- points ------------------------------------------------------------------------
     def _vector(self, vec: Vector) -> Any:
         if isinstance(vec, SparseVec):
-            return self.models.SparseVector(indices=vec.indices.tolist(), values=vec.values.tolist())
+            return self.models.SparseVector(
+                indices=vec.indices.tolist(), values=vec.values.tolist()
+            )
         return vec.tolist()
 
     def upsert(
@@ -182,6 +195,16 @@ class ServerIndex:
         )
         return {str(r.id) for r in records}
 
+    def fetch(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Vector]]:
+        if not ids:
+            return {}
+        records = self._call(
+            self.client.retrieve, name, ids=list(ids), with_payload=False, with_vectors=True
+        )
+        return {
+            str(r.id): {k: to_numpy_vector(v) for k, v in (r.vector or {}).items()} for r in records
+        }
+
     def search(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         if not requests:
             return []
@@ -201,17 +224,22 @@ class ServerIndex:
         quant = None
         if cfg.quantization:
             quant = m.QuantizationSearchParams(rescore=cfg.rescore, oversampling=cfg.oversampling)
-        params = m.SearchParams(hnsw_ef=max(cfg.hnsw_ef, req.limit), exact=cfg.exact, quantization=quant)
+        params = m.SearchParams(
+            hnsw_ef=max(cfg.hnsw_ef, req.limit), exact=cfg.exact, quantization=quant
+        )
         if self.url == ":memory:":
             params = None  # local mode always searches exactly and warns about params
         flt = None
         if req.filter:
             flt = m.Filter(
                 must=[
-                    m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in req.filter.items()
+                    m.FieldCondition(key=k, match=m.MatchValue(value=v))
+                    for k, v in req.filter.items()
                 ]
             )
-        payload: Any = req.payload if isinstance(req.payload, bool) else sorted({"id", *req.payload})
+        payload: Any = (
+            req.payload if isinstance(req.payload, bool) else sorted({"id", *req.payload})
+        )
         if req.using != HYBRID:
             return m.QueryRequest(
                 query=self._vector(req.vectors[req.using]),
@@ -223,7 +251,9 @@ class ServerIndex:
             )
         pl = req.prefetch_limit or max(req.limit, 100)
         prefetch = [
-            m.Prefetch(query=self._vector(req.vectors[n]), using=n, limit=pl, params=params, filter=flt)
+            m.Prefetch(
+                query=self._vector(req.vectors[n]), using=n, limit=pl, params=params, filter=flt
+            )
             for n in req.hybrid
         ]
         fusion = m.Fusion.RRF if req.fusion == "rrf" else m.Fusion.DBSF

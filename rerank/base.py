@@ -1,0 +1,129 @@
+"""The Reranker protocol, the registry of reranker kinds and the text formatter.
+
+A reranker scores (query, candidate) pairs; ``rerank`` / ``rerank_batch`` set the
+scores on the candidates and sort them. Device choice, batching and model loading
+live in each implementation. Specs read ``KIND[:MODEL][,key=value...]``, e.g.
+``cross-encoder:BAAI/bge-reranker-v2-m3,batch_size=32`` or ``pair-gbdt:model.txt``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from retrieval.errors import UsageError, unknown_name
+from retrieval.types import Candidate, ComponentSpec, Product
+
+Pair = tuple[Product, Candidate]
+# Modules whose import registers a kind; imported on first use so torch stays unloaded.
+_MODULES = {
+    "cross-encoder": "rerank.cross_encoder",
+    "qwen-vl": "rerank.qwen_vl",
+    "pair-gbdt": "rerank.pair_gbdt",
+}
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Scores (query, candidate) pairs; higher means more likely the same product."""
+
+    spec: str
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]:
+        """One score per pair, in order. Pairs may come from many queries."""
+        ...
+
+
+@dataclass(frozen=True)
+class Formatter:
+    """Turns a product into the text a model reads: its title, then chosen fields
+    (``fields=brand+description`` in a spec), each as ``name: value``."""
+
+    fields: tuple[str, ...] = ()
+    max_chars: int = 1000
+
+    @classmethod
+    def from_option(cls, value: str | None) -> Formatter:
+        return cls(tuple(f for f in (value or "").split("+") if f))
+
+    def __call__(self, product: Product) -> str:
+        parts = [product.title.strip()]
+        for name in self.fields:
+            value = product.fields.get(name)
+            if value not in (None, ""):
+                parts.append(f"{name}: {value}")
+        return " | ".join(p for p in parts if p)[: self.max_chars]
+
+
+RerankerFactory = Callable[..., Reranker]
+_REGISTRY: dict[str, RerankerFactory] = {}
+
+
+def register_reranker(name: str) -> Callable[[RerankerFactory], RerankerFactory]:
+    """Register a factory ``factory(model, **options) -> Reranker`` under an exact name."""
+
+    def deco(factory: RerankerFactory) -> RerankerFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"reranker kind {name!r} registered twice")
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def reranker_kinds() -> list[str]:
+    """Every known reranker kind."""
+    return sorted(set(_REGISTRY) | set(_MODULES))
+
+
+def build_reranker(spec: str | ComponentSpec) -> Reranker:
+    """Build a reranker from ``KIND[:MODEL][,key=value...]``; unknown kinds list the known."""
+    parsed = spec if isinstance(spec, ComponentSpec) else ComponentSpec.parse(spec)
+    if parsed.kind not in _REGISTRY and parsed.kind in _MODULES:
+        importlib.import_module(_MODULES[parsed.kind])
+    factory = _REGISTRY.get(parsed.kind)
+    if factory is None:
+        raise unknown_name("reranker", parsed.kind, reranker_kinds())
+    try:
+        reranker = factory(parsed.model, **parsed.options)
+    except TypeError as exc:
+        raise UsageError(f"bad options for reranker {parsed.kind!r}: {exc}") from exc
+    reranker.spec = str(parsed)
+    return reranker
+
+
+@dataclass
+class RerankStats:
+    """Counts a batch run reports (truncated titles, unreadable images, ...)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+
+def rerank(reranker: Reranker, query: Product, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Score one query's candidates and return them best first."""
+    return rerank_batch(reranker, [(query, candidates)])[0]
+
+
+def rerank_batch(
+    reranker: Reranker, items: Sequence[tuple[Product, Sequence[Candidate]]]
+) -> list[list[Candidate]]:
+    """Score the candidates of many queries in one call (the reranker batches across
+    queries) and return each list best first; an empty list stays empty."""
+    pairs = [(q, c) for q, cands in items for c in cands]
+    scores = reranker.score(pairs) if pairs else []
+    if len(scores) != len(pairs):
+        raise RuntimeError(f"{reranker.spec} returned {len(scores)} scores for {len(pairs)} pairs")
+    out, i = [], 0
+    for _, cands in items:
+        scored = []
+        for c in cands:
+            c.score = float(scores[i])
+            scored.append(c)
+            i += 1
+        out.append(sorted(scored, key=lambda c: (-c.score, c.stage1_rank)))
+    return out
