@@ -54,7 +54,9 @@ class Dataset(ABC):
         return info
 
 
-def split_of_group(group: str, seed: int = 0, fractions: tuple[float, float] = DEFAULT_SPLIT) -> str:
+def split_of_group(
+    group: str, seed: int = 0, fractions: tuple[float, float] = DEFAULT_SPLIT
+) -> str:
     """Deterministic split of a label group: the same group lands in the same split on
     every machine and every run (a hash, not a random generator)."""
     digest = hashlib.blake2b(f"{seed}:{group}".encode(), digest_size=8).digest()

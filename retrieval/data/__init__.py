@@ -1,0 +1,97 @@
+"""Dataset readers and the one entry point that picks the right one for a path.
+
+| format | what it reads |
+| --- | --- |
+| ``shopee`` | a folder or zip with ``train.csv`` / ``test.csv`` and ``*_images/`` |
+| ``query-gallery`` | a folder with ``gallery.jsonl`` and ``queries.jsonl`` |
+| ``catalog`` | one ``.jsonl`` / ``.json`` / ``.csv`` file with id, title, image, group |
+"""
+
+from __future__ import annotations
+
+import inspect
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from retrieval.data.base import Dataset
+from retrieval.data.catalog import SUFFIXES, CatalogDataset
+from retrieval.data.query_gallery import GALLERY, QUERIES, QueryGalleryDataset
+from retrieval.data.records import absolute
+from retrieval.data.shopee import CSV_FILES, ShopeeDataset, zip_prefix
+from retrieval.errors import UsageError, unknown_name
+
+FORMATS: dict[str, type[Dataset]] = {
+    "shopee": ShopeeDataset,
+    "query-gallery": QueryGalleryDataset,
+    "catalog": CatalogDataset,
+}
+
+__all__ = [
+    "FORMATS",
+    "CatalogDataset",
+    "Dataset",
+    "QueryGalleryDataset",
+    "ShopeeDataset",
+    "detect_format",
+    "open_dataset",
+]
+
+
+def detect_format(path: str | Path) -> str | None:
+    """The format of a dataset path, or ``None`` when nothing tells."""
+    p = absolute(path)
+    if p.is_dir():
+        if (p / GALLERY).is_file() and (p / QUERIES).is_file():
+            return "query-gallery"
+        if any((p / name).is_file() for name in CSV_FILES):
+            return "shopee"
+        return None
+    suffix = p.suffix.lower()
+    if suffix == ".zip":
+        try:
+            with zipfile.ZipFile(p) as zf:
+                names = set(zf.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return None
+        prefix = zip_prefix(names)
+        return "shopee" if any(prefix + name in names for name in CSV_FILES) else None
+    if suffix == ".csv" and _is_shopee_csv(p):
+        return "shopee"
+    if suffix in SUFFIXES:
+        return "catalog"
+    return None
+
+
+def _is_shopee_csv(path: Path) -> bool:
+    """A CSV file whose header is Shopee's (``posting_id`` ... ``title``)."""
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            header = handle.readline()
+    except OSError:
+        return False
+    columns = {c.strip().strip('"') for c in header.split(",")}
+    return {"posting_id", "image", "title"} <= columns
+
+
+def open_dataset(path: str | Path, format: str | None = None, **kwargs: Any) -> Dataset:
+    """Open a dataset, detecting its format unless ``format`` names one.
+
+    ``kwargs`` go to the reader (``seed`` for all; ``csv`` for shopee)."""
+    p = absolute(path)
+    if not p.exists():
+        raise UsageError(f"dataset not found: {path}")
+    if format is None:
+        format = detect_format(p)
+        if format is None:
+            raise UsageError(
+                f"cannot tell the format of {path}: pass --format ({', '.join(FORMATS)})"
+            )
+    elif format not in FORMATS:
+        raise unknown_name("dataset format", format, list(FORMATS))
+    reader = FORMATS[format]
+    try:
+        inspect.signature(reader).bind(p, **kwargs)
+    except TypeError as exc:
+        raise UsageError(f"bad option for the {format} reader: {exc}") from exc
+    return reader(p, **kwargs)
