@@ -1,0 +1,139 @@
+"""The ``cross-encoder`` reranker: a sentence-transformers CrossEncoder reads the query
+title and the candidate title together and gives one relevance logit.
+
+Model: any hub name or local path of a single-logit cross-encoder.
+
+* ``BAAI/bge-reranker-v2-m3`` (default): multilingual XLM-RoBERTa-large (568M parameters);
+  Shopee titles mix Indonesian and English. Wants a GPU.
+* ``cross-encoder/ms-marco-MiniLM-L6-v2``: small English MiniLM (23M), fine on a CPU.
+
+Options (``cross-encoder:MODEL,key=value,...``):
+
+* ``device``: ``auto`` (cuda, then mps, then cpu) or a torch device name.
+* ``precision``: ``auto`` (bf16 on a GPU, fp32 on a CPU), ``bf16``, ``fp16`` or ``fp32``.
+* ``batch_size`` (32): pairs per forward pass; halved and retried on GPU out-of-memory.
+* ``max_length`` (256): tokens per pair; longer pairs are truncated and counted in
+  ``stats.counts["truncated"]``.
+* ``fields``: product fields appended to the title, ``+``-separated (``brand+description``).
+* ``activation``: ``sigmoid`` (default; scores in [0, 1]) or ``none`` (raw logits).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from rerank._torch import choice_option, int_option, resolve_device, resolve_dtype, run_batches
+from rerank.base import Formatter, Pair, RerankStats, register_reranker
+from retrieval.errors import MissingExtraError, SearchError, UsageError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
+SMALL_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
+
+
+class CrossEncoderReranker:
+    """Scores pairs with a sentence-transformers CrossEncoder, batched by length."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str | None = None,
+        precision: str | None = None,
+        batch_size: int = 32,
+        max_length: int = 256,
+        fields: str | None = None,
+        activation: str = "sigmoid",
+    ) -> None:
+        try:
+            import torch
+            from sentence_transformers import CrossEncoder
+        except ImportError as exc:
+            raise MissingExtraError("text", exc.name or "sentence-transformers") from exc
+        self.spec = f"cross-encoder:{model}"
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(self.device, precision)
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.format = Formatter.from_option(fields)
+        act = choice_option("activation", activation, ("sigmoid", "none"))
+        self.activation = torch.nn.Sigmoid() if act == "sigmoid" else torch.nn.Identity()
+        self.stats = RerankStats()
+        try:
+            self.model = CrossEncoder(model, device=self.device, max_length=max_length)
+        except OSError as exc:
+            raise SearchError(f"cannot load cross-encoder {model!r}: {exc}") from exc
+        if self.model.num_labels != 1:
+            raise UsageError(
+                f"cross-encoder {model!r} has {self.model.num_labels} labels; expected 1 logit"
+            )
+        if self.dtype != torch.float32:
+            self.model.to(dtype=self.dtype)
+        self.model.eval()
+        self.tokenizer: Any = self.model.tokenizer
+
+    def _lengths(self, texts: Sequence[tuple[str, str]]) -> list[int]:
+        """Token counts of each pair before truncation (special tokens included)."""
+        encoded = self.tokenizer(
+            [a for a, _ in texts], [b for _, b in texts], truncation=False, verbose=False
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def _predict(self, texts: Sequence[tuple[str, str]]) -> list[float]:
+        import torch
+
+        with torch.inference_mode():
+            scores = self.model.predict(
+                list(texts),
+                batch_size=len(texts),
+                activation_fn=self.activation,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return [float(s) for s in scores.reshape(-1)]
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]:
+        """One score per (query, candidate) pair, in input order."""
+        if not pairs:
+            return []
+        texts = [(self.format(q), self.format(c.product)) for q, c in pairs]
+        lengths = self._lengths(texts)
+        truncated = sum(n > self.max_length for n in lengths)
+        if truncated:
+            self.stats.add("truncated", truncated)
+            log.debug("%s: %d of %d pairs truncated", self.spec, truncated, len(pairs))
+        # Longest first, so each batch pads to similar lengths and the worst OOM comes early.
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        sorted_scores, _ = run_batches(
+            [texts[i] for i in order], self.batch_size, self._predict, name=self.spec
+        )
+        scores = [0.0] * len(texts)
+        for i, s in zip(order, sorted_scores):
+            scores[i] = s
+        return scores
+
+
+@register_reranker("cross-encoder")
+def cross_encoder(
+    model: str | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: str | int = 32,
+    max_length: str | int = 256,
+    fields: str | None = None,
+    activation: str = "sigmoid",
+) -> CrossEncoderReranker:
+    """Build a cross-encoder reranker (default model ``BAAI/bge-reranker-v2-m3``)."""
+    return CrossEncoderReranker(
+        model or DEFAULT_MODEL,
+        device=device,
+        precision=precision,
+        batch_size=int_option("batch_size", batch_size),
+        max_length=int_option("max_length", max_length, minimum=8),
+        fields=fields,
+        activation=activation,
+    )

@@ -1,0 +1,135 @@
+"""The cross-encoder reranker on a tiny random BERT loaded by path."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sentence_transformers")
+
+from rerank.base import build_reranker, rerank  # noqa: E402
+from retrieval.errors import MissingExtraError, SearchError, UsageError  # noqa: E402
+from retrieval.types import Candidate, Product  # noqa: E402
+
+ROWS = [
+    ("samsung galaxy a52 128gb hitam", None, "samsung galaxy a52 hitam original", None),
+    ("nike", None, "xiaomi redmi note 10 64 gb garansi resmi murah", None),
+    ("xiaomi redmi note 10", None, "xiaomi redmi note 10 64gb", None),
+    ("sepatu nike air zoom putih biru original murah", None, "sepatu", None),
+    ("a", None, "b", None),
+]
+
+
+@pytest.fixture(scope="module")
+def reranker(tiny_cross_encoder):
+    return build_reranker(f"cross-encoder:{tiny_cross_encoder},device=cpu,batch_size=2")
+
+
+def test_scores_one_per_pair_in_order(reranker, make_pairs):
+    pairs = make_pairs(ROWS)
+    scores = reranker.score(pairs)
+    assert len(scores) == len(pairs)
+    assert all(0.0 < s < 1.0 for s in scores)
+    # the same pairs reversed give the same scores reversed
+    assert reranker.score(pairs[::-1]) == pytest.approx(scores[::-1], abs=1e-6)
+    assert reranker.score([]) == []
+    assert reranker.spec.startswith("cross-encoder:") and reranker.spec.endswith("batch_size=2")
+
+
+def test_length_sorting_does_not_change_scores(reranker, make_pairs):
+    pairs = make_pairs(ROWS)
+    batched = reranker.score(pairs)
+    single = [reranker.score([p])[0] for p in pairs]
+    assert batched == pytest.approx(single, abs=1e-5)
+
+
+def test_rerank_sorts_candidates(reranker):
+    query = Product("q", "samsung galaxy a52")
+    cands = [Candidate(Product(f"c{i}", t), 0.0, i) for i, (_, _, t, _) in enumerate(ROWS)]
+    ranked = rerank(reranker, query, cands)
+    assert [c.score for c in ranked] == sorted((c.score for c in ranked), reverse=True)
+
+
+def test_known_logit(tiny_cross_encoder, make_pairs):
+    rr = build_reranker(f"cross-encoder:{tiny_cross_encoder},device=cpu,activation=none")
+    head = rr.model.model.classifier
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(0.75)
+    pairs = make_pairs(ROWS)
+    assert rr.score(pairs) == pytest.approx([0.75] * len(pairs), abs=1e-6)
+    rr.activation = torch.nn.Sigmoid()
+    assert rr.score(pairs) == pytest.approx([1 / (1 + math.exp(-0.75))] * len(pairs), abs=1e-6)
+
+
+def test_truncation_counted(tiny_cross_encoder, make_pairs):
+    rr = build_reranker(f"cross-encoder:{tiny_cross_encoder},device=cpu,max_length=16")
+    long_title = "samsung galaxy a52 128gb hitam original garansi resmi murah putih biru"
+    pairs = make_pairs([("nike", None, "sepatu", None), (long_title, None, long_title, None)])
+    scores = rr.score(pairs)
+    assert len(scores) == 2
+    assert rr.stats.counts == {"truncated": 1}
+    rr.score(pairs)
+    assert rr.stats.counts == {"truncated": 2}
+
+
+def test_fields_option_reaches_the_text(tiny_cross_encoder):
+    rr = build_reranker(f"cross-encoder:{tiny_cross_encoder},device=cpu,fields=brand+size")
+    product = Product("p", "sepatu", fields={"brand": "nike", "size": 42})
+    assert rr.format(product) == "sepatu | brand: nike | size: 42"
+
+
+def test_oom_halves_the_batch(tiny_cross_encoder, make_pairs, monkeypatch, caplog):
+    rr = build_reranker(f"cross-encoder:{tiny_cross_encoder},device=cpu,batch_size=4")
+    pairs = make_pairs(ROWS)
+    expected = rr.score(pairs)
+    real, sizes = rr.model.predict, []
+
+    def flaky(texts, **kwargs):
+        sizes.append(len(texts))
+        if len(sizes) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(rr.model, "predict", flaky)
+    assert rr.score(pairs) == pytest.approx(expected, abs=1e-5)
+    assert sizes == [4, 2, 2, 1]
+    assert "retrying with batch size 2" in caplog.text
+
+    def always(texts, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(rr.model, "predict", always)
+    with pytest.raises(SearchError, match="batch size 1"):
+        rr.score(pairs)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (",batch_size=many", "not an integer"),
+        (",batch_size=0", "at least 1"),
+        (",activation=relu", "activation"),
+        (",precision=int8", "precision"),
+        (",device=tpu", "unknown device"),
+        (",colour=red", "bad options"),
+    ],
+)
+def test_bad_options(tiny_cross_encoder, options, message):
+    with pytest.raises(UsageError, match=message):
+        build_reranker(f"cross-encoder:{tiny_cross_encoder},device=cpu{options}")
+
+
+def test_missing_model_is_one_line_error(tmp_path):
+    with pytest.raises(SearchError, match="cannot load cross-encoder"):
+        build_reranker(f"cross-encoder:{tmp_path / 'nope'},device=cpu")
+
+
+def test_missing_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(MissingExtraError) as err:
+        build_reranker("cross-encoder")
+    assert err.value.extra == "text"
