@@ -6,7 +6,14 @@ imports its heavy stack when it is called.
 
 from __future__ import annotations
 
-from retrieval.encoders import fusion, sparse  # noqa: F401  (registration)
+from retrieval.encoders import (  # noqa: F401  (registration)
+    clip,
+    fusion,
+    phash,
+    sparse,
+    text,
+    visual_bge,
+)
 from retrieval.encoders.base import (
     Encoded,
     Encoder,

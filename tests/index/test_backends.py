@@ -30,7 +30,12 @@ def fill(index, name, n=20, seed=0):
         "sparse": [sparse((i, 1.0), (999, 1.0)) for i in range(n)],
     }
     payloads = [
-        {"id": f"p{i}", "title": f"item {i}", "group": f"g{i // 2}", "split": "train" if i % 2 else "test"}
+        {
+            "id": f"p{i}",
+            "title": f"item {i}",
+            "group": f"g{i // 2}",
+            "split": "train" if i % 2 else "test",
+        }
         for i in range(n)
     ]
     index.create(name, SPECS, {"encoders": ["x"]})
@@ -86,7 +91,9 @@ def test_sparse_search_uses_idf(index):
     name = index.test_prefix + "sparse"
     fill(index, name)
     # term 999 is in every point (idf ~ 0); term 7 only in p7: p7 must win
-    hits = index.search(name, [SearchRequest({"sparse": sparse((7, 1.0), (999, 1.0))}, "sparse", 5)])[0]
+    hits = index.search(
+        name, [SearchRequest({"sparse": sparse((7, 1.0), (999, 1.0))}, "sparse", 5)]
+    )[0]
     assert hits[0].id == "p7"
 
 
@@ -106,7 +113,9 @@ def test_hybrid_fuses_dense_and_sparse(index, fusion):
 def test_filter_restricts_to_split(index):
     name = index.test_prefix + "flt"
     text, _ = fill(index, name)
-    hits = index.search(name, [SearchRequest({"text": text[4]}, "text", 20, filter={"split": "train"})])[0]
+    hits = index.search(
+        name, [SearchRequest({"text": text[4]}, "text", 20, filter={"split": "train"})]
+    )[0]
     assert hits and all(h.payload["split"] == "train" for h in hits)
     assert "p4" not in {h.id for h in hits}  # p4 is a test item
 
@@ -138,7 +147,9 @@ def test_bad_query_vectors_are_usage_errors(index):
     with pytest.raises(UsageError, match="unknown vector"):
         index.search(name, [SearchRequest({"nope": np.ones(8, dtype=np.float32)}, "nope", 1)])
     with pytest.raises(UsageError, match="fusion"):
-        req = SearchRequest({"text": np.ones(8), "image": np.ones(4)}, "hybrid", 1, ("text", "image"), "max")
+        req = SearchRequest(
+            {"text": np.ones(8), "image": np.ones(4)}, "hybrid", 1, ("text", "image"), "max"
+        )
         index.search(name, [req])
 
 
@@ -156,3 +167,14 @@ def test_unreachable_server_is_one_clear_error():
     idx = open_index("server", url="http://127.0.0.1:9")
     with pytest.raises(SearchError, match="docker compose up -d qdrant"):
         idx.collections()
+
+
+def test_fetch_returns_stored_vectors(index):
+    name = index.test_prefix + "fetch"
+    text, image = fill(index, name, n=4)
+    got = index.fetch(name, [point_id("ds", "p0"), point_id("ds", "p1"), point_id("ds", "zz")])
+    assert set(got) == {point_id("ds", "p0"), point_id("ds", "p1")}
+    p0, p1 = got[point_id("ds", "p0")], got[point_id("ds", "p1")]
+    assert set(p0) == {"text", "image", "sparse"} and set(p1) == {"text", "sparse"}
+    assert np.allclose(p0["text"], text[0], atol=1e-5)
+    assert sorted(p1["sparse"].indices.tolist()) == [1, 999]

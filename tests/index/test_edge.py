@@ -16,7 +16,12 @@ from retrieval.index import IndexConfig, SearchRequest, open_index, point_id
 def _load(idx, n=50, dim=16, seed=1):
     vecs = l2_normalize(np.random.default_rng(seed).normal(size=(n, dim)))
     idx.create("c", [VectorSpec("v", dim)], {"encoders": ["e"]})
-    idx.upsert("c", [point_id("d", str(i)) for i in range(n)], {"v": list(vecs)}, [{"id": str(i)} for i in range(n)])
+    idx.upsert(
+        "c",
+        [point_id("d", str(i)) for i in range(n)],
+        {"v": list(vecs)},
+        [{"id": str(i)} for i in range(n)],
+    )
     idx.optimize("c")
     return vecs
 

@@ -1,0 +1,117 @@
+"""Encoder fixtures: small images in tmp_path and tiny random models built from configs.
+
+Nothing here touches the network: HF_HUB_OFFLINE is set before any hub client loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+# a WordPiece vocabulary for the tiny BERT models: specials, letters, digits, words
+WORDS = (
+    "apple iphone samsung galaxy tab nike air zoom shoe red blue black white phone case "
+    "cable usb charger gb tv sony lg camera lens bag watch ##s ##er ##ing"
+).split()
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+VOCAB += list("abcdefghijklmnopqrstuvwxyz0123456789") + [
+    f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"
+]
+VOCAB += list(".,:;-/()") + WORDS
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+def write_image(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> str:
+    """A random RGB image (a smooth gradient plus noise, distinct per seed)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    base = rng.integers(0, 255, (1, 1, 3))
+    grad = np.linspace(0, 1, w)[None, :, None] * rng.integers(0, 255, (1, 1, 3))
+    noise = rng.integers(0, 60, (h, w, 3))
+    arr = np.clip(base * 0.5 + grad + noise, 0, 255).astype(np.uint8)
+    Image.fromarray(arr).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def make_image():
+    """``make_image(path, seed)`` writes a random RGB image and returns its path."""
+    return write_image
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    """Eight images img0..img7.png, a corrupt file and the path of a missing one."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = {f"img{i}": write_image(folder / f"img{i}.png", i) for i in range(8)}
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    paths["corrupt"] = str(folder / "corrupt.jpg")
+    paths["missing"] = str(folder / "missing.png")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_arch(tmp_path_factory):
+    """Name of a tiny open_clip architecture registered from a config in a tmp dir."""
+    open_clip = pytest.importorskip("open_clip")
+    name = f"tiny-clip-{uuid.uuid4().hex[:8]}"
+    cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {
+            "image_size": 32,
+            "layers": 1,
+            "width": 32,
+            "patch_size": 8,
+            "head_width": 16,
+        },
+        "text_cfg": {
+            "context_length": 16,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+        },
+    }
+    path = tmp_path_factory.mktemp("clipcfg") / f"{name}.json"
+    path.write_text(json.dumps(cfg))
+    open_clip.add_model_config(path)
+    return name
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    """A 2-layer random BERT and its WordPiece tokenizer saved as a transformers folder."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(VOCAB) + "\n")
+    tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    config = transformers.BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
