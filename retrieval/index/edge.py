@@ -265,4 +265,5 @@ class EdgeIndex:
 
 def _hit(point: Any) -> Hit:
     payload = point.payload or {}
-    return Hit(id=str(payload.get("id", point.id)), score=float(point.score), payload=payload)
+    pid = payload["id"] if "id" in payload else point.id  # .id builds a uuid.UUID: costly
+    return Hit(id=str(pid), score=float(point.score), payload=payload)
