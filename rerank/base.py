@@ -8,12 +8,11 @@ live in each implementation. Specs read ``KIND[:MODEL][,key=value...]``, e.g.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from retrieval.errors import UsageError, unknown_name
+from retrieval.registry import Registry
 from retrieval.types import Candidate, ComponentSpec, Product
 
 Pair = tuple[Product, Candidate]
@@ -57,41 +56,22 @@ class Formatter:
         return " | ".join(p for p in parts if p)[: self.max_chars]
 
 
-RerankerFactory = Callable[..., Reranker]
-_REGISTRY: dict[str, RerankerFactory] = {}
+RERANKERS: Registry[Reranker] = Registry("reranker", lazy=_MODULES)
 
 
-def register_reranker(name: str) -> Callable[[RerankerFactory], RerankerFactory]:
+def register_reranker(name: str) -> Callable[[Callable[..., Reranker]], Callable[..., Reranker]]:
     """Register a factory ``factory(model, **options) -> Reranker`` under an exact name."""
-
-    def deco(factory: RerankerFactory) -> RerankerFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"reranker kind {name!r} registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+    return RERANKERS.register(name)
 
 
 def reranker_kinds() -> list[str]:
     """Every known reranker kind."""
-    return sorted(set(_REGISTRY) | set(_MODULES))
+    return RERANKERS.kinds()
 
 
 def build_reranker(spec: str | ComponentSpec) -> Reranker:
     """Build a reranker from ``KIND[:MODEL][,key=value...]``; unknown kinds list the known."""
-    parsed = spec if isinstance(spec, ComponentSpec) else ComponentSpec.parse(spec)
-    if parsed.kind not in _REGISTRY and parsed.kind in _MODULES:
-        importlib.import_module(_MODULES[parsed.kind])
-    factory = _REGISTRY.get(parsed.kind)
-    if factory is None:
-        raise unknown_name("reranker", parsed.kind, reranker_kinds())
-    try:
-        reranker = factory(parsed.model, **parsed.options)
-    except TypeError as exc:
-        raise UsageError(f"bad options for reranker {parsed.kind!r}: {exc}") from exc
-    reranker.spec = str(parsed)
-    return reranker
+    return RERANKERS.build(spec)
 
 
 @dataclass

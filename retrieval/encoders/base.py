@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from retrieval.errors import UsageError, unknown_name
+from retrieval.registry import Registry
 from retrieval.types import ComponentSpec, Product
 
 log = logging.getLogger(__name__)
@@ -79,41 +79,26 @@ class Encoder(Protocol):
 EncoderSpec = ComponentSpec
 
 
-EncoderFactory = Callable[..., Encoder]
-_REGISTRY: dict[str, EncoderFactory] = {}
+ENCODERS: Registry[Encoder] = Registry("encoder")
 
 
-def register_encoder(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
+def register_encoder(name: str) -> Callable[[Callable[..., Encoder]], Callable[..., Encoder]]:
     """Register an encoder factory ``factory(model, **options)`` under an exact kind name."""
-
-    def deco(factory: EncoderFactory) -> EncoderFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"encoder kind {name!r} registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+    return ENCODERS.register(name)
 
 
 def encoder_kinds() -> list[str]:
     """The registered encoder kinds."""
-    return sorted(_REGISTRY)
+    import retrieval.encoders  # noqa: F401  (runs every registration)
+
+    return ENCODERS.kinds()
 
 
 def build_encoder(spec: str | EncoderSpec) -> Encoder:
     """Build an encoder from its spec; an unknown kind lists the known ones."""
     import retrieval.encoders  # noqa: F401  (runs every registration)
 
-    parsed = spec if isinstance(spec, EncoderSpec) else EncoderSpec.parse(spec)
-    factory = _REGISTRY.get(parsed.kind)
-    if factory is None:
-        raise unknown_name("encoder", parsed.kind, list(_REGISTRY))
-    try:
-        encoder = factory(parsed.model, **parsed.options)
-    except TypeError as exc:
-        raise UsageError(f"bad options for encoder {parsed.kind!r}: {exc}") from exc
-    encoder.spec = str(parsed)
-    return encoder
+    return ENCODERS.build(spec)
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:

@@ -127,6 +127,21 @@ class VectorIndex(Protocol):
         ...
 
 
+def check_compatible(
+    name: str, existing: dict[str, Any], vectors: list[VectorSpec], meta: dict[str, Any]
+) -> None:
+    """An existing collection must store the same vectors from the same encoders."""
+    check_same_vectors(name, specs_from_json(existing["vectors"]), vectors)
+    check_same_encoders(name, existing, meta)
+
+
+def hit_from_point(point: Any) -> Hit:
+    """A scored point of either client as a Hit (product id from the payload)."""
+    payload = point.payload or {}
+    pid = payload["id"] if "id" in payload else point.id  # edge's .id builds a uuid.UUID
+    return Hit(id=str(pid), score=float(point.score), payload=payload)
+
+
 def check_same_vectors(name: str, existing: list[VectorSpec], wanted: list[VectorSpec]) -> None:
     """Raise a usage error naming ``--recreate`` when the vectors of a collection differ."""
     have = {v.name: v for v in existing}

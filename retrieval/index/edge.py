@@ -23,9 +23,9 @@ from retrieval.index.base import (
     CollectionInfo,
     IndexConfig,
     SearchRequest,
+    check_compatible,
     check_request,
-    check_same_encoders,
-    check_same_vectors,
+    hit_from_point,
     specs_from_json,
     specs_to_json,
     to_numpy_vector,
@@ -89,8 +89,7 @@ class EdgeIndex:
             self.drop(name)
         existing = self._read_meta(name)
         if existing is not None:
-            check_same_vectors(name, specs_from_json(existing["vectors"]), vectors)
-            check_same_encoders(name, existing, meta)
+            check_compatible(name, existing, vectors, meta)
             return
         if folder.exists():  # a creation killed before meta.json was written holds no points
             shutil.rmtree(folder)
@@ -224,7 +223,7 @@ class EdgeIndex:
             check_request(req, known)
             batch.append(self._request(req))
         results = shard.query_batch(self.qe.QueryBatchRequest(batch))
-        return [[_hit(p) for p in row] for row in results]
+        return [[hit_from_point(p) for p in row] for row in results]
 
     def _request(self, req: SearchRequest) -> Any:
         qe, cfg = self.qe, self.config
@@ -261,9 +260,3 @@ class EdgeIndex:
         return qe.QueryRequest(
             limit=req.limit, prefetches=prefetches, query=fusion, filter=flt, with_payload=payload
         )
-
-
-def _hit(point: Any) -> Hit:
-    payload = point.payload or {}
-    pid = payload["id"] if "id" in payload else point.id  # .id builds a uuid.UUID: costly
-    return Hit(id=str(pid), score=float(point.score), payload=payload)

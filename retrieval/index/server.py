@@ -18,9 +18,9 @@ from retrieval.index.base import (
     CollectionInfo,
     IndexConfig,
     SearchRequest,
+    check_compatible,
     check_request,
-    check_same_encoders,
-    check_same_vectors,
+    hit_from_point,
     specs_from_json,
     specs_to_json,
     to_numpy_vector,
@@ -97,8 +97,7 @@ class ServerIndex:
             self.drop(name)
         existing = self._read_meta(name)
         if existing is not None:
-            check_same_vectors(name, specs_from_json(existing["vectors"]), vectors)
-            check_same_encoders(name, existing, meta)
+            check_compatible(name, existing, vectors, meta)
             return
         distances = {
             "cosine": m.Distance.COSINE,
@@ -217,7 +216,7 @@ class ServerIndex:
             check_request(req, known)
             batch.append(self._request(req))
         responses = self._call(self.client.query_batch_points, name, requests=batch)
-        return [[_hit(p) for p in r.points] for r in responses]
+        return [[hit_from_point(p) for p in r.points] for r in responses]
 
     def _request(self, req: SearchRequest) -> Any:
         m, cfg = self.models, self.config
@@ -264,8 +263,3 @@ class ServerIndex:
             filter=flt,
             with_payload=payload,
         )
-
-
-def _hit(point: Any) -> Hit:
-    payload = point.payload or {}
-    return Hit(id=str(payload.get("id", point.id)), score=float(point.score), payload=payload)

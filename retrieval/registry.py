@@ -1,0 +1,57 @@
+"""Registries keyed by exact names: encoders, rerankers and any later component kind.
+
+A decorator registers a factory ``factory(model, **options)``; ``build`` parses a
+``KIND[:MODEL][,key=value...]`` spec, calls the factory and stamps the spec on the
+result. An unknown kind is an error that lists the known ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from retrieval.errors import UsageError, unknown_name
+from retrieval.types import ComponentSpec
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Factories of one component family (``what`` names it in errors)."""
+
+    def __init__(self, what: str, lazy: dict[str, str] | None = None) -> None:
+        self.what = what
+        self._factories: dict[str, Callable[..., T]] = {}
+        # kind -> module whose import registers it (imported on first use)
+        self._lazy = dict(lazy or {})
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``factory`` under the exact kind ``name``."""
+
+        def deco(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._factories:
+                raise ValueError(f"{self.what} kind {name!r} registered twice")
+            self._factories[name] = factory
+            return factory
+
+        return deco
+
+    def kinds(self) -> list[str]:
+        """Every known kind, registered or lazily importable."""
+        return sorted(set(self._factories) | set(self._lazy))
+
+    def build(self, spec: str | ComponentSpec) -> T:
+        """Build the component a spec names."""
+        parsed = spec if isinstance(spec, ComponentSpec) else ComponentSpec.parse(spec)
+        if parsed.kind not in self._factories and parsed.kind in self._lazy:
+            importlib.import_module(self._lazy[parsed.kind])
+        factory = self._factories.get(parsed.kind)
+        if factory is None:
+            raise unknown_name(self.what, parsed.kind, self.kinds())
+        try:
+            built: Any = factory(parsed.model, **parsed.options)
+        except TypeError as exc:
+            raise UsageError(f"bad options for {self.what} {parsed.kind!r}: {exc}") from exc
+        built.spec = str(parsed)
+        return built
