@@ -243,6 +243,9 @@ class Retriever:
             answers = iter(self.index.search(self.collection, live))
             for q, req in zip(batch, reqs):
                 hits = next(answers) if req is not None else []
+                # Qdrant orders tied scores differently between processes (RRF ties
+                # are common); ties broken by id make runs repeatable.
+                hits = sorted(hits, key=lambda h: (-round(h.score, 6), h.id))
                 if exclude_self:
                     hits = [h for h in hits if h.id != q.id]
                 results.append(hits[:k])

@@ -80,11 +80,13 @@ def _config(
     api_key: str | None,
     index: dict[str, Any] | None = None,
     stage1: dict[str, Any] | None = None,
+    **sections: dict[str, Any],
 ) -> Any:
+    """The run's config: the TOML file, then the flags (``sections``: stage2, eval, ...)."""
     from search.config import load_config
 
     store = {"data_dir": data_dir, "backend": backend, "url": url, "api_key": api_key}
-    return load_config(config, store=store, index=index or {}, stage1=stage1 or {})
+    return load_config(config, store=store, index=index or {}, stage1=stage1 or {}, **sections)
 
 
 @app.callback()
@@ -358,6 +360,12 @@ def info_cmd(
         table.add_row(key, str(value))
     out.print(table)
 
+
+# Imported last: these modules add their commands to ``app``.
+from search import (  # noqa: E402
+    cli_eval,  # noqa: F401  (registers `search eval` and `search ablate`)
+    cli_train,  # noqa: F401  (registers `search train`)
+)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

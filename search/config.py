@@ -63,12 +63,47 @@ class Stage1Config:
 
 
 @dataclass
+class Stage2Config:
+    """The reranker and how its scores join stage 1."""
+
+    reranker: str | None = None  # KIND[:MODEL][,key=value...]; None or "none": no stage 2
+    n: int = 10  # candidates kept after reranking
+    blend: float = 0.0  # weight of the normalised stage-1 score in the final score
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or not 0.0 <= self.blend <= 1.0:
+            raise UsageError("stage2.n must be >= 1 and stage2.blend in [0, 1]")
+
+
+@dataclass
+class EvalConfig:
+    """What ``search eval`` measures and where it writes."""
+
+    split: str = "test"  # the split scored
+    tune_split: str = "valid"  # the split the match threshold is swept on
+    ks: list[int] = field(default_factory=lambda: [1, 5, 10, 50, 100])  # stage-1 recall@k
+    thresholds: int = 200  # points of the threshold sweep
+    batch_size: int = 128  # queries per pipeline batch
+    out: Path | None = None  # run folder (default runs/<collection>-<timestamp>)
+
+    def __post_init__(self) -> None:
+        if self.out is not None:
+            self.out = Path(self.out).expanduser()
+        if not self.ks or any(int(k) < 1 for k in self.ks):
+            raise UsageError("eval.ks must be cut-offs of at least 1")
+        if self.thresholds < 2 or self.batch_size < 1:
+            raise UsageError("eval.thresholds must be >= 2 and eval.batch_size >= 1")
+
+
+@dataclass
 class AppConfig:
     """The nested config of one run."""
 
     store: StoreConfig = field(default_factory=StoreConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _check_keys(section: str, data: dict[str, Any], cls: type) -> None:
@@ -80,19 +115,35 @@ def _check_keys(section: str, data: dict[str, Any], cls: type) -> None:
             raise UsageError(f"unknown config key {section}.{key}{hint}")
 
 
+SECTIONS: dict[str, type] = {
+    "store": StoreConfig,
+    "index": IndexConfig,
+    "stage1": Stage1Config,
+    "stage2": Stage2Config,
+    "eval": EvalConfig,
+}
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing file or bad TOML is a usage error."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"config file not found: {p}")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"bad TOML in {p}: {exc}") from exc
+
+
 def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> AppConfig:
-    """Read a TOML config (sections store / index / stage1), then apply flag overrides
-    given as ``section={key: value}`` (None values are ignored)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise UsageError(f"config file not found: {p}")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"bad TOML in {p}: {exc}") from exc
-    sections = {"store": StoreConfig, "index": IndexConfig, "stage1": Stage1Config}
+    """Read a TOML config (sections store / index / stage1 / stage2 / eval), then apply
+    flag overrides given as ``section={key: value}`` (None values are ignored)."""
+    return build_config(read_toml(path) if path is not None else {}, **overrides)
+
+
+def build_config(data: dict[str, Any], **overrides: dict[str, Any]) -> AppConfig:
+    """The config from parsed TOML sections plus flag overrides (see ``load_config``)."""
+    sections = SECTIONS
     for key in data:
         if key not in sections:
             near = difflib.get_close_matches(key, list(sections), n=1)
@@ -111,4 +162,16 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
     return AppConfig(**built)
 
 
-__all__ = ["AppConfig", "StoreConfig", "Stage1Config", "load_config", "default_data_dir", "replace"]
+__all__ = [
+    "AppConfig",
+    "EvalConfig",
+    "SECTIONS",
+    "Stage1Config",
+    "Stage2Config",
+    "StoreConfig",
+    "build_config",
+    "default_data_dir",
+    "load_config",
+    "read_toml",
+    "replace",
+]

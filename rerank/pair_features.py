@@ -1,0 +1,225 @@
+"""Features of a (query, candidate) pair for the ``pair-gbdt`` reranker, as pure functions.
+
+Stage 1 leaves per-vector similarities (``sim_<vector>``) and the stage-1 score and
+rank on each candidate; this module adds what titles, prices and hashes tell:
+word and character-trigram overlap, agreement of numbers with units (``128gb`` vs
+``256gb``) and of model codes (``lc-26dv24u``), the pHash Hamming distance, the
+length ratio, the brand (first word) and the price ratio. A value that cannot be
+computed is NaN; LightGBM learns where NaN goes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
+
+from retrieval.types import Candidate, Product
+
+#: Bumped whenever a feature's definition changes, so old model files refuse to load.
+FEATURE_VERSION = 1
+#: The features this module computes, in model column order (``sim_*`` columns come first
+#: and depend on the collection's vectors).
+FEATURES: tuple[str, ...] = (
+    "stage1_score",
+    "stage1_rank",
+    "stage1_gap",
+    "stage1_ratio",
+    "title_jaccard",
+    "char3_jaccard",
+    "num_unit_shared",
+    "num_unit_conflict",
+    "number_shared",
+    "number_conflict",
+    "model_shared",
+    "model_conflict",
+    "model_substring",
+    "phash_hamming",
+    "len_ratio",
+    "same_brand",
+    "price_ratio",
+)
+SIM_PREFIX = "sim_"
+NAN = math.nan
+
+_UNITS = (
+    "gb|tb|mb|kb|ghz|mhz|hz|mah|mm|cm|km|ml|l|ltr|kg|gr|g|mg|oz|lb|lbs|in|inch|ft|w|kw|v|"
+    "mp|pcs|pc|x|pk|pack|gram|liter|litre|watt|volt|cc|m"
+)
+_UNIT_ALIASES = {
+    "ltr": "l",
+    "liter": "l",
+    "litre": "l",
+    "inch": "in",
+    "gr": "g",
+    "gram": "g",
+    "lbs": "lb",
+    "pc": "pcs",
+    "pk": "pack",
+    "watt": "w",
+    "volt": "v",
+}
+_NUM_UNIT_RE = re.compile(rf"(?<![a-z0-9.])(\d+(?:\.\d+)?)\s*({_UNITS})(?![a-z0-9])")
+_WORD_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+_COMPOUND_RE = re.compile(r"[a-z0-9]+(?:[-/][a-z0-9]+)*")
+
+
+@lru_cache(maxsize=65536)
+def normalize(text: str) -> str:
+    """Lower case, accents folded, numbers joined to their units (``128 GB`` -> ``128gb``)."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return _NUM_UNIT_RE.sub(r"\1\2", text)
+
+
+def words(text: str) -> set[str]:
+    """The distinct word tokens of a title (decimals such as ``2.7`` stay whole)."""
+    return set(_WORD_RE.findall(normalize(text)))
+
+
+def char_ngrams(text: str, n: int = 3) -> set[str]:
+    """Character n-grams of the title's words joined by single spaces."""
+    joined = " ".join(_WORD_RE.findall(normalize(text)))
+    return {joined[i : i + n] for i in range(len(joined) - n + 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    """|a & b| / |a | b|; NaN when both are empty."""
+    union = len(a | b)
+    return len(a & b) / union if union else NAN
+
+
+def num_units(text: str) -> dict[str, set[str]]:
+    """Numbers with a unit, by canonical unit: ``"128gb 8 gb 6.1 inch 2 liter"`` ->
+    ``{gb: {128, 8}, in: {6.1}, l: {2}}``."""
+    out: dict[str, set[str]] = {}
+    for value, unit in _NUM_UNIT_RE.findall(normalize(text)):
+        value = value.rstrip("0").rstrip(".") if "." in value else value
+        out.setdefault(_UNIT_ALIASES.get(unit, unit), set()).add(value)
+    return out
+
+
+def unit_agreement(a: str, b: str) -> tuple[float, float]:
+    """(shared, conflicting) number+unit tokens. For each unit both titles use, the
+    values found on both sides are shared; the values one side cannot pair with the
+    other's count as conflicts (the larger leftover): ``128gb`` vs ``256gb`` -> (0, 1)."""
+    ua, ub = num_units(a), num_units(b)
+    shared = conflict = 0
+    for unit in ua.keys() & ub.keys():
+        va, vb = ua[unit], ub[unit]
+        shared += len(va & vb)
+        conflict += max(len(va - vb), len(vb - va))
+    return float(shared), float(conflict)
+
+
+def numbers(text: str) -> set[str]:
+    """Bare numbers of a title (``eiffel 3`` -> ``{3}``); numbers with units are left out."""
+    return {w for w in _WORD_RE.findall(normalize(text)) if w.replace(".", "", 1).isdigit()}
+
+
+def overlap(a: set[str], b: set[str]) -> tuple[float, float]:
+    """(shared, conflicting): items in both, and the items neither side can pair
+    (the smaller leftover, so one side listing more is no conflict)."""
+    return float(len(a & b)), float(min(len(a - b), len(b - a)))
+
+
+def model_codes(text: str) -> set[str]:
+    """Model-number-like tokens: letters and digits mixed, hyphens and slashes dropped
+    (``lc-26dv24u`` -> ``lc26dv24u``), at least 3 characters, not a number+unit."""
+    out = set()
+    for tok in _COMPOUND_RE.findall(normalize(text)):
+        code = tok.replace("-", "").replace("/", "")
+        if len(code) < 3 or not re.search(r"\d", code) or not re.search(r"[a-z]", code):
+            continue
+        if _NUM_UNIT_RE.fullmatch(code):
+            continue
+        out.add(code)
+    return out
+
+
+def squash(text: str) -> str:
+    """The title's letters and digits only, for substring tests on model codes."""
+    return re.sub(r"[^a-z0-9]", "", normalize(text))
+
+
+def model_agreement(a: str, b: str) -> tuple[float, float, float]:
+    """(shared, conflicting, substring) model codes: codes in both; codes neither side
+    can pair (the smaller leftover, 0 when one side has none); and the best fraction
+    of one side's codes found inside the other's squashed title (NaN without codes)."""
+    ca, cb = model_codes(a), model_codes(b)
+    shared, conflict = overlap(ca, cb)
+    fracs = []
+    for codes, other in ((ca, squash(b)), (cb, squash(a))):
+        if codes:
+            fracs.append(sum(c in other for c in codes) / len(codes))
+    return shared, conflict, max(fracs) if fracs else NAN
+
+
+def phash_distance(a: object, b: object) -> float:
+    """Hamming distance of two hex perceptual hashes; NaN if either is missing or bad."""
+    if not isinstance(a, str) or not isinstance(b, str) or not a or not b or len(a) != len(b):
+        return NAN
+    try:
+        return float((int(a, 16) ^ int(b, 16)).bit_count())
+    except ValueError:
+        return NAN
+
+
+def _price(value: object) -> float | None:
+    try:
+        price = float(str(value).replace(",", "").replace("$", "").strip())
+    except (TypeError, ValueError):
+        return None
+    return price if price > 0 and math.isfinite(price) else None
+
+
+def ratio(a: float | None, b: float | None) -> float:
+    """min / max of two positive numbers; NaN if either is missing."""
+    if not a or not b:
+        return NAN
+    return min(a, b) / max(a, b)
+
+
+def pair_features(query: Product, candidate: Candidate) -> dict[str, float]:
+    """Every feature of one pair: the candidate's ``sim_*`` and stage-1 features as
+    stage 1 left them, plus the title, price and hash features computed here.
+    ``stage1_gap`` / ``stage1_ratio`` need the whole list: see ``list_features``."""
+    feats = {k: float(v) for k, v in candidate.features.items() if k.startswith(SIM_PREFIX)}
+    cand = candidate.product
+    qt, ct = query.title or "", cand.title or ""
+    feats["stage1_score"] = float(candidate.features.get("stage1_score", candidate.stage1_score))
+    feats["stage1_rank"] = float(candidate.features.get("stage1_rank", candidate.stage1_rank))
+    feats["stage1_gap"] = NAN
+    feats["stage1_ratio"] = NAN
+    feats["title_jaccard"] = jaccard(words(qt), words(ct))
+    feats["char3_jaccard"] = jaccard(char_ngrams(qt), char_ngrams(ct))
+    feats["num_unit_shared"], feats["num_unit_conflict"] = unit_agreement(qt, ct)
+    feats["number_shared"], feats["number_conflict"] = overlap(numbers(qt), numbers(ct))
+    shared, conflict, substring = model_agreement(qt, ct)
+    feats["model_shared"], feats["model_conflict"], feats["model_substring"] = (
+        shared,
+        conflict,
+        substring,
+    )
+    feats["phash_hamming"] = phash_distance(
+        query.fields.get("image_phash"), cand.fields.get("image_phash")
+    )
+    qw, cw = normalize(qt).split(), normalize(ct).split()
+    feats["len_ratio"] = ratio(len(qt.strip()), len(ct.strip()))
+    feats["same_brand"] = float(qw[0] == cw[0]) if qw and cw else NAN
+    feats["price_ratio"] = ratio(
+        _price(query.fields.get("price")), _price(cand.fields.get("price"))
+    )
+    return feats
+
+
+def list_features(rows: Sequence[dict[str, float]]) -> None:
+    """Fill the features that compare a candidate with the best of its query's list (so
+    they do not depend on K): the stage-1 score's gap to the top score and its ratio."""
+    if not rows:
+        return
+    top = max(r["stage1_score"] for r in rows)
+    for r in rows:
+        r["stage1_gap"] = top - r["stage1_score"]
+        r["stage1_ratio"] = r["stage1_score"] / top if top > 0 else NAN

@@ -1,0 +1,182 @@
+"""The ``pair-gbdt`` reranker: LightGBM over features of (query, candidate) pairs.
+
+Spec: ``pair-gbdt:MODEL.txt[,num_threads=N]`` (one thread by default, 0 lets OpenMP
+choose). The model is a LightGBM text model with a JSON sidecar next to it
+(``MODEL.txt.json``) that lists the feature columns in order, the feature version and
+how the model was trained. The columns are the collection's per-vector similarities
+(``sim_<vector>``, filled by the pipeline from the stored vectors; a vector the
+collection lacks is NaN) followed by ``rerank.pair_features.FEATURES``. Train one
+with ``search train reranker --kind pair-gbdt DATASET --out MODEL.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rerank.base import Pair, register_reranker
+from rerank.pair_features import (
+    FEATURE_VERSION,
+    FEATURES,
+    SIM_PREFIX,
+    list_features,
+    pair_features,
+)
+from retrieval.errors import MissingExtraError, UsageError
+
+log = logging.getLogger(__name__)
+
+TRAIN_HINT = "train one with `search train reranker --kind pair-gbdt DATASET --out MODEL.txt`"
+
+__all__ = ["FEATURES", "PairGbdtModel", "PairGbdtReranker", "feature_rows", "pair_features"]
+
+
+def import_lightgbm() -> Any:
+    """The lightgbm module, or the error naming the extra that brings it."""
+    try:
+        import lightgbm
+    except ImportError as exc:
+        raise MissingExtraError("gbdt", "lightgbm") from exc
+    return lightgbm
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """Where the JSON sidecar of a model file lives: ``model.txt`` -> ``model.txt.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def feature_rows(pairs: Sequence[Pair]) -> list[dict[str, float]]:
+    """Features of every pair; list features are computed within each query's run of
+    consecutive pairs (the order ``rerank_batch`` and the trainer pass them in)."""
+    rows = [pair_features(q, c) for q, c in pairs]
+    start = 0
+    for i in range(1, len(pairs) + 1):
+        if i == len(pairs) or pairs[i][0] is not pairs[start][0]:
+            list_features(rows[start:i])
+            start = i
+    return rows
+
+
+@dataclass
+class PairGbdtModel:
+    """A LightGBM booster and the ordered feature columns it reads."""
+
+    booster: Any
+    features: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+    num_threads: int = 1  # small batches: threads cost more than they save
+
+    @property
+    def sim_features(self) -> list[str]:
+        return [f for f in self.features if f.startswith(SIM_PREFIX)]
+
+    def matrix(self, rows: Sequence[dict[str, float]]) -> Any:
+        """Rows of feature dicts as a float matrix in the model's column order (NaN where absent)."""
+        return np.array(
+            [[r.get(f, math.nan) for f in self.features] for r in rows], dtype=np.float64
+        ).reshape(len(rows), len(self.features))
+
+    def predict(self, rows: Sequence[dict[str, float]]) -> list[float]:
+        """One score per feature row (higher: more likely the same product)."""
+        if not rows:
+            return []
+        scores = self.booster.predict(self.matrix(rows), num_threads=self.num_threads)
+        return [float(s) for s in scores]
+
+    def save(self, path: str | Path) -> Path:
+        """Write the LightGBM text model and its JSON sidecar; returns the model path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(path))
+        meta = {"features": self.features, "feature_version": FEATURE_VERSION, **self.info}
+        sidecar_path(path).write_text(json.dumps(meta, indent=2, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, num_threads: int = 1) -> PairGbdtModel:
+        """Read a model and its sidecar; a missing file or a feature list this version
+        does not compute is a one-line error with the fix."""
+        path = Path(path)
+        if not path.is_file():
+            raise UsageError(f"pair-gbdt model not found: {path}; {TRAIN_HINT}")
+        side = sidecar_path(path)
+        if not side.is_file():
+            raise UsageError(f"pair-gbdt model {path} has no sidecar {side.name}; {TRAIN_HINT}")
+        try:
+            meta = json.loads(side.read_text())
+        except ValueError as exc:
+            raise UsageError(f"bad pair-gbdt sidecar {side}: {exc}") from exc
+        features = list(meta.pop("features", []))
+        version = meta.pop("feature_version", None)
+        own = [f for f in features if not f.startswith(SIM_PREFIX)]
+        if version != FEATURE_VERSION or own != list(FEATURES):
+            raise UsageError(
+                f"pair-gbdt model {path} was trained on other features "
+                f"(version {version}: {', '.join(own)}); this version computes "
+                f"(version {FEATURE_VERSION}: {', '.join(FEATURES)}); {TRAIN_HINT}"
+            )
+        lgb = import_lightgbm()
+        try:
+            booster = lgb.Booster(model_file=str(path))
+        except lgb.basic.LightGBMError as exc:
+            raise UsageError(f"cannot read pair-gbdt model {path}: {exc}") from exc
+        if booster.feature_name() != features:
+            raise UsageError(
+                f"pair-gbdt model {path} and its sidecar list different features; {TRAIN_HINT}"
+            )
+        return cls(booster, features, meta, num_threads)
+
+
+class PairGbdtReranker:
+    """Scores pairs with a trained ``PairGbdtModel``; asks the pipeline for ``sim_*``."""
+
+    needs_features = True
+
+    def __init__(self, model: PairGbdtModel, spec: str = "pair-gbdt") -> None:
+        self.model = model
+        self.spec = spec
+        self._checked = False
+
+    def check_vectors(self, rows: Sequence[dict[str, float]]) -> None:
+        """Refuse candidates whose similarities share no vector with the model's; warn
+        once when only some of the model's vectors are there (those columns are NaN)."""
+        wanted = self.model.sim_features
+        if not wanted or not rows:
+            return
+        have = sorted({k for r in rows for k in r if k.startswith(SIM_PREFIX)})
+        missing = [f for f in wanted if f not in have]
+        if len(missing) == len(wanted):
+            names = ", ".join(f[len(SIM_PREFIX) :] for f in wanted)
+            got = ", ".join(f[len(SIM_PREFIX) :] for f in have) or "none"
+            raise UsageError(
+                f"{self.spec} was trained on the vectors {names}; these candidates have {got}. "
+                f"Use a collection with those vectors, or {TRAIN_HINT}"
+            )
+        if missing and not self._checked:
+            log.warning("%s: no %s on these candidates; scored as missing", self.spec, missing)
+        self._checked = True
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]:
+        """One score per pair, in order."""
+        rows = feature_rows(pairs)
+        self.check_vectors(rows)
+        return self.model.predict(rows)
+
+
+@register_reranker("pair-gbdt")
+def _factory(model: str | None = None, num_threads: str | int = 1) -> PairGbdtReranker:
+    if not model:
+        raise UsageError(f"pair-gbdt needs a model file: pair-gbdt:MODEL.txt; {TRAIN_HINT}")
+    try:
+        threads = int(num_threads)
+    except ValueError as exc:
+        raise UsageError(f"num_threads must be an integer, not {num_threads!r}") from exc
+    return PairGbdtReranker(PairGbdtModel.load(model, threads), f"pair-gbdt:{model}")

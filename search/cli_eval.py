@@ -1,0 +1,219 @@
+"""``search eval`` and ``search ablate``: thin commands over search.evaluate / search.ablate.
+
+Imported by ``search.cli`` (after its ``app`` exists) to register the commands there.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from search.cli import (
+    ApiKey,
+    Backend,
+    Collection,
+    ConfigFile,
+    DataDir,
+    Format,
+    Url,
+    _config,
+    app,
+    err,
+    handle_errors,
+    out,
+)
+
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+@contextmanager
+def _bars() -> Iterator[ProgressFactory]:
+    """Rich progress bars on stderr: ``factory(description, total)`` -> per-batch tick."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+
+        def factory(description: str, total: int) -> Callable[[int], None]:
+            task = bar.add_task(description, total=total or None)
+            return lambda n: bar.advance(task, n)
+
+        yield factory
+
+
+@app.command("eval")
+@handle_errors
+def eval_cmd(
+    dataset: Annotated[
+        str, typer.Argument(help="Dataset path (Shopee, query-gallery, catalogue).")
+    ],
+    encoder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encoder", "-e", help="KIND[:MODEL][,k=v...]; repeat (default: the collection's)."
+        ),
+    ] = None,
+    vector: Annotated[
+        str | None, typer.Option("--vector", help="Stage-1 vector or 'hybrid' (default hybrid).")
+    ] = None,
+    hybrid: Annotated[
+        str | None, typer.Option("--hybrid", help="Comma-separated vectors fused by hybrid.")
+    ] = None,
+    fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or dbsf.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Stage-1 candidates (default 100).")] = None,
+    reranker: Annotated[
+        str | None, typer.Option("--reranker", help="Stage 2: KIND[:MODEL][,k=v...] or none.")
+    ] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Kept after stage 2 (default 10).")] = None,
+    blend: Annotated[
+        float | None, typer.Option("--blend", help="Stage-1 score weight in stage 2 (0-1).")
+    ] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Split scored (test).")] = None,
+    tune_split: Annotated[
+        str | None, typer.Option("--tune-split", help="Split the threshold is tuned on (valid).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Queries per pipeline batch (128).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default runs/<collection>-<time>).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json.")] = False,
+    collection: Collection = None,
+    fmt: Format = None,
+    config: ConfigFile = None,
+    data_dir: DataDir = None,
+    backend: Backend = None,
+    qdrant_url: Url = None,
+    qdrant_api_key: ApiKey = None,
+) -> None:
+    """Score stage 1 and stage 2 on a split; write runs, qrels, metrics, report, plots."""
+    from search.evaluate import evaluate_dataset
+
+    cfg = _config(
+        config,
+        data_dir,
+        backend,
+        qdrant_url,
+        qdrant_api_key,
+        stage1={
+            "encoders": encoder or None,
+            "vector": vector,
+            "hybrid": hybrid.split(",") if hybrid else None,
+            "fusion": fusion,
+            "k": k,
+        },
+        stage2={"reranker": reranker, "n": n, "blend": blend},
+        eval={"split": split, "tune_split": tune_split, "batch_size": batch_size},
+    )
+    with _bars() as progress:
+        result = evaluate_dataset(
+            cfg,
+            dataset,
+            fmt=fmt,
+            collection=collection,
+            encoders=encoder,
+            out=out_dir,
+            progress=progress,
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(result.metrics) + "\n")
+        return
+    print_stages(result.metrics, result.settings)
+    for note in result.notes:
+        err.print(f"note: {note}", highlight=False)
+    out.print(f"report: {result.report}", highlight=False)
+
+
+def print_stages(metrics: dict[str, float], settings: dict[str, Any]) -> None:
+    """The stage-wise table: ranking metrics, match-set F1 and latency, stage 1 vs 2."""
+    from search.markdown import ranking_rows
+
+    rerank = str(settings["reranker"]).split(",")[0].split(":")[0]
+    table = Table(
+        title=f"{settings['collection']} · {settings['vector']} · k={settings['k']} → "
+        f"{rerank} · n={settings['n']} · {settings['split']}"
+    )
+    for col in ("metric", "stage 1", "stage 2"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    rows = [(name, a, b) for name, a, b in ranking_rows(metrics)]
+    for key in ("f1", "f1_nearest", "latency_p50_ms", "qps"):
+        rows.append((key, metrics.get(f"stage1/{key}"), metrics.get(f"stage2/{key}")))
+    for name, a, b in rows:
+        table.add_row(name, *("–" if v is None else f"{v:.4f}" for v in (a, b)))
+    out.print(table)
+    out.print(
+        f"{int(metrics['queries/evaluated'])} of {int(metrics['queries/total'])} queries scored; "
+        f"stage-2 ceiling (stage-1 recall@{settings['k']}): {metrics['stage2/recall_ceiling']:.4f}"
+    )
+
+
+@app.command("ablate")
+@handle_errors
+def ablate_cmd(
+    grid_file: Annotated[Path, typer.Argument(help="GRID.toml: [grid] axes + shared sections.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Grid folder (default: the file's or runs/grid-*).")
+    ] = None,
+    data_dir: DataDir = None,
+    backend: Backend = None,
+    qdrant_url: Url = None,
+    qdrant_api_key: ApiKey = None,
+) -> None:
+    """Evaluate every cell of a grid (finished cells are kept) and compare them.
+
+    The [grid] table names the dataset and the axes: encoders, vector, hybrid, fusion,
+    k, n, reranker, blend (see search/ablate.py for the format)."""
+    from search.ablate import load_grid, run_grid
+
+    grid = load_grid(grid_file)
+    store = {"data_dir": data_dir, "backend": backend, "url": qdrant_url, "api_key": qdrant_api_key}
+
+    def on_cell(i: int, total: int, label: str, status: str) -> None:
+        err.print(
+            f"cell {i}/{total} [{status}] {label}", markup=False, highlight=False, soft_wrap=True
+        )
+
+    with _bars() as progress:
+        result = run_grid(
+            grid, out=out_dir, overrides={"store": store}, progress=progress, on_cell=on_cell
+        )
+    print_comparison(result.rows, grid.metrics, str(result.out))
+    out.print(f"comparison: {result.files[0]}", highlight=False)
+
+
+def print_comparison(rows: list[dict[str, Any]], metrics: list[str], title: str) -> None:
+    """One line per cell, the best value of each metric bold and starred."""
+    from rich.markup import escape
+
+    from search.comparison import best_cells
+
+    best = best_cells(rows, metrics)
+    table = Table(title=f"ablation · {title}")
+    table.add_column("cell")
+    table.add_column("setting")
+    for name in metrics:
+        table.add_column(name.replace("stage", "s"), justify="right")
+    table.add_column("status")
+    for i, row in enumerate(rows):
+        cells = []
+        for name in metrics:
+            value = (row.get("metrics") or {}).get(name)
+            text = "–" if value is None else f"{value:.4f}"
+            cells.append(f"[bold]{text}★[/bold]" if i in best.get(name, set()) else text)
+        status = "ok" if not row["status"].startswith("error") else escape(row["status"])
+        table.add_row(row["cell"][:8], escape(row["label"]), *cells, status)
+    out.print(table)

@@ -1,0 +1,106 @@
+"""Which collection an evaluation reads, indexing it first when it is missing or partial.
+
+Without ``--collection``, a dataset's collection is the one named after the dataset
+(what ``search index DATASET`` creates) when it holds this dataset and, if encoders
+were asked for, was indexed with them; otherwise it is named by a hash of the dataset
+path and the encoder specs (``collection_name``), so ablation cells that share an
+encoder set share one collection, indexed once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from retrieval.data.base import Dataset
+from retrieval.errors import UsageError
+from retrieval.types import Product
+from search.config import DEFAULT_ENCODERS, AppConfig
+
+log = logging.getLogger(__name__)
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+@dataclass
+class CollectionChoice:
+    """The collection used, what indexing it skipped, and notes for the report."""
+
+    name: str
+    items: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def collection_name(dataset: str, source: str, encoders: Sequence[str]) -> str:
+    """``<dataset>-<hash of the dataset path and encoder specs>``: stable across runs."""
+    key = json.dumps([str(source), [str(e) for e in encoders]])
+    return f"{dataset}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def ensure_collection(
+    cfg: AppConfig,
+    dataset: Dataset,
+    dataset_path: str,
+    products: Sequence[Product],
+    fmt: str | None,
+    collection: str | None,
+    encoders: Sequence[str] | None,
+    progress: ProgressFactory | None = None,
+) -> CollectionChoice:
+    """Pick the collection (see the module doc); index it if missing, resume it if partial.
+
+    Encoders count as asked for when given here or configured other than the default."""
+    from search.store import connect, index_dataset, reports_dir
+
+    wanted = list(encoders or cfg.stage1.encoders)
+    explicit = encoders is not None or list(cfg.stage1.encoders) != list(DEFAULT_ENCODERS)
+    source = str(Path(dataset_path).resolve())
+    index = connect(cfg)
+    try:
+        name = collection
+        if name is None:
+            own = index.info(dataset.name)
+            same = own is not None and own.meta.get("source") in (None, source)
+            fits = own is not None and (not explicit or own.meta.get("encoders") == wanted)
+            name = dataset.name if same and fits else collection_name(dataset.name, source, wanted)
+        info = index.info(name)
+    finally:
+        index.close()
+    notes: list[str] = []
+    unique = len({p.id for p in products})
+    if info is not None:
+        stored = info.meta.get("encoders") or []
+        if explicit and stored != wanted:
+            raise UsageError(
+                f"collection {name!r} was indexed with encoders {stored}, not {wanted}: "
+                "drop --encoder or pick another --collection"
+            )
+        if info.meta.get("dataset") not in (None, dataset.name):
+            raise UsageError(
+                f"collection {name!r} holds dataset {info.meta['dataset']!r}, "
+                f"not {dataset.name!r}; pick another --collection"
+            )
+        wanted = list(stored)
+    if info is None or info.points < unique:
+        what = "missing" if info is None else f"partial ({info.points} of {unique} listings)"
+        log.info("collection %s %s: indexing %s", name, what, dataset_path)
+        notes.append(f"collection {name!r} was {what}: indexed by this run")
+        run_cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=wanted))
+        tick = (lambda total: progress("indexing", total or 0)) if progress else None
+        index_dataset(run_cfg, dataset_path, fmt=fmt, collection=name, progress=tick)
+    items = _index_counts(reports_dir(cfg) / f"{name}-index-report.json", len(products), unique)
+    return CollectionChoice(name, items, notes)
+
+
+def _index_counts(path: Path, listed: int, unique: int) -> dict[str, int]:
+    """Listings of the dataset and what indexing skipped (from the index report, if any)."""
+    items = {"items/listed": listed, "items/duplicate_ids": listed - unique}
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return items
+    items["items/unreadable_images"] = int(report.get("failures", 0))
+    return items
