@@ -28,16 +28,25 @@ lint: install
 	$(BIN)/ruff check retrieval rerank training search tests benchmarks
 	$(BIN)/ruff format --check retrieval rerank training search tests benchmarks
 
+# The main job on the embedded default: synthesise, index, train the pair-gbdt
+# reranker, evaluate both stages, print the table and the report path.
+DEMO := $(SEARCH_HOME)/demo
 demo: install
-	HF_HUB_OFFLINE=1 $(BIN)/search data synth $(SEARCH_HOME)/demo/synth --groups 200 --seed 0
-	HF_HUB_OFFLINE=1 $(BIN)/search index $(SEARCH_HOME)/demo/synth --collection demo --recreate \
+	HF_HUB_OFFLINE=1 $(BIN)/search data synth $(DEMO)/synth --groups 200 --seed 0
+	HF_HUB_OFFLINE=1 $(BIN)/search index $(DEMO)/synth --collection demo --recreate \
 		--encoder text --encoder sparse --encoder phash
-	HF_HUB_OFFLINE=1 $(BIN)/search collections
-	HF_HUB_OFFLINE=1 $(BIN)/search query "samsung galaxy a52 128gb hitam" --collection demo --vector hybrid --top-k 5
-	HF_HUB_OFFLINE=1 $(BIN)/search query "xiaomi redmi note 10 64 gb" --collection demo --vector text --top-k 5
+	HF_HUB_OFFLINE=1 $(BIN)/search query "samsung galaxy a52 128gb hitam" --collection demo --top-k 5
+	HF_HUB_OFFLINE=1 $(BIN)/search train reranker $(DEMO)/synth --kind pair-gbdt \
+		--collection demo --out $(DEMO)/pair-gbdt.txt
+	HF_HUB_OFFLINE=1 $(BIN)/search query "samsung galaxy a52 128gb hitam" --collection demo \
+		--reranker pair-gbdt:$(DEMO)/pair-gbdt.txt --k 50 --n 5
+	HF_HUB_OFFLINE=1 $(BIN)/search eval $(DEMO)/synth --collection demo --k 50 \
+		--reranker pair-gbdt:$(DEMO)/pair-gbdt.txt --out $(DEMO)/eval
 
 bench: install
 	$(BIN)/python benchmarks/index_bench.py
+	$(BIN)/python benchmarks/eval_bench.py
+	$(BIN)/python benchmarks/pair_gbdt_abt_buy.py
 
 clean:
 	rm -rf $(VENV) .search-home
