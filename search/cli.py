@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from retrieval.errors import SearchError
@@ -63,7 +64,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SearchError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted; re-run the same command to resume")
@@ -268,7 +269,11 @@ def query_cmd(
         table.add_column(col, justify="right" if col in ("rank", "score") else "left")
     for i, hit in enumerate(result.hits, 1):
         table.add_row(
-            str(i), f"{hit.score:.4f}", hit.id, hit.title, str(hit.payload.get("group") or "")
+            str(i),
+            f"{hit.score:.4f}",
+            escape(hit.id),
+            escape(hit.title),
+            escape(str(hit.payload.get("group") or "")),
         )
     out.print(table)
 
@@ -290,8 +295,8 @@ def _print_two_stages(result: Any) -> None:
             f"{c.score:.4f}",
             f"{c.stage1_rank}{arrow}",
             f"{c.stage1_score:.4f}",
-            c.id,
-            c.product.title,
+            escape(c.id),
+            escape(c.product.title),
         )
     out.print(table)
 
@@ -318,7 +323,9 @@ def collections_cmd(
         table.add_column(col)
     for row in rows:
         vecs = ", ".join(f"{k}:{v}" for k, v in row["vectors"].items())
-        table.add_row(row["name"], str(row["points"]), vecs, " ".join(row["encoders"]))
+        table.add_row(
+            escape(row["name"]), str(row["points"]), vecs, escape(" ".join(row["encoders"]))
+        )
     out.print(table)
 
 
@@ -357,7 +364,7 @@ def info_cmd(
     table.add_column("field")
     table.add_column("value", justify="right")
     for key, value in info.items():
-        table.add_row(key, str(value))
+        table.add_row(key, escape(str(value)))
     out.print(table)
 
 

@@ -26,7 +26,7 @@ def catalog(tmp_path):
         {"id": "a2", "title": "galaxy a52 samsung 128 gb black promo", "group": "a52"},
         {"id": "b1", "title": "Xiaomi Redmi Note 10 64GB", "group": "rn10"},
         {"id": "b2", "title": "redmi note 10 xiaomi 64 gb murah", "group": "rn10"},
-        {"id": "c1", "title": "Sepatu Nike Air Zoom 42", "group": "nike"},
+        {"id": "c1", "title": "[promo] Sepatu Nike Air Zoom 42", "group": "nike"},
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return path
@@ -51,6 +51,7 @@ def test_index_query_collections_roundtrip(catalog):
     assert [h["rank"] for h in payload["hits"]] == [1, 2]
     res = run("query", "nike air zoom", "--vector", "words", "-k", "1")
     assert res.exit_code == 0 and "c1" in res.output
+    assert "[promo]" in res.output  # titles are shown as text, never as rich markup
     res = run("collections", "--json")
     rows = json.loads(res.stdout)
     assert rows == [
