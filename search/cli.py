@@ -371,6 +371,8 @@ def info_cmd(
 # Imported last: these modules add their commands to ``app``.
 from search import (  # noqa: E402
     cli_eval,  # noqa: F401  (registers `search eval` and `search ablate`)
+    cli_mine,  # noqa: F401  (registers `search mine`)
+    cli_serve,  # noqa: F401  (registers `search serve`)
     cli_train,  # noqa: F401  (registers `search train`)
 )
 

@@ -129,6 +129,37 @@ class QueryResult:
         }
 
 
+class ModelCache:
+    """Encoders and rerankers built once per spec, for a long-lived process (the web
+    viewer) that opens the index per request but should not reload models."""
+
+    def __init__(self) -> None:
+        self._encoders: dict[str, Any] = {}
+        self._rerankers: dict[str, Any] = {}
+
+    def retriever(self, index: VectorIndex, collection: str) -> Retriever:
+        """A retriever over the collection's encoders, built on first use."""
+        from retrieval.encoders.base import build_encoder
+
+        info = index.info(collection)
+        if info is None:
+            raise UsageError(f"no collection {collection!r}; run `search index` first")
+        encoders = []
+        for spec in info.meta.get("encoders") or []:
+            if spec not in self._encoders:
+                self._encoders[spec] = build_encoder(spec)
+            encoders.append(self._encoders[spec])
+        return Retriever(encoders, index, collection)
+
+    def reranker(self, spec: str) -> Any:
+        """The reranker a spec names, built on first use."""
+        from rerank.base import build_reranker
+
+        if spec not in self._rerankers:
+            self._rerankers[spec] = build_reranker(spec)
+        return self._rerankers[spec]
+
+
 def pick_collection(index: VectorIndex, collection: str | None) -> str:
     """The named collection, or the only one there is."""
     if collection:
@@ -150,6 +181,7 @@ def query(
     top_k: int = 10,
     reranker: str | None = None,
     k: int | None = None,
+    models: ModelCache | None = None,
 ) -> QueryResult:
     """Encode one query listing with the collection's encoders and search it; with a
     reranker, retrieve ``k`` candidates and rerank them down to ``top_k``."""
@@ -160,7 +192,10 @@ def query(
     index = connect(cfg)
     try:
         name = pick_collection(index, collection)
-        retriever = Retriever.for_collection(index, name)
+        if models is not None:
+            retriever = models.retriever(index, name)
+        else:
+            retriever = Retriever.for_collection(index, name)
         vector = cfg.stage1.vector or (
             HYBRID if len(retriever.vector_names()) > 1 else retriever.vector_names()[0]
         )
@@ -181,7 +216,7 @@ def query(
         from rerank.base import build_reranker, rerank
         from search.pipeline import Pipeline, hits_to_candidates
 
-        model = build_reranker(reranker)
+        model = models.reranker(reranker) if models is not None else build_reranker(reranker)
         cands = hits_to_candidates(hits)
         if getattr(model, "needs_features", False):
             Pipeline(retriever, model).add_features([product], [cands])

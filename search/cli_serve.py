@@ -1,0 +1,39 @@
+"""``search serve``: the result viewer in the browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from search.cli import ApiKey, Backend, ConfigFile, DataDir, Url, _config, app, handle_errors, out
+
+
+@app.command("serve")
+@handle_errors
+def serve_cmd(
+    runs: Annotated[
+        Path, typer.Option("--runs", help="Folder searched for evaluation runs.")
+    ] = Path("runs"),
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    config: ConfigFile = None,
+    data_dir: DataDir = None,
+    backend: Backend = None,
+    qdrant_url: Url = None,
+    qdrant_api_key: ApiKey = None,
+) -> None:
+    """Browse queries (both stages, with images) and evaluation runs in a web page."""
+    from search.web.server import serve
+
+    server = serve(_config(config, data_dir, backend, qdrant_url, qdrant_api_key), runs, host, port)
+    out.print(
+        f"viewer at http://{host}:{server.server_address[1]}/  (Ctrl+C stops)", highlight=False
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

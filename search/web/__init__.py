@@ -1,0 +1,1 @@
+"""The result viewer: a small local web page over the index and evaluation runs."""
