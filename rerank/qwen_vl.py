@@ -156,24 +156,26 @@ class QwenVLReranker:
         )
         return text, images
 
-    def inputs(self, items: Sequence[Item]) -> Any:
-        """The padded model inputs of a batch, on the model's device and dtype."""
+    def encode(self, items: Sequence[Item]) -> Any:
+        """The padded (left) model inputs of a batch, as CPU tensors."""
         images = [image for _, row in items for image in row]
-        batch = self.processor(
+        return self.processor(
             text=[text for text, _ in items],
             images=images or None,
             padding=True,
             return_tensors="pt",
         )
-        return batch.to(device=self.device, dtype=self.dtype)
+
+    def inputs(self, items: Sequence[Item]) -> Any:
+        """The padded model inputs of a batch, on the model's device and dtype."""
+        return self.encode(items).to(device=self.device, dtype=self.dtype)
 
     def _forward(self, items: Sequence[Item]) -> list[float]:
         import torch
 
         batch = self.inputs(items)
         with torch.inference_mode():
-            logits = self.model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1, :]
-        yes_no = logits[:, self.token_ids].float()
+            yes_no = answer_logits(self.model, batch, self.token_ids).float()
         return torch.softmax(yes_no, dim=-1)[:, 0].tolist()
 
     def _cost(self, item: Item) -> int:
@@ -196,6 +198,13 @@ class QwenVLReranker:
                 part[i] = s
             scores.extend(part)
         return scores
+
+
+def answer_logits(model: Any, batch: Any, token_ids: Sequence[int]) -> Any:
+    """The ``[yes, no]`` logits at the answer position (the last, under left padding) of a
+    batch: what the reranker scores with and what training fits."""
+    logits = model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1, :]
+    return logits[:, list(token_ids)]
 
 
 @register_reranker("qwen-vl")

@@ -377,4 +377,7 @@ from search import (  # noqa: E402
 )
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    # Run the app of the importable module, where the sub-command modules registered.
+    from search.cli import app as registered
+
+    registered()

@@ -198,6 +198,16 @@ def train_reranker(cfg: AppConfig, kind: str, dataset_path: str, out: str | Path
     """Train a stage-2 reranker of one kind; only ``pair-gbdt`` is built so far."""
     if kind == "pair-gbdt":
         return train_pair_gbdt(cfg, dataset_path, out, **kwargs)
+    if kind == "qwen-vl":
+        from search.train_qwen_vl import train_qwen_vl_reranker
+
+        kwargs.pop("objective", None)
+        return train_qwen_vl_reranker(cfg, dataset_path, out, **kwargs)
+    if kind == "cross-encoder":
+        from search.train_ce import train_cross_encoder_reranker
+
+        kwargs.pop("objective", None)
+        return train_cross_encoder_reranker(cfg, dataset_path, out, **kwargs)
     if kind in RERANKER_KINDS:
         raise UsageError(
             f"training {kind} rerankers is not built yet (issue 5); "

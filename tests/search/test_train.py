@@ -75,8 +75,9 @@ def test_cli_trains_and_reports(synth, tmp_path):
     assert "recall@1" in res.output and out.exists() and (tmp_path / "m.txt.json").exists()
 
 
-@pytest.mark.parametrize("kind", ["cross-encoder", "qwen-vl"])
-def test_cli_other_kinds_are_not_built_yet(synth, tmp_path, kind):
-    args = ["train", "reranker", str(synth), "--kind", kind, "--out", str(tmp_path / "m")]
+def test_cli_cross_encoder_needs_model_and_negatives(synth, tmp_path):
+    args = ["train", "reranker", str(synth), "--kind", "cross-encoder", "--out", str(tmp_path)]
     res = runner.invoke(app, args)
-    assert res.exit_code == 2 and "not built yet (issue 5)" in res.output
+    assert res.exit_code == 2 and "needs --model" in res.output
+    res = runner.invoke(app, [*args, "--model", "some/model"])
+    assert res.exit_code == 2 and "needs --negatives FILE" in res.output

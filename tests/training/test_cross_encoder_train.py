@@ -1,0 +1,104 @@
+"""Cross-encoder training: the loss falls, the saved model reloads as the reranker with
+the same scores, --resume continues the step count, a NaN loss stops the run."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from rerank.cross_encoder import CrossEncoderReranker  # noqa: E402
+from retrieval.errors import UsageError  # noqa: E402
+from retrieval.types import Candidate, Product  # noqa: E402
+from training.callbacks import TrainingDiverged  # noqa: E402
+from training.cross_encoder import (  # noqa: E402
+    CrossEncoderConfig,
+    load_model,
+    score_lists,
+    train_cross_encoder,
+)
+from training.ranking import ValidList  # noqa: E402
+
+BRANDS = ["samsung galaxy", "xiaomi redmi", "nike air zoom", "apple iphone"]
+
+
+def rows(n: int = 16) -> list[dict]:
+    out = []
+    for i in range(n):
+        brand, other = BRANDS[i % 4], BRANDS[(i + 1) % 4]
+        out.append(
+            {
+                "query": f"{brand} {i}",
+                "pos": [f"{brand} {i} original"],
+                "neg": [f"{other} {i} murah", f"{BRANDS[(i + 2) % 4]} {i}", f"{other} case"],
+            }
+        )
+    return out
+
+
+VALID = [ValidList("samsung galaxy 3", ("xiaomi redmi 3", "samsung galaxy 3 original"), (0, 1))]
+
+
+def config(**kw) -> CrossEncoderConfig:
+    base = dict(
+        epochs=4, batch_size=4, group_size=4, lr=1e-3, warmup=0.1, save_steps=4, max_length=32
+    )
+    return CrossEncoderConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_loss_falls_and_model_reloads(tiny_bert, tmp_path, loss):
+    out = tmp_path / "ce"
+    summary = train_cross_encoder(rows(), str(tiny_bert), out, config(loss=loss), valid=VALID)
+    losses = summary["losses"]
+    assert summary["global_step"] == 16
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4  # the loss falls
+    assert len(summary["valid"]) == 4 and summary["best"]["hit@1"] >= 0
+    assert (out / "checkpoints" / "checkpoint-16").is_dir()
+    # the saved folder is the best epoch; it loads as the reranker and gives its scores
+    tokenizer, model = load_model(str(out))
+    direct = score_lists(model, tokenizer, VALID, 32)[0]
+    reranker = CrossEncoderReranker(str(out), device="cpu", max_length=32, activation="none")
+    pairs = [
+        (Product("q", VALID[0].query), Candidate(Product(f"c{i}", t), 0.5, i))
+        for i, t in enumerate(VALID[0].texts)
+    ]
+    assert reranker.score(pairs) == pytest.approx(direct, abs=1e-4)
+
+
+def test_resume_continues_the_step_count(tiny_bert, tmp_path):
+    out = tmp_path / "ce"
+    first = train_cross_encoder(rows(), str(tiny_bert), out, config(epochs=1))
+    assert first["global_step"] == 4
+    with pytest.raises(UsageError, match="pass --resume"):  # never mixes two runs
+        train_cross_encoder(rows(), str(tiny_bert), out, config(epochs=2))
+    more = train_cross_encoder(rows(), str(tiny_bert), out, config(epochs=2), resume=True)
+    assert more["global_step"] == 8
+    assert len(more["losses"]) == 8  # the log history of steps 1-4 came back, then 5-8
+    with pytest.raises(UsageError, match="no checkpoint"):
+        train_cross_encoder(rows(), str(tiny_bert), tmp_path / "fresh", config(), resume=True)
+
+
+def test_nan_loss_stops_with_the_step(tiny_bert, tmp_path, monkeypatch):
+    import torch
+
+    real = torch.nn.functional.cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] >= 6 else loss
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", poisoned)
+    out = tmp_path / "ce"
+    with pytest.raises(TrainingDiverged, match="at step 6.*checkpoint-4"):
+        train_cross_encoder(rows(), str(tiny_bert), out, config(epochs=4))
+    assert not (out / "checkpoints" / "checkpoint-8").exists()
+
+
+def test_bad_options(tiny_bert, tmp_path):
+    with pytest.raises(UsageError, match="group-size"):
+        train_cross_encoder(rows(), str(tiny_bert), tmp_path, config(group_size=1))
+    with pytest.raises(UsageError, match="positive and a negative"):
+        train_cross_encoder([{"query": "a", "pos": ["b"], "neg": []}], str(tiny_bert), tmp_path)

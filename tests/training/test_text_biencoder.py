@@ -1,0 +1,126 @@
+"""Text bi-encoder training: group-aware batches, too-few-groups, the loss falls, the
+saved model reloads as ``text:OUT`` with the checkpoint's embeddings, --resume, NaN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("datasets")
+
+from retrieval.data import open_dataset  # noqa: E402
+from retrieval.errors import UsageError  # noqa: E402
+from retrieval.types import Product, Query  # noqa: E402
+from training.biencoder_text import (  # noqa: E402
+    PairRows,
+    TextBiencoderConfig,
+    build_rows,
+    check_groups,
+    train_text_biencoder,
+)
+from training.callbacks import TrainingDiverged  # noqa: E402
+from training.group_sampler import GroupBatchSampler  # noqa: E402
+
+BRANDS = ["samsung galaxy", "xiaomi redmi", "nike air zoom", "apple iphone", "usb cable"]
+
+
+def rows(n: int = 20) -> PairRows:
+    cols = {"anchor": [], "positive": []}
+    groups = []
+    for i in range(n):
+        brand = BRANDS[i % 5]
+        cols["anchor"].append(f"{brand} {i % 10}")
+        cols["positive"].append(f"{brand} {i % 10} original murah")
+        groups.append(f"g{i % 10}")
+    return PairRows(cols, groups, [frozenset()] * n)
+
+
+def config(**kw) -> TextBiencoderConfig:
+    base = dict(epochs=3, batch_size=4, lr=1e-3, warmup=0.1, save_steps=5, max_length=32)
+    return TextBiencoderConfig(**{**base, **kw})
+
+
+def test_rows_and_group_aware_batches(synth_set):
+    dataset = open_dataset(str(synth_set))
+    products = {p.id: p for p in dataset.products()}
+    queries = [q for q in dataset.queries("train") if q.matches]
+    pairs = build_rows(queries, products)
+    assert len(pairs) == sum(len(q.matches) for q in queries)
+    group_of = {q.id: q.product.group for q in queries}
+    comps = {}
+    for qid, g in zip([q.id for q in queries for _ in q.matches], pairs.groups):
+        comps.setdefault(g, set()).add(group_of[qid])
+    assert all(len(v) == 1 for v in comps.values())  # one component per product group
+    sampler = GroupBatchSampler(pairs, 8, False, groups=pairs.groups, neg_groups=pairs.neg_groups)
+    seen = []
+    for batch in sampler:
+        groups = [pairs.groups[i] for i in batch]
+        assert len(groups) == len(set(groups))  # never two rows of one group
+        seen += batch
+    assert sorted(seen) == list(range(len(pairs)))
+    sampler.set_epoch(1)
+    assert list(sampler) != list(GroupBatchSampler(pairs, 8, False, groups=pairs.groups))
+
+
+def test_negatives_columns_and_clashes():
+    products = {f"p{i}": Product(f"p{i}", f"item {i}") for i in range(6)}
+    queries = [Query(Product("p0", "item 0"), ("p1",)), Query(Product("p2", "item 2"), ("p3",))]
+    mined = [{"query_id": "p0", "neg_ids": ["p2", "p4"]}, {"query_id": "p2", "neg_ids": []}]
+    pairs = build_rows(queries, products, mined, hard_negatives=3)
+    assert len(pairs) == 1  # p2 has no mined negatives: left out
+    assert pairs.columns["negative_3"] == ["item 2"]  # too few negatives: cycled
+    sampler = GroupBatchSampler(
+        None, 2, False, groups=["a", "b"], neg_groups=[frozenset({"b"}), frozenset()]
+    )
+    assert all(len(b) == 1 for b in sampler)  # a's negative is of b's group: kept apart
+
+
+def test_too_few_groups_says_so_before_training():
+    with pytest.raises(UsageError, match="only 10 match groups.*--batch-size 16"):
+        check_groups(rows(), 16)
+
+
+def test_loss_falls_reload_and_resume(tiny_bert, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from retrieval.encoders.text import build_text
+
+    out = tmp_path / "st"
+    first = train_text_biencoder(rows(), str(tiny_bert), out, config(epochs=2))
+    assert first["global_step"] == 10
+    more = train_text_biencoder(rows(), str(tiny_bert), out, config(epochs=4), resume=True)
+    assert more["global_step"] == 20  # continued from checkpoint-10, not restarted
+    losses = more["losses"]
+    assert len(losses) == 20 and np.mean(losses[-5:]) < np.mean(losses[:5])
+    texts = [Product("a", "samsung galaxy 1"), Product("b", "nike air zoom 2")]
+    saved = np.stack(build_text(str(out), device="cpu").encode(texts).vectors["text"])
+    ckpt = SentenceTransformer(str(out / "checkpoints" / "checkpoint-20"), device="cpu")
+    again = ckpt.encode([p.title for p in texts], normalize_embeddings=True)
+    assert np.allclose(saved, again, atol=1e-5)
+
+
+def test_nan_loss_stops_with_the_step(tiny_bert, tmp_path, monkeypatch):
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    real, calls = MultipleNegativesRankingLoss.compute_loss_from_embeddings, {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        calls["n"] += 1
+        loss = real(self, *args, **kwargs)
+        return loss * float("nan") if calls["n"] >= 7 else loss
+
+    monkeypatch.setattr(MultipleNegativesRankingLoss, "compute_loss_from_embeddings", poisoned)
+    with pytest.raises(TrainingDiverged, match="at step 7.*checkpoint-5"):
+        train_text_biencoder(rows(), str(tiny_bert), tmp_path / "st", config())
+    assert not (tmp_path / "st" / "checkpoints" / "checkpoint-10").exists()
+
+
+def test_cached_loss_trains(tiny_bert, tmp_path):
+    summary = train_text_biencoder(
+        rows(),
+        str(tiny_bert),
+        tmp_path / "st",
+        config(epochs=1, loss="cached-mnrl", mini_batch_size=2),
+    )
+    assert summary["global_step"] == 5 and all(np.isfinite(summary["losses"]))

@@ -1,0 +1,218 @@
+"""Text bi-encoder fine-tuning through sentence-transformers.
+
+Rows are (anchor, positive[, negative_1..n]) texts: every labelled query with each of
+its matches (same-group items on group-labelled sets, query -> gallery match on
+query/gallery sets), plus mined hard negatives as extra columns. The loss is
+MultipleNegativesRankingLoss (in-batch negatives) or its cached variant for big
+batches; GroupBatchSampler keeps rows of one group out of each other's batches. Each
+epoch reports stage-1 recall@k on the valid split; the model saved in OUT loads with
+``--encoder text:OUT``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import MissingExtraError, SearchError, UsageError
+from retrieval.types import Product, Query
+
+try:  # the `train` extra; this module is only imported by training jobs
+    from sentence_transformers import SentenceTransformerTrainingArguments
+except ImportError as exc:  # pragma: no cover
+    raise MissingExtraError("train", exc.name or "sentence-transformers") from exc
+
+from training.callbacks import common_arguments, nan_stop_callback, raise_if_diverged, resume_from
+from training.group_sampler import GroupBatchSampler
+from training.text_eval import RecallEvaluator
+
+log = logging.getLogger(__name__)
+LOSSES = ("mnrl", "cached-mnrl")
+
+
+@dataclass
+class TextBiencoderArguments(SentenceTransformerTrainingArguments):
+    """sentence-transformers' arguments plus the loss choice (module level: pickled)."""
+
+    loss_kind: str = "mnrl"
+    mini_batch_size: int = 32
+
+
+@dataclass
+class TextBiencoderConfig:
+    """What a text bi-encoder training run is asked for."""
+
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 2e-5
+    warmup: float = 0.1
+    save_steps: int = 500
+    grad_accum: int = 1
+    loss: str = "mnrl"
+    mini_batch_size: int = 32  # cached-mnrl: rows per forward pass
+    hard_negatives: int = 1  # mined negatives per row, as extra columns
+    max_length: int | None = None
+    seed: int = 0
+    precision: str = "auto"
+    max_steps: int = -1
+    keep: int | None = 3  # checkpoints kept
+
+
+@dataclass
+class PairRows:
+    """Training rows as columns, with each row's group and its negatives' groups."""
+
+    columns: dict[str, list[str]] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    neg_groups: list[frozenset[str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+
+def match_components(queries: Sequence[Query]) -> dict[str, str]:
+    """Union-find over query -> match links: id -> a representative of its group."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for q in queries:
+        for m in q.matches:
+            parent[find(q.id)] = find(m)
+    return {x: find(x) for x in list(parent)}
+
+
+def build_rows(
+    queries: Sequence[Query],
+    products: Mapping[str, Product],
+    mined: Sequence[dict[str, Any]] = (),
+    hard_negatives: int = 1,
+) -> PairRows:
+    """One row per (query, known match); with ``mined`` rows (by ``query_id``), each row
+    gets ``hard_negatives`` negative columns and rows of unmined queries are left out."""
+    comp = match_components(queries)
+    negs = {str(r["query_id"]): list(r.get("neg_ids") or []) for r in mined if "query_id" in r}
+    n_neg = hard_negatives if mined else 0
+    rows = PairRows(
+        {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(n_neg)}}
+    )
+    skipped = 0
+    for q in queries:
+        text = q.product.title
+        neg_ids = [n for n in negs.get(q.id, []) if n in products and products[n].title]
+        if not text or (n_neg and not neg_ids):
+            skipped += bool(q.matches)
+            continue
+        for m in q.matches:
+            if m not in products or not products[m].title:
+                continue
+            rows.columns["anchor"].append(text)
+            rows.columns["positive"].append(products[m].title)
+            for i in range(n_neg):
+                rows.columns[f"negative_{i + 1}"].append(products[neg_ids[i % len(neg_ids)]].title)
+            rows.groups.append(comp.get(q.id, q.id))
+            rows.neg_groups.append(frozenset(comp.get(n, n) for n in neg_ids[:n_neg]))
+    if skipped:
+        log.warning("%d queries without a title or mined negatives are left out", skipped)
+    return rows
+
+
+def check_groups(rows: PairRows, batch_size: int) -> None:
+    """A batch needs ``batch_size`` distinct groups: say so before training starts."""
+    n = len(set(rows.groups))
+    if not rows.groups:
+        raise UsageError("no training pairs: the split has no labelled queries with titles")
+    if n < batch_size:
+        raise UsageError(
+            f"only {n} match groups in the training split, fewer than --batch-size "
+            f"{batch_size}: a batch cannot avoid two items of one group; lower --batch-size"
+        )
+
+
+def train_text_biencoder(
+    rows: PairRows,
+    model: str,
+    out: str | Path,
+    config: TextBiencoderConfig | None = None,
+    *,
+    evaluator: RecallEvaluator | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune a SentenceTransformer on ``rows`` and save it to ``out``."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    cfg = config or TextBiencoderConfig()
+    if cfg.loss not in LOSSES:
+        raise UsageError(f"unknown loss {cfg.loss!r}; expected one of {', '.join(LOSSES)}")
+    check_groups(rows, cfg.batch_size)
+    out = Path(out)
+    checkpoints = out / "checkpoints"
+    start_from = resume_from(checkpoints, resume)
+    try:
+        st = SentenceTransformer(model)
+    except Exception as exc:  # hub misses, broken folders: one clear line
+        raise SearchError(f"cannot load text model {model!r}: {str(exc).splitlines()[0]}") from exc
+    if cfg.max_length:
+        st.max_seq_length = cfg.max_length
+    sampler = partial(GroupBatchSampler, groups=rows.groups, neg_groups=rows.neg_groups)
+    args = TextBiencoderArguments(
+        **common_arguments(
+            checkpoints,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            warmup=cfg.warmup,
+            save_steps=cfg.save_steps,
+            grad_accum=cfg.grad_accum,
+            seed=cfg.seed,
+            precision=cfg.precision,
+            max_steps=cfg.max_steps,
+            keep=cfg.keep,
+        ),
+        batch_sampler=sampler,
+        eval_strategy="epoch" if evaluator is not None else "no",
+        loss_kind=cfg.loss,
+        mini_batch_size=cfg.mini_batch_size,
+    )
+    if cfg.loss == "cached-mnrl":
+        loss = CachedMultipleNegativesRankingLoss(st, mini_batch_size=cfg.mini_batch_size)
+    else:
+        loss = MultipleNegativesRankingLoss(st)
+    stop = nan_stop_callback()
+    trainer = SentenceTransformerTrainer(
+        model=st,
+        args=args,
+        train_dataset=Dataset.from_dict(rows.columns),
+        loss=loss,
+        evaluator=evaluator,
+        callbacks=[stop],
+    )
+    result = trainer.train(resume_from_checkpoint=start_from)
+    raise_if_diverged(stop, checkpoints)
+    st.save(str(out))
+    history = trainer.state.log_history
+    return {
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "losses": [h["loss"] for h in history if "loss" in h],
+        "valid": [
+            {k: v for k, v in h.items() if k.startswith("eval_") or k == "epoch"}
+            for h in history
+            if any(k.startswith("eval_") for k in h)
+        ],
+        "out": str(out),
+    }

@@ -1,0 +1,130 @@
+"""What the Trainer-based trainers share: the non-finite-loss stop, resume lookup and
+the precision / schedule arguments every run sets the same way.
+
+Transformers is imported inside the functions; ``TrainerCallback`` subclasses are made
+by a factory so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import SearchError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(SearchError):
+    """The loss became NaN or infinite; the run stopped before saving that state."""
+
+
+def nan_stop_callback() -> Any:
+    """A TrainerCallback that stops the run at the first NaN/inf logged loss, before
+    that step is saved (``logging_steps=1`` and ``logging_nan_inf_filter=False`` make
+    every step's own loss reach it). ``bad_step``/``bad_loss`` say where it happened."""
+    from transformers import TrainerCallback
+
+    class NonFiniteLossStop(TrainerCallback):
+        def __init__(self) -> None:
+            self.bad_step: int | None = None
+            self.bad_loss: float | None = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)) and self.bad_step is None:
+                self.bad_step, self.bad_loss = state.global_step, float(loss)
+                control.should_save = False
+                control.should_evaluate = False
+                control.should_training_stop = True
+                log.error("loss is %s at step %d: stopping", loss, state.global_step)
+            return control
+
+    return NonFiniteLossStop()
+
+
+def raise_if_diverged(callback: Any, checkpoints: Path) -> None:
+    """Raise TrainingDiverged (one line: step, loss, last good checkpoint) if it fired."""
+    if callback.bad_step is None:
+        return
+    last = last_checkpoint(checkpoints)
+    raise TrainingDiverged(
+        f"loss became {callback.bad_loss} at step {callback.bad_step}; training stopped; "
+        f"last good checkpoint: {last or 'none (no checkpoint was saved before it)'}"
+    )
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder under ``folder``, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if Path(folder).is_dir() else None
+
+
+def resume_from(checkpoints: Path, resume: bool) -> str | None:
+    """The checkpoint ``--resume`` continues from. Resuming without a checkpoint, or
+    starting afresh over one (the two runs' checkpoints would mix), is a UsageError."""
+    last = last_checkpoint(checkpoints)
+    if not resume:
+        if last is not None:
+            raise UsageError(
+                f"{checkpoints} already holds {Path(last).name}: pass --resume to go on "
+                "from it, or pick a new --out"
+            )
+        return None
+    if last is None:
+        raise UsageError(f"--resume: no checkpoint under {checkpoints} to resume from")
+    log.info("resuming from %s", last)
+    return last
+
+
+def common_arguments(
+    checkpoints: Path,
+    *,
+    epochs: float,
+    batch_size: int,
+    lr: float,
+    warmup: float,
+    save_steps: int,
+    grad_accum: int = 1,
+    seed: int = 0,
+    precision: str = "auto",
+    max_steps: int = -1,
+    keep: int | None = 3,
+) -> dict[str, Any]:
+    """Keyword arguments shared by our TrainingArguments subclasses: cosine schedule
+    with warm-up (a fraction below 1, else steps), AMP on a GPU (bf16 where the card
+    has it), checkpoints every ``save_steps`` (the last ``keep``), every step's loss logged."""
+    import torch
+
+    if batch_size < 1 or grad_accum < 1 or save_steps < 1:
+        raise UsageError("--batch-size, --grad-accum and --save-steps must be at least 1")
+    if warmup < 0:
+        raise UsageError("--warmup must be >= 0 (a fraction of the steps, or a step count)")
+    cuda = torch.cuda.is_available()
+    bf16 = precision == "bf16" or (precision == "auto" and cuda and torch.cuda.is_bf16_supported())
+    fp16 = precision == "fp16" or (precision == "auto" and cuda and not bf16)
+    return {
+        "output_dir": str(checkpoints),
+        "num_train_epochs": epochs,
+        "max_steps": max_steps,
+        "per_device_train_batch_size": batch_size,
+        "gradient_accumulation_steps": grad_accum,
+        "learning_rate": lr,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": warmup if warmup < 1 else int(warmup),
+        "bf16": bf16,
+        "fp16": fp16,
+        "save_strategy": "steps",
+        "save_steps": save_steps,
+        "save_total_limit": keep,
+        "logging_steps": 1,
+        "logging_nan_inf_filter": False,
+        "seed": seed,
+        "data_seed": seed,
+        "report_to": "none",
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": cuda,
+    }

@@ -1,0 +1,291 @@
+"""A small, generic training loop on ``accelerate``: the model's forward returns the loss.
+
+What it does: AdamW with a cosine schedule after a linear warm-up; gradient
+accumulation; mixed precision (bf16 / fp16 autocast on a GPU, chosen by
+``retrieval.encoders.device.autocast_dtype``); a checkpoint every ``save_steps``
+optimiser steps (model, optimiser, scheduler, grad scaler, RNG states and the data
+position, through ``Accelerator.save_state``), the last ``keep`` of them kept;
+``resume`` from the newest one with the same data order; an evaluation hook after
+each epoch; a rich progress bar. A NaN or infinite loss stops the run with
+``TrainingDivergedError`` naming the step; the checkpoints on disk are left alone.
+
+Several GPUs or machines: run the same command under ``accelerate launch`` or
+``torchrun`` (give them the ``search`` console script: ``python -m search.cli`` does
+not register the sub-commands); the Accelerator shards the batches across processes
+and wraps the model in DDP (or DeepSpeed)::
+
+    torchrun --nproc_per_node 8 $(which search) train biencoder --kind clip DATA ...
+    accelerate launch --config_file training/configs/accelerate_ddp.yaml \\
+        $(which search) train biencoder ...
+    accelerate launch --config_file training/configs/accelerate_deepspeed.yaml \\
+        $(which search) train biencoder ...                     # ZeRO-2
+    torchrun --nnodes 2 --node_rank R --rdzv_endpoint HOST:29500 --nproc_per_node 8 ...
+
+Each process takes every world-th batch of the sampler's order; in-batch negatives
+stay per process (embeddings are not gathered across GPUs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import SearchError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+
+
+class TrainingDivergedError(SearchError):
+    """The loss (or the weights) became NaN or infinite."""
+
+
+@dataclass
+class LoopArgs:
+    """Arguments of ``train_loop`` (optimiser steps count after accumulation)."""
+
+    out: Path
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-5
+    weight_decay: float = 0.1
+    warmup_steps: int = 0
+    accumulate: int = 1
+    save_steps: int = 0  # 0: at the end of each epoch
+    keep: int = 2
+    resume: bool = False
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    max_steps: int | None = None
+    max_grad_norm: float | None = 1.0
+    num_workers: int = 0
+    progress: bool = True
+    find_unused_parameters: bool = True
+
+
+@dataclass
+class LoopState:
+    """Where a run stands: optimiser steps, epoch, and batches done in that epoch."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
+
+
+@dataclass
+class LoopResult:
+    """Loss per optimiser step (this run's), evaluations per epoch, last checkpoint."""
+
+    state: LoopState
+    losses: list[float] = field(default_factory=list)
+    evals: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
+    """LR multiplier: linear 0 -> 1 over ``warmup`` steps, then cosine 1 -> 0 at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        progress = (step - warmup) / max(1, total - warmup)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+    return factor
+
+
+def checkpoints(out: Path) -> list[Path]:
+    """Complete checkpoints under ``out``, oldest first."""
+    folder = Path(out) / CHECKPOINTS
+    found = [p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
+
+
+def _total_steps(sampler: Any, args: LoopArgs, world: int = 1) -> int:
+    """Optimiser steps of the run on each process (batches are sharded across them)."""
+    per_process = [math.ceil(sampler.epoch_length(e) / world) for e in range(args.epochs)]
+    total = sum(math.ceil(n / args.accumulate) for n in per_process)
+    return min(total, args.max_steps) if args.max_steps else total
+
+
+def _finite_weights(model: Any) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def train_loop(
+    model: Any,
+    dataset: Any,
+    sampler: Any,
+    collate: Callable[[list[Any]], Any],
+    args: LoopArgs,
+    *,
+    evaluate: Callable[[Any], dict[str, float]] | None = None,
+    export: Callable[[Any, Path], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> LoopResult:
+    """Train ``model`` (whose ``forward(batch)`` returns a scalar loss) on the batches of
+    ``sampler`` (a GroupBatchSampler-like object with ``set_position`` and
+    ``epoch_length``). ``evaluate(model)`` runs after each epoch on the main process;
+    ``export(model, folder)`` writes a usable model into each checkpoint folder."""
+    import torch
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from torch.utils.data import DataLoader
+
+    from retrieval.encoders.device import autocast_dtype, pick_device
+
+    device = pick_device(args.device)
+    dtype = autocast_dtype(device, args.precision)
+    mixed = {None: "no", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    # a batch of one pair kind leaves a tower unused: DDP must not wait for its grads
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=args.find_unused_parameters)
+    acc = Accelerator(mixed_precision=mixed, cpu=device == "cpu", kwargs_handlers=[ddp])
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    flat = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": flat, "weight_decay": 0}],
+        lr=args.lr,
+    )
+    total = _total_steps(sampler, args, acc.num_processes)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, cosine_with_warmup(args.warmup_steps, total)
+    )
+    loader = DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=args.num_workers
+    )
+    model, optimizer, loader = acc.prepare(model, optimizer, loader)
+    state = LoopState()
+    acc.register_for_checkpointing(scheduler, state)
+    result = LoopResult(state)
+    found = checkpoints(args.out)
+    if args.resume and found:
+        acc.load_state(str(found[-1]))
+        result.checkpoint = found[-1]
+        log.info("resumed from %s (step %d, epoch %d)", found[-1], state.step, state.epoch + 1)
+    elif args.resume:
+        log.warning("no checkpoint under %s: starting from scratch", args.out)
+
+    def save() -> None:
+        if not _finite_weights(acc.unwrap_model(model)):
+            raise TrainingDivergedError(_diverged("non-finite weights", state.step, result))
+        folder = Path(args.out) / CHECKPOINTS / f"step-{state.step}"
+        acc.save_state(str(folder))
+        if acc.is_main_process:
+            if export is not None:
+                export(acc.unwrap_model(model), folder)
+            info = {**asdict(state), "losses": result.losses[-50:], "evals": result.evals}
+            (folder / STATE_FILE).write_text(json.dumps(info, indent=1))
+            for old in checkpoints(args.out)[: -max(1, args.keep)]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+        result.checkpoint = folder
+
+    bar = _progress(args.progress and acc.is_main_process)
+    task = bar.add_task("training", total=total, completed=min(state.step, total))
+    with bar:
+        while state.epoch < args.epochs and state.step < total:
+            sampler.set_position(state.epoch, state.batch)
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(state.epoch)
+            _run_epoch(
+                acc,
+                model,
+                optimizer,
+                scheduler,
+                loader,
+                args,
+                state,
+                result,
+                total,
+                save,
+                lambda: bar.update(
+                    task,
+                    completed=state.step,
+                    description=f"epoch {state.epoch + 1} · loss {result.losses[-1]:.4f}",
+                ),
+                on_step,
+            )
+            if state.batch >= sampler.epoch_length(state.epoch):
+                state.epoch, state.batch = state.epoch + 1, 0
+                if evaluate is not None and acc.is_main_process:
+                    metrics = {"epoch": float(state.epoch), **evaluate(acc.unwrap_model(model))}
+                    result.evals.append(metrics)
+                    log.info("epoch %d: %s", state.epoch, metrics)
+                    model.train()
+                if args.save_steps <= 0:
+                    save()
+    if result.checkpoint is None or not result.checkpoint.name.endswith(f"-{state.step}"):
+        save()
+    return result
+
+
+def _run_epoch(
+    acc, model, optimizer, scheduler, loader, args, state, result, total, save, tick, on_step
+) -> None:
+    """One (possibly resumed) epoch, until it ends or ``total`` steps are done."""
+    model.train()
+    world, start = acc.num_processes, state.batch
+    count = len(loader)
+    running: list[float] = []
+    for i, batch in enumerate(loader, start=1):
+        sync = i % args.accumulate == 0 or i == count
+        with contextlib.nullcontext() if sync else acc.no_sync(model), acc.autocast():
+            loss = model(batch)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingDivergedError(_diverged(f"loss {value}", state.step + 1, result))
+            acc.backward(loss / args.accumulate)
+        running.append(value)
+        if not sync:
+            continue
+        if args.max_grad_norm:
+            acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.batch = start + i * world
+        result.losses.append(sum(running) / len(running))
+        running.clear()
+        tick()
+        if args.save_steps > 0 and state.step % args.save_steps == 0:
+            save()
+        if on_step is not None:
+            on_step(state.step, result.losses[-1])
+        if state.step >= total:
+            return
+
+
+def _diverged(what: str, step: int, result: LoopResult) -> str:
+    where = result.checkpoint or "none saved"
+    return f"training diverged: {what} at step {step}; stopped, last good checkpoint: {where}"
+
+
+def _progress(show: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+    )

@@ -1,0 +1,101 @@
+"""A group-aware batch sampler: no two items of one product group share a batch.
+
+In-batch negatives are the other rows of a batch, so two listings of one group in a
+batch would be pushed apart although they match. This sampler gives each batch at
+most one item per group (and, with ``buckets``, items of one bucket only, e.g. one
+pair kind), in an order fixed by (seed, epoch), and can start an epoch part-way
+through for a resumed run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Hashable, Iterator, Sequence
+
+from retrieval.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+class GroupBatchSampler:
+    """Batches of indices into ``groups`` with one item per group at most.
+
+    Each round shuffles the groups that still hold items, cuts them into batches of
+    ``batch_size`` and takes one item from each; groups left over wait for the next
+    round; the batches of all rounds are then shuffled. Items that cannot fill a
+    batch at the end of an epoch are dropped (a different set each epoch)."""
+
+    def __init__(
+        self,
+        groups: Sequence[Hashable],
+        batch_size: int,
+        *,
+        seed: int = 0,
+        buckets: Sequence[Hashable] | None = None,
+    ) -> None:
+        if batch_size < 2:
+            raise UsageError(
+                f"batch size must be at least 2 for in-batch negatives, got {batch_size}"
+            )
+        if buckets is not None and len(buckets) != len(groups):
+            raise UsageError("buckets and groups must have the same length")
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+        self.skip = 0
+        self._members: dict[Hashable, dict[Hashable, list[int]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        for i, group in enumerate(groups):
+            self._members[buckets[i] if buckets is not None else None][group].append(i)
+        usable = {b: len(g) for b, g in self._members.items() if len(g) >= batch_size}
+        if not usable:
+            most = max((len(g) for g in self._members.values()), default=0)
+            raise UsageError(
+                f"only {most} product groups for a batch size of {batch_size}: every batch "
+                "needs one group per row; lower --batch-size or add groups"
+            )
+        for bucket in set(self._members) - set(usable):
+            log.warning("pair kind %s has fewer groups than the batch size: skipped", bucket)
+            del self._members[bucket]
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    # Not ``set_epoch``: accelerate's DataLoaderShard calls that with its own pass
+    # counter on every iteration, which would reset a resumed run's position.
+    def set_position(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch's order and skip its first ``skip`` batches (resume)."""
+        self.epoch = epoch
+        self.skip = skip
+
+    def batches(self, epoch: int | None = None) -> list[list[int]]:
+        """Every batch of an epoch, in order (the same for the same seed and epoch)."""
+        epoch = self.epoch if epoch is None else epoch
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        rng = random.Random(f"{self.seed}:{epoch}")
+        out: list[list[int]] = []
+        for bucket in sorted(self._members, key=repr):
+            pools = {g: rng.sample(items, len(items)) for g, items in self._members[bucket].items()}
+            while len(pools) >= self.batch_size:
+                order = sorted(pools, key=repr)
+                rng.shuffle(order)
+                cut = len(order) - len(order) % self.batch_size
+                for start in range(0, cut, self.batch_size):
+                    out.append([pools[g].pop() for g in order[start : start + self.batch_size]])
+                pools = {g: items for g, items in pools.items() if items}
+        rng.shuffle(out)
+        self._cache = (epoch, out)
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batches()[self.skip :]
+
+    def __len__(self) -> int:
+        return max(0, len(self.batches()) - self.skip)
+
+    def epoch_length(self, epoch: int | None = None) -> int:
+        """Batches in a whole epoch, whatever the skip (it may differ by one or two
+        from epoch to epoch: which groups wait for the next round is random)."""
+        return len(self.batches(epoch))
