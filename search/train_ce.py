@@ -89,7 +89,11 @@ def train_cross_encoder_reranker(
         )
         for q, row in zip(valid_q, valid_rows)
     ]
-    summary = train_cross_encoder(rows, model, out, config, valid=valid, resume=resume)
+    from retrieval.encoders.text import resolve_model  # all-MiniLM-L6-v2 -> packaged copy
+
+    summary = train_cross_encoder(
+        rows, resolve_model(model), out, config, valid=valid, resume=resume
+    )
     metrics: dict[str, float] = {}
     if valid_q:
         reranker = CrossEncoderReranker(str(out), max_length=config.max_length)
