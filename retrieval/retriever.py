@@ -254,6 +254,13 @@ class Retriever:
         return results
 
 
+def default_vector(names: Sequence[str], requested: str | None = None) -> str:
+    """The vector to search: the requested one, else hybrid when there are several."""
+    if requested:
+        return requested
+    return HYBRID if len(names) > 1 else names[0]
+
+
 def write_report(report: IndexReport, folder: Path) -> Path:
     """Write the index report (with every failed item) as JSON; returns its path."""
     folder.mkdir(parents=True, exist_ok=True)

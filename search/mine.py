@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.errors import UsageError
-from retrieval.index import HYBRID
-from retrieval.retriever import Retriever
+from retrieval.retriever import Retriever, default_vector
 from search.config import AppConfig
 
 log = logging.getLogger(__name__)
@@ -73,8 +72,7 @@ def mine(
     index = connect(cfg)
     try:
         retriever = Retriever.for_collection(index, choice.name)
-        names = retriever.vector_names()
-        vector = cfg.stage1.vector or (HYBRID if len(names) > 1 else names[0])
+        vector = default_vector(retriever.vector_names(), cfg.stage1.vector)
         flt = dataset.search_filter(split)
         tick = progress(f"stage 1 · {split}", len(queries)) if progress else None
         hits = retriever.search(

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.errors import UsageError
-from retrieval.index import HYBRID, VectorIndex, open_index
-from retrieval.retriever import IndexReport, Retriever, write_report
+from retrieval.index import VectorIndex, open_index
+from retrieval.retriever import IndexReport, Retriever, default_vector, write_report
 from retrieval.types import Candidate, Hit, Product
 from search.config import AppConfig
 
@@ -196,9 +196,7 @@ def query(
             retriever = models.retriever(index, name)
         else:
             retriever = Retriever.for_collection(index, name)
-        vector = cfg.stage1.vector or (
-            HYBRID if len(retriever.vector_names()) > 1 else retriever.vector_names()[0]
-        )
+        vector = default_vector(retriever.vector_names(), cfg.stage1.vector)
         product = Product(id="__query__", title=text, image_path=image)
         enc = retriever.encode([product], query=True)
         if enc.failures:

@@ -19,9 +19,8 @@ from typing import Any
 from rerank.base import Reranker, rerank_batch
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError, unknown_name
-from retrieval.index import HYBRID
 from retrieval.metrics import hit_rate_at_k, mrr_at_k, recall_at_k
-from retrieval.retriever import Retriever
+from retrieval.retriever import Retriever, default_vector
 from retrieval.types import Candidate, Qrels, Query, Run, queries_to_qrels
 from search.config import AppConfig
 from search.pipeline import Pipeline, PipelineConfig
@@ -92,6 +91,29 @@ def stage1_candidates(
     return queries, rows
 
 
+def stage1_splits(
+    cfg: AppConfig,
+    dataset: Dataset,
+    name: str,
+    k: int,
+    splits: list[str],
+    progress: ProgressFactory | None = None,
+) -> tuple[str, list[Split]]:
+    """Stage-1 candidates (with features) of several splits from one collection; returns
+    the vector searched and one ``(queries, rows)`` per split."""
+    index = connect(cfg)
+    try:
+        retriever = Retriever.for_collection(index, name)
+        vector = default_vector(retriever.vector_names(), cfg.stage1.vector)
+        config = PipelineConfig(
+            k=k, using=vector, hybrid=cfg.stage1.hybrid, fusion=cfg.stage1.fusion
+        )
+        pipe = Pipeline(retriever, None, config)
+        return vector, [stage1_candidates(pipe, dataset, s, progress) for s in splits]
+    finally:
+        index.close()
+
+
 def compare_stages(
     reranker: Reranker, queries: list[Query], rows: list[list[Candidate]]
 ) -> dict[str, float]:
@@ -152,20 +174,9 @@ def train_pair_gbdt(
     start = time.perf_counter()
     params = GbdtParams(objective=objective)
     dataset, name = open_for_training(cfg, dataset_path, collection, fmt, progress)
-    index = connect(cfg)
-    try:
-        retriever = Retriever.for_collection(index, name)
-        names = retriever.vector_names()
-        vector = cfg.stage1.vector or (HYBRID if len(names) > 1 else names[0])
-        pipe = Pipeline(
-            retriever,
-            None,
-            PipelineConfig(k=k, using=vector, hybrid=cfg.stage1.hybrid, fusion=cfg.stage1.fusion),
-        )
-        train_q, train_rows = stage1_candidates(pipe, dataset, split, progress)
-        valid_q, valid_rows = stage1_candidates(pipe, dataset, valid_split, progress)
-    finally:
-        index.close()
+    vector, ((train_q, train_rows), (valid_q, valid_rows)) = stage1_splits(
+        cfg, dataset, name, k, [split, valid_split], progress
+    )
     if not train_q:
         raise UsageError(f"{dataset_path}: no labelled queries in split {split!r}")
 

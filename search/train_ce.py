@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.errors import UsageError
-from retrieval.index import HYBRID
-from retrieval.retriever import Retriever
 from search.config import AppConfig
-from search.pipeline import Pipeline, PipelineConfig
-from search.store import connect
 from search.train import (
     ProgressFactory,
     TrainReport,
     compare_stages,
     open_for_training,
-    stage1_candidates,
+    stage1_splits,
 )
 
 log = logging.getLogger(__name__)
@@ -68,19 +64,7 @@ def train_cross_encoder_reranker(
     if not rows:
         raise UsageError(f"{negatives}: no rows")
     dataset, name = open_for_training(cfg, dataset_path, collection, fmt, progress)
-    index = connect(cfg)
-    try:
-        retriever = Retriever.for_collection(index, name)
-        names = retriever.vector_names()
-        vector = cfg.stage1.vector or (HYBRID if len(names) > 1 else names[0])
-        pipe = Pipeline(
-            retriever,
-            None,
-            PipelineConfig(k=k, using=vector, hybrid=cfg.stage1.hybrid, fusion=cfg.stage1.fusion),
-        )
-        valid_q, valid_rows = stage1_candidates(pipe, dataset, valid_split, progress)
-    finally:
-        index.close()
+    vector, ((valid_q, valid_rows),) = stage1_splits(cfg, dataset, name, k, [valid_split], progress)
     valid = [
         ValidList(
             q.product.title,

@@ -15,15 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
-from retrieval.index import HYBRID
-from retrieval.retriever import Retriever
 from retrieval.types import Candidate, Product, Query
 from search.config import AppConfig
-from search.pipeline import Pipeline, PipelineConfig
-from search.store import connect
-from search.train import ProgressFactory, TrainReport, compare_stages, open_for_training
+from search.train import (
+    ProgressFactory,
+    TrainReport,
+    compare_stages,
+    open_for_training,
+    stage1_splits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +75,6 @@ def file_negatives(
     return queries, negatives
 
 
-def _stage1(
-    cfg: AppConfig, dataset: Dataset, name: str, k: int, splits: list[str], progress: Any
-) -> tuple[str, list[tuple[list[Query], list[list[Candidate]]]]]:
-    from search.train import stage1_candidates
-
-    index = connect(cfg)
-    try:
-        retriever = Retriever.for_collection(index, name)
-        names = retriever.vector_names()
-        vector = cfg.stage1.vector or (HYBRID if len(names) > 1 else names[0])
-        config = PipelineConfig(
-            k=k, using=vector, hybrid=cfg.stage1.hybrid, fusion=cfg.stage1.fusion
-        )
-        pipe = Pipeline(retriever, None, config)
-        return vector, [stage1_candidates(pipe, dataset, s, progress) for s in splits]
-    finally:
-        index.close()
-
-
 def train_qwen_vl_reranker(
     cfg: AppConfig,
     dataset_path: str,
@@ -137,7 +119,7 @@ def train_qwen_vl_reranker(
     else:
         dataset, name = open_for_training(cfg, dataset_path, collection, fmt, progress)
         products = {p.id: p for p in dataset.products()}
-        vector, runs = _stage1(cfg, dataset, name, k, [split, valid_split], progress)
+        vector, runs = stage1_splits(cfg, dataset, name, k, [split, valid_split], progress)
         (train_q, train_rows), (valid_q, valid_rows) = runs
         negs = stage1_negatives(train_q, train_rows)
     examples = pair_examples(train_q, products, negs, neg_ratio, seed)
