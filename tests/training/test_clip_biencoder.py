@@ -170,6 +170,17 @@ def test_cli_trains_a_clip_biencoder(tiny_arch, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "loss:" in result.output and (out / "open_clip_config.json").is_file()
+    # the trained folder is an encoder spec: index with it and query by image
+    spec = f"clip:{out},device=cpu,num_workers=0"
+    res = CliRunner().invoke(app, ["index", str(data), "-e", spec, "--collection", "ft"])
+    assert res.exit_code == 0, res.output
+    first = sorted((data / "train_images").iterdir())[0]
+    res = CliRunner().invoke(
+        app,
+        ["query", "", "--image", str(first), "-c", "ft", "--vector", "image", "--json", "-k", "1"],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["hits"][0]["image_path"].endswith(first.name)
     bad = CliRunner().invoke(app, [*args[:-6], "--pairs", "image-sound"])
     assert bad.exit_code == 2 and "unknown pair kind 'image-sound'" in bad.output
 
