@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +96,8 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
     """Two-stage product matching: index catalogues into Qdrant, query, rerank, evaluate."""
+    if not verbose:  # model-loading bars of transformers/hub are noise beside our own bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from rich.logging import RichHandler
 
     logging.basicConfig(
