@@ -115,3 +115,13 @@ def test_bad_config_key_names_nearest(tmp_path, catalog):
     cfg.write_text("[index]\nhnsw_mm = 8\n")
     res = run("index", str(catalog), "--config", str(cfg))
     assert res.exit_code == 2 and "did you mean 'hnsw_m'" in res.output
+
+
+def test_example_config_loads():
+    from pathlib import Path
+
+    from search.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "search.toml")
+    assert cfg.index.quantization == "int8" and cfg.stage1.k == 50
+    assert cfg.stage1.encoders == ["text", "sparse"]
