@@ -17,17 +17,6 @@ from PIL import Image
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-# a WordPiece vocabulary for the tiny BERT models: specials, letters, digits, words
-WORDS = (
-    "apple iphone samsung galaxy tab nike air zoom shoe red blue black white phone case "
-    "cable usb charger gb tv sony lg camera lens bag watch ##s ##er ##ing"
-).split()
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-VOCAB += list("abcdefghijklmnopqrstuvwxyz0123456789") + [
-    f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"
-]
-VOCAB += list(".,:;-/()") + WORDS
-
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
@@ -96,22 +85,7 @@ def tiny_clip_arch(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory):
     """A 2-layer random BERT and its WordPiece tokenizer saved as a transformers folder."""
-    transformers = pytest.importorskip("transformers")
-    import torch
+    pytest.importorskip("transformers")
+    from helpers.tiny_bert import build_tiny_bert
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(VOCAB) + "\n")
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    config = transformers.BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -20,28 +20,9 @@ WORDS = (
 @pytest.fixture(scope="session")
 def tiny_cross_encoder(tmp_path_factory) -> Path:
     """A 2-layer BERT with one output logit and a word-piece vocabulary of shop words."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from helpers.tiny_bert import build_tiny_bert
 
-    path = tmp_path_factory.mktemp("tiny-ce")
-    chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *chars]
-    tokens += [f"##{c}" for c in chars]
-    (path / "vocab.txt").write_text("\n".join(tokens) + "\n")
-    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)})
-    config = BertConfig(
-        vocab_size=len(tokens),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=1,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-ce"), classifier=True)
 
 
 @pytest.fixture(scope="session")
