@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
-import json
 import os
 import platform
 import sys
@@ -35,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # gpu_timing beside this file
+from gpu_timing import run_sizes, save_report, time_step  # noqa: E402
 
 # bge-reranker-v2-m3 (XLM-RoBERTa-large) and Qwen2-VL-2B-Instruct, as in their config.json.
 CE_FULL = {
@@ -173,52 +175,19 @@ def vl_step(model: Any, batch: int, args: argparse.Namespace, device: str) -> Ca
     return step
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def measure(step: Callable[[], Any], batch: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Warm up, then time passes until both ``--min-iters`` and ``--min-seconds`` are met."""
-    cuda = args.device.startswith("cuda")
-    with torch.inference_mode():
-        for _ in range(args.warmup):
-            step()
-        sync(args.device)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        iters, start = 0, time.perf_counter()
-        while iters < args.min_iters or time.perf_counter() - start < args.min_seconds:
-            step()
-            iters += 1
-        sync(args.device)
-        elapsed = time.perf_counter() - start
+def measure(
+    make: Callable[[int], Callable[[], Any]], batch: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Pairs/s of one batch size (inference mode)."""
+    step = make(batch)
+    t = time_step(step, args, inference=True)
     return {
-        "batch_size": batch,
-        "iters": iters,
-        "ms_per_batch": 1000 * elapsed / iters,
-        "pairs_per_s": batch * iters / elapsed,
-        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "iters": t["iters"],
+        "ms_per_batch": 1000 * t["elapsed"] / t["iters"],
+        "pairs_per_s": batch * t["iters"] / t["elapsed"],
+        "peak_mem_gib": t["peak_mem_gib"],
+        "tokens_per_pair": getattr(step, "tokens", args.ce_tokens),
     }
-
-
-def run_model(name: str, model: Any, make: Callable, args: argparse.Namespace) -> list[dict]:
-    rows = []
-    params = sum(p.numel() for p in model.parameters())
-    for batch in args.ce_batches if name == "cross-encoder" else args.vl_batches:
-        row: dict[str, Any] = {"model": name, "params_m": round(params / 1e6, 1)}
-        try:
-            step = make(batch)
-            row |= measure(step, batch, args)
-            row["tokens_per_pair"] = getattr(step, "tokens", args.ce_tokens)
-        except torch.cuda.OutOfMemoryError:
-            row |= {"batch_size": batch, "oom": True}
-        step = None  # free the batch's tensors before the next size
-        if args.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    return rows
 
 
 def machine(args: argparse.Namespace) -> dict[str, Any]:
@@ -297,7 +266,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg = CE_SMOKE if args.smoke else CE_FULL
         model = build_ce(cfg, args.device, args.dtype)
         make = lambda b: ce_step(model, b, args.ce_tokens, cfg["vocab_size"], args.device)  # noqa: E731
-        results += run_model("cross-encoder", model, make, args)
+        results += run_sizes(
+            "cross-encoder", model, lambda b: measure(make, b, args), args.ce_batches, args.device
+        )
         del model
     if "qwen-vl" in args.models:
         text, vision = (
@@ -305,7 +276,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         attn = attention() if args.device.startswith("cuda") else "sdpa"
         model = build_vl(text, vision, args.device, args.dtype, attn)
-        results += run_model("qwen-vl", model, lambda b: vl_step(model, b, args, args.device), args)
+        make = lambda b: vl_step(model, b, args, args.device)  # noqa: E731
+        results += run_sizes(
+            "qwen-vl", model, lambda b: measure(make, b, args), args.vl_batches, args.device
+        )
     report = {
         "smoke": args.smoke,
         "machine": machine(args),
@@ -314,11 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": " ".join(["python benchmarks/gpu/rerank_bench.py", *(argv or sys.argv[1:])]),
         "wall_s": time.perf_counter() - started,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "rerank_bench_smoke" if args.smoke else "rerank_bench"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
+    save_report(report, args.out, "rerank_bench", markdown)
 
 
 if __name__ == "__main__":

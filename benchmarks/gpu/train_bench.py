@@ -23,7 +23,6 @@ benchmarks/results/). Measured, not asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -33,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # gpu_timing beside this file
+from gpu_timing import run_sizes, save_report, time_step  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere
 
@@ -122,47 +124,17 @@ def ce_step(args: argparse.Namespace, model: Any, batch: int) -> Callable:
     return step
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def measure(step: Callable[[], None], batch: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Warm up, then time steps until both ``--min-iters`` and ``--min-seconds`` are met."""
-    cuda = args.device.startswith("cuda")
-    for _ in range(args.warmup):
-        step()
-    sync(args.device)
-    iters, start = 0, time.perf_counter()
-    while iters < args.min_iters or time.perf_counter() - start < args.min_seconds:
-        step()
-        iters += 1
-    sync(args.device)
-    elapsed = time.perf_counter() - start
+def measure(
+    make: Callable[[int], Callable[[], None]], batch: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Samples/s of one batch size (forward, backward and optimizer step)."""
+    t = time_step(make(batch), args, inference=False)
     return {
-        "batch_size": batch,
-        "iters": iters,
-        "ms_per_step": 1000 * elapsed / iters,
-        "samples_per_s": batch * iters / elapsed,
-        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "iters": t["iters"],
+        "ms_per_step": 1000 * t["elapsed"] / t["iters"],
+        "samples_per_s": batch * t["iters"] / t["elapsed"],
+        "peak_mem_gib": t["peak_mem_gib"],
     }
-
-
-def run_model(name: str, model: Any, make: Callable, batches: list[int], args) -> list[dict]:
-    rows = []
-    params = sum(p.numel() for p in model.parameters())
-    for batch in batches:
-        row: dict[str, Any] = {"model": name, "params_m": round(params / 1e6, 1)}
-        if args.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        try:
-            row |= measure(make(batch), batch, args)
-        except torch.cuda.OutOfMemoryError:
-            row |= {"batch_size": batch, "oom": True}
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    return rows
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -229,12 +201,16 @@ def main(argv: list[str] | None = None) -> None:
         parts = build_clip(args)
         make = lambda b: clip_step(args, parts, b)  # noqa: E731
         name = "clip tiny" if args.smoke else "clip ViT-B-16"
-        results += run_model(name, parts[0], make, args.clip_batches, args)
+        results += run_sizes(
+            name, parts[0], lambda b: measure(make, b, args), args.clip_batches, args.device
+        )
         del parts, make
     if "cross-encoder" in args.models:
         model = build_ce(args)
         make = lambda b: ce_step(args, model, b)  # noqa: E731
-        results += run_model("cross-encoder", model, make, args.ce_batches, args)
+        results += run_sizes(
+            "cross-encoder", model, lambda b: measure(make, b, args), args.ce_batches, args.device
+        )
     cuda = args.device.startswith("cuda")
     report = {
         "smoke": args.smoke,
@@ -250,11 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": " ".join(["python benchmarks/gpu/train_bench.py", *(argv or sys.argv[1:])]),
         "wall_s": time.perf_counter() - started,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "train_bench_smoke" if args.smoke else "train_bench"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
+    save_report(report, args.out, "train_bench", markdown)
 
 
 if __name__ == "__main__":
