@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -72,6 +73,38 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+ProgressFactory = Callable[[str, "int | None"], Callable[[int], None]]
+
+
+@contextmanager
+def progress_bars() -> Iterator[ProgressFactory]:
+    """Rich progress bars on stderr: ``factory(description, total)`` -> per-batch tick."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+
+        def factory(description: str, total: int | None) -> Callable[[int], None]:
+            task = bar.add_task(description, total=total or None)
+            return lambda n: bar.advance(task, n)
+
+        yield factory
 
 
 def _config(
@@ -151,13 +184,6 @@ def index_cmd(
     qdrant_api_key: ApiKey = None,
 ) -> None:
     """Encode a dataset and store it in a collection (a killed run resumes)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
 
     from search.store import index_dataset
 
@@ -177,18 +203,8 @@ def index_cmd(
         },
         stage1={"encoders": encoder or None, "batch_size": batch_size},
     )
-    with Progress(
-        TextColumn("indexing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-    ) as bar:
-
-        def progress(total: int | None) -> Callable[[int], None]:
-            task = bar.add_task("index", total=total)
-            return lambda n: bar.advance(task, n)
-
+    with progress_bars() as bars:
+        progress = functools.partial(bars, "indexing")
         report, path = index_dataset(
             cfg, dataset, fmt=fmt, collection=collection, recreate=recreate, progress=progress
         )

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,30 +26,8 @@ from search.cli import (
     err,
     handle_errors,
     out,
+    progress_bars,
 )
-
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
-
-
-@contextmanager
-def _bars() -> Iterator[ProgressFactory]:
-    """Rich progress bars on stderr: ``factory(description, total)`` -> per-batch tick."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-
-        def factory(description: str, total: int) -> Callable[[int], None]:
-            task = bar.add_task(description, total=total or None)
-            return lambda n: bar.advance(task, n)
-
-        yield factory
 
 
 @app.command("eval")
@@ -119,7 +95,7 @@ def eval_cmd(
         stage2={"reranker": reranker, "n": n, "blend": blend},
         eval={"split": split, "tune_split": tune_split, "batch_size": batch_size},
     )
-    with _bars() as progress:
+    with progress_bars() as progress:
         result = evaluate_dataset(
             cfg,
             dataset,
@@ -187,7 +163,7 @@ def ablate_cmd(
             f"cell {i}/{total} [{status}] {label}", markup=False, highlight=False, soft_wrap=True
         )
 
-    with _bars() as progress:
+    with progress_bars() as progress:
         result = run_grid(
             grid, out=out_dir, overrides={"store": store}, progress=progress, on_cell=on_cell
         )

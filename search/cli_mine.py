@@ -22,6 +22,7 @@ from search.cli import (
     app,
     handle_errors,
     out,
+    progress_bars,
 )
 
 
@@ -52,11 +53,10 @@ def mine_cmd(
     qdrant_api_key: ApiKey = None,
 ) -> None:
     """Mine hard negatives for a split's queries (FlagEmbedding's query/pos/neg JSONL)."""
-    from search.cli_eval import _bars
     from search.mine import mine
 
     cfg = _config(config, data_dir, backend, qdrant_url, qdrant_api_key, stage1={"vector": vector})
-    with _bars() as progress:
+    with progress_bars() as progress:
         report = mine(
             cfg,
             dataset,

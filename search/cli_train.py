@@ -5,7 +5,6 @@ Imported by ``search.cli`` (after its ``app`` exists) to register the commands t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -22,9 +21,9 @@ from search.cli import (
     Url,
     _config,
     app,
-    err,
     handle_errors,
     out,
+    progress_bars,
 )
 
 train_app = typer.Typer(help="Train bi-encoders and stage-2 rerankers.", no_args_is_help=True)
@@ -107,8 +106,6 @@ def train_reranker_cmd(
     qdrant_api_key: ApiKey = None,
 ) -> None:
     """Train a reranker on a split's stage-1 candidates; report stage 1 vs stage 2 on valid."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from search.train import train_reranker
 
     cfg = _config(
@@ -119,14 +116,7 @@ def train_reranker_cmd(
         qdrant_api_key,
         stage1={"encoders": encoder or None, "vector": vector},
     )
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
-    ) as bar:
-
-        def progress(label: str, total: int) -> Callable[[int], None]:
-            task = bar.add_task(label, total=total or None)
-            return lambda n: bar.advance(task, n)
-
+    with progress_bars() as progress:
         extra = {}
         if kind == "qwen-vl":
             extra = {
