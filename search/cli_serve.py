@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from retrieval.errors import SearchError
 from search.cli import ApiKey, Backend, ConfigFile, DataDir, Url, _config, app, handle_errors, out
 
 
@@ -17,7 +18,9 @@ def serve_cmd(
         Path, typer.Option("--runs", help="Folder searched for evaluation runs.")
     ] = Path("runs"),
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="0 picks a free port.")
+    ] = 8000,
     config: ConfigFile = None,
     data_dir: DataDir = None,
     backend: Backend = None,
@@ -27,7 +30,13 @@ def serve_cmd(
     """Browse queries (both stages, with images) and evaluation runs in a web page."""
     from search.web.server import serve
 
-    server = serve(_config(config, data_dir, backend, qdrant_url, qdrant_api_key), runs, host, port)
+    cfg = _config(config, data_dir, backend, qdrant_url, qdrant_api_key)
+    try:
+        server = serve(cfg, runs, host, port)
+    except OSError as exc:  # port in use, host not local
+        raise SearchError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; try --port 0"
+        ) from exc
     out.print(
         f"viewer at http://{host}:{server.server_address[1]}/  (Ctrl+C stops)", highlight=False
     )

@@ -110,3 +110,17 @@ def test_runs_list_and_one_run(viewer):
         q["title"] and q["stage1"] and {"id", "title", "image", "relevant"} <= set(q["stage1"][0])
     )
     assert any(i["relevant"] for qq in run["queries"] for i in qq["stage1"])
+
+
+def test_port_in_use_is_one_line(tmp_path):
+    import socket
+
+    from typer.testing import CliRunner
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        res = CliRunner().invoke(app, ["serve", "--runs", str(tmp_path), "--port", str(port)])
+    assert res.exit_code == 1 and "try --port 0" in res.output
+    assert "Traceback" not in res.output
