@@ -124,6 +124,26 @@ def _total_steps(sampler: Any, args: LoopArgs, world: int = 1) -> int:
     return min(total, args.max_steps) if args.max_steps else total
 
 
+def _param_groups(model: Any, args: LoopArgs) -> list[dict[str, Any]]:
+    """Weight decay on matrices only; a model's ``lr_scales()`` (parameter name prefix ->
+    learning-rate factor, e.g. a freshly initialised head) gets groups of its own."""
+    scales: dict[str, float] = model.lr_scales() if hasattr(model, "lr_scales") else {}
+    groups: dict[tuple[float, bool], list[Any]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        factor = next((f for prefix, f in scales.items() if name.startswith(prefix)), 1.0)
+        groups.setdefault((factor, p.ndim >= 2), []).append(p)
+    return [
+        {
+            "params": params,
+            "lr": args.lr * factor,
+            "weight_decay": args.weight_decay if decay else 0.0,
+        }
+        for (factor, decay), params in sorted(groups.items(), key=lambda kv: kv[0])
+    ]
+
+
 def _finite_weights(model: Any) -> bool:
     import torch
 
@@ -157,12 +177,7 @@ def train_loop(
     # a batch of one pair kind leaves a tower unused: DDP must not wait for its grads
     ddp = DistributedDataParallelKwargs(find_unused_parameters=args.find_unused_parameters)
     acc = Accelerator(mixed_precision=mixed, cpu=device == "cpu", kwargs_handlers=[ddp])
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    flat = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": flat, "weight_decay": 0}],
-        lr=args.lr,
-    )
+    optimizer = torch.optim.AdamW(_param_groups(model, args), lr=args.lr)
     total = _total_steps(sampler, args, acc.num_processes)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(args.warmup_steps, total)

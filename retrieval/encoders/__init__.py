@@ -12,6 +12,7 @@ from retrieval.encoders import (  # noqa: F401  (registration)
     phash,
     sparse,
     text,
+    timm_encoder,
     visual_bge,
 )
 from retrieval.encoders.base import (

@@ -24,12 +24,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VectorSpec:
-    """A named vector an encoder fills: dense with ``size`` dims, or sparse (size None)."""
+    """A named vector an encoder fills: dense with ``size`` dims, sparse (size None), or a
+    multivector (``multivector``: a matrix of ``size``-dim rows per point, e.g. ColBERT
+    token vectors, compared by MAX_SIM)."""
 
     name: str
     size: int | None
     distance: str = "cosine"  # cosine | dot | euclid
     idf: bool = False  # sparse only: let Qdrant apply the IDF modifier
+    multivector: bool = False
 
     @property
     def sparse(self) -> bool:
@@ -47,6 +50,7 @@ class SparseVec:
         return len(self.indices)
 
 
+# dense: 1-d array; multivector: 2-d array (one row per token)
 Vector = np.ndarray | SparseVec
 
 

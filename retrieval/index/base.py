@@ -62,6 +62,9 @@ class SearchRequest:
     prefetch_limit: int | None = None
     filter: dict[str, str] | None = None  # payload field == value, all must hold
     payload: bool | Sequence[str] = True
+    # hybrid only: a multivector that rescores the prefetched candidates (MAX_SIM) in
+    # place of RRF / DBSF fusion, the layout Qdrant documents for BGE-M3
+    rescore: str | None = None
 
 
 @dataclass
@@ -153,7 +156,7 @@ def check_same_vectors(name: str, existing: list[VectorSpec], wanted: list[Vecto
                 f"collection {name!r} has no vector {vname!r} (it has {', '.join(sorted(have))}); "
                 "pass --recreate to rebuild it or --collection to pick another"
             )
-        if old.size != spec.size:
+        if old.size != spec.size or old.multivector != spec.multivector:
             raise UsageError(
                 f"vector {vname!r} has size {spec.size} but collection {name!r} stores "
                 f"{old.size}; pass --recreate to rebuild it or --collection to pick another"
@@ -173,8 +176,19 @@ def check_same_encoders(name: str, existing: dict[str, Any], meta: dict[str, Any
 def check_request(req: SearchRequest, known: dict[str, VectorSpec]) -> None:
     """Validate a request against a collection's vectors: names, sizes, fusion."""
     names = req.hybrid if req.using == HYBRID else (req.using,)
-    if req.using == HYBRID and len(names) < 2:
+    if req.using == HYBRID and len(names) < 2 and not req.rescore:
         raise UsageError("a hybrid query needs at least two vectors to fuse")
+    if req.rescore:
+        if req.using != HYBRID:
+            raise UsageError("rescoring with a multivector needs a hybrid query")
+        rescorer = known.get(req.rescore)
+        if rescorer is None or not rescorer.multivector:
+            have = sorted(v.name for v in known.values() if v.multivector) or ["none"]
+            raise UsageError(
+                f"cannot rescore with {req.rescore!r}: not a multivector of this collection "
+                f"(multivectors: {', '.join(have)})"
+            )
+        names = (*names, req.rescore)
     if req.fusion not in FUSIONS:
         raise UsageError(f"unknown fusion {req.fusion!r}; known: {', '.join(FUSIONS)}")
     for vname in names:
@@ -186,9 +200,18 @@ def check_request(req: SearchRequest, known: dict[str, VectorSpec]) -> None:
         vec = req.vectors.get(vname)
         if vec is None:
             raise UsageError(f"the query has no {vname!r} vector")
-        if not spec.sparse and len(vec) != spec.size:
+        if spec.sparse:
+            continue
+        shape = getattr(vec, "shape", (len(vec),))
+        if spec.multivector != (len(shape) == 2):
+            kind = "a multivector" if len(shape) == 2 else "a single vector"
+            want = "a multivector" if spec.multivector else "a single vector"
             raise UsageError(
-                f"query vector {vname!r} has size {len(vec)}, the collection expects {spec.size}"
+                f"query vector {vname!r} is {kind}, but the collection stores {want} there"
+            )
+        if shape[-1] != spec.size:
+            raise UsageError(
+                f"query vector {vname!r} has size {shape[-1]}, the collection expects {spec.size}"
             )
 
 
@@ -207,12 +230,22 @@ def to_numpy_vector(value: Any) -> Vector:
 
 def specs_to_json(vectors: list[VectorSpec]) -> list[dict[str, Any]]:
     """Vector specs as JSON-able dicts (stored in collection metadata)."""
-    return [{"name": v.name, "size": v.size, "distance": v.distance, "idf": v.idf} for v in vectors]
+    return [
+        {"name": v.name, "size": v.size, "distance": v.distance, "idf": v.idf}
+        | ({"multivector": True} if v.multivector else {})
+        for v in vectors
+    ]
 
 
 def specs_from_json(data: list[dict[str, Any]]) -> list[VectorSpec]:
     """Inverse of ``specs_to_json``."""
     return [
-        VectorSpec(d["name"], d["size"], d.get("distance", "cosine"), d.get("idf", False))
+        VectorSpec(
+            d["name"],
+            d["size"],
+            d.get("distance", "cosine"),
+            d.get("idf", False),
+            d.get("multivector", False),
+        )
         for d in data
     ]

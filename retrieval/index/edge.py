@@ -122,8 +122,20 @@ class EdgeIndex:
         dense = {
             v.name: qe.EdgeVectorParams(size=v.size, distance=distances[v.distance])
             for v in vectors
-            if not v.sparse
+            if not v.sparse and not v.multivector
         }
+        for v in vectors:  # ColBERT-style: MAX_SIM, no HNSW graph (they rescore only)
+            if v.multivector:
+                dense[v.name] = qe.EdgeVectorParams(
+                    size=v.size,
+                    distance=distances[v.distance],
+                    multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                    hnsw_config=qe.HnswIndexConfig(
+                        m=0,
+                        ef_construct=cfg.hnsw_ef_construct,
+                        full_scan_threshold=cfg.full_scan_threshold_kb,
+                    ),
+                )
         sparse = {
             v.name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if v.idf else None)
             for v in vectors
@@ -256,7 +268,10 @@ class EdgeIndex:
             )
             for n in req.hybrid
         ]
-        fusion = qe.Fusion.Rrf(k=60) if req.fusion == "rrf" else qe.Fusion.Dbsf()
+        if req.rescore:
+            query = qe.Query.Nearest(self._vector(req.vectors[req.rescore]), using=req.rescore)
+        else:
+            query = qe.Fusion.Rrf(k=60) if req.fusion == "rrf" else qe.Fusion.Dbsf()
         return qe.QueryRequest(
-            limit=req.limit, prefetches=prefetches, query=fusion, filter=flt, with_payload=payload
+            limit=req.limit, prefetches=prefetches, query=query, filter=flt, with_payload=payload
         )

