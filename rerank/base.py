@@ -21,6 +21,9 @@ _MODULES = {
     "cross-encoder": "rerank.cross_encoder",
     "qwen-vl": "rerank.qwen_vl",
     "pair-gbdt": "rerank.pair_gbdt",
+    "flag": "rerank.flag",
+    "flag-llm": "rerank.flag",
+    "flag-layerwise": "rerank.flag",
 }
 
 

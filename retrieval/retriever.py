@@ -179,7 +179,9 @@ class Retriever:
         filters: Sequence[dict[str, str] | None] | None = None,
         payload: bool | Sequence[str] = True,
     ) -> list[SearchRequest | None]:
-        """One request per query (None where the query lacks the vector to search)."""
+        """One request per query (None where the query lacks the vector to search). A
+        hybrid query over a collection with a multivector (BGE-M3's ``bge_colbert``)
+        prefetches with the other vectors and rescores their union by MAX_SIM."""
         known = self.vector_names()
         if using != HYBRID and using not in known:
             raise UsageError(
@@ -189,6 +191,10 @@ class Retriever:
         for name in fuse:
             if name not in known:
                 raise UsageError(f"unknown vector {name!r} in --hybrid; have: {', '.join(known)}")
+        # a multivector (ColBERT) among the fused vectors rescores the others' prefetch
+        multi = {v.name for v in self.specs if v.multivector}
+        rescore = next((nm for nm in fuse if nm in multi), None) if using == HYBRID else None
+        fuse = [nm for nm in fuse if nm != rescore]
         out: list[SearchRequest | None] = []
         for i in range(n):
             vecs = {name: col[i] for name, col in encoded.vectors.items() if col[i] is not None}
@@ -198,8 +204,13 @@ class Retriever:
                 if not names:
                     out.append(None)
                     continue
-                mode = HYBRID if len(names) > 1 else names[0]
-                out.append(SearchRequest(vecs, mode, k, names, fusion, filter=flt, payload=payload))
+                rescorer = rescore if rescore in vecs else None
+                mode = HYBRID if len(names) > 1 or rescorer else names[0]
+                out.append(
+                    SearchRequest(
+                        vecs, mode, k, names, fusion, filter=flt, payload=payload, rescore=rescorer
+                    )
+                )
             elif using in vecs:
                 out.append(SearchRequest(vecs, using, k, filter=flt, payload=payload))
             else:

@@ -7,6 +7,7 @@ imports its heavy stack when it is called.
 from __future__ import annotations
 
 from retrieval.encoders import (  # noqa: F401  (registration)
+    bge_m3,
     clip,
     fusion,
     phash,

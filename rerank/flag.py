@@ -1,0 +1,187 @@
+"""FlagEmbedding's rerankers, by exact kind name:
+
+* ``flag``: ``FlagReranker``, a cross-encoder checkpoint (default
+  ``BAAI/bge-reranker-v2-m3``);
+* ``flag-llm``: ``FlagLLMReranker``, a decoder LLM scoring the "Yes" token after a
+  prompt (default ``BAAI/bge-reranker-v2-gemma``); the prompt asks whether two
+  listings are the same product;
+* ``flag-layerwise``: ``LayerWiseFlagLLMReranker`` (``BAAI/bge-reranker-v2-minicpm-layerwise``),
+  scoring from an intermediate layer: ``cutoff_layer`` (default 28) trades speed for
+  quality. FlagEmbedding 1.4.2's model code for it needs transformers 4.x; on 5.x the
+  kind stops with a one-line error (``check_layerwise_runs``).
+
+Scores go through a sigmoid (FlagEmbedding's ``normalize=True``), so they lie in
+[0, 1] and the match decision can threshold them. Options: ``device`` (auto),
+``precision`` (auto: fp16/bf16 on a GPU, fp32 on a CPU), ``batch_size`` (32),
+``max_length`` (tokens of the candidate side, 256), ``query_max_length`` (tokens of the
+query side, default 3/4 of ``max_length``), ``fields`` (Product.fields keys appended
+to the title, ``+``-separated); ``prompt`` for the LLM kinds. FlagEmbedding is imported
+inside the factory; missing, it is a one-line error naming the ``flag`` extra.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from rerank._torch import int_option, resolve_device, resolve_dtype, run_batches
+from rerank.base import Formatter, Pair, register_reranker
+from retrieval.errors import SearchError
+
+log = logging.getLogger(__name__)
+
+PRODUCT_PROMPT = (
+    "Given two product listings A and B, predict whether they are the same product "
+    "by providing a prediction of either 'Yes' or 'No'."
+)
+DEFAULTS = {
+    "flag": "BAAI/bge-reranker-v2-m3",
+    "flag-llm": "BAAI/bge-reranker-v2-gemma",
+    "flag-layerwise": "BAAI/bge-reranker-v2-minicpm-layerwise",
+}
+
+
+def check_layerwise_runs() -> None:
+    """FlagEmbedding 1.4.2's layer-wise MiniCPM model calls transformers 4 APIs that 5.x
+    removed (``DynamicCache.from_legacy_cache``, list-valued ``_tied_weights_keys``, rope
+    configs with a ``type`` key): say so in one line instead of failing mid-load."""
+    import transformers
+
+    major = int(transformers.__version__.split(".", 1)[0])
+    if major >= 5:
+        raise SearchError(
+            f"flag-layerwise: FlagEmbedding's layer-wise MiniCPM model does not run on "
+            f"transformers {transformers.__version__} (it needs transformers 4.x); use the "
+            "flag or flag-llm reranker, or an environment with transformers<5"
+        )
+
+
+class FlagRerankerAdapter:
+    """Scores (query, candidate) title pairs with a FlagEmbedding reranker, sigmoid-normalised."""
+
+    def __init__(
+        self,
+        kind: str,
+        model: str,
+        *,
+        device: str | None = None,
+        precision: str | None = None,
+        batch_size: int = 32,
+        max_length: int = 256,
+        query_max_length: int | None = None,
+        fields: str | None = None,
+        prompt: str | None = None,
+        cutoff_layer: int | None = None,
+    ) -> None:
+        import torch
+
+        from retrieval.flag_compat import import_flag
+
+        flag = import_flag()
+        self.spec = f"{kind}:{model}"
+        if kind == "flag-layerwise":
+            check_layerwise_runs()
+        self.device = resolve_device(device)
+        dtype = resolve_dtype(self.device, precision)
+        self.batch_size, self.format = batch_size, Formatter.from_option(fields)
+        self.call_options: dict[str, Any] = {
+            "max_length": max_length,
+            "query_max_length": query_max_length or max_length * 3 // 4,
+            "normalize": True,
+        }
+        common: dict[str, Any] = {
+            "use_fp16": dtype == torch.float16,
+            "devices": [self.device],
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "normalize": True,
+        }
+        if kind != "flag":
+            common["use_bf16"] = dtype == torch.bfloat16
+            self.call_options["prompt"] = prompt or PRODUCT_PROMPT
+        if kind == "flag-layerwise":
+            self.call_options["cutoff_layers"] = [cutoff_layer or 28]
+        classes = {
+            "flag": flag.FlagReranker,
+            "flag-llm": flag.FlagLLMReranker,
+            "flag-layerwise": flag.LayerWiseFlagLLMReranker,
+        }
+        try:
+            self.model = classes[kind](model, **common)
+        except Exception as exc:  # hub misses offline, broken folders: one clear line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SearchError(f"cannot load {kind} reranker {model!r}: {first}") from exc
+        if kind == "flag-layerwise":
+            self._check_layer(cutoff_layer or 28)
+
+    def _check_layer(self, layer: int) -> None:
+        """A cutoff layer past the model's depth would fail deep inside FlagEmbedding."""
+        from retrieval.errors import UsageError
+
+        config = getattr(self.model.model, "config", None)
+        depth = getattr(config, "num_hidden_layers", None)
+        if depth is not None and not 0 < layer <= depth:
+            raise UsageError(f"cutoff_layer={layer}, but {self.spec} has layers 1..{depth}")
+
+    def _score(self, texts: Sequence[tuple[str, str]]) -> list[float]:
+        import numpy as np
+        import torch
+
+        with torch.inference_mode():
+            scores = self.model.compute_score(
+                # one chunk (run_batches sized it); above len, FlagEmbedding shows no bars
+                [list(t) for t in texts],
+                batch_size=len(texts) + 1,
+                **self.call_options,
+            )
+        flat = np.asarray(scores, dtype=np.float64).reshape(-1)
+        return [float(s) for s in flat]
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]:
+        """One probability-like score in [0, 1] per (query, candidate) pair, in order."""
+        if not pairs:
+            return []
+        texts = [(self.format(q), self.format(c.product)) for q, c in pairs]
+        scores, _ = run_batches(texts, self.batch_size, self._score, name=self.spec)
+        return scores
+
+
+def _factory(kind: str):
+    def build(
+        model: str | None = None,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        batch_size: str | int = 32,
+        max_length: str | int = 256,
+        query_max_length: str | int | None = None,
+        fields: str | None = None,
+        **extra: str,
+    ) -> FlagRerankerAdapter:
+        allowed = {"flag": set(), "flag-llm": {"prompt"}, "flag-layerwise": {"prompt", "cutoff_layer"}}
+        unknown = set(extra) - allowed[kind]
+        if unknown:
+            raise TypeError(f"unexpected option(s) {', '.join(sorted(unknown))}")
+        cutoff = extra.get("cutoff_layer")
+        return FlagRerankerAdapter(
+            kind,
+            model or DEFAULTS[kind],
+            device=device,
+            precision=precision,
+            batch_size=int_option("batch_size", batch_size),
+            max_length=int_option("max_length", max_length, minimum=8),
+            query_max_length=None
+            if query_max_length is None
+            else int_option("query_max_length", query_max_length, minimum=4),
+            fields=fields,
+            prompt=extra.get("prompt"),
+            cutoff_layer=None if cutoff is None else int_option("cutoff_layer", cutoff),
+        )
+
+    build.__doc__ = f"Build a ``{kind}`` reranker (default model {DEFAULTS[kind]})."
+    return build
+
+
+for _kind in DEFAULTS:
+    register_reranker(_kind)(_factory(_kind))
