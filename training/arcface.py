@@ -177,7 +177,8 @@ def fit_arcface(
         collate,
         args,
         evaluate=evaluate if score_valid is not None else None,
-        export=lambda unwrapped, folder: export(unwrapped.embedder, folder),
+        # a subfolder: accelerate's own model.safetensors lives in the checkpoint folder
+        export=lambda unwrapped, folder: export(unwrapped.embedder, folder / "model"),
         on_step=warm,
     )
     if score_valid is None or "key" not in best:
