@@ -37,11 +37,11 @@ from retrieval.encoders.text import packaged_minilm  # noqa: E402
 from retrieval.retriever import Retriever  # noqa: E402
 from retrieval.types import queries_to_qrels  # noqa: E402
 from search.config import load_config  # noqa: E402
-from search.mine import mine  # noqa: E402
+from search.indexing import connect  # noqa: E402
 from search.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from search.store import connect  # noqa: E402
-from search.train import ranking_metrics, score_run, stage1_candidates  # noqa: E402
-from search.train_ce import train_cross_encoder_reranker  # noqa: E402
+from search.train.candidates import ranking_metrics, score_run, stage1_candidates  # noqa: E402
+from search.train.cross_encoder import train_cross_encoder_reranker  # noqa: E402
+from search.train.mine import mine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "abt-buy"

@@ -35,9 +35,9 @@ from rerank.pair_gbdt import PairGbdtModel, PairGbdtReranker  # noqa: E402
 from retrieval.data import open_dataset  # noqa: E402
 from retrieval.retriever import Retriever  # noqa: E402
 from search.config import load_config  # noqa: E402
+from search.indexing import connect  # noqa: E402
 from search.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from search.store import connect  # noqa: E402
-from search.train import compare_stages, stage1_candidates, train_pair_gbdt  # noqa: E402
+from search.train.candidates import compare_stages, stage1_candidates, train_pair_gbdt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "abt-buy"

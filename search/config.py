@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -173,5 +173,4 @@ __all__ = [
     "default_data_dir",
     "load_config",
     "read_toml",
-    "replace",
 ]

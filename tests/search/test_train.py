@@ -12,11 +12,11 @@ from retrieval.data import open_dataset
 from retrieval.retriever import Retriever
 from search.cli import app
 from search.config import load_config
+from search.indexing import connect
 from search.pipeline import Pipeline, PipelineConfig
-from search.store import connect
 
 pytest.importorskip("lightgbm")
-from search.train import train_pair_gbdt  # noqa: E402
+from search.train.candidates import train_pair_gbdt  # noqa: E402
 
 runner = CliRunner()
 

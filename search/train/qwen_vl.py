@@ -18,7 +18,7 @@ from typing import Any
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product, Query
 from search.config import AppConfig
-from search.train import (
+from search.train.candidates import (
     ProgressFactory,
     TrainReport,
     compare_stages,

@@ -23,8 +23,8 @@ from retrieval.metrics import hit_rate_at_k, mrr_at_k, recall_at_k
 from retrieval.retriever import Retriever, default_vector
 from retrieval.types import Candidate, Qrels, Query, Run, queries_to_qrels
 from search.config import AppConfig
+from search.indexing import connect, index_dataset
 from search.pipeline import Pipeline, PipelineConfig
-from search.store import connect, index_dataset
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +210,12 @@ def train_reranker(cfg: AppConfig, kind: str, dataset_path: str, out: str | Path
     if kind == "pair-gbdt":
         return train_pair_gbdt(cfg, dataset_path, out, **kwargs)
     if kind == "qwen-vl":
-        from search.train_qwen_vl import train_qwen_vl_reranker
+        from search.train.qwen_vl import train_qwen_vl_reranker
 
         kwargs.pop("objective", None)
         return train_qwen_vl_reranker(cfg, dataset_path, out, **kwargs)
     if kind == "cross-encoder":
-        from search.train_ce import train_cross_encoder_reranker
+        from search.train.cross_encoder import train_cross_encoder_reranker
 
         kwargs.pop("objective", None)
         return train_cross_encoder_reranker(cfg, dataset_path, out, **kwargs)

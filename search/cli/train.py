@@ -1,7 +1,4 @@
-"""``search train``: thin commands over search.train (``search train reranker``).
-
-Imported by ``search.cli`` (after its ``app`` exists) to register the commands there.
-"""
+"""``search train reranker`` and ``search train biencoder``: thin commands over ``search.train``."""
 
 from __future__ import annotations
 
@@ -11,27 +8,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from search.cli import (
-    ApiKey,
-    Backend,
+from search.cli.common import (
     Collection,
-    ConfigFile,
-    DataDir,
     Format,
-    Url,
-    _config,
-    app,
+    StoreFlags,
     handle_errors,
     out,
     progress_bars,
+    store_options,
 )
 
-train_app = typer.Typer(help="Train bi-encoders and stage-2 rerankers.", no_args_is_help=True)
-app.add_typer(train_app, name="train")
+app = typer.Typer(help="Train bi-encoders and stage-2 rerankers.", no_args_is_help=True)
 
 
-@train_app.command("reranker")
+@app.command("reranker")
 @handle_errors
+@store_options()
 def train_reranker_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset path with train and valid splits.")],
     out_path: Annotated[
@@ -99,21 +91,13 @@ def train_reranker_cmd(
     ] = 0,
     collection: Collection = None,
     fmt: Format = None,
-    config: ConfigFile = None,
-    data_dir: DataDir = None,
-    backend: Backend = None,
-    qdrant_url: Url = None,
-    qdrant_api_key: ApiKey = None,
+    *,
+    store: StoreFlags,
 ) -> None:
     """Train a reranker on a split's stage-1 candidates; report stage 1 vs stage 2 on valid."""
-    from search.train import train_reranker
+    from search.train.candidates import train_reranker
 
-    cfg = _config(
-        config,
-        data_dir,
-        backend,
-        qdrant_url,
-        qdrant_api_key,
+    cfg = store.load(
         stage1={"encoders": encoder or None, "vector": vector},
     )
     with progress_bars() as progress:
@@ -176,8 +160,9 @@ def train_reranker_cmd(
     )
 
 
-@train_app.command("biencoder")
+@app.command("biencoder")
 @handle_errors
+@store_options("config", "data_dir")
 def train_biencoder_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset path with train and valid splits.")],
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Folder of the trained model.")],
@@ -222,15 +207,15 @@ def train_biencoder_cmd(
         str, typer.Option("--valid-split", help="Split for recall@k each epoch ('' for none).")
     ] = "valid",
     fmt: Format = None,
-    config: ConfigFile = None,
-    data_dir: DataDir = None,
+    *,
+    store: StoreFlags,
 ) -> None:
     """Fine-tune a bi-encoder contrastively on a dataset's product groups."""
     import importlib.util
 
     from retrieval.errors import UsageError
 
-    cfg = _config(config, data_dir, None, None, None)
+    cfg = store.load()
     common = dict(
         epochs=epochs,
         batch_size=batch_size,
@@ -247,7 +232,7 @@ def train_biencoder_cmd(
         fmt=fmt,
     )
     if kind == "clip":
-        from search.train_clip import train_clip_biencoder
+        from search.train.clip import train_clip_biencoder
 
         report = train_clip_biencoder(
             cfg,
@@ -260,9 +245,9 @@ def train_biencoder_cmd(
             **common,
         )
     elif kind == "text":
-        if importlib.util.find_spec("search.train_text") is None:
+        if importlib.util.find_spec("search.train.text") is None:
             raise UsageError("training text bi-encoders is not built yet; use --kind clip")
-        from search.train_text import train_text_biencoder
+        from search.train.text import train_text_biencoder
 
         report = train_text_biencoder(
             cfg,
