@@ -1,4 +1,4 @@
-"""``search train biencoder --kind clip``: fine-tune an open_clip model on a dataset.
+"""``clip``: fine-tune an open_clip model contrastively on a dataset's product groups.
 
 Reads the dataset's train and valid splits, hands them to
 ``training.biencoder.fit_clip_biencoder`` and reports the loss curve, the valid
@@ -10,28 +10,40 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from retrieval.errors import UsageError
 from search.config import AppConfig
+from search.train.registry import SplitOptions, TrainJob, TrainReport, register_trainer
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class BiencoderReport:
-    """What a bi-encoder training run did."""
+class ClipOptions(SplitOptions):
+    """``[train.clip]``: the start model and ``training.biencoder.BiencoderArgs``."""
 
-    out: Path
-    train_items: int
-    valid_items: int
-    steps: int
-    losses: list[float] = field(default_factory=list)
-    evals: list[dict[str, float]] = field(default_factory=list)
-    checkpoint: Path | None = None
-    seconds: float = 0.0
+    model: str | None = None  # ARCH/TAG, hf-hub:..., ARCH,pretrained=PATH|none, a folder
+    loss: str = "infonce"  # or siglip
+    pairs: str = "image-text,image-image,text-text"
+    negatives: str | None = None  # mined JSONL (search mine): extra columns
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-5
+    weight_decay: float = 0.1
+    warmup_steps: int = 0
+    accumulate: int = 1
+    save_steps: int = 0  # 0: each epoch
+    keep: int = 2
+    resume: bool = False
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    max_steps: int | None = None
+    num_workers: int = 0
+    eval_k: int = 10
 
 
 def split_products(
@@ -53,40 +65,34 @@ def split_products(
     return chosen
 
 
-def train_clip_biencoder(
-    cfg: AppConfig | None,
-    dataset_path: str,
-    out: str | Path,
-    *,
-    model: str = "ViT-B-32/laion2b_s34b_b79k",
-    fmt: str | None = None,
-    split: str = "train",
-    valid_split: str = "valid",
-    **options: Any,
-) -> BiencoderReport:
-    """Fine-tune a CLIP / SigLIP model contrastively on a dataset's groups.
-
-    ``options`` are ``training.biencoder.BiencoderArgs`` fields (loss, pairs, epochs,
-    batch_size, lr, warmup_steps, accumulate, save_steps, keep, resume, precision,
-    negatives, ...). ``cfg`` is accepted for symmetry with the other trainers."""
+@register_trainer("clip", "biencoder", ClipOptions)
+def train_clip_biencoder(cfg: AppConfig, job: TrainJob, opts: ClipOptions) -> TrainReport:
+    """Fine-tune a CLIP / SigLIP model contrastively on a dataset's groups; the folder
+    it writes is an encoder spec (``--encoder clip:OUT``). Needs no collection."""
     from training.biencoder import BiencoderArgs, fit_clip_biencoder
     from training.clip_data import parse_pair_kinds
 
     start = time.perf_counter()
-    if "pairs" in options and options["pairs"] is not None:
-        options["pairs"] = parse_pair_kinds(options["pairs"])
-    options = {k: v for k, v in options.items() if v is not None}
-    args = BiencoderArgs(out=Path(out), model=model, **options)
-    train = split_products(dataset_path, split, fmt)
-    valid = split_products(dataset_path, valid_split, fmt, False) if valid_split else []
+    if not opts.model:
+        raise UsageError("--kind clip needs --model (an open_clip spec or a folder)")
+    known = {f.name for f in fields(BiencoderArgs)}
+    values = {k: v for k, v in asdict(opts).items() if k in known}
+    values["pairs"] = parse_pair_kinds(opts.pairs)
+    values["negatives"] = Path(opts.negatives) if opts.negatives else None
+    args = BiencoderArgs(out=Path(job.out), **values)
+    train = split_products(job.dataset, opts.split, job.fmt)
+    valid = (
+        split_products(job.dataset, opts.valid_split, job.fmt, False) if opts.valid_split else []
+    )
     result, folder = fit_clip_biencoder(train, valid, args)
-    return BiencoderReport(
-        out=folder,
-        train_items=len(train),
-        valid_items=len(valid),
-        steps=result.state.step,
+    return TrainReport(
+        "clip",
+        folder,
+        len(train),
+        len(valid),
+        f"{result.state.step} steps",
         losses=result.losses,
         evals=result.evals,
-        checkpoint=result.checkpoint,
+        info={"checkpoint": str(result.checkpoint) if result.checkpoint else None},
         seconds=time.perf_counter() - start,
     )

@@ -1,4 +1,4 @@
-"""``search train reranker --kind qwen-vl``: LoRA fine-tuning of a Qwen-VL yes/no reranker.
+"""``qwen-vl``: LoRA fine-tuning of a Qwen-VL yes/no reranker.
 
 Positives are each train query's matches; negatives come from a mined JSONL file
 (``search mine``, FlagEmbedding layout plus ``query_id`` / ``pos_ids`` / ``neg_ids``) or,
@@ -9,26 +9,47 @@ match nor of the query's group. The merged model goes to OUT (load it with
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retrieval.atomic import write_json
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product, Query
 from search.config import AppConfig
 from search.train.candidates import (
-    ProgressFactory,
-    TrainReport,
+    CandidateOptions,
     compare_stages,
     open_for_training,
     stage1_splits,
 )
+from search.train.registry import TrainJob, TrainReport, register_trainer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_PIXELS = 64 * 28 * 28
+
+
+@dataclass
+class QwenVLOptions(CandidateOptions):
+    """``[train.qwen-vl]``: base model, negatives and the LoRA fine-tuning settings."""
+
+    model: str | None = None  # base checkpoint (default rerank.qwen_vl.DEFAULT_MODEL)
+    negatives: str | None = None  # mined JSONL; default: stage-1 ranks 2..k
+    neg_ratio: int = 3  # negatives per positive
+    lora_r: int = 16
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 4  # pairs per step
+    grad_accum: int = 1
+    lr: float = 1e-4
+    max_pixels: int = 512 * 28 * 28  # pixel cap per image
+    save_steps: int = 500
+    resume: bool = False  # go on from OUT's last checkpoint
+    device: str = "auto"
+    seed: int = 0
 
 
 def stage1_negatives(queries: list[Query], rows: list[list[Candidate]]) -> dict[str, list[str]]:
@@ -75,98 +96,102 @@ def file_negatives(
     return queries, negatives
 
 
-def train_qwen_vl_reranker(
-    cfg: AppConfig,
-    dataset_path: str,
-    out: str | Path,
-    *,
-    model: str | None = None,
-    negatives: str | Path | None = None,
-    collection: str | None = None,
-    fmt: str | None = None,
-    k: int = 50,
-    split: str = "train",
-    valid_split: str = "valid",
-    neg_ratio: int = 3,
-    lora_r: int = 16,
-    epochs: float = 1.0,
-    max_steps: int = -1,
-    batch_size: int = 4,
-    grad_accum: int = 1,
-    lr: float = 1e-4,
-    max_pixels: int = 512 * 28 * 28,
-    save_steps: int = 500,
-    resume: bool = False,
-    device: str = "auto",
-    seed: int = 0,
-    progress: ProgressFactory | None = None,
-    **training: Any,
-) -> TrainReport:
+@register_trainer("qwen-vl", "reranker", QwenVLOptions)
+def train_qwen_vl_reranker(cfg: AppConfig, job: TrainJob, opts: QwenVLOptions) -> TrainReport:
     """Fine-tune a Qwen-VL reranker with LoRA on a split; report stage 1 vs stage 2 on
     the valid split when stage 1 was run (no ``negatives`` file)."""
     from rerank.qwen_vl import DEFAULT_MODEL, QwenVLReranker
-    from retrieval.data import open_dataset
-    from training.qwen_vl import QwenVLTrainingArguments, pair_examples, train_qwen_vl
+    from training.qwen_vl import pair_examples, train_qwen_vl
 
     start = time.perf_counter()
-    out = Path(out)
-    base = model or DEFAULT_MODEL
-    if negatives is not None:
-        dataset, name, vector = open_dataset(dataset_path, format=fmt), "", ""
-        products = {p.id: p for p in dataset.products()}
-        train_q, negs = file_negatives(negatives, products)
-        valid_q, valid_rows = [], []
-    else:
-        dataset, name = open_for_training(cfg, dataset_path, collection, fmt, progress)
-        products = {p.id: p for p in dataset.products()}
-        vector, runs = stage1_splits(cfg, dataset, name, k, [split, valid_split], progress)
-        (train_q, train_rows), (valid_q, valid_rows) = runs
-        negs = stage1_negatives(train_q, train_rows)
-    examples = pair_examples(train_q, products, negs, neg_ratio, seed)
+    out, base = Path(job.out), opts.model or DEFAULT_MODEL
+    ex = _examples(cfg, job, opts)
+    examples = pair_examples(ex.train_q, ex.products, ex.negatives, opts.neg_ratio, opts.seed)
     if not examples:
-        raise UsageError(f"{dataset_path}: no training pairs in split {split!r}")
-    log.info("%d pairs from %d queries", len(examples), len(train_q))
-
+        raise UsageError(f"{job.dataset}: no training pairs in split {opts.split!r}")
+    log.info("%d pairs from %d queries", len(examples), len(ex.train_q))
     reranker = QwenVLReranker(
         base,
-        device=device,
-        min_pixels=min(DEFAULT_MIN_PIXELS, max_pixels),
-        max_pixels=max_pixels,
+        device=opts.device,
+        min_pixels=min(DEFAULT_MIN_PIXELS, opts.max_pixels),
+        max_pixels=opts.max_pixels,
     )
+    info = train_qwen_vl(
+        reranker, examples, _arguments(opts, reranker, out, job), out, resume=opts.resume
+    )
+    info.update({"model": base, "dataset": ex.dataset, "split": opts.split})
+    info["max_pixels"] = opts.max_pixels
+    info["spec"] = (
+        f"qwen-vl:{out},max_pixels={opts.max_pixels},min_pixels={reranker.pixels['min_pixels']}"
+    )
+    write_json(out / "train_info.json", info, indent=1)
+    metrics = compare_stages(reranker, ex.valid_q, ex.valid_rows) if ex.valid_q else {}
+    return TrainReport(
+        "qwen-vl",
+        out,
+        len(ex.train_q),
+        len(ex.valid_q),
+        f"{info['steps']} steps, loss {info['train_loss']:.4f}",
+        collection=ex.collection,
+        vector=ex.vector,
+        k=opts.k,
+        metrics=metrics,
+        info=info,
+        seconds=time.perf_counter() - start,
+    )
+
+
+@dataclass
+class _Examples:
+    """Train queries with their negatives, and the valid split's stage-1 candidates."""
+
+    dataset: str
+    products: dict[str, Product]
+    train_q: list[Query]
+    negatives: dict[str, list[str]]
+    valid_q: list[Query]
+    valid_rows: list[list[Candidate]]
+    collection: str = ""
+    vector: str = ""
+
+
+def _examples(cfg: AppConfig, job: TrainJob, opts: QwenVLOptions) -> _Examples:
+    """From the mined file if given (no stage 1 then), else from stage 1's ranks 2..k."""
+    from retrieval.data import open_dataset
+
+    if opts.negatives is not None:
+        dataset = open_dataset(job.dataset, format=job.fmt)
+        products = {p.id: p for p in dataset.products()}
+        train_q, negs = file_negatives(opts.negatives, products)
+        return _Examples(dataset.name, products, train_q, negs, [], [])
+    dataset, name = open_for_training(cfg, job.dataset, job.collection, job.fmt, job.progress)
+    products = {p.id: p for p in dataset.products()}
+    splits = [opts.split, opts.valid_split]
+    vector, runs = stage1_splits(cfg, dataset, name, opts.k, splits, job.progress)
+    (train_q, train_rows), (valid_q, valid_rows) = runs
+    negs = stage1_negatives(train_q, train_rows)
+    return _Examples(dataset.name, products, train_q, negs, valid_q, valid_rows, name, vector)
+
+
+def _arguments(opts: QwenVLOptions, reranker: Any, out: Path, job: TrainJob) -> Any:
+    """The Trainer arguments of one run: precision follows the reranker's dtype."""
     import torch
 
-    args = QwenVLTrainingArguments(
+    from training.qwen_vl import QwenVLTrainingArguments
+
+    return QwenVLTrainingArguments(
         output_dir=str(out / "checkpoints"),
-        num_train_epochs=epochs,
-        max_steps=max_steps,
-        per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=grad_accum,
-        learning_rate=lr,
-        save_steps=save_steps,
-        lora_r=lora_r,
-        lora_alpha=2 * lora_r,
-        seed=seed,
+        num_train_epochs=opts.epochs,
+        max_steps=opts.max_steps,
+        per_device_train_batch_size=opts.batch_size,
+        gradient_accumulation_steps=opts.grad_accum,
+        learning_rate=opts.lr,
+        save_steps=opts.save_steps,
+        lora_r=opts.lora_r,
+        lora_alpha=2 * opts.lora_r,
+        seed=opts.seed,
         use_cpu=reranker.device == "cpu",
         bf16=reranker.dtype == torch.bfloat16,
         fp16=reranker.dtype == torch.float16,
-        disable_tqdm=progress is None,
-        **training,
-    )
-    info = train_qwen_vl(reranker, examples, args, out, resume=resume)
-    info.update({"model": base, "dataset": dataset.name, "split": split, "max_pixels": max_pixels})
-    info["spec"] = (
-        f"qwen-vl:{out},max_pixels={max_pixels},min_pixels={reranker.pixels['min_pixels']}"
-    )
-    (out / "train_info.json").write_text(json.dumps(info, indent=1))
-    metrics = compare_stages(reranker, valid_q, valid_rows) if valid_q else {}
-    return TrainReport(
-        out,
-        name,
-        vector,
-        k,
-        len(train_q),
-        len(valid_q),
-        info,
-        metrics,
-        time.perf_counter() - start,
+        disable_tqdm=job.progress is None,
     )
