@@ -103,9 +103,11 @@ def train_biencoder_cmd(
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Folder of the trained model.")],
     model: Model = None,
     kind: Annotated[
-        str, typer.Option("--kind", help="Trainer: clip (open_clip) or text.")
+        str, typer.Option("--kind", help="Trainer: clip (open_clip), text or timm.")
     ] = "clip",
-    loss: _opt("--loss", help="clip: infonce or siglip.", kind=str) = None,
+    loss: _opt(
+        "--loss", help="clip: infonce or siglip; text: mnrl or arcface; timm: arcface.", kind=str
+    ) = None,
     pairs: _opt(
         "--pairs", help="clip: image-text,image-image,text-text (any of them).", kind=str
     ) = None,
@@ -125,6 +127,14 @@ def train_biencoder_cmd(
     mini_batch: _opt(
         "--mini-batch", help="text: cached MNRL, rows per forward (0: plain MNRL)."
     ) = None,
+    margin: _opt("--margin", help="arcface: angular margin (0.5).", kind=float) = None,
+    scale: _opt("--scale", help="arcface: logit scale (30).", kind=float) = None,
+    subcenters: _opt("--subcenters", help="arcface: centres per group (1).") = None,
+    margin_warmup: _opt("--margin-warmup", help="arcface: steps to reach the margin.") = None,
+    per_group: _opt("--per-group", help="arcface: listings of a group per batch (4).") = None,
+    neck: _opt("--neck", help="timm: BN-dropout-FC neck size (512; 0: none).") = None,
+    image_size: _opt("--image-size", help="timm: square input size.") = None,
+    freeze: _opt("--freeze", help="timm: fraction of the backbone kept fixed.", kind=float) = None,
     split: Split = None,
     valid_split: _opt(
         "--valid-split", help="Split for recall@k each epoch ('' for none).", kind=str
@@ -133,7 +143,7 @@ def train_biencoder_cmd(
     *,
     store: StoreFlags,
 ) -> None:
-    """Fine-tune a bi-encoder contrastively on a dataset's product groups."""
+    """Fine-tune a bi-encoder on a dataset's product groups (contrastive or ArcFace)."""
     flags = dict(locals())
     _run(store.load(), kind, "biencoder", flags)
 

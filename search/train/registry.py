@@ -1,5 +1,5 @@
 """One registry of trainers, keyed by exact names: pair-gbdt, cross-encoder, qwen-vl
-(stage-2 rerankers), clip, text (bi-encoders).
+(stage-2 rerankers), clip, text, timm (bi-encoders).
 
 A trainer module registers a function ``run(cfg, job, options) -> TrainReport`` with
 ``@register_trainer(NAME, ROLE, OptionsClass)``. ``OptionsClass`` is a dataclass of every
@@ -30,6 +30,7 @@ _MODULES = {
     "qwen-vl": "search.train.qwen_vl",
     "clip": "search.train.clip",
     "text": "search.train.text",
+    "timm": "search.train.arcface",
 }
 
 

@@ -14,16 +14,22 @@ from typing import Any
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from search.config import AppConfig
+from search.train.arcface import ArcFaceOptions
 from search.train.registry import SplitOptions, TrainJob, TrainReport, register_trainer
 
 log = logging.getLogger(__name__)
 
 
+LOSSES = ("mnrl", "arcface")
+
+
 @dataclass
-class TextOptions(SplitOptions):
-    """``[train.text]``: the start model and ``training.biencoder_text.TextBiencoderConfig``."""
+class TextOptions(ArcFaceOptions, SplitOptions):
+    """``[train.text]``: the start model and ``training.biencoder_text.TextBiencoderConfig``;
+    with ``loss = "arcface"``, ``training.arcface_text.TextArcFaceArgs`` (margin head)."""
 
     model: str | None = None  # hub name or local path (all-MiniLM-L6-v2: the packaged copy)
+    loss: str = "mnrl"  # in-batch negatives (cached with mini_batch > 0), or arcface
     negatives: str | None = None  # mined JSONL (search mine): hard negatives as columns
     epochs: float = 1
     batch_size: int = 32
@@ -51,6 +57,12 @@ def train_text(cfg: AppConfig, job: TrainJob, opts: TextOptions) -> TrainReport:
     from training.mining import read_mined
 
     start = time.perf_counter()
+    if opts.loss not in LOSSES:
+        raise UsageError(f"unknown --loss {opts.loss!r} for text; known: {', '.join(LOSSES)}")
+    if opts.loss == "arcface":
+        from search.train.arcface import train_text_arcface
+
+        return train_text_arcface(job, opts)
     if not opts.model:
         raise UsageError("--kind text needs --model (a hub name or a local path)")
     dataset = open_dataset(job.dataset, format=job.fmt)

@@ -13,7 +13,7 @@ from search.train.registry import TRAINERS, build_options, get_trainer
 
 
 def test_every_trainer_is_registered_under_its_exact_name():
-    assert TRAINERS.kinds() == ["clip", "cross-encoder", "pair-gbdt", "qwen-vl", "text"]
+    assert TRAINERS.kinds() == ["clip", "cross-encoder", "pair-gbdt", "qwen-vl", "text", "timm"]
     roles = {name: get_trainer(name, TRAINERS.get(name).role).role for name in TRAINERS.kinds()}
     assert roles == {
         "pair-gbdt": "reranker",
@@ -21,6 +21,7 @@ def test_every_trainer_is_registered_under_its_exact_name():
         "qwen-vl": "reranker",
         "clip": "biencoder",
         "text": "biencoder",
+        "timm": "biencoder",
     }
 
 
