@@ -51,7 +51,7 @@ def build_tiny_xlmr(path: Path, *, heads: bool = True, hidden: int = 32) -> Path
         eos_token_id=2,
     )
     torch.manual_seed(0)
-    XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(path)
+    XLMRobertaModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     if heads:
         torch.save(torch.nn.Linear(hidden, hidden).state_dict(), path / "colbert_linear.pt")
