@@ -107,7 +107,9 @@ def match_sets(sims: np.ndarray, ids: list[str], t: float, gate: np.ndarray | No
 
 
 def f1(pred: dict, groups: list[str], ids: list[str]) -> float:
-    targets = {q: [ids[j] for j, g in enumerate(groups) if g == groups[i]] for i, q in enumerate(ids)}
+    targets = {
+        q: [ids[j] for j, g in enumerate(groups) if g == groups[i]] for i, q in enumerate(ids)
+    }
     return match_scores(pred, targets, include_self=True).f1
 
 
@@ -167,7 +169,9 @@ def main() -> None:
     valid = [products[i] for i in by_split["valid"]]
     model = fine_tune(train, valid, args.out / "arcface", args)
     held = by_split["valid"] + by_split["test"]
-    tuned_held, _ = encode(f"timm:{model}", [products[i] for i in held], args.out / "arcface.npy", "image")
+    tuned_held, _ = encode(
+        f"timm:{model}", [products[i] for i in held], args.out / "arcface.npy", "image"
+    )
     tuned = np.zeros_like(zero[:, :1].repeat(tuned_held.shape[1], 1))
     tuned[held] = tuned_held
     report: dict[str, dict] = {"throughput_images_per_s": per_s, "load_average": load}

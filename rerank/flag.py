@@ -159,7 +159,11 @@ def _factory(kind: str):
         fields: str | None = None,
         **extra: str,
     ) -> FlagRerankerAdapter:
-        allowed = {"flag": set(), "flag-llm": {"prompt"}, "flag-layerwise": {"prompt", "cutoff_layer"}}
+        allowed = {
+            "flag": set(),
+            "flag-llm": {"prompt"},
+            "flag-layerwise": {"prompt", "cutoff_layer"},
+        }
         unknown = set(extra) - allowed[kind]
         if unknown:
             raise TypeError(f"unexpected option(s) {', '.join(sorted(unknown))}")

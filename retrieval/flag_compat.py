@@ -52,7 +52,10 @@ def _min(dtype: Any) -> float:
 
 
 def _prepare_4d_causal_attention_mask(
-    attention_mask: Any, input_shape: Any, inputs_embeds: Any, past_key_values_length: int,
+    attention_mask: Any,
+    input_shape: Any,
+    inputs_embeds: Any,
+    past_key_values_length: int,
     sliding_window: int | None = None,
 ) -> Any:
     bsz, q = input_shape[0], input_shape[-1]

@@ -90,7 +90,9 @@ def start_embedder(args: TimmArcFaceArgs) -> Any:
         load_embedder,
     )
 
-    parsed = ComponentSpec.parse(args.model if args.model.startswith("timm:") else f"timm:{args.model}")
+    parsed = ComponentSpec.parse(
+        args.model if args.model.startswith("timm:") else f"timm:{args.model}"
+    )
     if not parsed.model:
         raise UsageError("--model needs a timm name or folder, e.g. efficientnet_lite0")
     opts = dict(parsed.options)
@@ -121,7 +123,7 @@ def freeze_backbone(embedder: Any, fraction: float) -> list[nn.Module]:
     params = list(embedder.backbone.named_parameters())
     cut = int(len(params) * fraction)
     frozen = {name for name, _ in params[:cut]}
-    for name, p in params[:cut]:
+    for _, p in params[:cut]:
         p.requires_grad_(False)
     return [
         m

@@ -80,13 +80,17 @@ class BgeM3Encoder:
         specs = {
             "dense": VectorSpec(self.names.get("dense", ""), self.dim),
             "sparse": VectorSpec(self.names.get("sparse", ""), None, distance="dot"),
-            "colbert": VectorSpec(self.names.get("colbert", ""), self.colbert_dim, multivector=True),
+            "colbert": VectorSpec(
+                self.names.get("colbert", ""), self.colbert_dim, multivector=True
+            ),
         }
         return [specs[k] for k in self.kinds]
 
     def encode(self, products: Sequence[Product], *, query: bool = False) -> Encoded:
         """The asked vectors of each product's text; None where it has no text."""
-        cols: dict[str, list[Vector | None]] = {n: [None] * len(products) for n in self.names.values()}
+        cols: dict[str, list[Vector | None]] = {
+            n: [None] * len(products) for n in self.names.values()
+        }
         todo = [(i, product_text(p, self.fields)) for i, p in enumerate(products)]
         todo = [(i, t) for i, t in todo if t]
         if not todo:
@@ -117,7 +121,9 @@ def resolve_folder(model: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(model, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE"))))
+        return Path(
+            snapshot_download(model, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")))
+        )
     except Exception as exc:  # not cached offline, no network, unknown repo
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SearchError(f"cannot load bge-m3 model {model!r}: {first}") from exc

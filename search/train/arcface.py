@@ -92,7 +92,9 @@ def train_timm(cfg: AppConfig, job: TrainJob, opts: TimmOptions) -> TrainReport:
     values["neck"] = opts.neck or None
     args = TimmArcFaceArgs(out=Path(job.out), **values)
     train = split_products(job.dataset, opts.split, job.fmt)
-    valid = split_products(job.dataset, opts.valid_split, job.fmt, False) if opts.valid_split else []
+    valid = (
+        split_products(job.dataset, opts.valid_split, job.fmt, False) if opts.valid_split else []
+    )
     result, best, folder = fit_timm_arcface(train, valid, args)
     return _report("timm", result, best, folder, (len(train), len(valid)), start)
 
@@ -111,6 +113,8 @@ def train_text_arcface(job: TrainJob, opts: Any) -> TrainReport:
     values["max_steps"] = opts.max_steps if opts.max_steps and opts.max_steps > 0 else None
     args = TextArcFaceArgs(out=Path(job.out), **values)
     train = split_products(job.dataset, opts.split, job.fmt)
-    valid = split_products(job.dataset, opts.valid_split, job.fmt, False) if opts.valid_split else []
+    valid = (
+        split_products(job.dataset, opts.valid_split, job.fmt, False) if opts.valid_split else []
+    )
     result, best, folder = fit_text_arcface(train, valid, args)
     return _report("text", result, best, folder, (len(train), len(valid)), start)

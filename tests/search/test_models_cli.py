@@ -77,12 +77,13 @@ def _one_line_failure(*args: str, env: dict | None = None, pre: str = "") -> str
 
 def test_bad_models_are_one_line_errors(synth, tmp_path):
     home = str(tmp_path / "home")
-    text = _one_line_failure("index", str(synth), "--encoder", "timm:efficientnet_lit0", "--data-dir", home)
+    text = _one_line_failure(
+        "index", str(synth), "--encoder", "timm:efficientnet_lit0", "--data-dir", home
+    )
     assert "unknown timm model 'efficientnet_lit0'" in text
     (tmp_path / "w.pth").write_bytes(b"junk")
-    import torch
-
     import timm
+    import torch
 
     torch.save(timm.create_model("test_resnet").state_dict(), tmp_path / "resnet.pth")
     text = _one_line_failure(

@@ -34,7 +34,9 @@ def test_margin_is_added_to_the_true_angle_only():
     off[rows, labels] = False
     torch.testing.assert_close(logits[off], 10.0 * cos[off])
     head.margin = 0.0  # the warm-up's start: plain normalised softmax
-    torch.testing.assert_close(head(emb, labels), torch.nn.functional.cross_entropy(10.0 * cos, labels))
+    torch.testing.assert_close(
+        head(emb, labels), torch.nn.functional.cross_entropy(10.0 * cos, labels)
+    )
 
 
 def test_subcenters_take_the_nearest_centre_of_each_group():
@@ -98,7 +100,9 @@ def test_timm_arcface_trains_resumes_and_loads_as_an_encoder(synth_set, tmp_path
     assert best["epoch"] == 1
     # the frozen stem kept its weights, BatchNorm statistics included
     steps = result.state.step
-    again, best2, _ = fit_timm_arcface(train, valid, TimmArcFaceArgs(epochs=2, resume=True, **common))
+    again, best2, _ = fit_timm_arcface(
+        train, valid, TimmArcFaceArgs(epochs=2, resume=True, **common)
+    )
     assert again.state.step > steps and again.state.epoch == 2
     assert json.loads((out / "best_epoch.json").read_text())["evaluated"] == 2
     enc = build_encoder(f"timm:{folder},num_workers=0")
@@ -110,9 +114,8 @@ def test_timm_arcface_trains_resumes_and_loads_as_an_encoder(synth_set, tmp_path
 
 
 def test_frozen_backbone_part_does_not_move(synth_set, tmp_path):
-    from training.biencoder_timm import TimmArcFaceArgs, fit_timm_arcface
-
     from retrieval.encoders.timm_model import load_embedder
+    from training.biencoder_timm import TimmArcFaceArgs, fit_timm_arcface
 
     train, _ = _splits(synth_set)
     args = TimmArcFaceArgs(
@@ -169,6 +172,12 @@ def test_bad_arcface_arguments_are_usage_errors(synth_set, tmp_path):
 
     train, _ = _splits(synth_set)
     with pytest.raises(UsageError, match="--margin"):
-        fit_timm_arcface(train, [], TimmArcFaceArgs(out=tmp_path, margin=2.0, model="test_efficientnet,pretrained=none"))
+        fit_timm_arcface(
+            train,
+            [],
+            TimmArcFaceArgs(out=tmp_path, margin=2.0, model="test_efficientnet,pretrained=none"),
+        )
     with pytest.raises(UsageError, match="at least two groups"):
-        fit_timm_arcface(train[:1], [], TimmArcFaceArgs(out=tmp_path, model="test_efficientnet,pretrained=none"))
+        fit_timm_arcface(
+            train[:1], [], TimmArcFaceArgs(out=tmp_path, model="test_efficientnet,pretrained=none")
+        )
