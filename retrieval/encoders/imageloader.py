@@ -105,6 +105,29 @@ def iter_image_batches(
         yield batch
 
 
+def embed_images(
+    products: Sequence[Product],
+    transform: Callable[[Any], Any],
+    embed: Callable[[torch.Tensor], Any],
+    *,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    pin_memory: bool = False,
+) -> tuple[list[Any], dict[str, str]]:
+    """``embed(pixels)`` rows of every decodable image of ``products``, in product order
+    (None where a product has no readable image), and the failures id -> reason."""
+    rows: list[Any] = [None] * len(products)
+    failures: dict[str, str] = {}
+    for batch in iter_image_batches(
+        products, transform, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory
+    ):
+        failures.update(batch.failures)
+        if batch.pixels is not None:
+            for pos, vec in zip(batch.indices, embed(batch.pixels)):
+                rows[pos] = vec
+    return rows, failures
+
+
 def load_images(
     products: Sequence[Product],
     transform: Callable[[Any], Any],

@@ -81,21 +81,17 @@ class TimmEncoder:
 
     def encode(self, products: Sequence[Product], *, query: bool = False) -> Encoded:
         """Embed every readable image; None where a product has none or it is unreadable."""
-        from retrieval.encoders.imageloader import iter_image_batches
+        from retrieval.encoders.imageloader import embed_images
 
-        rows: list[Vector | None] = [None] * len(products)
-        failures: dict[str, str] = {}
-        for batch in iter_image_batches(
+        rows: list[Vector | None]
+        rows, failures = embed_images(
             products,
             self.transform,
+            self.embed_pixels,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.device.startswith("cuda"),
-        ):
-            failures.update(batch.failures)
-            if batch.pixels is not None:
-                for pos, vec in zip(batch.indices, self.embed_pixels(batch.pixels)):
-                    rows[pos] = vec
+        )
         return Encoded({self.name: rows}, failures)
 
     def embed_pixels(self, pixels: Any) -> np.ndarray:

@@ -64,7 +64,17 @@ def loop_values(opts: Any, args_class: type) -> dict[str, Any]:
     return {k: v for k, v in asdict(opts).items() if k in known}
 
 
-def _report(kind: str, result: Any, best: dict, folder: Path, sizes, start: float) -> TrainReport:
+def _splits(job: TrainJob, opts: Any) -> tuple[list[Any], list[Any]]:
+    """The train listings and the valid ones (none when ``valid_split`` is empty)."""
+    train = split_products(job.dataset, opts.split, job.fmt)
+    if not opts.valid_split:
+        return train, []
+    return train, split_products(job.dataset, opts.valid_split, job.fmt, False)
+
+
+def _report(
+    kind: str, result: Any, best: dict, folder: Path, sizes: tuple[int, int], start: float
+) -> TrainReport:
     return TrainReport(
         kind,
         folder,
@@ -91,10 +101,7 @@ def train_timm(cfg: AppConfig, job: TrainJob, opts: TimmOptions) -> TrainReport:
     values = loop_values(opts, TimmArcFaceArgs)
     values["neck"] = opts.neck or None
     args = TimmArcFaceArgs(out=Path(job.out), **values)
-    train = split_products(job.dataset, opts.split, job.fmt)
-    valid = (
-        split_products(job.dataset, opts.valid_split, job.fmt, False) if opts.valid_split else []
-    )
+    train, valid = _splits(job, opts)
     result, best, folder = fit_timm_arcface(train, valid, args)
     return _report("timm", result, best, folder, (len(train), len(valid)), start)
 
@@ -112,9 +119,6 @@ def train_text_arcface(job: TrainJob, opts: Any) -> TrainReport:
     values["keep"] = opts.keep or 2
     values["max_steps"] = opts.max_steps if opts.max_steps and opts.max_steps > 0 else None
     args = TextArcFaceArgs(out=Path(job.out), **values)
-    train = split_products(job.dataset, opts.split, job.fmt)
-    valid = (
-        split_products(job.dataset, opts.valid_split, job.fmt, False) if opts.valid_split else []
-    )
+    train, valid = _splits(job, opts)
     result, best, folder = fit_text_arcface(train, valid, args)
     return _report("text", result, best, folder, (len(train), len(valid)), start)
