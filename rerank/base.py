@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from retrieval.registry import Registry
-from retrieval.types import Candidate, ComponentSpec, Product
+from retrieval.types import Candidate, ComponentSpec, Product, product_text
 
 Pair = tuple[Product, Candidate]
 # Modules whose import registers a kind; imported on first use so torch stays unloaded.
@@ -48,12 +48,7 @@ class Formatter:
         return cls(tuple(f for f in (value or "").split("+") if f))
 
     def __call__(self, product: Product) -> str:
-        parts = [product.title.strip()]
-        for name in self.fields:
-            value = product.fields.get(name)
-            if value not in (None, ""):
-                parts.append(f"{name}: {value}")
-        return " | ".join(p for p in parts if p)[: self.max_chars]
+        return product_text(product, self.fields, sep=" | ", labels=True)[: self.max_chars]
 
 
 RERANKERS: Registry[Reranker] = Registry("reranker", lazy=_MODULES)

@@ -177,7 +177,7 @@ def fit_clip_biencoder(
 ) -> tuple[LoopResult, Path]:
     """Fine-tune a CLIP / SigLIP model on the train listings' pairs; evaluate on valid
     each epoch; save the final model to ``args.out``. Returns the loop result and it."""
-    from retrieval.encoders.device import require_extra
+    from retrieval.device import require_extra
 
     require_extra("clip", {"torch": "torch", "open_clip": "open_clip_torch"})
     require_extra("train", {"accelerate": "accelerate"})

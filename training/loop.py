@@ -2,7 +2,7 @@
 
 What it does: AdamW with a cosine schedule after a linear warm-up; gradient
 accumulation; mixed precision (bf16 / fp16 autocast on a GPU, chosen by
-``retrieval.encoders.device.autocast_dtype``); a checkpoint every ``save_steps``
+``retrieval.device.autocast_dtype``); a checkpoint every ``save_steps``
 optimiser steps (model, optimiser, scheduler, grad scaler, RNG states and the data
 position, through ``Accelerator.save_state``), the last ``keep`` of them kept;
 ``resume`` from the newest one with the same data order; an evaluation hook after
@@ -149,7 +149,7 @@ def train_loop(
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from torch.utils.data import DataLoader
 
-    from retrieval.encoders.device import autocast_dtype, pick_device
+    from retrieval.device import autocast_dtype, pick_device
 
     device = pick_device(args.device)
     dtype = autocast_dtype(device, args.precision)

@@ -28,15 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
-from retrieval.encoders.device import (
+from retrieval.device import (
     autocast,
     autocast_dtype,
-    parse_int,
     pick_device,
     require_extra,
 )
+from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import SearchError, UsageError
+from retrieval.registry import int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -204,8 +204,10 @@ def build_clip(
         preprocess,
         tokenizer,
         device=pick_device(device),
-        batch_size=parse_int("batch_size", batch_size, 64, minimum=1),
-        num_workers=None if num_workers is None else parse_int("num_workers", num_workers, 0),
+        batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
+        num_workers=None
+        if num_workers is None
+        else int_option("num_workers", num_workers, default=0),
         name_prefix=name_prefix,
         precision=precision,
     )
