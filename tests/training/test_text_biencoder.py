@@ -92,9 +92,7 @@ def test_loss_falls_reload_and_resume(tiny_bert, tmp_path):
     # lr 2e-2: at 1e-3 the tiny model barely moves in 20 steps and the loss only wobbles
     first = train_text_biencoder(rows(), str(tiny_bert), out, config(epochs=2, lr=2e-2))
     assert first["global_step"] == 10
-    more = train_text_biencoder(
-        rows(), str(tiny_bert), out, config(epochs=4, lr=2e-2), resume=True
-    )
+    more = train_text_biencoder(rows(), str(tiny_bert), out, config(epochs=4, lr=2e-2), resume=True)
     assert more["global_step"] == 20  # continued from checkpoint-10, not restarted
     losses = more["losses"]
     assert len(losses) == 20 and np.mean(losses[-5:]) < np.mean(losses[:5])
