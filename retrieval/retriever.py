@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -19,11 +19,10 @@ from typing import Any, TypeVar
 from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
 from retrieval.errors import UsageError
 from retrieval.index.base import HYBRID, SearchRequest, VectorIndex, point_id
-from retrieval.types import Hit, Product
+from retrieval.types import Hit, Product, Progress
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Progress = Callable[[int], None]
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -6,7 +6,7 @@ beir and ranx, so every stage and the evaluator speak the same language.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,10 @@ from retrieval.errors import UsageError
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
+# A long loop reports the items it just finished; a factory makes one per labelled loop
+# of ``total`` items (None when the total is not known), e.g. one rich progress bar.
+Progress = Callable[[int], None]
+ProgressFactory = Callable[[str, "int | None"], Progress]
 
 
 @dataclass(frozen=True)
