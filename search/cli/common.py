@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from retrieval.errors import SearchError
+from retrieval.types import ProgressFactory
 
 out = Console()
 err = Console(stderr=True)
@@ -69,9 +70,6 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-ProgressFactory = Callable[[str, "int | None"], Callable[[int], None]]
 
 
 @contextmanager

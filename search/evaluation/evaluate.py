@@ -19,7 +19,7 @@ counted, left out of every metric). If every query lacks it, that is an error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index import HYBRID
 from retrieval.retriever import Retriever
-from retrieval.types import Query
+from retrieval.types import ProgressFactory, Query
 from search.collection import ensure_collection
 from search.config import AppConfig
 from search.evaluation.scoring import EvalResult, StageRows, score_stages
@@ -35,7 +35,6 @@ from search.pipeline import Pipeline, PipelineConfig
 from search.timing import Probe
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
 def run_split(

@@ -17,11 +17,11 @@ from rerank.base import Reranker, rerank_batch
 from retrieval.data.base import Dataset
 from retrieval.metrics import hit_rate_at_k, mrr_at_k, recall_at_k
 from retrieval.retriever import Retriever, default_vector
-from retrieval.types import Candidate, Qrels, Query, Run, queries_to_qrels
+from retrieval.types import Candidate, ProgressFactory, Qrels, Query, Run, queries_to_qrels
 from search.config import AppConfig
 from search.indexing import connect, index_dataset
 from search.pipeline import Pipeline, PipelineConfig
-from search.train.registry import ProgressFactory, SplitOptions
+from search.train.registry import SplitOptions
 
 log = logging.getLogger(__name__)
 Split = tuple[list[Query], list[list[Candidate]]]

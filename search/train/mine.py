@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.errors import UsageError
 from retrieval.retriever import Retriever, default_vector
+from retrieval.types import ProgressFactory
 from search.config import AppConfig
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
 @dataclass
