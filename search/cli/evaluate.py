@@ -57,7 +57,7 @@ def eval_cmd(
         str | None, typer.Option("--tune-split", help="Split the threshold is tuned on (valid).")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Queries per pipeline batch (128).")
+        int | None, typer.Option("--batch-size", help="Queries per pipeline batch (256).")
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default runs/<collection>-<time>).")
@@ -78,9 +78,10 @@ def eval_cmd(
             "hybrid": hybrid.split(",") if hybrid else None,
             "fusion": fusion,
             "k": k,
+            "batch_size": batch_size,
         },
         stage2={"reranker": reranker, "n": n, "blend": blend},
-        eval={"split": split, "tune_split": tune_split, "batch_size": batch_size},
+        eval={"split": split, "tune_split": tune_split},
     )
     with progress_bars() as progress:
         result = evaluate_dataset(
