@@ -1,7 +1,8 @@
-"""What the torch rerankers share: option parsing, device and dtype choice, and a batch
-loop that halves the batch size when the GPU runs out of memory.
+"""What the torch rerankers share: a batch loop that halves the batch size when the GPU
+runs out of memory. Option parsing is ``retrieval.registry``'s and device / dtype choice
+``retrieval.device``'s, as for the encoders.
 
-Torch is imported inside the functions that need it, so parsing options stays light.
+Torch is imported inside the function, so importing this module stays light.
 """
 
 from __future__ import annotations
@@ -10,67 +11,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from retrieval.errors import SearchError, UsageError
+from retrieval.errors import SearchError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    import torch
-
-_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-def int_option(name: str, value: str | int, *, minimum: int = 1) -> int:
-    """An integer option from its string form; a bad value is a UsageError."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"option {name}={value!r} is not an integer") from None
-    if number < minimum:
-        raise UsageError(f"option {name}={number} must be at least {minimum}")
-    return number
-
-
-def choice_option(name: str, value: str, choices: Sequence[str]) -> str:
-    """A lower-cased option that must be one of ``choices``."""
-    value = value.strip().lower()
-    if value not in choices:
-        raise UsageError(f"option {name}={value!r}; expected one of {', '.join(choices)}")
-    return value
-
-
-def resolve_device(option: str | None) -> str:
-    """``auto`` (or nothing) picks cuda, then mps, then cpu; ``cpu``, ``cuda``, ``cuda:N``
-    and ``mps`` are checked to exist (as the encoders do)."""
-    import torch
-
-    choice = (option or "auto").strip().lower()
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = mps is not None and mps.is_available()
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    kind = choice.split(":", 1)[0]
-    if kind not in ("cuda", "mps", "cpu"):
-        raise UsageError(f"unknown device {option!r}; use auto, cpu, cuda, cuda:N or mps")
-    if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not has_mps):
-        raise UsageError(f"device {option!r} asked for, but torch does not see it")
-    return choice
-
-
-def resolve_dtype(device: str, precision: str | None) -> torch.dtype:
-    """The dtype a model runs in. ``auto``: bf16 on a CUDA card that supports it (else
-    fp16), fp16 on mps, fp32 on cpu; ``fp32``, ``fp16`` and ``bf16`` force a choice."""
-    import torch
-
-    choice = choice_option("precision", precision or "auto", ("auto", *_DTYPES))
-    if choice != "auto":
-        return getattr(torch, _DTYPES[choice])
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.startswith("mps"):
-        return torch.float16
-    return torch.float32
+    pass
 
 
 def run_batches(

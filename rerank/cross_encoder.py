@@ -24,18 +24,21 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rerank._torch import choice_option, int_option, resolve_device, resolve_dtype, run_batches
+from rerank._torch import run_batches
 from rerank.base import Formatter, Pair, RerankStats, register_reranker
+from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
+from retrieval.registry import choice_option, int_option
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
-SMALL_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 
 
 class CrossEncoderReranker:
     """Scores pairs with a sentence-transformers CrossEncoder, batched by length."""
+
+    needs_features = False  # reads titles (and chosen fields), not stage-1 similarities
 
     def __init__(
         self,
@@ -54,8 +57,8 @@ class CrossEncoderReranker:
         except ImportError as exc:
             raise MissingExtraError("text", exc.name or "sentence-transformers") from exc
         self.spec = f"cross-encoder:{model}"
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(self.device, precision)
+        self.device = pick_device(device)
+        self.dtype = model_dtype(self.device, precision)
         self.batch_size = batch_size
         self.max_length = max_length
         self.format = Formatter.from_option(fields)
@@ -132,7 +135,7 @@ def cross_encoder(
         model or DEFAULT_MODEL,
         device=device,
         precision=precision,
-        batch_size=int_option("batch_size", batch_size),
+        batch_size=int_option("batch_size", batch_size, minimum=1),
         max_length=int_option("max_length", max_length, minimum=8),
         fields=fields,
         activation=activation,

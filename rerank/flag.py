@@ -25,9 +25,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rerank._torch import int_option, resolve_device, resolve_dtype, run_batches
+from rerank._torch import run_batches
 from rerank.base import Formatter, Pair, register_reranker
+from retrieval.device import model_dtype, pick_device
 from retrieval.errors import SearchError
+from retrieval.registry import int_option
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,8 @@ class FlagRerankerAdapter:
         self.spec = f"{kind}:{model}"
         if kind == "flag-layerwise":
             check_layerwise_runs()
-        self.device = resolve_device(device)
-        dtype = resolve_dtype(self.device, precision)
+        self.device = pick_device(device)
+        dtype = model_dtype(self.device, precision)
         self.batch_size, self.format = batch_size, Formatter.from_option(fields)
         self.call_options: dict[str, Any] = {
             "max_length": max_length,
@@ -173,14 +175,14 @@ def _factory(kind: str):
             model or DEFAULTS[kind],
             device=device,
             precision=precision,
-            batch_size=int_option("batch_size", batch_size),
+            batch_size=int_option("batch_size", batch_size, minimum=1),
             max_length=int_option("max_length", max_length, minimum=8),
             query_max_length=None
             if query_max_length is None
             else int_option("query_max_length", query_max_length, minimum=4),
             fields=fields,
             prompt=extra.get("prompt"),
-            cutoff_layer=None if cutoff is None else int_option("cutoff_layer", cutoff),
+            cutoff_layer=None if cutoff is None else int_option("cutoff_layer", cutoff, minimum=1),
         )
 
     build.__doc__ = f"Build a ``{kind}`` reranker (default model {DEFAULTS[kind]})."

@@ -30,6 +30,7 @@ from rerank.pair_features import (
     pair_features,
 )
 from retrieval.errors import MissingExtraError, UsageError
+from retrieval.registry import int_option
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +176,5 @@ class PairGbdtReranker:
 def _factory(model: str | None = None, num_threads: str | int = 1) -> PairGbdtReranker:
     if not model:
         raise UsageError(f"pair-gbdt needs a model file: pair-gbdt:MODEL.txt; {TRAIN_HINT}")
-    try:
-        threads = int(num_threads)
-    except ValueError as exc:
-        raise UsageError(f"num_threads must be an integer, not {num_threads!r}") from exc
+    threads = int_option("num_threads", num_threads, default=1, minimum=0)
     return PairGbdtReranker(PairGbdtModel.load(model, threads), f"pair-gbdt:{model}")

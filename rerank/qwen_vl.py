@@ -30,10 +30,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from rerank._torch import int_option, resolve_device, resolve_dtype, run_batches
+from rerank._torch import run_batches
 from rerank.base import Formatter, Pair, RerankStats, register_reranker
 from retrieval.data.images import load_image
+from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
+from retrieval.registry import int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ Item = tuple[str, list[Any]]  # chat text and its images, in placeholder order
 
 class QwenVLReranker:
     """Pointwise yes/no reranker on a Qwen-VL model; pairs from many queries batch together."""
+
+    needs_features = False  # reads titles and images, not stage-1 similarities
 
     def __init__(
         self,
@@ -76,8 +80,8 @@ class QwenVLReranker:
             raise UsageError(f"min_pixels={min_pixels} is above max_pixels={max_pixels}")
 
         self.spec = f"qwen-vl:{model}"
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(self.device, precision)
+        self.device = pick_device(device)
+        self.dtype = model_dtype(self.device, precision)
         self.batch_size = batch_size
         self.pixels = {"min_pixels": min_pixels, "max_pixels": max_pixels}
         self.format = Formatter.from_option(fields)
@@ -226,9 +230,9 @@ def qwen_vl(
         model or DEFAULT_MODEL,
         device=device,
         precision=precision,
-        batch_size=int_option("batch_size", batch_size),
-        min_pixels=int_option("min_pixels", min_pixels),
-        max_pixels=int_option("max_pixels", max_pixels),
+        batch_size=int_option("batch_size", batch_size, minimum=1),
+        min_pixels=int_option("min_pixels", min_pixels, minimum=1),
+        max_pixels=int_option("max_pixels", max_pixels, minimum=1),
         fields=fields,
         yes_token=yes_token,
         no_token=no_token,

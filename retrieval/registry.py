@@ -2,13 +2,15 @@
 
 A decorator registers a factory ``factory(model, **options)``; ``build`` parses a
 ``KIND[:MODEL][,key=value...]`` spec, calls the factory and stamps the spec on the
-result. An unknown kind is an error that lists the known ones.
+result. An unknown kind is an error that lists the known ones. ``int_option`` and
+``choice_option`` turn a factory's string options into checked values, one rule for
+every encoder and reranker.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from retrieval.errors import UsageError, unknown_name
@@ -61,3 +63,28 @@ class Registry(Generic[T]):
             raise UsageError(f"bad options for {self.what} {parsed.kind!r}: {exc}") from exc
         built.spec = str(parsed)
         return built
+
+
+def int_option(
+    name: str, value: str | int | None, *, default: int | None = None, minimum: int = 0
+) -> int:
+    """An integer factory option (options arrive as strings from a spec): ``default``
+    when it is absent or blank (if a default is given); below ``minimum`` or not an
+    integer is a UsageError."""
+    if (value is None or value == "") and default is not None:
+        return default
+    try:
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UsageError(f"option {name}={value!r} is not an integer") from None
+    if number < minimum:
+        raise UsageError(f"option {name}={number} must be at least {minimum}")
+    return number
+
+
+def choice_option(name: str, value: str, choices: Sequence[str]) -> str:
+    """A lower-cased option that must be one of ``choices``."""
+    value = value.strip().lower()
+    if value not in choices:
+        raise UsageError(f"option {name}={value!r}; expected one of {', '.join(choices)}")
+    return value

@@ -6,6 +6,7 @@ beir and ranx, so every stage and the evaluator speak the same language.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,10 @@ from retrieval.errors import UsageError
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
+# A long loop reports the items it just finished; a factory makes one per labelled loop
+# of ``total`` items (None when the total is not known), e.g. one rich progress bar.
+Progress = Callable[[int], None]
+ProgressFactory = Callable[[str, "int | None"], Progress]
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,24 @@ class Product:
             group=payload.get("group"),
             fields=fields,
         )
+
+
+def product_text(
+    product: Product, fields: Sequence[str] = (), *, sep: str = " ", labels: bool = False
+) -> str:
+    """The text a model reads for ``product``: its title, then the named ``fields``
+    joined by ``sep``; blank parts are left out.
+
+    The text encoders join stripped values with a blank; the rerankers join
+    ``name: value`` parts with `` | `` (``labels``), the value as stored, as their
+    models were trained to read it."""
+    parts = [(product.title or "").strip()]
+    for name in fields:
+        value = product.fields.get(name)
+        if value is None or value == "":
+            continue
+        parts.append(f"{name}: {value}" if labels else str(value).strip())
+    return sep.join(p for p in parts if p)
 
 
 def _jsonable(value: Any) -> bool:

@@ -12,18 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
-from retrieval.types import Product
+from retrieval.types import Product, ProgressFactory
 from search.config import DEFAULT_ENCODERS, AppConfig
 from search.indexing import connect, index_dataset, reports_dir
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
 @dataclass

@@ -1,8 +1,11 @@
-"""Shared fixtures: no network, a private SEARCH_HOME per test."""
+"""Shared fixtures: no network, a private SEARCH_HOME per test, and the real Abt-Buy set
+indexed once per session for the acceptance tests."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -15,3 +18,49 @@ def _search_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SEARCH_HOME", str(tmp_path / "search-home"))
     monkeypatch.delenv("QDRANT_URL", raising=False)
     monkeypatch.delenv("QDRANT_API_KEY", raising=False)
+
+
+def shared_dataset(name: str) -> Path | None:
+    """The shared real data set ``name``: ``$SEARCH_SHARED_DATA/NAME``, else
+    ``shared/data/NAME`` beside this checkout or any folder above it (a git worktree
+    may sit deeper than the main checkout); None when it is not there."""
+    env = os.environ.get("SEARCH_SHARED_DATA")
+    roots = [Path(env)] if env else [p / "shared" / "data" for p in Path(__file__).parents]
+    return next((root / name for root in roots if (root / name).is_dir()), None)
+
+
+@dataclass(frozen=True)
+class IndexedSet:
+    """A real data set indexed once for the session: where it lives and its collection."""
+
+    path: Path
+    data_dir: Path
+    collection: str
+    encoders: tuple[str, ...]
+
+
+@pytest.fixture(scope="session")
+def abt_buy_indexed(tmp_path_factory) -> IndexedSet:
+    """The Abt-Buy gallery indexed once per session on the embedded back-end with the
+    packaged MiniLM (``text``) and the lexical ``sparse`` encoder. The acceptance tests
+    of retrieval and of ``search eval`` read it (open it, search, close it again: the
+    embedded index holds one process per shard); none of them writes to it."""
+    path = shared_dataset("abt-buy")
+    if path is None:
+        pytest.skip("shared abt-buy set not present")
+    pytest.importorskip("sentence_transformers")
+    from retrieval.data import open_dataset
+    from retrieval.index import open_index
+    from retrieval.retriever import Retriever
+
+    dataset = open_dataset(str(path))
+    data_dir = tmp_path_factory.mktemp("abt-buy-store")
+    encoders = ("text", "sparse")
+    index = open_index("edge", data_dir=data_dir)
+    try:
+        retriever = Retriever.from_specs(list(encoders), index, dataset.name)
+        report = retriever.index_dataset(dataset.products(), dataset.name)
+    finally:
+        index.close()
+    assert not report.failures, report.failures
+    return IndexedSet(path, data_dir, dataset.name, encoders)

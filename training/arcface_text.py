@@ -57,7 +57,7 @@ def fit_text_arcface(
     train: Sequence[Product], valid: Sequence[Product], args: TextArcFaceArgs
 ) -> tuple[LoopResult, dict[str, Any], Path]:
     """Train on the train titles' groups; the best epoch goes to ``args.out``."""
-    from retrieval.encoders.device import require_extra
+    from retrieval.device import require_extra
 
     require_extra("text", {"torch": "torch", "sentence_transformers": "sentence-transformers"})
     require_extra("train", {"accelerate": "accelerate"})

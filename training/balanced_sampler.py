@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 
 from retrieval.errors import UsageError
+from training.sampler import EpochBatches
 
 
-class BalancedGroupSampler:
+class BalancedGroupSampler(EpochBatches):
     """Batches of ``batch_size`` indices into ``groups``, ``per_group`` of each group."""
 
     def __init__(
@@ -34,10 +35,6 @@ class BalancedGroupSampler:
         self.batch_size, self.per_group, self.seed = batch_size, per_group, seed
         self.epoch, self.skip = 0, 0
         self._cache: tuple[int, list[list[int]]] | None = None
-
-    def set_position(self, epoch: int, skip: int = 0) -> None:
-        """Select the epoch's order and skip its first ``skip`` batches (resume)."""
-        self.epoch, self.skip = epoch, skip
 
     def batches(self, epoch: int | None = None) -> list[list[int]]:
         """Every batch of an epoch, in order (the same for the same seed and epoch)."""
@@ -59,13 +56,3 @@ class BalancedGroupSampler:
         ] or [[i for chunk in chunks for i in chunk]]
         self._cache = (epoch, out)
         return out
-
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches()[self.skip :]
-
-    def __len__(self) -> int:
-        return max(0, len(self.batches()) - self.skip)
-
-    def epoch_length(self, epoch: int | None = None) -> int:
-        """Batches in a whole epoch, whatever the skip."""
-        return len(self.batches(epoch))

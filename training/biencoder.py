@@ -55,22 +55,12 @@ def load_clip(spec: str) -> ClipParts:
     (``MODEL[,pretrained=PATH|none]``, a leading ``clip:`` allowed)."""
     import open_clip
 
-    from retrieval.encoders.clip import _check_weights, resolve_model
+    from retrieval.encoders.clip import load_open_clip, resolve_model
 
     parsed = ComponentSpec.parse(spec if spec.startswith("clip:") else f"clip:{spec}")
     name, weights = resolve_model(parsed.model, parsed.options.get("pretrained"))
-    try:
-        _check_weights(name)
-        model, train_tf, eval_tf = open_clip.create_model_and_transforms(
-            name, pretrained=weights, pretrained_text=False
-        )
-        tokenizer = open_clip.get_tokenizer(name)
-        config = open_clip.get_model_config(name)
-    except SearchError:
-        raise
-    except Exception as exc:  # hub misses, bad checkpoints: one clear line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SearchError(f"cannot load clip model {spec!r}: {first}") from exc
+    model, train_tf, eval_tf, tokenizer = load_open_clip(name, weights, spec)
+    config = open_clip.get_model_config(name)
     if config is None:
         raise SearchError(f"clip model {spec!r}: no open_clip config to save with the weights")
     return ClipParts(model, train_tf, eval_tf, tokenizer, config)
@@ -177,7 +167,7 @@ def fit_clip_biencoder(
 ) -> tuple[LoopResult, Path]:
     """Fine-tune a CLIP / SigLIP model on the train listings' pairs; evaluate on valid
     each epoch; save the final model to ``args.out``. Returns the loop result and it."""
-    from retrieval.encoders.device import require_extra
+    from retrieval.device import require_extra
 
     require_extra("clip", {"torch": "torch", "open_clip": "open_clip_torch"})
     require_extra("train", {"accelerate": "accelerate"})

@@ -4,7 +4,9 @@ Rows are (anchor, positive[, negative_1..n]) texts: every labelled query with ea
 its matches (same-group items on group-labelled sets, query -> gallery match on
 query/gallery sets), plus mined hard negatives as extra columns. The loss is
 MultipleNegativesRankingLoss (in-batch negatives) or its cached variant for big
-batches; GroupBatchSampler keeps rows of one group out of each other's batches. Each
+batches; ``training.sampler.GroupBatchSampler`` (through GroupedTextBatchSampler)
+keeps rows of one group, and rows whose hard negatives are of that group, out of each
+other's batches. Each
 epoch reports stage-1 recall@k on the valid split; the model saved in OUT loads with
 ``--encoder text:OUT``.
 """
@@ -12,7 +14,7 @@ epoch reports stage-1 recall@k on the valid split; the model saved in OUT loads 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -22,16 +24,52 @@ from retrieval.errors import MissingExtraError, SearchError, UsageError
 from retrieval.types import Product, Query
 
 try:  # the `train` extra; this module is only imported by training jobs
-    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers import DefaultBatchSampler, SentenceTransformerTrainingArguments
 except ImportError as exc:  # pragma: no cover
     raise MissingExtraError("train", exc.name or "sentence-transformers") from exc
 
-from training.callbacks import common_arguments, nan_stop_callback, raise_if_diverged, resume_from
-from training.group_sampler import GroupBatchSampler
+from training.callbacks import (
+    common_arguments,
+    nan_stop_callback,
+    raise_if_diverged,
+    resume_checkpoint,
+)
+from training.resume import refused_checkpoint
+from training.sampler import GroupBatchSampler
 from training.text_eval import RecallEvaluator
 
 log = logging.getLogger(__name__)
 LOSSES = ("mnrl", "cached-mnrl")
+
+
+class GroupedTextBatchSampler(DefaultBatchSampler):
+    """sentence-transformers' batch-sampler interface over GroupBatchSampler: the
+    trainer's ``set_epoch`` picks the epoch's order (fixed by seed and epoch, so a
+    resumed run replays it)."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns: list[str] | None = None,
+        generator: Any = None,
+        seed: int = 0,
+        *,
+        groups: Sequence[str],
+        neg_groups: Sequence[frozenset[str]] = (),
+    ) -> None:
+        super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
+        self.group_batches = GroupBatchSampler(
+            groups, batch_size, seed=seed, neg_groups=neg_groups, drop_last=drop_last
+        )
+
+    def __iter__(self) -> Iterator[list[int]]:
+        self.group_batches.set_position(self.epoch)
+        yield from self.group_batches
+
+    def __len__(self) -> int:
+        return self.group_batches.epoch_length(self.epoch)
 
 
 @dataclass
@@ -161,14 +199,14 @@ def train_text_biencoder(
     check_groups(rows, cfg.batch_size)
     out = Path(out)
     checkpoints = out / "checkpoints"
-    start_from = resume_from(checkpoints, resume)
+    start_from = resume_checkpoint(checkpoints, resume)
     try:
         st = SentenceTransformer(model)
     except Exception as exc:  # hub misses, broken folders: one clear line
         raise SearchError(f"cannot load text model {model!r}: {str(exc).splitlines()[0]}") from exc
     if cfg.max_length:
         st.max_seq_length = cfg.max_length
-    sampler = partial(GroupBatchSampler, groups=rows.groups, neg_groups=rows.neg_groups)
+    sampler = partial(GroupedTextBatchSampler, groups=rows.groups, neg_groups=rows.neg_groups)
     args = TextBiencoderArguments(
         **common_arguments(
             checkpoints,
@@ -201,7 +239,8 @@ def train_text_biencoder(
         evaluator=evaluator,
         callbacks=[stop],
     )
-    result = trainer.train(resume_from_checkpoint=start_from)
+    with refused_checkpoint(start_from):
+        result = trainer.train(resume_from_checkpoint=start_from)
     raise_if_diverged(stop, checkpoints)
     st.save(str(out))
     history = trainer.state.log_history

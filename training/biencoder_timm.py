@@ -137,7 +137,7 @@ def fit_timm_arcface(
     train: Sequence[Product], valid: Sequence[Product], args: TimmArcFaceArgs
 ) -> tuple[LoopResult, dict[str, Any], Path]:
     """Fine-tune on the train listings' groups; the best epoch goes to ``args.out``."""
-    from retrieval.encoders.device import require_extra
+    from retrieval.device import require_extra
 
     require_extra("timm", {"torch": "torch", "timm": "timm"})
     require_extra("train", {"accelerate": "accelerate"})

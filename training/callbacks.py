@@ -1,5 +1,6 @@
-"""What the Trainer-based trainers share: the non-finite-loss stop, resume lookup and
-the precision / schedule arguments every run sets the same way.
+"""What the Trainer-based trainers share: the non-finite-loss stop, the checkpoint lookup
+for ``training.resume``'s rule, and the precision / schedule arguments every run sets
+the same way.
 
 Transformers is imported inside the functions; ``TrainerCallback`` subclasses are made
 by a factory so importing this module stays light.
@@ -12,13 +13,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from retrieval.errors import SearchError, UsageError
+from retrieval.errors import UsageError
+from training.resume import diverged, resume_from
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(SearchError):
-    """The loss became NaN or infinite; the run stopped before saving that state."""
 
 
 def nan_stop_callback() -> Any:
@@ -46,14 +44,10 @@ def nan_stop_callback() -> Any:
 
 
 def raise_if_diverged(callback: Any, checkpoints: Path) -> None:
-    """Raise TrainingDiverged (one line: step, loss, last good checkpoint) if it fired."""
-    if callback.bad_step is None:
-        return
-    last = last_checkpoint(checkpoints)
-    raise TrainingDiverged(
-        f"loss became {callback.bad_loss} at step {callback.bad_step}; training stopped; "
-        f"last good checkpoint: {last or 'none (no checkpoint was saved before it)'}"
-    )
+    """Raise TrainingDivergedError (one line: step, loss, last good checkpoint) if it fired."""
+    if callback.bad_step is not None:
+        loss = f"loss {callback.bad_loss}"
+        raise diverged(loss, callback.bad_step, last_checkpoint(checkpoints))
 
 
 def last_checkpoint(folder: Path) -> str | None:
@@ -63,21 +57,9 @@ def last_checkpoint(folder: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if Path(folder).is_dir() else None
 
 
-def resume_from(checkpoints: Path, resume: bool) -> str | None:
-    """The checkpoint ``--resume`` continues from. Resuming without a checkpoint, or
-    starting afresh over one (the two runs' checkpoints would mix), is a UsageError."""
-    last = last_checkpoint(checkpoints)
-    if not resume:
-        if last is not None:
-            raise UsageError(
-                f"{checkpoints} already holds {Path(last).name}: pass --resume to go on "
-                "from it, or pick a new --out"
-            )
-        return None
-    if last is None:
-        raise UsageError(f"--resume: no checkpoint under {checkpoints} to resume from")
-    log.info("resuming from %s", last)
-    return last
+def resume_checkpoint(checkpoints: Path, resume: bool) -> str | None:
+    """The Trainer checkpoint ``--resume`` continues from, by ``training.resume``'s rule."""
+    return resume_from(checkpoints, resume, last_checkpoint)
 
 
 def common_arguments(

@@ -14,7 +14,6 @@ JSONL layout ``{"query", "pos", "neg", "query_id", "pos_ids", "neg_ids"}`` that
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections import defaultdict
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retrieval.data.records import read_jsonl
 from retrieval.errors import UsageError, unknown_name
 from retrieval.types import Product
 
@@ -79,19 +79,12 @@ def read_negatives(path: str | Path, products: Sequence[Product]) -> dict[int, l
     with ``query_id`` and ``neg_ids`` (rows or ids not among ``products`` are skipped)."""
     where = {p.id: i for i, p in enumerate(products)}
     out: dict[int, list[int]] = {}
-    with Path(path).open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{line_no}: not JSON ({exc.msg})") from exc
-            if "query_id" not in row or "neg_ids" not in row:
-                raise UsageError(f"{path}:{line_no}: needs query_id and neg_ids for CLIP training")
-            negs = [where[n] for n in row["neg_ids"] if n in where]
-            if str(row["query_id"]) in where and negs:
-                out[where[str(row["query_id"])]] = negs
+    for line_no, row in read_jsonl(Path(path)):
+        if "query_id" not in row or "neg_ids" not in row:
+            raise UsageError(f"{path}:{line_no}: needs query_id and neg_ids for CLIP training")
+        negs = [where[n] for n in row["neg_ids"] if n in where]
+        if str(row["query_id"]) in where and negs:
+            out[where[str(row["query_id"])]] = negs
     log.info("hard negatives for %d of %d listings", len(out), len(products))
     return out
 

@@ -31,9 +31,10 @@ from training.callbacks import (
     common_arguments,
     nan_stop_callback,
     raise_if_diverged,
-    resume_from,
+    resume_checkpoint,
 )
 from training.ranking import ValidList, rank_metrics
+from training.resume import refused_checkpoint
 
 log = logging.getLogger(__name__)
 LOSSES = ("ce", "bce")
@@ -149,7 +150,7 @@ def train_cross_encoder(
         raise UsageError("--group-size must be at least 2 (a positive and a negative)")
     out = Path(out)
     checkpoints = out / "checkpoints"
-    start_from = resume_from(checkpoints, resume)
+    start_from = resume_checkpoint(checkpoints, resume)
     data = GroupRows(rows, cfg.group_size, cfg.seed)
     tokenizer, net = load_model(model)
     args = RerankerTrainingArguments(
@@ -223,7 +224,8 @@ def train_cross_encoder(
         processing_class=tokenizer,
         callbacks=[stop, EpochEval()],
     )
-    result = trainer.train(resume_from_checkpoint=start_from)
+    with refused_checkpoint(start_from):
+        result = trainer.train(resume_from_checkpoint=start_from)
     raise_if_diverged(stop, checkpoints)
     if not valid:
         save_model(trainer.model, tokenizer, out)

@@ -2,12 +2,14 @@
 
 What it does: AdamW with a cosine schedule after a linear warm-up; gradient
 accumulation; mixed precision (bf16 / fp16 autocast on a GPU, chosen by
-``retrieval.encoders.device.autocast_dtype``); a checkpoint every ``save_steps``
+``retrieval.device.autocast_dtype``); a checkpoint every ``save_steps``
 optimiser steps (model, optimiser, scheduler, grad scaler, RNG states and the data
-position, through ``Accelerator.save_state``), the last ``keep`` of them kept;
-``resume`` from the newest one with the same data order; an evaluation hook after
-each epoch; a rich progress bar. A NaN or infinite loss stops the run with
-``TrainingDivergedError`` naming the step; the checkpoints on disk are left alone.
+position, in formats that cannot run code when read back: ``training.checkpoint``),
+the last ``keep`` of them kept; ``resume`` from the newest one with the same data order
+(``training.resume``'s rule: resuming needs a checkpoint, a fresh run needs a folder
+without one); an evaluation hook after each epoch; a rich progress bar. A NaN or
+infinite loss stops the run with ``TrainingDivergedError`` naming the step; the
+checkpoints on disk are left alone.
 
 Several GPUs or machines: run the same command under ``accelerate launch`` or
 ``torchrun`` (give them the ``search`` console script: ``python -m search.cli`` does
@@ -37,16 +39,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrieval.atomic import write_json
 from retrieval.errors import SearchError
+from training.resume import TrainingDivergedError, diverged, resume_from
+
+__all__ = ["LoopArgs", "LoopResult", "TrainingDivergedError", "checkpoints", "train_loop"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
-
-
-class TrainingDivergedError(SearchError):
-    """The loss (or the weights) became NaN or infinite."""
 
 
 @dataclass
@@ -81,11 +83,14 @@ class LoopState:
     epoch: int = 0
     batch: int = 0
 
-    def state_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
+    @classmethod
+    def read(cls, folder: Path) -> LoopState:
+        """The position a checkpoint folder's ``trainer_state.json`` records."""
+        try:
+            info = json.loads((folder / STATE_FILE).read_text())
+            return cls(int(info["step"]), int(info["epoch"]), int(info["batch"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SearchError(f"cannot resume: {folder / STATE_FILE} is damaged ({exc})") from None
 
 
 @dataclass
@@ -108,6 +113,12 @@ def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
         return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
     return factor
+
+
+def newest_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint under ``out``, if any."""
+    found = checkpoints(out)
+    return found[-1] if found else None
 
 
 def checkpoints(out: Path) -> list[Path]:
@@ -169,8 +180,10 @@ def train_loop(
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from torch.utils.data import DataLoader
 
-    from retrieval.encoders.device import autocast_dtype, pick_device
+    from retrieval.device import autocast_dtype, pick_device
+    from training.checkpoint import load_checkpoint, save_checkpoint
 
+    start = resume_from(Path(args.out), args.resume, newest_checkpoint)
     device = pick_device(args.device)
     dtype = autocast_dtype(device, args.precision)
     mixed = {None: "no", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
@@ -187,26 +200,25 @@ def train_loop(
     )
     model, optimizer, loader = acc.prepare(model, optimizer, loader)
     state = LoopState()
-    acc.register_for_checkpointing(scheduler, state)
     result = LoopResult(state)
-    found = checkpoints(args.out)
-    if args.resume and found:
-        acc.load_state(str(found[-1]))
-        result.checkpoint = found[-1]
-        log.info("resumed from %s (step %d, epoch %d)", found[-1], state.step, state.epoch + 1)
-    elif args.resume:
-        log.warning("no checkpoint under %s: starting from scratch", args.out)
+    if start is not None:
+        load_checkpoint(acc, model, optimizer, scheduler, Path(start))
+        state = result.state = LoopState.read(Path(start))
+        result.checkpoint = Path(start)
+        log.info("resumed from %s (step %d, epoch %d)", start, state.step, state.epoch + 1)
 
     def save() -> None:
         if not _finite_weights(acc.unwrap_model(model)):
-            raise TrainingDivergedError(_diverged("non-finite weights", state.step, result))
+            raise diverged("non-finite weights", state.step, result.checkpoint)
         folder = Path(args.out) / CHECKPOINTS / f"step-{state.step}"
-        acc.save_state(str(folder))
+        save_checkpoint(acc, model, optimizer, scheduler, folder)
+        acc.wait_for_everyone()
         if acc.is_main_process:
             if export is not None:
                 export(acc.unwrap_model(model), folder)
+            # written last: a folder without it is an unfinished checkpoint
             info = {**asdict(state), "losses": result.losses[-50:], "evals": result.evals}
-            (folder / STATE_FILE).write_text(json.dumps(info, indent=1))
+            write_json(folder / STATE_FILE, info, indent=1)
             for old in checkpoints(args.out)[: -max(1, args.keep)]:
                 shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
@@ -265,7 +277,7 @@ def _run_epoch(
             loss = model(batch)
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise TrainingDivergedError(_diverged(f"loss {value}", state.step + 1, result))
+                raise diverged(f"loss {value}", state.step + 1, result.checkpoint)
             acc.backward(loss / args.accumulate)
         running.append(value)
         if not sync:
@@ -286,11 +298,6 @@ def _run_epoch(
             on_step(state.step, result.losses[-1])
         if state.step >= total:
             return
-
-
-def _diverged(what: str, step: int, result: LoopResult) -> str:
-    where = result.checkpoint or "none saved"
-    return f"training diverged: {what} at step {step}; stopped, last good checkpoint: {where}"
 
 
 def _progress(show: bool) -> Any:

@@ -40,16 +40,12 @@ def _columns(
     return torch.cat([b, extra.to(b.dtype)]), torch.cat([groups, extra_groups])
 
 
-class InfoNCELoss(nn.Module):
-    """Symmetric InfoNCE (CLIP's loss) with a learnable temperature.
+class _PairLoss(nn.Module):
+    """What both losses share: the learnable scale (``exp(logit_scale)``, clamped at 100
+    as open_clip does) and the columns a batch is scored against (``b``, then the
+    extra candidates); ``pair_loss`` is each loss's own formula."""
 
-    ``logit_scale`` holds log(1 / temperature), initialised to log(1 / 0.07), and its
-    exponential is clamped at 100. a -> b rows see the extra columns; b -> a rows see
-    the batch only. Same-group entries off the diagonal are masked out of both."""
-
-    def __init__(self, init_temperature: float = 0.07) -> None:
-        super().__init__()
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+    logit_scale: nn.Parameter
 
     def scale(self) -> torch.Tensor:
         """exp(logit_scale), clamped at 100."""
@@ -63,11 +59,31 @@ class InfoNCELoss(nn.Module):
         extra: torch.Tensor | None = None,
         extra_groups: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """The loss of rows ``a`` against ``b`` and the extra candidates."""
+        cols, col_groups = _columns(b, groups, extra, extra_groups)
+        return self.pair_loss(a, cols, groups, col_groups)
+
+    def pair_loss(
+        self, a: torch.Tensor, cols: torch.Tensor, groups: torch.Tensor, col_groups: torch.Tensor
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class InfoNCELoss(_PairLoss):
+    """Symmetric InfoNCE (CLIP's loss) with a learnable temperature.
+
+    ``logit_scale`` holds log(1 / temperature), initialised to log(1 / 0.07), and its
+    exponential is clamped at 100. a -> b rows see the extra columns; b -> a rows see
+    the batch only. Same-group entries off the diagonal are masked out of both."""
+
+    def __init__(self, init_temperature: float = 0.07) -> None:
+        super().__init__()
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+
+    def pair_loss(self, a, cols, groups, col_groups):
         """Mean of the a -> b and b -> a cross-entropies."""
         n = a.shape[0]
-        cols, col_groups = _columns(b, groups, extra, extra_groups)
-        scale = self.scale()
-        logits = scale * a.float() @ cols.float().T  # (n, n + m)
+        logits = self.scale() * a.float() @ cols.float().T  # (n, n + m)
         diag = torch.eye(n, cols.shape[0], dtype=torch.bool, device=a.device)
         masked = same_group(groups, col_groups) & ~diag
         logits = logits.masked_fill(masked, float("-inf"))
@@ -76,7 +92,7 @@ class InfoNCELoss(nn.Module):
         return (F.cross_entropy(logits, target) + F.cross_entropy(back, target)) / 2
 
 
-class SigLIPLoss(nn.Module):
+class SigLIPLoss(_PairLoss):
     """SigLIP's pairwise sigmoid loss with learnable temperature and bias.
 
     logits = a @ b.T * exp(t) + bias, t initialised to log(10) and bias to -10 (the
@@ -88,21 +104,9 @@ class SigLIPLoss(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
         self.logit_bias = nn.Parameter(torch.tensor(float(init_bias)))
 
-    def scale(self) -> torch.Tensor:
-        """exp(t), clamped at 100 as open_clip does."""
-        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-
-    def forward(
-        self,
-        a: torch.Tensor,
-        b: torch.Tensor,
-        groups: torch.Tensor,
-        extra: torch.Tensor | None = None,
-        extra_groups: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def pair_loss(self, a, cols, groups, col_groups):
         """Sigmoid loss over every (row, column) pair, divided by the number of rows."""
         n = a.shape[0]
-        cols, col_groups = _columns(b, groups, extra, extra_groups)
         logits = self.scale() * a.float() @ cols.float().T + self.logit_bias
         positive = same_group(groups, col_groups)
         positive |= torch.eye(n, cols.shape[0], dtype=torch.bool, device=a.device)

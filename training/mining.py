@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from retrieval.data.records import read_jsonl
 from retrieval.errors import UsageError
 from retrieval.types import Hit, Product, Query
 
@@ -115,16 +116,9 @@ def read_mined(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UsageError(f"negatives file not found: {path}; make one with `search mine`")
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise UsageError(f"{path}:{number}: not a JSON object") from None
-            if not isinstance(row, dict) or "query" not in row or "pos" not in row:
-                raise UsageError(f"{path}:{number}: expected keys query, pos, neg")
-            row.setdefault("neg", [])
-            rows.append(row)
+    for number, row in read_jsonl(path):
+        if "query" not in row or "pos" not in row:
+            raise UsageError(f"{path}:{number}: expected keys query, pos, neg")
+        row.setdefault("neg", [])
+        rows.append(row)
     return rows

@@ -21,16 +21,14 @@ from typing import Any
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from rerank.qwen_vl import QwenVLReranker, answer_logits
-from retrieval.errors import SearchError, UsageError
+from retrieval.errors import UsageError
 from retrieval.types import Product, Query
+from training.callbacks import resume_checkpoint
+from training.resume import diverged, refused_checkpoint
 
 log = logging.getLogger(__name__)
 
 Example = tuple[Product, Product, int]  # query, candidate, 1 for a match
-
-
-class TrainingDiverged(SearchError):
-    """The loss turned NaN or infinite; training stopped before that step's update."""
 
 
 @dataclass
@@ -103,15 +101,11 @@ class StopOnNonFinite(TrainerCallback):
         self.last_checkpoint = str(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
     def check(self, loss: Any, step: int) -> None:
-        """Raise :class:`TrainingDiverged` if ``loss`` is not finite."""
+        """Raise TrainingDivergedError if ``loss`` is not finite."""
         import torch
 
         if not bool(torch.isfinite(loss).all()):
-            kept = self.last_checkpoint or "none saved yet"
-            raise TrainingDiverged(
-                f"loss is {float(loss)} at step {step}: training stopped; "
-                f"last good checkpoint: {kept}"
-            )
+            raise diverged(f"loss {float(loss)}", step, self.last_checkpoint)
 
 
 class YesNoTrainer(Trainer):
@@ -177,17 +171,9 @@ def train_qwen_vl(
     """Fine-tune ``reranker.model`` with LoRA, checkpointing to ``args.output_dir``; save
     the merged model and the processor to ``out`` and the adapters to ``out/adapter``.
     The reranker then holds the merged model in eval mode. Returns what the run did."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     if not examples:
         raise UsageError("no training pairs: the split has no queries with matches")
-    checkpoint = None
-    if resume:
-        folder = Path(args.output_dir)
-        checkpoint = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-        if checkpoint is None:
-            raise UsageError(f"--resume: no checkpoint in {folder}")
-        log.info("resuming from %s", checkpoint)
+    checkpoint = resume_checkpoint(Path(args.output_dir), resume)
     model = add_lora(reranker.model, args)
     model.train()
     guard = StopOnNonFinite()
@@ -203,7 +189,8 @@ def train_qwen_vl(
     start_step = 0
     if checkpoint:
         start_step = int(Path(checkpoint).name.rsplit("-", 1)[1])
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    with refused_checkpoint(checkpoint):
+        result = trainer.train(resume_from_checkpoint=checkpoint)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out / "adapter")

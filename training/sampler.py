@@ -3,8 +3,10 @@
 In-batch negatives are the other rows of a batch, so two listings of one group in a
 batch would be pushed apart although they match. This sampler gives each batch at
 most one item per group (and, with ``buckets``, items of one bucket only, e.g. one
-pair kind), in an order fixed by (seed, epoch), and can start an epoch part-way
-through for a resumed run.
+pair kind; with ``neg_groups``, no item whose hard negatives are of another item's
+group), in an order fixed by (seed, epoch), and can start an epoch part-way through
+for a resumed run. The CLIP loop uses it directly, the sentence-transformers trainer
+through ``training.biencoder_text.GroupedTextBatchSampler``.
 """
 
 from __future__ import annotations
@@ -19,13 +21,45 @@ from retrieval.errors import UsageError
 log = logging.getLogger(__name__)
 
 
-class GroupBatchSampler:
+class EpochBatches:
+    """What ``training.loop`` needs of a batch sampler, over a subclass's ``batches(epoch)``
+    (the same list for the same seed and epoch): a position to resume from, iteration
+    from there, and each epoch's length. Subclasses set ``epoch`` and ``skip`` to 0."""
+
+    epoch: int
+    skip: int
+
+    def batches(self, epoch: int | None = None) -> list[list[int]]:
+        raise NotImplementedError
+
+    # Not ``set_epoch``: accelerate's DataLoaderShard calls that with its own pass
+    # counter on every iteration, which would reset a resumed run's position.
+    def set_position(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch's order and skip its first ``skip`` batches (resume)."""
+        self.epoch = epoch
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batches()[self.skip :]
+
+    def __len__(self) -> int:
+        return max(0, len(self.batches()) - self.skip)
+
+    def epoch_length(self, epoch: int | None = None) -> int:
+        """Batches in a whole epoch, whatever the skip (it may differ by one or two
+        from epoch to epoch where the order decides what fits)."""
+        return len(self.batches(epoch))
+
+
+class GroupBatchSampler(EpochBatches):
     """Batches of indices into ``groups`` with one item per group at most.
 
     Each round shuffles the groups that still hold items, cuts them into batches of
     ``batch_size`` and takes one item from each; groups left over wait for the next
     round; the batches of all rounds are then shuffled. Items that cannot fill a
-    batch at the end of an epoch are dropped (a different set each epoch)."""
+    batch at the end of an epoch are dropped (a different set each epoch), or, with
+    ``drop_last=False``, go in smaller batches. ``neg_groups[i]`` names the groups of
+    item i's hard negatives: a group that clashes with a batch waits for the next round."""
 
     def __init__(
         self,
@@ -34,6 +68,8 @@ class GroupBatchSampler:
         *,
         seed: int = 0,
         buckets: Sequence[Hashable] | None = None,
+        neg_groups: Sequence[frozenset[Hashable]] | None = None,
+        drop_last: bool = True,
     ) -> None:
         if batch_size < 2:
             raise UsageError(
@@ -41,6 +77,10 @@ class GroupBatchSampler:
             )
         if buckets is not None and len(buckets) != len(groups):
             raise UsageError("buckets and groups must have the same length")
+        if neg_groups and len(neg_groups) != len(groups):
+            raise UsageError("neg_groups and groups must have the same length")
+        self.neg_groups = list(neg_groups) if neg_groups else [frozenset()] * len(groups)
+        self.drop_last = drop_last
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -62,13 +102,6 @@ class GroupBatchSampler:
             del self._members[bucket]
         self._cache: tuple[int, list[list[int]]] | None = None
 
-    # Not ``set_epoch``: accelerate's DataLoaderShard calls that with its own pass
-    # counter on every iteration, which would reset a resumed run's position.
-    def set_position(self, epoch: int, skip: int = 0) -> None:
-        """Select the epoch's order and skip its first ``skip`` batches (resume)."""
-        self.epoch = epoch
-        self.skip = skip
-
     def batches(self, epoch: int | None = None) -> list[list[int]]:
         """Every batch of an epoch, in order (the same for the same seed and epoch)."""
         epoch = self.epoch if epoch is None else epoch
@@ -78,24 +111,42 @@ class GroupBatchSampler:
         out: list[list[int]] = []
         for bucket in sorted(self._members, key=repr):
             pools = {g: rng.sample(items, len(items)) for g, items in self._members[bucket].items()}
-            while len(pools) >= self.batch_size:
+            partial = False  # full batches while enough groups last, then the rest if kept
+            while pools and (len(pools) >= self.batch_size or not self.drop_last):
                 order = sorted(pools, key=repr)
                 rng.shuffle(order)
-                cut = len(order) - len(order) % self.batch_size
-                for start in range(0, cut, self.batch_size):
-                    out.append([pools[g].pop() for g in order[start : start + self.batch_size]])
+                filled = self._fill(order, pools, partial or len(pools) < self.batch_size)
+                if not filled:  # clashes leave no full batch: the rest is too entangled
+                    if self.drop_last:
+                        break
+                    partial = True
+                    continue
+                out.extend([pools[g].pop() for g in batch] for batch in filled)
                 pools = {g: items for g, items in pools.items() if items}
         rng.shuffle(out)
         self._cache = (epoch, out)
         return out
 
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches()[self.skip :]
-
-    def __len__(self) -> int:
-        return max(0, len(self.batches()) - self.skip)
-
-    def epoch_length(self, epoch: int | None = None) -> int:
-        """Batches in a whole epoch, whatever the skip (it may differ by one or two
-        from epoch to epoch: which groups wait for the next round is random)."""
-        return len(self.batches(epoch))
+    def _fill(
+        self, order: list[Hashable], pools: dict[Hashable, list[int]], partial: bool
+    ) -> list[list[Hashable]]:
+        """Groups of ``order`` cut greedily into batches: a group joins the open batch
+        unless its next item's negatives meet the batch's groups or the batch's negatives
+        meet its group (then it waits); the last open batch counts only if ``partial``."""
+        batches: list[list[Hashable]] = []
+        batch: list[Hashable] = []
+        anchors: set[Hashable] = set()
+        negs: set[Hashable] = set()
+        for group in order:
+            item_negs = self.neg_groups[pools[group][-1]]
+            if group in negs or item_negs & anchors:
+                continue
+            batch.append(group)
+            anchors.add(group)
+            negs |= item_negs
+            if len(batch) == self.batch_size:
+                batches.append(batch)
+                batch, anchors, negs = [], set(), set()
+        if partial and batch:
+            batches.append(batch)
+        return batches

@@ -1,4 +1,7 @@
-"""Stage-1 recall@k of a SentenceTransformer on a valid split, as a trainer evaluator."""
+"""Stage-1 recall@k of a SentenceTransformer on a valid split, as a trainer evaluator.
+
+The recall is ``retrieval.metrics.recall_at_k``, the function ``search eval`` reports:
+queries without a relevant item are left out of the average, as there."""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
+
+from retrieval.metrics import recall_at_k
+from retrieval.types import Qrels, Run
 
 
 class RecallEvaluator(BaseEvaluator):
@@ -45,14 +51,12 @@ class RecallEvaluator(BaseEvaluator):
         ids = [i for i, _ in self.corpus]
         sims = q @ c.T
         kmax = min(max(self.ks) + 1, len(ids))
-        totals = dict.fromkeys(self.ks, 0.0)
+        run: Run = {}
         for row, (qid, _) in zip(sims, self.queries):
-            rel = self.relevant.get(qid, set())
-            order = [ids[j] for j in np.argsort(-row)[:kmax] if ids[j] != qid]
-            for k in self.ks:
-                totals[k] += len(rel & set(order[:k])) / len(rel) if rel else 0.0
-        n = max(len(self.queries), 1)
-        metrics = {f"recall@{k}": totals[k] / n for k in self.ks}
+            top = [j for j in np.argsort(-row, kind="stable")[:kmax] if ids[j] != qid]
+            run[qid] = {ids[j]: float(row[j]) for j in top}
+        qrels: Qrels = {q: dict.fromkeys(self.relevant.get(q, ()), 1) for q, _ in self.queries}
+        metrics = {f"recall@{k}": recall_at_k(run, qrels, k) for k in self.ks}
         metrics = self.prefix_name_to_metrics(metrics, self.name)
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics

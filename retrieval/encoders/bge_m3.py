@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from retrieval.encoders.base import Encoded, SparseVec, Vector, VectorSpec, register_encoder
-from retrieval.encoders.device import autocast_dtype, parse_int, pick_device
-from retrieval.encoders.text import product_text
+from retrieval.device import autocast_dtype, pick_device
 from retrieval.errors import SearchError, UsageError
-from retrieval.types import Product
+from retrieval.registry import int_option
+from retrieval.types import Product, product_text
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def build_bge_m3(
     check_heads(folder, kinds)
     dev = pick_device(device)
     dtype = autocast_dtype(dev, precision)
-    length = parse_int("max_length", max_length, 512, minimum=8)
+    length = int_option("max_length", max_length, default=512, minimum=8)
     try:
         m3 = flag.BGEM3FlagModel(
             str(folder),
@@ -189,6 +189,6 @@ def build_bge_m3(
         kinds=kinds,
         name_prefix=name_prefix,
         fields=[f.strip() for f in fields.split("+") if f.strip()],
-        batch_size=parse_int("batch_size", batch_size, 32, minimum=1),
+        batch_size=int_option("batch_size", batch_size, default=32, minimum=1),
         max_length=length,
     )

@@ -28,15 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
-from retrieval.encoders.device import (
+from retrieval.device import (
     autocast,
     autocast_dtype,
-    parse_int,
     pick_device,
     require_extra,
 )
+from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import SearchError, UsageError
+from retrieval.registry import int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,24 @@ def _check_weights(name: str) -> None:
             raise UsageError(f"clip folder {folder} holds no .safetensors / .bin / .pth weights")
 
 
+def load_open_clip(name: str, weights: str | None, label: str) -> tuple[Any, Any, Any, Any]:
+    """``(model, train transform, eval transform, tokenizer)`` of a resolved open_clip
+    name and weights; a hub miss or a bad checkpoint is one SearchError naming ``label``."""
+    import open_clip
+
+    try:
+        _check_weights(name)
+        model, train_tf, eval_tf = open_clip.create_model_and_transforms(
+            name, pretrained=weights, pretrained_text=False
+        )
+        return model, train_tf, eval_tf, open_clip.get_tokenizer(name)
+    except SearchError:
+        raise
+    except Exception as exc:  # hub misses, bad checkpoints: one clear line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SearchError(f"cannot load clip model {label!r}: {first}") from exc
+
+
 @register_encoder("clip")
 def build_clip(
     model: str | None = None,
@@ -185,27 +203,18 @@ def build_clip(
 ) -> ClipEncoder:
     """Build an open_clip encoder from a spec's model part and options."""
     require_extra("clip", {"torch": "torch", "open_clip": "open_clip_torch"})
-    import open_clip
 
     name, weights = resolve_model(model, pretrained)
-    try:
-        _check_weights(name)
-        clip_model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=weights, pretrained_text=False
-        )
-        tokenizer = open_clip.get_tokenizer(name)
-    except SearchError:
-        raise
-    except Exception as exc:  # hub misses, bad checkpoints: one clear line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SearchError(f"cannot load clip model {model or DEFAULT_MODEL!r}: {first}") from exc
+    clip_model, _, preprocess, tokenizer = load_open_clip(name, weights, model or DEFAULT_MODEL)
     return ClipEncoder(
         clip_model,
         preprocess,
         tokenizer,
         device=pick_device(device),
-        batch_size=parse_int("batch_size", batch_size, 64, minimum=1),
-        num_workers=None if num_workers is None else parse_int("num_workers", num_workers, 0),
+        batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
+        num_workers=None
+        if num_workers is None
+        else int_option("num_workers", num_workers, default=0),
         name_prefix=name_prefix,
         precision=precision,
     )

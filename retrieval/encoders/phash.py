@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from retrieval.data.images import load_image
+from retrieval.device import require_extra
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
-from retrieval.encoders.device import parse_int, require_extra
 from retrieval.errors import UsageError
+from retrieval.registry import int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -100,12 +101,12 @@ def build_phash(
     method = (model or method).strip().lower()
     if method not in METHODS:
         raise UsageError(f"unknown hash method {method!r}; known: {', '.join(METHODS)}")
-    size = parse_int("hash_size", hash_size, 8, minimum=2)
+    size = int_option("hash_size", hash_size, default=8, minimum=2)
     if method == "whash" and size & (size - 1):
         raise UsageError(f"whash needs a power-of-two hash_size, got {size}")
     return PHashEncoder(
         getattr(imagehash, METHODS[method]),
         hash_size=size,
         name=name,
-        workers=None if workers is None else parse_int("workers", workers, 1, minimum=1),
+        workers=None if workers is None else int_option("workers", workers, default=1, minimum=1),
     )

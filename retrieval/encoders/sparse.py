@@ -26,7 +26,7 @@ import numpy as np
 
 from retrieval.encoders.base import Encoded, SparseVec, VectorSpec, register_encoder
 from retrieval.errors import UsageError
-from retrieval.types import Product
+from retrieval.types import Product, product_text
 
 ANALYZERS = ("char", "word")
 _UNITS = (
@@ -108,8 +108,7 @@ class SparseEncoder:
         return word_terms(norm)
 
     def _text(self, product: Product) -> str:
-        extra = [str(product.fields.get(f) or "") for f in self.fields]
-        return " ".join([product.title, *extra]).strip()
+        return product_text(product, self.fields)
 
     def embed(self, text: str, *, query: bool = False) -> SparseVec | None:
         """One text as a sparse vector (None when it has no terms)."""

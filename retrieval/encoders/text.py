@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.device import pick_device, require_extra
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
-from retrieval.encoders.device import parse_int, pick_device, require_extra
 from retrieval.errors import SearchError
-from retrieval.types import Product
+from retrieval.registry import int_option
+from retrieval.types import Product, product_text
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,6 @@ def resolve_model(model: str | None) -> str:
     if name in _PACKAGED_NAMES:
         return packaged_minilm() or DEFAULT_MODEL
     return name
-
-
-def product_text(product: Product, fields: Sequence[str] = ()) -> str:
-    """The title followed by the named fields, blank-separated; empty when all are."""
-    parts = [product.title or ""] + [str(product.fields.get(f) or "") for f in fields]
-    return " ".join(p.strip() for p in parts if p and p.strip())
 
 
 class TextEncoder:
@@ -138,8 +133,10 @@ def build_text(
     return TextEncoder(
         st,
         name=name,
-        batch_size=parse_int("batch_size", batch_size, 64, minimum=1),
+        batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
         query_instruction=query_instruction,
         fields=[f.strip() for f in fields.split("+") if f.strip()],
-        max_length=None if max_length is None else parse_int("max_length", max_length, 0, 1),
+        max_length=None
+        if max_length is None
+        else int_option("max_length", max_length, default=0, minimum=1),
     )

@@ -33,14 +33,9 @@ from typing import Any
 import numpy as np
 
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
-from retrieval.encoders.device import (
-    autocast,
-    autocast_dtype,
-    parse_int,
-    pick_device,
-    require_extra,
-)
+from retrieval.device import autocast, autocast_dtype, pick_device, require_extra
 from retrieval.errors import UsageError
+from retrieval.registry import int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -151,7 +146,7 @@ def build_timm(
         raise UsageError("timm needs a model: timm:NAME (e.g. timm:efficientnet_lite0) or a folder")
     overrides: dict[str, Any] = {}
     if image_size is not None:
-        overrides["image_size"] = parse_int("image_size", image_size, 224, minimum=16)
+        overrides["image_size"] = int_option("image_size", image_size, minimum=16)
     for key, value in (("mean", mean), ("std", std)):
         if (parsed := _float_list(key, value)) is not None:
             overrides[key] = parsed
@@ -167,7 +162,7 @@ def build_timm(
         config = TimmConfig(
             model=model,
             pool=pool,
-            neck=None if neck is None else parse_int("neck", neck, 0, minimum=1),
+            neck=None if neck is None else int_option("neck", neck, minimum=1),
             data=overrides,
         )
         embedder = build_embedder(config, pretrained, key_map)
@@ -178,7 +173,7 @@ def build_timm(
         dim=embedder.dim,
         device=pick_device(device),
         name=name,
-        batch_size=parse_int("batch_size", batch_size, 64, minimum=1),
-        num_workers=None if num_workers is None else parse_int("num_workers", num_workers, 0),
+        batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
+        num_workers=None if num_workers is None else int_option("num_workers", num_workers),
         precision=precision,
     )

@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
-from retrieval.encoders.device import (
-    autocast_dtype,
-    parse_int,
+from retrieval.device import (
+    model_dtype,
     pick_device,
     require_extra,
 )
+from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import SearchError, UsageError
+from retrieval.registry import int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,9 @@ class VisualBgeEncoder:
         precision: str = "auto",
         max_length: int = 512,
     ) -> None:
-        import torch
 
         self.device = device
-        dtype = autocast_dtype(device, precision) or torch.float32
+        dtype = model_dtype(device, precision)
         self.model = model.to(device=device, dtype=dtype).eval()
         self.tokenizer = tokenizer
         self.preprocess = preprocess
@@ -178,9 +177,11 @@ def build_visual_bge(
         tokenizer,
         preprocess,
         device=pick_device(device),
-        batch_size=parse_int("batch_size", batch_size, 32, minimum=1),
-        num_workers=None if num_workers is None else parse_int("num_workers", num_workers, 0),
+        batch_size=int_option("batch_size", batch_size, default=32, minimum=1),
+        num_workers=None
+        if num_workers is None
+        else int_option("num_workers", num_workers, default=0),
         name=name,
         precision=precision,
-        max_length=parse_int("max_length", max_length, 512, minimum=2),
+        max_length=int_option("max_length", max_length, default=512, minimum=2),
     )

@@ -117,14 +117,16 @@ def _training_config(opts: CrossEncoderOptions, config_cls: type) -> Any:
 
 
 def _valid_lists(queries: list[Query], rows: list[list[Candidate]]) -> list[Any]:
-    """Each valid query's stage-1 titles with their 0/1 labels, for per-epoch checks."""
+    """Each valid query's stage-1 titles with their 0/1 labels and the matches stage 1
+    missed, for per-epoch checks that count as ``search eval`` does."""
     from training.ranking import ValidList
 
-    return [
-        ValidList(
-            q.product.title,
-            tuple(c.product.title for c in row),
-            tuple(int(c.id in q.matches) for c in row),
+    lists = []
+    for q, row in zip(queries, rows):
+        found = {c.id for c in row}
+        missed = len(set(q.matches) - found - {q.id})
+        labels = tuple(int(c.id in q.matches) for c in row)
+        lists.append(
+            ValidList(q.product.title, tuple(c.product.title for c in row), labels, missed)
         )
-        for q, row in zip(queries, rows)
-    ]
+    return lists

@@ -18,10 +18,10 @@ from typing import Any, cast
 
 from retrieval.errors import UsageError
 from retrieval.registry import Registry
+from retrieval.types import ProgressFactory
 from search.config import AppConfig, check_keys
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 ROLES = ("reranker", "biencoder")
 # Modules whose import registers a trainer; imported on first use (heavy stacks stay unloaded).
 _MODULES = {

@@ -15,7 +15,7 @@ from retrieval.types import Product
 torch = pytest.importorskip("torch")
 transforms = pytest.importorskip("torchvision.transforms")
 
-from retrieval.encoders.device import autocast, autocast_dtype, pick_device  # noqa: E402
+from retrieval.device import autocast, autocast_dtype, pick_device  # noqa: E402
 from retrieval.encoders.imageloader import iter_image_batches, load_images  # noqa: E402
 
 TO_TENSOR = transforms.Compose([transforms.Resize((16, 16)), transforms.ToTensor()])
@@ -31,10 +31,26 @@ def test_importing_encoders_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_pick_device_and_precision():
+@pytest.mark.parametrize(
+    ("cuda", "mps", "bf16", "device", "dtype"),
+    [
+        (True, True, True, "cuda", "bfloat16"),  # a CUDA card wins over MPS
+        (True, False, False, "cuda", "float16"),  # an old card: fp16
+        (False, True, False, "mps", "float16"),
+        (False, False, False, "cpu", None),
+    ],
+)
+def test_auto_device_follows_what_torch_sees(monkeypatch, cuda, mps, bf16, device, dtype):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device(None) == device == pick_device("auto")
+    want = None if dtype is None else getattr(torch, dtype)
+    assert autocast_dtype(device) is want
+
+
+def test_explicit_device_and_precision():
     assert pick_device("cpu") == "cpu"
-    assert pick_device(None) in ("cuda", "mps", "cpu")
-    assert autocast_dtype("cpu") is None
     assert autocast_dtype("cpu", "bf16") is torch.bfloat16
     assert autocast_dtype("cuda", "fp32") is None
     with pytest.raises(UsageError):
@@ -42,10 +58,13 @@ def test_pick_device_and_precision():
     with pytest.raises(UsageError):
         autocast_dtype("cpu", "fp8")
     if not torch.cuda.is_available():
-        with pytest.raises(UsageError):
+        with pytest.raises(UsageError, match="no CUDA device"):
             pick_device("cuda")
+    x = torch.ones(2, 2)
     with autocast("cpu", None):
-        pass
+        assert (x @ x).dtype is torch.float32
+    with autocast("cpu", torch.bfloat16):
+        assert (x @ x).dtype is torch.bfloat16
 
 
 def test_load_images_reports_bad_images_and_skips_imageless(image_dir):

@@ -7,7 +7,7 @@ import pytest
 
 from retrieval.encoders import build_encoder
 from retrieval.errors import SearchError
-from retrieval.types import Product
+from retrieval.types import Product, product_text
 
 pytest.importorskip("sentence_transformers")
 
@@ -15,7 +15,6 @@ from retrieval.encoders.text import (  # noqa: E402
     DEFAULT_MODEL,
     TextEncoder,
     packaged_minilm,
-    product_text,
     resolve_model,
 )
 

@@ -1,12 +1,10 @@
 """Acceptance on the real Abt-Buy set: packaged MiniLM, lexical sparse and hybrid.
 
 Reference (README of the set, exact cosine search, 206 test queries): MiniLM
-R@1 0.745, R@10 0.976.
+R@1 0.745, R@10 0.976. The gallery is indexed once per session (``abt_buy_indexed``).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -16,25 +14,21 @@ from retrieval.metrics import recall_at_k
 from retrieval.retriever import Retriever
 from retrieval.types import hits_to_run, queries_to_qrels
 
-ABT_BUY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "abt-buy"
-pytest.importorskip("sentence_transformers")
-pytestmark = pytest.mark.skipif(not ABT_BUY.exists(), reason="shared abt-buy set not present")
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    dataset = open_dataset(str(ABT_BUY))
-    index = open_index("edge", data_dir=tmp_path_factory.mktemp("abt"))
-    retriever = Retriever.from_specs(["text", "sparse"], index, "abt")
-    retriever.index_dataset(dataset.products(), dataset.name)
-    queries = dataset.queries("test")
-    qrels = queries_to_qrels(queries)
-    products = [q.product for q in queries]
-    out = {"qrels": qrels}
-    for using in ("text", "sparse", "hybrid"):
-        hits = retriever.search(products, using=using, k=10, payload=["id"])
-        out[using] = hits_to_run([q.id for q in queries], hits)
-    index.close()
+def runs(abt_buy_indexed):
+    queries = open_dataset(str(abt_buy_indexed.path)).queries("test")
+    index = open_index("edge", data_dir=abt_buy_indexed.data_dir)
+    try:
+        retriever = Retriever.for_collection(index, abt_buy_indexed.collection)
+        assert retriever.encoder_specs == list(abt_buy_indexed.encoders)
+        products = [q.product for q in queries]
+        out = {"qrels": queries_to_qrels(queries)}
+        for using in ("text", "sparse", "hybrid"):
+            hits = retriever.search(products, using=using, k=10, payload=["id"])
+            out[using] = hits_to_run([q.id for q in queries], hits)
+    finally:
+        index.close()
     return out
 
 

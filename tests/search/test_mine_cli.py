@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from retrieval.data import open_dataset
@@ -17,8 +18,14 @@ def run(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def test_mine_group_set(tmp_path):
-    data = synthesize(tmp_path / "synth", groups=30, seed=0, image_size=32)
+@pytest.fixture(scope="module")
+def synth_set(tmp_path_factory):
+    """A synthetic Shopee-layout catalogue of 16 groups (read-only for every test)."""
+    return synthesize(tmp_path_factory.mktemp("synth") / "data", groups=16, seed=0, image_size=32)
+
+
+def test_mine_group_set(synth_set, tmp_path):
+    data = synth_set
     out = tmp_path / "neg.jsonl"
     args = ["mine", str(data), "--encoder", "sparse", "--out", str(out), "--range", "2-20"]
     res = run(*args, "--negatives", "4", "--seed", "3")
@@ -70,11 +77,11 @@ def test_mine_query_gallery_and_bad_range(tiny_set, tmp_path):
     assert res.exit_code != 0 and "bad rank range" in res.output
 
 
-def test_mine_then_train_both_kinds(tmp_path):
+def test_mine_then_train_both_kinds(synth_set, tmp_path):
     """`search mine` -> `search train reranker --kind cross-encoder` and
-    `search train biencoder --kind text` on its file; the outputs load by spec."""
-    import pytest
-
+    `search train biencoder --kind text` on its file; the outputs load by spec. Lexical
+    vectors only (the collection `mine` indexed serves the reranker's stage 1 too), so
+    no MiniLM is loaded."""
     pytest.importorskip("datasets")
     from helpers.tiny_bert import build_tiny_bert
 
@@ -83,7 +90,7 @@ def test_mine_then_train_both_kinds(tmp_path):
     from retrieval.types import Candidate, Product
 
     bert = build_tiny_bert(tmp_path / "bert")
-    data = synthesize(tmp_path / "synth", groups=30, seed=0, image_size=32)
+    data = synth_set
     neg = tmp_path / "neg.jsonl"
     assert run("mine", str(data), "-e", "sparse", "-o", str(neg), "-n", "3").exit_code == 0
     ce = tmp_path / "ce"
@@ -109,6 +116,8 @@ def test_mine_then_train_both_kinds(tmp_path):
         "32",
         "--k",
         "5",
+        "--encoder",
+        "sparse",
     )
     assert res.exit_code == 0, res.output
     assert "recall@1" in res.output and "steps" in res.output

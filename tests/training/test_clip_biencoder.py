@@ -20,7 +20,8 @@ from retrieval.encoders import build_encoder  # noqa: E402
 from retrieval.errors import UsageError  # noqa: E402
 from search.train.clip import split_products  # noqa: E402
 from training.biencoder import BiencoderArgs, fit_clip_biencoder  # noqa: E402
-from training.loop import TrainingDivergedError, checkpoints  # noqa: E402
+from training.loop import checkpoints  # noqa: E402
+from training.resume import TrainingDivergedError  # noqa: E402
 
 TINY = {
     "embed_dim": 16,

@@ -10,14 +10,14 @@ pytest.importorskip("transformers")
 from rerank.cross_encoder import CrossEncoderReranker  # noqa: E402
 from retrieval.errors import UsageError  # noqa: E402
 from retrieval.types import Candidate, Product  # noqa: E402
-from training.callbacks import TrainingDiverged  # noqa: E402
 from training.cross_encoder import (  # noqa: E402
     CrossEncoderConfig,
     load_model,
     score_lists,
     train_cross_encoder,
 )
-from training.ranking import ValidList  # noqa: E402
+from training.ranking import ValidList, rank_metrics  # noqa: E402
+from training.resume import TrainingDivergedError  # noqa: E402
 
 BRANDS = ["samsung galaxy", "xiaomi redmi", "nike air zoom", "apple iphone"]
 
@@ -53,11 +53,15 @@ def test_loss_falls_and_model_reloads(tiny_bert, tmp_path, loss):
     losses = summary["losses"]
     assert summary["global_step"] == 16
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4  # the loss falls
-    assert len(summary["valid"]) == 4 and summary["best"]["hit@1"] >= 0
+    assert len(summary["valid"]) == 4
+    assert summary["best"]["hit@1"] == max(epoch["hit@1"] for epoch in summary["valid"])
     assert (out / "checkpoints" / "checkpoint-16").is_dir()
     # the saved folder is the best epoch; it loads as the reranker and gives its scores
     tokenizer, model = load_model(str(out))
     direct = score_lists(model, tokenizer, VALID, 32)[0]
+    # ... and its valid metrics are the ones recorded for the best epoch
+    again = rank_metrics(VALID, [direct])
+    assert again == pytest.approx({k: summary["best"][k] for k in again}, abs=1e-6)
     reranker = CrossEncoderReranker(str(out), device="cpu", max_length=32, activation="none")
     pairs = [
         (Product("q", VALID[0].query), Candidate(Product(f"c{i}", t), 0.5, i))
@@ -92,7 +96,7 @@ def test_nan_loss_stops_with_the_step(tiny_bert, tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", poisoned)
     out = tmp_path / "ce"
-    with pytest.raises(TrainingDiverged, match="at step 6.*checkpoint-4"):
+    with pytest.raises(TrainingDivergedError, match="at step 6.*checkpoint-4"):
         train_cross_encoder(rows(), str(tiny_bert), out, config(epochs=4))
     assert not (out / "checkpoints" / "checkpoint-8").exists()
 

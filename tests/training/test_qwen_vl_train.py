@@ -20,10 +20,10 @@ from rerank.qwen_vl import QwenVLReranker  # noqa: E402
 from retrieval.types import Candidate, Product, Query  # noqa: E402
 from training.qwen_vl import (  # noqa: E402
     QwenVLTrainingArguments,
-    TrainingDiverged,
     pair_examples,
     train_qwen_vl,
 )
+from training.resume import TrainingDivergedError  # noqa: E402
 
 PIXELS = {"min_pixels": 4 * 28 * 28, "max_pixels": 16 * 28 * 28}
 KINDS = [("phone", (220, 20, 20)), ("shoe", (20, 20, 220)), ("kettle", (20, 200, 20))]
@@ -137,7 +137,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(base, catalogue, tmp_
 
     queries, products, negatives = catalogue
     examples = pair_examples(queries, products, negatives)
-    with pytest.raises(TrainingDiverged, match=r"at step 6.*checkpoint-4"):
+    with pytest.raises(TrainingDivergedError, match=r"at step 6.*checkpoint-4"):
         train_qwen_vl(
             reranker(base), examples, args(tmp_path), tmp_path / "m", callbacks=[Poison()]
         )

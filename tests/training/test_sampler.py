@@ -47,6 +47,23 @@ def test_buckets_never_mix():
         assert len({kinds[i] for i in batch}) == 1
 
 
+def test_hard_negatives_of_a_group_never_share_its_batch():
+    # item i's hard negative is of the next group: (g0, g1) may not share a batch, ...
+    names = sorted(set(GROUPS))
+    negs = [frozenset({names[(names.index(g) + 1) % len(names)]}) for g in GROUPS]
+    for drop_last in (True, False):
+        sampler = GroupBatchSampler(GROUPS, 3, seed=2, neg_groups=negs, drop_last=drop_last)
+        batches = list(sampler)
+        assert batches
+        for batch in batches:
+            anchors = {GROUPS[i] for i in batch}
+            assert len(anchors) == len(batch)
+            assert not any(negs[i] & anchors for i in batch), batch
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(len(GROUPS)))  # drop_last=False: every item, some batches short
+    assert min(len(b) for b in batches) < 3
+
+
 def test_too_few_groups_fails_before_training():
     with pytest.raises(UsageError, match="only 10 product groups for a batch size of 16"):
         GroupBatchSampler(GROUPS, 16)

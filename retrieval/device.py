@@ -1,4 +1,5 @@
-"""Device and precision choice for the torch encoders.
+"""Device and precision choice for every torch model (encoders, rerankers, training),
+and the check that an optional extra is installed.
 
 torch is imported inside each function, so importing this module stays cheap.
 """
@@ -68,6 +69,13 @@ def autocast_dtype(device: str, precision: str = "auto") -> torch.dtype | None:
     return None
 
 
+def model_dtype(device: str, precision: str | None = "auto") -> torch.dtype:
+    """The dtype a model's weights run in: ``autocast_dtype``'s choice, fp32 for None."""
+    import torch
+
+    return autocast_dtype(device, precision or "auto") or torch.float32
+
+
 def autocast(device: str, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
     """``torch.autocast`` on ``device`` in ``dtype``; a no-op context for fp32."""
     import torch
@@ -75,19 +83,6 @@ def autocast(device: str, dtype: torch.dtype | None) -> contextlib.AbstractConte
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.split(":", 1)[0], dtype=dtype)
-
-
-def parse_int(options_name: str, value: str | int | None, default: int, minimum: int = 0) -> int:
-    """An integer factory option (options arrive as strings from the CLI)."""
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"option {options_name} must be an integer, got {value!r}") from exc
-    if number < minimum:
-        raise UsageError(f"option {options_name} must be >= {minimum}, got {number}")
-    return number
 
 
 def require_extra(extra: str, packages: dict[str, str]) -> None:
