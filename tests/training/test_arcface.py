@@ -144,7 +144,7 @@ def test_frozen_backbone_part_does_not_move(synth_set, tmp_path):
     assert not torch.equal(a["conv_head.weight"], b["conv_head.weight"])
 
 
-def test_text_arcface_trains_and_loads_as_text_encoder(synth_set, tmp_path):
+def test_text_arcface_trains_and_loads_as_text_encoder(synth_set, tiny_bert, tmp_path):
     pytest.importorskip("sentence_transformers")
     from retrieval.encoders import build_encoder
     from training.arcface_text import TextArcFaceArgs, fit_text_arcface
@@ -152,6 +152,7 @@ def test_text_arcface_trains_and_loads_as_text_encoder(synth_set, tmp_path):
     train, valid = _splits(synth_set)
     args = TextArcFaceArgs(
         out=tmp_path / "text-arcface",
+        model=str(tiny_bert),
         epochs=1,
         batch_size=16,
         per_group=2,
@@ -164,7 +165,8 @@ def test_text_arcface_trains_and_loads_as_text_encoder(synth_set, tmp_path):
     assert all(np.isfinite(result.losses))
     assert (folder / "modules.json").is_file()
     enc = build_encoder(f"text:{folder}")
-    assert enc.encode(valid[:1]).vectors["text"][0].shape == (384,)
+    assert best["epoch"] == 1 and "precision@1" in best["metrics"]
+    assert enc.encode(valid[:1]).vectors["text"][0].shape == (32,)
 
 
 def test_bad_arcface_arguments_are_usage_errors(synth_set, tmp_path):
