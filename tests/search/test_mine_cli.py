@@ -124,38 +124,12 @@ def test_mine_then_train_both_kinds(synth_set, tmp_path):
     reranker = build_reranker(f"cross-encoder:{ce},device=cpu")
     assert len(reranker.score([(Product("q", "nike"), Candidate(Product("c", "nike"), 1, 1))])) == 1
     st = tmp_path / "st"
-    res = run(
-        "train",
-        "biencoder",
-        str(data),
-        "--kind",
-        "text",
-        "--model",
-        str(bert),
-        "--negatives",
-        str(neg),
-        "--out",
-        str(st),
-        "--batch-size",
-        "4",
-        "--lr",
-        "1e-4",
-    )
+    text = ["train", "biencoder", str(data), "--kind", "text", "--model", str(bert)]
+    text += ["--out", str(st)]
+    res = run(*text, "--negatives", str(neg), "--batch-size", "4", "--lr", "1e-4")
     assert res.exit_code == 0, res.output
     assert "valid_recall@10" in res.output
     enc = build_encoder(f"text:{st},device=cpu")
     assert enc.encode([Product("a", "nike air zoom")]).vectors["text"][0].shape == (32,)
-    res = run(
-        "train",
-        "biencoder",
-        str(data),
-        "--kind",
-        "text",
-        "--model",
-        str(bert),
-        "--out",
-        str(st),
-        "--batch-size",
-        "64",
-    )
+    res = run(*text, "--batch-size", "64")
     assert res.exit_code != 0 and "fewer than --batch-size 64" in res.output
