@@ -34,14 +34,9 @@ class BalancedGroupSampler(EpochBatches):
             raise UsageError("group-balanced sampling needs at least two groups")
         self.batch_size, self.per_group, self.seed = batch_size, per_group, seed
         self.epoch, self.skip = 0, 0
-        self._cache: tuple[int, list[list[int]]] | None = None
 
-    def batches(self, epoch: int | None = None) -> list[list[int]]:
-        """Every batch of an epoch, in order (the same for the same seed and epoch)."""
-        epoch = self.epoch if epoch is None else epoch
-        if self._cache is not None and self._cache[0] == epoch:
-            return self._cache[1]
-        rng = random.Random(f"{self.seed}:{epoch}")
+    def epoch_batches(self, rng: random.Random) -> list[list[int]]:
+        """One epoch's batches, drawn from ``rng``."""
         chunks: list[list[int]] = []
         for group in sorted(self.members, key=repr):
             items = rng.sample(self.members[group], len(self.members[group]))
@@ -54,5 +49,4 @@ class BalancedGroupSampler(EpochBatches):
             [i for chunk in chunks[s : s + per_batch] for i in chunk]
             for s in range(0, len(chunks) - per_batch + 1, per_batch)
         ] or [[i for chunk in chunks for i in chunk]]
-        self._cache = (epoch, out)
         return out

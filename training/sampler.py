@@ -22,15 +22,26 @@ log = logging.getLogger(__name__)
 
 
 class EpochBatches:
-    """What ``training.loop`` needs of a batch sampler, over a subclass's ``batches(epoch)``
-    (the same list for the same seed and epoch): a position to resume from, iteration
-    from there, and each epoch's length. Subclasses set ``epoch`` and ``skip`` to 0."""
+    """What ``training.loop`` needs of a batch sampler, over a subclass's
+    ``epoch_batches(rng)`` (drawn from ``random.Random(f"{seed}:{epoch}")``, so the same
+    for the same seed and epoch): every batch of an epoch, a position to resume from,
+    iteration from there, and each epoch's length. Subclasses set ``seed``, and
+    ``epoch`` and ``skip`` to 0."""
 
+    seed: int
     epoch: int
     skip: int
+    _cache: tuple[int, list[list[int]]] | None = None
+
+    def epoch_batches(self, rng: random.Random) -> list[list[int]]:
+        raise NotImplementedError
 
     def batches(self, epoch: int | None = None) -> list[list[int]]:
-        raise NotImplementedError
+        """Every batch of an epoch, in order (the same for the same seed and epoch)."""
+        epoch = self.epoch if epoch is None else epoch
+        if self._cache is None or self._cache[0] != epoch:
+            self._cache = (epoch, self.epoch_batches(random.Random(f"{self.seed}:{epoch}")))
+        return self._cache[1]
 
     # Not ``set_epoch``: accelerate's DataLoaderShard calls that with its own pass
     # counter on every iteration, which would reset a resumed run's position.
@@ -100,14 +111,9 @@ class GroupBatchSampler(EpochBatches):
         for bucket in set(self._members) - set(usable):
             log.warning("pair kind %s has fewer groups than the batch size: skipped", bucket)
             del self._members[bucket]
-        self._cache: tuple[int, list[list[int]]] | None = None
 
-    def batches(self, epoch: int | None = None) -> list[list[int]]:
-        """Every batch of an epoch, in order (the same for the same seed and epoch)."""
-        epoch = self.epoch if epoch is None else epoch
-        if self._cache is not None and self._cache[0] == epoch:
-            return self._cache[1]
-        rng = random.Random(f"{self.seed}:{epoch}")
+    def epoch_batches(self, rng: random.Random) -> list[list[int]]:
+        """One epoch's batches, drawn from ``rng``."""
         out: list[list[int]] = []
         for bucket in sorted(self._members, key=repr):
             pools = {g: rng.sample(items, len(items)) for g, items in self._members[bucket].items()}
@@ -124,7 +130,6 @@ class GroupBatchSampler(EpochBatches):
                 out.extend([pools[g].pop() for g in batch] for batch in filled)
                 pools = {g: items for g, items in pools.items() if items}
         rng.shuffle(out)
-        self._cache = (epoch, out)
         return out
 
     def _fill(
