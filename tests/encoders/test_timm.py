@@ -151,3 +151,15 @@ def test_half_precision_on_gpu_matches_fp32(image_dir):
         got = enc.encode(products(image_dir)[:2]).vectors["image"]
         for a, b in zip(ref, got):
             assert float(a @ b) > 0.99
+
+
+def test_hub_weights_missing_offline_are_one_clear_error(monkeypatch, tmp_path):
+    """No pretrained= means timm's own weights from the hub cache; offline and not
+    cached, that is one line naming the model, not a download attempt or a traceback."""
+    from retrieval.errors import SearchError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch"))
+    with pytest.raises(SearchError, match="cannot load timm model 'test_efficientnet'"):
+        build_encoder("timm:test_efficientnet")
