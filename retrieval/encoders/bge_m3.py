@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.encoders.base import Encoded, SparseVec, Vector, VectorSpec, register_encoder
 from retrieval.device import autocast_dtype, pick_device
+from retrieval.encoders.base import Encoded, SparseVec, Vector, VectorSpec, register_encoder
 from retrieval.errors import SearchError, UsageError
 from retrieval.registry import int_option
 from retrieval.types import Product, product_text

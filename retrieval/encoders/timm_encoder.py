@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.device import autocast, autocast_dtype, pick_device, require_extra
+from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import UsageError
 from retrieval.registry import int_option
 from retrieval.types import Product
