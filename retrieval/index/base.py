@@ -19,6 +19,24 @@ from retrieval.types import Hit
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/product-search/points")
 HYBRID = "hybrid"
 FUSIONS = ("rrf", "dbsf")
+MAX_NAME = 200  # characters of a collection name (a folder name on the edge back-end)
+
+
+def check_collection_name(name: str) -> str:
+    """A collection name usable as a folder and a server path, or a UsageError."""
+    if not isinstance(name, str) or not name or name.startswith(".") or len(name) > MAX_NAME:
+        raise UsageError(
+            f"bad collection name {str(name)[:40]!r}: 1-{MAX_NAME} characters, not starting with '.'"
+        )
+    if (
+        len(name.encode("utf-8")) > 250
+        or any(c in name for c in '/\\:*?"<>|')
+        or not name.isprintable()
+    ):
+        raise UsageError(
+            f"bad collection name {name[:40]!r}: no slashes, control or special characters"
+        )
+    return name
 
 
 def point_id(dataset: str, product_id: str) -> str:
