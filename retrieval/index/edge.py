@@ -18,7 +18,6 @@ from retrieval.atomic import DamagedFile, read_json, write_json
 from retrieval.encoders.base import SparseVec, Vector, VectorSpec
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
-    HYBRID,
     CollectionInfo,
     IndexConfig,
     SearchRequest,
@@ -30,6 +29,7 @@ from retrieval.index.base import (
     specs_to_json,
     to_numpy_vector,
 )
+from retrieval.index.rank_fusion import join_hybrid, split_hybrid
 from retrieval.index.space import (
     SHARD_BYTES,
     disk_full_error,
@@ -258,12 +258,11 @@ class EdgeIndex:
             return []
         shard = self._shard(name)
         known = {v.name: v for v in specs_from_json(self._read_meta(name)["vectors"])}
-        batch = []
         for req in requests:
             check_request(req, known)
-            batch.append(self._request(req))
-        results = shard.query_batch(self.qe.QueryBatchRequest(batch))
-        return [[hit_from_point(p) for p in row] for row in results]
+        flat, counts = split_hybrid(requests)  # hybrid: fused here, deterministically
+        results = shard.query_batch(self.qe.QueryBatchRequest([self._request(r) for r in flat]))
+        return join_hybrid(requests, counts, [[hit_from_point(p) for p in row] for row in results])
 
     def _request(self, req: SearchRequest) -> Any:
         qe, cfg = self.qe, self.config
@@ -281,22 +280,7 @@ class EdgeIndex:
         payload: Any = req.payload
         if not isinstance(payload, bool):
             payload = qe.PayloadSelector.Include(sorted({"id", *payload}))
-        if req.using != HYBRID:
-            query = qe.Query.Nearest(self._vector(req.vectors[req.using]), using=req.using)
-            return qe.QueryRequest(
-                limit=req.limit, query=query, filter=flt, params=params, with_payload=payload
-            )
-        pl = req.prefetch_limit or max(req.limit, 100)
-        prefetches = [
-            qe.Prefetch(
-                limit=pl,
-                query=qe.Query.Nearest(self._vector(req.vectors[n]), using=n),
-                params=params,
-                filter=flt,
-            )
-            for n in req.hybrid
-        ]
-        fusion = qe.Fusion.Rrf(k=60) if req.fusion == "rrf" else qe.Fusion.Dbsf()
+        query = qe.Query.Nearest(self._vector(req.vectors[req.using]), using=req.using)
         return qe.QueryRequest(
-            limit=req.limit, prefetches=prefetches, query=fusion, filter=flt, with_payload=payload
+            limit=req.limit, query=query, filter=flt, params=params, with_payload=payload
         )

@@ -14,7 +14,6 @@ from typing import Any
 from retrieval.encoders.base import SparseVec, Vector, VectorSpec
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
-    HYBRID,
     CollectionInfo,
     IndexConfig,
     SearchRequest,
@@ -26,6 +25,7 @@ from retrieval.index.base import (
     to_numpy_vector,
 )
 from retrieval.index.edge import KEYWORD_FIELDS
+from retrieval.index.rank_fusion import join_hybrid, split_hybrid
 from retrieval.types import Hit
 
 log = logging.getLogger(__name__)
@@ -211,12 +211,13 @@ class ServerIndex:
         if meta is None:
             raise UsageError(f"no collection {name!r} at {self.url}; index one first")
         known = {v.name: v for v in specs_from_json(meta["vectors"])}
-        batch = []
         for req in requests:
             check_request(req, known)
-            batch.append(self._request(req))
+        flat, counts = split_hybrid(requests)  # hybrid: fused here, deterministically
+        batch = [self._request(r) for r in flat]
         responses = self._call(self.client.query_batch_points, name, requests=batch)
-        return [[hit_from_point(p) for p in r.points] for r in responses]
+        answers = [[hit_from_point(p) for p in r.points] for r in responses]
+        return join_hybrid(requests, counts, answers)
 
     def _request(self, req: SearchRequest) -> Any:
         m, cfg = self.models, self.config
@@ -239,27 +240,11 @@ class ServerIndex:
         payload: Any = (
             req.payload if isinstance(req.payload, bool) else sorted({"id", *req.payload})
         )
-        if req.using != HYBRID:
-            return m.QueryRequest(
-                query=self._vector(req.vectors[req.using]),
-                using=req.using,
-                limit=req.limit,
-                filter=flt,
-                params=params,
-                with_payload=payload,
-            )
-        pl = req.prefetch_limit or max(req.limit, 100)
-        prefetch = [
-            m.Prefetch(
-                query=self._vector(req.vectors[n]), using=n, limit=pl, params=params, filter=flt
-            )
-            for n in req.hybrid
-        ]
-        fusion = m.Fusion.RRF if req.fusion == "rrf" else m.Fusion.DBSF
         return m.QueryRequest(
-            prefetch=prefetch,
-            query=m.FusionQuery(fusion=fusion),
+            query=self._vector(req.vectors[req.using]),
+            using=req.using,
             limit=req.limit,
             filter=flt,
+            params=params,
             with_payload=payload,
         )

@@ -71,3 +71,12 @@ def query(site, body, headers=None):
     """POST /api/query; returns (status, parsed JSON)."""
     status, _, raw = request(site, "POST", "/api/query", body, headers)
     return status, json.loads(raw)
+
+
+def one_line_error(result, code: int = 2) -> str:
+    """Assert a CLI result failed with ``code`` and printed one ``error:`` line; return it."""
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == code, result.output
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
