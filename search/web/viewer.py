@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from retrieval.errors import SearchError
-from search.config import replace
-from search.store import ModelCache, connect, list_collections, query
+from search.indexing import connect, list_collections
+from search.query import ModelCache, query
 from search.web.images import ImageRefused, ImageRoots, image_response
 from search.web.params import parse_query
 from search.web.runs import RunBrowser, find_runs
