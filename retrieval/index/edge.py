@@ -18,6 +18,7 @@ from retrieval.atomic import DamagedFile, read_json, write_json
 from retrieval.encoders.base import SparseVec, Vector, VectorSpec
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
+    HYBRID,
     CollectionInfo,
     IndexConfig,
     SearchRequest,
@@ -280,7 +281,22 @@ class EdgeIndex:
         payload: Any = req.payload
         if not isinstance(payload, bool):
             payload = qe.PayloadSelector.Include(sorted({"id", *payload}))
-        query = qe.Query.Nearest(self._vector(req.vectors[req.using]), using=req.using)
+        if req.using != HYBRID:
+            query = qe.Query.Nearest(self._vector(req.vectors[req.using]), using=req.using)
+            return qe.QueryRequest(
+                limit=req.limit, query=query, filter=flt, params=params, with_payload=payload
+            )
+        pl = req.prefetch_limit or max(req.limit, 100)
+        prefetches = [
+            qe.Prefetch(
+                limit=pl,
+                query=qe.Query.Nearest(self._vector(req.vectors[n]), using=n),
+                params=params,
+                filter=flt,
+            )
+            for n in req.hybrid
+        ]
+        fusion = qe.Fusion.Rrf(k=60) if req.fusion == "rrf" else qe.Fusion.Dbsf()
         return qe.QueryRequest(
-            limit=req.limit, query=query, filter=flt, params=params, with_payload=payload
+            limit=req.limit, prefetches=prefetches, query=fusion, filter=flt, with_payload=payload
         )

@@ -35,7 +35,9 @@ def split_hybrid(requests: Sequence[SearchRequest]) -> tuple[list[SearchRequest]
     flat: list[SearchRequest] = []
     counts: list[int] = []
     for req in requests:
-        if req.using != HYBRID:
+        # a hybrid request that rescores its prefetches with another vector (``rescore``,
+        # where the request type has it) is left to Qdrant: that order is a score, not a fusion
+        if req.using != HYBRID or getattr(req, "rescore", None):
             flat.append(req)
             counts.append(1)
             continue
@@ -55,7 +57,7 @@ def join_hybrid(
     for req, n in zip(requests, counts):
         lists = answers[pos : pos + n]
         pos += n
-        if req.using != HYBRID:
+        if req.using != HYBRID or getattr(req, "rescore", None):
             out.append(lists[0])
             continue
         cut = prefetch_limit(req)

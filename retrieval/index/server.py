@@ -14,6 +14,7 @@ from typing import Any
 from retrieval.encoders.base import SparseVec, Vector, VectorSpec
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
+    HYBRID,
     CollectionInfo,
     IndexConfig,
     SearchRequest,
@@ -240,11 +241,27 @@ class ServerIndex:
         payload: Any = (
             req.payload if isinstance(req.payload, bool) else sorted({"id", *req.payload})
         )
+        if req.using != HYBRID:
+            return m.QueryRequest(
+                query=self._vector(req.vectors[req.using]),
+                using=req.using,
+                limit=req.limit,
+                filter=flt,
+                params=params,
+                with_payload=payload,
+            )
+        pl = req.prefetch_limit or max(req.limit, 100)
+        prefetch = [
+            m.Prefetch(
+                query=self._vector(req.vectors[n]), using=n, limit=pl, params=params, filter=flt
+            )
+            for n in req.hybrid
+        ]
+        fusion = m.Fusion.RRF if req.fusion == "rrf" else m.Fusion.DBSF
         return m.QueryRequest(
-            query=self._vector(req.vectors[req.using]),
-            using=req.using,
+            prefetch=prefetch,
+            query=m.FusionQuery(fusion=fusion),
             limit=req.limit,
             filter=flt,
-            params=params,
             with_payload=payload,
         )

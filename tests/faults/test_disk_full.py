@@ -103,7 +103,7 @@ def test_a_real_tiny_tmpfs_gives_one_line_not_a_bus_error(tmp_path):
         pytest.skip("cannot mount a tmpfs here")
     try:
         env = {**os.environ, "SEARCH_HOME": str(mnt)}
-        cmd = [sys.executable, "-m", "search.cli", "index", str(catalog(tmp_path)), "-e", "sparse"]
+        cmd = [sys.executable, "-m", "search", "index", str(catalog(tmp_path)), "-e", "sparse"]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert res.returncode == 1, (res.returncode, res.stderr)  # not 135 (SIGBUS)
         lines = res.stderr.strip().splitlines()
