@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from retrieval.checks import MAX_COUNT, check_range
 from retrieval.encoders.base import Vector, VectorSpec
 from retrieval.errors import UsageError
 from retrieval.types import Hit
@@ -66,6 +67,9 @@ class IndexConfig:
             raise UsageError(f"unknown quantization {self.quantization!r}; known: int8")
         if self.hnsw_m < 2 or self.hnsw_ef_construct < 4 or self.hnsw_ef < 1:
             raise UsageError("hnsw_m must be >= 2, hnsw_ef_construct >= 4, hnsw_ef >= 1")
+        check_range("index.hnsw_m", self.hnsw_m, 2, 1024)
+        for key in ("hnsw_ef_construct", "hnsw_ef", "full_scan_threshold_kb", "shards", "replicas"):
+            check_range(f"index.{key}", getattr(self, key), 1, MAX_COUNT)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from retrieval.checks import MAX_COUNT, MAX_HITS
 from search.cli.common import Collection, StoreFlags, handle_errors, out, store_options
 
 app = typer.Typer()
@@ -21,7 +22,9 @@ app = typer.Typer()
 def query_cmd(
     text: Annotated[str, typer.Argument(help="Query title (may be empty with --image).")] = "",
     image: Annotated[str | None, typer.Option("--image", help="Query image path.")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Hits to show.")] = 10,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, max=MAX_HITS, help="Hits to show.")
+    ] = 10,
     vector: Annotated[
         str | None,
         typer.Option(
@@ -34,7 +37,7 @@ def query_cmd(
         typer.Option("--hybrid", help="Comma-separated vectors fused by hybrid (default: all)."),
     ] = None,
     fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or dbsf.")] = None,
-    hnsw_ef: Annotated[int | None, typer.Option("--hnsw-ef")] = None,
+    hnsw_ef: Annotated[int | None, typer.Option("--hnsw-ef", min=1, max=MAX_COUNT)] = None,
     exact: Annotated[
         bool | None, typer.Option("--exact/--approx", help="Exact search instead of HNSW.")
     ] = None,
@@ -45,10 +48,14 @@ def query_cmd(
         ),
     ] = None,
     k: Annotated[
-        int | None, typer.Option("--k", help="Stage-1 candidates reranked (default 100).")
+        int | None,
+        typer.Option("--k", min=1, max=MAX_HITS, help="Stage-1 candidates reranked (default 100)."),
     ] = None,
     n: Annotated[
-        int | None, typer.Option("--n", help="Hits shown after reranking (default --top-k).")
+        int | None,
+        typer.Option(
+            "--n", min=1, max=MAX_HITS, help="Hits shown after reranking (default --top-k)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     collection: Collection = None,
