@@ -37,6 +37,7 @@ from retrieval.index.space import (
     estimate_bytes,
     is_disk_full,
     require_space,
+    require_writable,
 )
 from retrieval.types import Hit
 
@@ -103,6 +104,7 @@ class EdgeIndex:
         if existing is not None:
             check_compatible(name, existing, vectors, meta)
             return
+        require_writable(self.root, f"collection {name!r}")
         require_space(self.root, SHARD_BYTES, f"a new collection {name!r}")
         try:
             if folder.exists():  # a creation killed before meta.json was written holds no points

@@ -27,12 +27,26 @@ class DiskFullError(SearchError):
     """Not enough free disk for the index; free some space and re-run (it resumes)."""
 
 
-def free_bytes(path: str | Path) -> int:
-    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+def _existing(path: str | Path) -> Path:
     p = Path(path).absolute()
     while not p.exists() and p != p.parent:
         p = p.parent
-    return shutil.disk_usage(p).free
+    return p
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+    return shutil.disk_usage(_existing(path)).free
+
+
+def require_writable(path: str | Path, what: str) -> None:
+    """A SearchError unless ``path`` (or the parent it would be made in) is writable."""
+    folder = _existing(path)
+    if not os.access(folder, os.W_OK):
+        raise SearchError(
+            f"cannot create {what} under {path}: {folder} is not writable "
+            "(read-only?); pick another --data-dir"
+        )
 
 
 def estimate_bytes(dense_sizes: Sequence[int], points: int) -> int:
