@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from retrieval.atomic import write_bytes
 from retrieval.errors import SearchError
 from search.indexing import connect, list_collections
 from search.query import ModelCache, query
@@ -70,7 +71,7 @@ class Viewer:
             image_path = None
             if params.image is not None:
                 image_path = str(Path(tmp) / "query.img")
-                Path(image_path).write_bytes(params.image)
+                write_bytes(image_path, params.image)
             with self.index_lock:
                 result = query(
                     cfg,
