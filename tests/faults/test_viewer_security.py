@@ -146,3 +146,21 @@ def test_binding_all_interfaces_warns(tmp_path, caplog):
     server = serve(load_config(None), tmp_path, port=0)
     server.server_close()
     assert not caplog.records
+
+
+def test_serve_on_all_interfaces_prints_a_warning(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SEARCH_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "search", "serve", "--host", "0.0.0.0", "--port", "0"]
+    cmd += ["--runs", str(tmp_path), "--allow-host", "box.lan"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # the viewer is up once it prints its address
+        assert "viewer at http://0.0.0.0:" in line
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+    assert "listens on 0.0.0.0" in " ".join(err.split())
