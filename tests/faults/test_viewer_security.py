@@ -164,3 +164,17 @@ def test_serve_on_all_interfaces_prints_a_warning(tmp_path):
         proc.kill()
         _, err = proc.communicate(timeout=30)
     assert "listens on 0.0.0.0" in " ".join(err.split())
+
+
+def test_allow_host_admits_a_named_host(tmp_path):
+    import threading
+
+    server = serve(load_config(None), tmp_path, port=0, allow_hosts=("box.lan",))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    site = ("127.0.0.1", server.server_address[1], tmp_path)
+    try:
+        assert request(site, "GET", "/api/runs", headers={"Host": "box.lan:1"})[0] == 200
+        assert request(site, "GET", "/api/runs", headers={"Host": "other.lan"})[0] == 403
+    finally:
+        server.shutdown()
+        server.server_close()
