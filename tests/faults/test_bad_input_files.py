@@ -21,6 +21,12 @@ def info(path):
     return CliRunner().invoke(app, ["data", "info", str(path)])
 
 
+def info_error(path, content: bytes):
+    """Write ``content`` to ``path``; `search data info` on it must fail in one line."""
+    path.write_bytes(content)
+    return path, one_line_error(info(path))
+
+
 def jsonl(*lines: bytes) -> bytes:
     return b"".join(line + b"\n" for line in lines)
 
@@ -38,9 +44,7 @@ BAD = b'{"id": "b", "title": "' + LATIN1 + b'", "group": "g"}'
     ],
 )
 def test_catalogue_with_non_utf8_bytes_is_one_line(tmp_path, name, content, line):
-    path = tmp_path / name
-    path.write_bytes(content)
-    error = one_line_error(info(path))
+    path, error = info_error(tmp_path / name, content)
     assert f"{path}:{line}: not UTF-8" in error
 
 
@@ -73,9 +77,7 @@ def test_query_gallery_with_non_utf8_bytes(tmp_path):
     ],
 )
 def test_unterminated_csv_quote_is_an_error_not_a_swallowed_file(tmp_path, name, content):
-    path = tmp_path / name
-    path.write_bytes(content)
-    error = one_line_error(info(path))
+    path, error = info_error(tmp_path / name, content)
     assert f"{path}:2: bad CSV" in error
 
 

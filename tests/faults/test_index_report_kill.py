@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
+
+from helpers.kill import kill_after_stored
 
 N = 1500
 BAD = 6
@@ -49,20 +49,7 @@ def test_failures_survive_a_kill(tmp_path):
     assert clean["failures"] == BAD
 
     cmd, env = command(path, tmp_path / "killed")
-    proc = subprocess.Popen(
-        cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-    )
-    deadline, killed = time.time() + 300, False
-    for line in proc.stderr:
-        if "stored" in line and "skipped" in line:
-            if int(line.split("stored")[1].split(",")[0]) >= 100:  # past the bad batch
-                proc.send_signal(signal.SIGKILL)
-                killed = True
-                break
-        if time.time() > deadline:
-            break
-    proc.wait(timeout=60)
-    assert killed and proc.returncode == -signal.SIGKILL
+    kill_after_stored(cmd, env, 100)  # past the bad batch, far from the end
     assert not (tmp_path / "killed" / "reports" / "shop-index-report.json").exists()
 
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
