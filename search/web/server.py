@@ -129,7 +129,10 @@ class Handler(BaseHTTPRequestHandler):
             return False
         origin = self.headers.get("Origin")
         if origin is not None:
-            parsed = urlparse(origin)
+            try:
+                parsed = urlparse(origin)
+            except ValueError:  # "http://[" and the like
+                parsed = urlparse("")
             if parsed.scheme != "http" or parsed.netloc.lower() != host.strip().lower():
                 self._error(HTTPStatus.FORBIDDEN, "cross-origin request refused")
                 return False
@@ -157,8 +160,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         if not self._trusted():
             return
-        url = urlparse(self.path)
-        args = parse_qs(url.query, max_num_fields=20)
+        try:
+            url = urlparse(self.path)
+            args = parse_qs(url.query, max_num_fields=20)
+        except ValueError:
+            self._error(HTTPStatus.BAD_REQUEST, "bad URL")
+            return
         viewer = self.viewer
         if url.path in ("/", "/index.html"):
             page = (STATIC / "index.html").read_bytes()
@@ -177,7 +184,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         if not self._trusted():
             return
-        if urlparse(self.path).path != "/api/query":
+        if self.path.split("?", 1)[0] != "/api/query":
             self._error(HTTPStatus.NOT_FOUND, "not found")
             return
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
