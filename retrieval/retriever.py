@@ -229,34 +229,21 @@ class Retriever:
         self,
         queries: Sequence[Product],
         *,
-        using: str,
-        k: int = 10,
-        hybrid: Sequence[str] = (),
-        fusion: str = "rrf",
-        filters: Sequence[dict[str, str] | None] | None = None,
-        exclude_self: bool = False,
         batch_size: int = 128,
-        payload: bool | Sequence[str] = True,
         progress: Progress | None = None,
+        **query: Any,
     ) -> list[list[Hit]]:
-        """K candidates per query listing; ``exclude_self`` drops the query's own point."""
-        if k < 1 or batch_size < 1:
-            raise UsageError("k and the batch size must be at least 1")
+        """K candidates per query listing, ``batch_size`` queries at a time; ``query`` is
+        what ``search_batch`` takes (using, k, hybrid, fusion, exclude_self, payload) and
+        ``filters``, one per query."""
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, not {batch_size}")
+        filters = query.pop("filters", None)
         results: list[list[Hit]] = []
         for start in range(0, len(queries), batch_size):
             batch = list(queries[start : start + batch_size])
             flts = filters[start : start + batch_size] if filters is not None else None
-            found = self.search_batch(
-                batch,
-                using=using,
-                k=k,
-                hybrid=hybrid,
-                fusion=fusion,
-                filters=flts,
-                exclude_self=exclude_self,
-                payload=payload,
-            )
-            results += found.hits
+            results += self.search_batch(batch, filters=flts, **query).hits
             if progress:
                 progress(len(batch))
         return results
@@ -273,7 +260,8 @@ class Retriever:
         exclude_self: bool = False,
         payload: bool | Sequence[str] = True,
     ) -> BatchHits:
-        """One batch of ``search``, with the queries it could not search and its timings."""
+        """K candidates per query of one batch (``exclude_self`` drops the query's own
+        point), with the queries it could not search and what encoding and search took."""
         if k < 1:
             raise UsageError("k must be at least 1")
         limit = k + 1 if exclude_self else k

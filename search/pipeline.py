@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rerank.base import Reranker, rerank_batch
+from retrieval.data.base import Dataset
 from retrieval.encoders.base import SparseVec, Vector
 from retrieval.index.base import point_id
 from retrieval.retriever import Retriever, default_vector
@@ -152,6 +153,25 @@ class Pipeline:
             if progress:
                 progress(len(batch))
         return out
+
+    def run_split(
+        self,
+        dataset: Dataset,
+        split: str | None,
+        queries: Sequence[Product],
+        progress: Callable[[str, int], Callable[[int], None]] | None = None,
+        label: str | None = None,
+    ) -> PipelineRun:
+        """``run`` over a split's query listings as the dataset searches them: within the
+        split (its filter) and, on self-matching sets, without the query itself."""
+        flt = dataset.search_filter(split)
+        tick = progress(label or f"{split} queries", len(queries)) if progress else None
+        return self.run(
+            queries,
+            filters=[flt] * len(queries) if flt else None,
+            exclude_self=dataset.self_match,
+            progress=tick,
+        )
 
     def _stage2(
         self, batch: list[Product], stage1: list[list[Candidate]]

@@ -47,15 +47,7 @@ def run_split(
     progress: ProgressFactory | None = None,
 ) -> StageRows:
     """Both stages for a split's queries, with the pipeline's own timings."""
-    products = [q.product for q in queries]
-    flt = dataset.search_filter(split)
-    tick = progress(f"{split} queries", len(products)) if progress else None
-    run = pipe.run(
-        products,
-        filters=[flt] * len(products) if flt else None,
-        exclude_self=dataset.self_match,
-        progress=tick,
-    )
+    run = pipe.run_split(dataset, split, [q.product for q in queries], progress)
     stage1 = {r.query.id: [(c.id, float(c.stage1_score)) for c in r.stage1] for r in run.results}
     stage2 = {
         r.query.id: [(c.id, float(c.score or 0.0)) for c in r.stage2]

@@ -63,14 +63,7 @@ def stage1_candidates(
     """A split's labelled queries and their stage-1 candidates with ``sim_*`` features."""
     queries = [q for q in dataset.queries(split) if q.matches]
     products = [q.product for q in queries]
-    flt = dataset.search_filter(split)
-    tick = progress(f"stage 1 · {split}", len(products)) if progress else None
-    run = pipeline.run(
-        products,
-        filters=[flt] * len(products) if flt else None,
-        exclude_self=dataset.self_match,
-        progress=tick,
-    )
+    run = pipeline.run_split(dataset, split, products, progress, f"stage 1 · {split}")
     rows = [r.stage1 for r in run.results]
     size = pipeline.stage1.batch_size
     for start in range(0, len(products), size):

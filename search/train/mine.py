@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
-from retrieval.retriever import Retriever, default_vector
+from retrieval.retriever import Retriever
 from retrieval.types import Hit, Query
 from search.collection import ensure_collection
 from search.config import AppConfig
 from search.indexing import connect
+from search.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -102,22 +103,9 @@ def _stage1(
     """The vector searched and each query's top ``k`` (within the split, self excluded)."""
     index = connect(cfg)
     try:
-        retriever = Retriever.for_collection(index, collection)
-        vector = default_vector(retriever.vector_names(), cfg.stage1.vector)
-        flt = dataset.search_filter(split)
-        tick = progress(f"stage 1 · {split}", len(queries)) if progress else None
-        hits = retriever.search(
-            [q.product for q in queries],
-            using=vector,
-            k=k,
-            hybrid=cfg.stage1.hybrid,
-            fusion=cfg.stage1.fusion,
-            filters=[flt] * len(queries) if flt else None,
-            exclude_self=dataset.self_match,
-            batch_size=cfg.stage1.batch_size,
-            payload=["id", "title", "group"],
-            progress=tick,
-        )
+        pipe = Pipeline(Retriever.for_collection(index, collection), None, replace(cfg.stage1, k=k))
+        products = [q.product for q in queries]
+        run = pipe.run_split(dataset, split, products, progress, f"stage 1 · {split}")
     finally:
         index.close()
-    return vector, hits
+    return pipe.vector, [r.hits for r in run.results]
