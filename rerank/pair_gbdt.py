@@ -29,6 +29,7 @@ from rerank.pair_features import (
     list_features,
     pair_features,
 )
+from retrieval.atomic import write_text
 from retrieval.errors import MissingExtraError, UsageError
 from retrieval.registry import int_option
 
@@ -98,7 +99,7 @@ class PairGbdtModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(path))
         meta = {"features": self.features, "feature_version": FEATURE_VERSION, **self.info}
-        sidecar_path(path).write_text(json.dumps(meta, indent=2, default=str))
+        write_text(sidecar_path(path), json.dumps(meta, indent=2, default=str))
         return path
 
     @classmethod

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from retrieval.errors import SearchError
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
@@ -59,3 +61,26 @@ def write_json(
 ) -> Path:
     """Write ``obj`` as JSON (plus a final newline) to ``path`` atomically; return the path."""
     return write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+class DamagedFile(SearchError):
+    """An artifact that exists but cannot be read back (truncated, not JSON, wrong shape)."""
+
+
+def read_json(path: str | Path, rebuild: str, *, kind: type = dict) -> Any:
+    """Read a JSON artifact; a damaged one is one line naming the file and ``rebuild``
+    (how to make it again), e.g. ``"delete it and re-run the same command"``."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DamagedFile(f"damaged file {p} (not UTF-8 text); {rebuild}") from exc
+    except json.JSONDecodeError as exc:
+        raise DamagedFile(
+            f"damaged file {p} (bad JSON: {exc.msg}, line {exc.lineno}); {rebuild}"
+        ) from exc
+    except IsADirectoryError as exc:
+        raise DamagedFile(f"{p} is a folder, not a file; {rebuild}") from exc
+    if not isinstance(data, kind):
+        raise DamagedFile(f"damaged file {p} (expected a JSON {kind.__name__}); {rebuild}")
+    return data

@@ -7,7 +7,6 @@ run (points already stored are skipped, ids are stable so nothing is written twi
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,8 +15,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+from retrieval.atomic import write_json
 from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
 from retrieval.errors import UsageError
+from retrieval.failure_log import FailureLog
 from retrieval.index.base import HYBRID, SearchRequest, VectorIndex, point_id
 from retrieval.types import Hit, Product, Progress
 
@@ -124,11 +125,22 @@ class Retriever:
         recreate: bool = False,
         progress: Progress | None = None,
         extra_meta: dict[str, Any] | None = None,
+        failures_log: Path | None = None,
     ) -> IndexReport:
-        """Encode and upsert every product; skip points a previous run already stored."""
+        """Encode and upsert every product; skip points a previous run already stored.
+
+        ``failures_log`` (a JSON-lines file) records each batch's unreadable items before
+        the batch is stored, so a run killed and resumed reports the same failures as a
+        clean run: items skipped as already stored bring their logged failures back."""
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, not {batch_size}")
         start = time.perf_counter()
         meta = {"encoders": self.encoder_specs, "dataset": dataset, **(extra_meta or {})}
         self.index.create(self.collection, self.specs, meta, recreate=recreate)
+        reserve = getattr(self.index, "reserve", None)  # edge: disk room for mapped files
+        if reserve is not None and hasattr(products, "__len__"):
+            reserve(self.collection, len(products))
+        journal = FailureLog(failures_log, fresh=recreate) if failures_log else None
         report = IndexReport(self.collection, dataset)
         seen_ids: set[str] = set()
         for batch in batched(products, batch_size):
@@ -144,10 +156,17 @@ class Retriever:
             stored = self.index.existing(self.collection, ids)
             todo = [(pid, p) for pid, p in zip(ids, fresh) if pid not in stored]
             report.skipped_existing += len(fresh) - len(todo)
+            if journal is not None:
+                done = {p.id for pid, p in zip(ids, fresh) if pid in stored}
+                report.failures.update(journal.failures_of(done))
             if todo:
                 items = [p for _, p in todo]
                 enc = self.encode(items)
                 report.failures.update(enc.failures)
+                if journal is not None:
+                    journal.append(enc.failures)
+                if reserve is not None:
+                    reserve(self.collection, len(todo))
                 payloads = [p.payload(dataset) for p in items]
                 self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
                 report.written += len(todo)
@@ -227,6 +246,8 @@ class Retriever:
         """K candidates per query listing, ``batch_size`` queries at a time; ``query`` is
         what ``search_batch`` takes (using, k, hybrid, fusion, exclude_self, payload) and
         ``filters``, one per query."""
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, not {batch_size}")
         filters = query.pop("filters", None)
         results: list[list[Hit]] = []
         for start in range(0, len(queries), batch_size):
@@ -302,8 +323,5 @@ def default_vector(names: Sequence[str], requested: str | None = None) -> str:
 
 
 def write_report(report: IndexReport, folder: Path) -> Path:
-    """Write the index report (with every failed item) as JSON; returns its path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{report.collection}-index-report.json"
-    path.write_text(json.dumps(report.to_json(), indent=2))
-    return path
+    """Write the index report (with every failed item) as JSON, whole or not at all."""
+    return write_json(folder / f"{report.collection}-index-report.json", report.to_json())

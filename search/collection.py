@@ -89,7 +89,8 @@ def ensure_collection(
         run_cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=wanted))
         tick = (lambda total: progress("indexing", total or 0)) if progress else None
         index_dataset(run_cfg, dataset_path, fmt=fmt, collection=name, progress=tick)
-    items = _index_counts(reports_dir(cfg) / f"{name}-index-report.json", len(products), unique)
+    listed = len(products) + dataset.skipped_duplicates  # rows, with those the reader dropped
+    items = _index_counts(reports_dir(cfg) / f"{name}-index-report.json", listed, unique)
     return CollectionChoice(name, items, notes)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from retrieval.checks import MAX_COUNT, MAX_HITS, check_range, check_types
 from retrieval.errors import UsageError
 from retrieval.index.base import IndexConfig
 
@@ -63,6 +64,12 @@ class Stage1Config:
     k: int = 100
     batch_size: int = 256  # listings per encode batch: indexing and querying alike
 
+    def __post_init__(self) -> None:
+        check_range("stage1.k", self.k, 1, MAX_HITS)
+        check_range("stage1.batch_size", self.batch_size, 1, MAX_COUNT)
+        if self.fusion not in ("rrf", "dbsf"):
+            raise UsageError(f"unknown fusion {self.fusion!r}; known: rrf, dbsf")
+
 
 @dataclass
 class Stage2Config:
@@ -73,8 +80,8 @@ class Stage2Config:
     blend: float = 0.0  # weight of the normalised stage-1 score in the final score
 
     def __post_init__(self) -> None:
-        if self.n < 1 or not 0.0 <= self.blend <= 1.0:
-            raise UsageError("stage2.n must be >= 1 and stage2.blend in [0, 1]")
+        check_range("stage2.n", self.n, 1, MAX_HITS)
+        check_range("stage2.blend", self.blend, 0.0, 1.0)
 
 
 @dataclass
@@ -90,10 +97,11 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.out is not None:
             self.out = Path(self.out).expanduser()
-        if not self.ks or any(int(k) < 1 for k in self.ks):
-            raise UsageError("eval.ks must be cut-offs of at least 1")
-        if self.thresholds < 2:
-            raise UsageError("eval.thresholds must be >= 2")
+        if not self.ks:
+            raise UsageError("eval.ks must list cut-offs of at least 1")
+        check_range("eval.thresholds", self.thresholds, 2, MAX_COUNT)
+        for k in self.ks:
+            check_range("eval.ks", k, 1, MAX_HITS)
 
 
 @dataclass
@@ -135,8 +143,14 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise UsageError(f"config file not found: {p}")
+    if not p.is_file():
+        raise UsageError(f"--config {p} is a folder; name a TOML file")
     try:
-        return tomllib.loads(p.read_text())
+        return tomllib.loads(p.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read config {p}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config {p} is not UTF-8 text (a binary file?)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"bad TOML in {p}: {exc}") from exc
 
@@ -159,9 +173,13 @@ def build_config(data: dict[str, Any], **overrides: dict[str, Any]) -> AppConfig
     data = _moved_keys(data)
     built: dict[str, Any] = {}
     for name, cls in sections.items():
-        values = dict(data.get(name, {}))
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            raise UsageError(f"config [{name}] must be a table of keys, not {table!r}")
+        values = dict(table)
         values.update({k: v for k, v in overrides.get(name, {}).items() if v is not None})
         check_keys(name, values, cls)
+        check_types(name, values, cls)
         try:
             built[name] = cls(**values)
         except TypeError as exc:

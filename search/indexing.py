@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from retrieval.errors import UsageError
+from retrieval.atomic import read_json
+from retrieval.errors import SearchError, UsageError
 from retrieval.index import VectorIndex, open_index
+from retrieval.index.base import check_collection_name
 from retrieval.retriever import IndexReport, Retriever, write_report
 from search.config import AppConfig
 
@@ -46,7 +47,7 @@ def index_dataset(
     from retrieval.data import open_dataset
 
     dataset = open_dataset(dataset_path, format=fmt)
-    name = collection or dataset.name
+    name = check_collection_name(collection or dataset.name)
     index = connect(cfg)
     try:
         retriever = Retriever.from_specs(cfg.stage1.encoders, index, name)
@@ -54,7 +55,7 @@ def index_dataset(
         if not products:
             raise UsageError(f"dataset {dataset_path} has no products")
         report_path = reports_dir(cfg) / f"{name}-index-report.json"
-        previous = _previous_failures(report_path) if not recreate else {}
+        previous = _previous_failures(report_path, {p.id for p in products}) if not recreate else {}
         tick = progress(len(products)) if progress else None
         report = retriever.index_dataset(
             products,
@@ -63,19 +64,26 @@ def index_dataset(
             recreate=recreate,
             progress=tick,
             extra_meta={"format": dataset.format, "source": str(Path(dataset_path).resolve())},
+            failures_log=reports_dir(cfg) / f"{name}-index-failures.jsonl",
         )
         report.failures = {**previous, **report.failures}
+        report.duplicates += dataset.skipped_duplicates  # rows the reader already dropped
         return report, write_report(report, reports_dir(cfg))
     finally:
         index.close()
 
 
-def _previous_failures(path: Path) -> dict[str, str]:
-    """Failures listed by an earlier (possibly killed) run of the same collection."""
+def _previous_failures(path: Path, ids: set[str]) -> dict[str, str]:
+    """Failures of this dataset's items listed by an earlier run of the same collection
+    (a damaged report is ignored: the failure log of ``Retriever.index_dataset`` has them)."""
     try:
-        return dict(json.loads(path.read_text()).get("failed_items", {}))
-    except (OSError, ValueError):
+        data = read_json(path, "it is rewritten by this run")
+        items = data.get("failed_items", {})
+    except (OSError, SearchError):
         return {}
+    if not isinstance(items, dict):
+        return {}
+    return {str(k): str(v) for k, v in items.items() if str(k) in ids}
 
 
 def pick_collection(index: VectorIndex, collection: str | None) -> str:
@@ -96,7 +104,21 @@ def list_collections(cfg: AppConfig) -> list[dict[str, Any]]:
     try:
         out = []
         for name in index.collections():
-            info = index.info(name)
+            try:
+                info = index.info(name)
+            except SearchError as exc:  # locked or damaged: shown as such, the others listed
+                log.warning("%s", exc)
+                out.append(
+                    {
+                        "name": name,
+                        "points": None,
+                        "vectors": {},
+                        "encoders": [],
+                        "dataset": None,
+                        "error": str(exc),
+                    }
+                )
+                continue
             if info is None:
                 continue
             out.append(

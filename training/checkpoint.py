@@ -55,7 +55,7 @@ def save_checkpoint(acc: Any, model: Any, optimizer: Any, scheduler: Any, folder
     """Write the run's state to ``folder`` (every process calls this)."""
     import numpy as np
     import torch
-    from safetensors.torch import save, save_file
+    from safetensors.torch import save
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = acc.get_state_dict(model)  # gathers ZeRO-3 shards: every process calls it
@@ -65,7 +65,7 @@ def save_checkpoint(acc: Any, model: Any, optimizer: Any, scheduler: Any, folder
         torch.save(optimizer.state_dict(), buffer)
         write_bytes(folder / optimizer_file, buffer.getvalue())
     if acc.is_main_process:
-        save_file(_cpu_tensors(weights), str(folder / MODEL_FILE))
+        write_bytes(folder / MODEL_FILE, save(_cpu_tensors(weights)))
         write_json(folder / "scheduler.json", scheduler.state_dict())
         if acc.scaler is not None:
             write_json(folder / "scaler.json", acc.scaler.state_dict())

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retrieval.atomic import write_json
 from retrieval.errors import MissingExtraError, SearchError, UsageError
 
 try:  # the `train` extra; this module is only imported by training jobs
@@ -206,10 +207,10 @@ def train_cross_encoder(
             if metrics["hit@1"] > state.get("hit@1", -1.0):
                 state.update(metrics, stale=0, step=state_.global_step)
                 save_model(model, tokenizer, out)
-                best_file.write_text(json.dumps(state))
+                write_json(best_file, state)
             else:
                 state["stale"] = state.get("stale", 0) + 1
-                best_file.write_text(json.dumps(state))
+                write_json(best_file, state)
                 if cfg.patience and state["stale"] >= cfg.patience:
                     log.info("no gain on valid for %d epochs: stopping", state["stale"])
                     control.should_training_stop = True

@@ -16,6 +16,7 @@ from typing import Any
 
 from retrieval.data.base import Dataset
 from retrieval.data.catalog import SUFFIXES, CatalogDataset
+from retrieval.data.images import ZIP_ERRORS
 from retrieval.data.query_gallery import GALLERY, QUERIES, QueryGalleryDataset
 from retrieval.data.records import absolute
 from retrieval.data.shopee import CSV_FILES, ShopeeDataset, zip_prefix
@@ -52,7 +53,7 @@ def detect_format(path: str | Path) -> str | None:
         try:
             with zipfile.ZipFile(p) as zf:
                 names = set(zf.namelist())
-        except (zipfile.BadZipFile, OSError):
+        except (OSError, *ZIP_ERRORS):
             return None
         prefix = zip_prefix(names)
         return "shopee" if any(prefix + name in names for name in CSV_FILES) else None
@@ -66,8 +67,8 @@ def detect_format(path: str | Path) -> str | None:
 def _is_shopee_csv(path: Path) -> bool:
     """A CSV file whose header is Shopee's (``posting_id`` ... ``title``)."""
     try:
-        with path.open(encoding="utf-8-sig") as handle:
-            header = handle.readline()
+        with path.open("rb") as handle:
+            header = handle.readline(65536).decode("utf-8-sig", errors="replace")
     except OSError:
         return False
     columns = {c.strip().strip('"') for c in header.split(",")}

@@ -22,6 +22,8 @@ class Dataset(ABC):
     #: True where queries are items of the indexed set itself (Shopee): a query's own
     #: point is dropped from its hits, and retrieval is restricted to the query's split.
     self_match: bool = False
+    #: Rows skipped because their id repeated an earlier row's (set once products are read).
+    skipped_duplicates: int = 0
 
     @abstractmethod
     def products(self) -> Iterator[Product]:
@@ -48,6 +50,7 @@ class Dataset(ABC):
             "products": len(products),
             "with_image": with_image,
             "groups": len(groups),
+            "duplicate_ids": self.skipped_duplicates,
         }
         for split in SPLITS:
             info[f"queries_{split}"] = len(self.queries(split))

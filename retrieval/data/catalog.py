@@ -78,6 +78,7 @@ class CatalogDataset(Dataset):
             if pid is None:
                 raise UsageError(f"{self.path}:{lineno}: record has no 'id'")
             if pid in seen:
+                self.skipped_duplicates += 1
                 logger.warning("%s:%d: repeated id %r skipped", self.path, lineno, pid)
                 continue
             seen.add(pid)

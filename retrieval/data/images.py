@@ -5,11 +5,23 @@ from __future__ import annotations
 import io
 import threading
 import zipfile
+import zlib
 from pathlib import Path
 
 from PIL import Image
 
 ZIP_SEP = "::"
+# What reading a damaged, encrypted or odd zip archive can raise besides OSError.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    KeyError,
+    ValueError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    zlib.error,
+)
 _local = threading.local()
 
 
@@ -34,9 +46,12 @@ def read_image_bytes(ref: str) -> bytes:
         archive, member = ref.split(ZIP_SEP, 1)
         try:
             return _archive(archive).read(member)
-        except (KeyError, zipfile.BadZipFile) as exc:
+        except ZIP_ERRORS as exc:
             raise OSError(f"cannot read {member} from {archive}: {exc}") from exc
-    return Path(ref).read_bytes()
+    try:
+        return Path(ref).read_bytes()
+    except ValueError as exc:  # a NUL byte in the path
+        raise OSError(f"bad image path {ref!r}: {exc}") from exc
 
 
 def load_image(ref: str) -> Image.Image:

@@ -76,6 +76,7 @@ class QueryGalleryDataset(Dataset):
         for lineno, record in read_jsonl(source):
             product = self._product(record, source, lineno)
             if product.id in seen:
+                self.skipped_duplicates += 1
                 logger.warning("%s:%d: repeated id %r skipped", source, lineno, product.id)
                 continue
             seen.add(product.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -24,20 +25,49 @@ def dataset_name(path: str | Path) -> str:
     return p.stem if p.is_file() else p.name
 
 
+def decode_text(data: bytes, source: str | Path, first_line: int = 1) -> str:
+    """UTF-8 text (a leading BOM dropped); other bytes are a UsageError naming the line
+    (``first_line``: the number of the first line of ``data`` in its file)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        lineno = data.count(b"\n", 0, exc.start) + first_line
+        raise UsageError(
+            f"{source}:{lineno}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            "save the file as UTF-8"
+        ) from exc
+
+
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes; an unreadable file (missing, a folder, no permission) is a UsageError."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def parse_json(text: str, where: str) -> Any:
+    """``json.loads`` whose every failure is a UsageError naming ``where``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: bad JSON ({exc.msg})") from exc
+    except (ValueError, RecursionError) as exc:  # 5,000-digit numbers, deep nesting
+        raise UsageError(f"{where}: bad JSON ({type(exc).__name__})") from exc
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for every non-blank line; a bad line is a UsageError."""
     try:
-        handle = path.open(encoding="utf-8-sig")
+        handle = path.open("rb")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with handle:
-        for lineno, line in enumerate(handle, start=1):
+        for lineno, raw in enumerate(handle, start=1):
+            line = decode_text(raw, path, lineno)
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{lineno}: bad JSON ({exc.msg})") from exc
+            record = parse_json(line, f"{path}:{lineno}")
             if not isinstance(record, dict):
                 raise UsageError(f"{path}:{lineno}: expected a JSON object per line")
             yield lineno, record
@@ -45,29 +75,54 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Records of a ``.json`` file: a JSON array of objects, or JSON lines."""
-    with path.open(encoding="utf-8-sig") as handle:
-        head = handle.read(4096).lstrip()
-    if not head.startswith("["):
+    text = decode_text(read_bytes(path), path)
+    if not text.lstrip().startswith("["):
         yield from read_jsonl(path)
         return
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}: bad JSON ({exc.msg})") from exc
+    data = parse_json(text, str(path))
+    if not isinstance(data, list):
+        raise UsageError(f"{path}: expected a JSON array of objects")
     for i, record in enumerate(data, start=1):
         if not isinstance(record, dict):
             raise UsageError(f"{path}: item {i} is not a JSON object")
         yield i, record
 
 
+def csv_rows(
+    text: str, source: str | Path, required: tuple[str, ...] = ()
+) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """Header and ``(line number, row)`` pairs of CSV text. Malformed CSV (an unterminated
+    quote that would swallow the rest of the file, text after a closing quote) is a
+    UsageError naming the line; so is a missing ``required`` column."""
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        columns = list(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise UsageError(f"{source}:1: bad CSV header ({exc})") from exc
+    require_columns(columns, required, Path(source))
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        start = reader.line_num
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise UsageError(
+                    f"{source}:{start + 1}: bad CSV ({exc}); an unterminated quote?"
+                ) from exc
+            yield reader.line_num, row
+            start = reader.line_num
+
+    return columns, rows()
+
+
 def read_csv(path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
     """``(line number, row)`` for every data row of a CSV file with a header; a missing
-    ``required`` column is a UsageError."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        require_columns(list(reader.fieldnames or []), required, path)
-        for row in reader:
-            yield reader.line_num, row
+    ``required`` column or malformed CSV is a UsageError."""
+    _, rows = csv_rows(decode_text(read_bytes(path), path), path, required)
+    yield from rows
 
 
 def require_columns(columns: list[str] | None, required: tuple[str, ...], source: Path) -> None:

@@ -7,16 +7,21 @@ deterministically into train / valid / test; unlabelled rows are indexed, never 
 
 from __future__ import annotations
 
-import io
 import logging
 import zipfile
 from collections.abc import Iterator, Sequence
-from csv import DictReader
 from pathlib import Path
 
 from retrieval.data.base import Dataset, group_queries, split_of_group
-from retrieval.data.images import zip_ref
-from retrieval.data.records import absolute, dataset_name, optional_text, require_columns
+from retrieval.data.images import ZIP_ERRORS, zip_ref
+from retrieval.data.records import (
+    absolute,
+    csv_rows,
+    dataset_name,
+    decode_text,
+    optional_text,
+    read_bytes,
+)
 from retrieval.errors import UsageError
 from retrieval.types import Product, Query
 
@@ -37,7 +42,7 @@ class _Source:
             try:
                 with zipfile.ZipFile(path) as zf:
                     names = set(zf.namelist())
-            except (zipfile.BadZipFile, OSError) as exc:
+            except (OSError, *ZIP_ERRORS) as exc:
                 raise UsageError(f"{path}: not a readable zip archive ({exc})") from exc
             self.names = names
             self.prefix = zip_prefix(names)
@@ -52,24 +57,24 @@ class _Source:
             return str(self.path / name)
         return zip_ref(self.path, self.prefix + name)
 
-    def rows(self, name: str) -> tuple[list[str], list[dict[str, str]]]:
-        """Header and rows of one CSV file."""
+    def rows(self, name: str, required: tuple[str, ...]) -> list[dict[str, str]]:
+        """Rows of one CSV file; bad bytes, bad quoting or missing columns: a UsageError."""
+        label = self.label(name)
         if self.names is None:
-            with (self.path / name).open(encoding="utf-8-sig", newline="") as handle:
-                return _read(handle)
-        with zipfile.ZipFile(self.path) as zf, zf.open(self.prefix + name) as raw:
-            return _read(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""))
+            data = read_bytes(self.path / name)
+        else:
+            try:
+                with zipfile.ZipFile(self.path) as zf:
+                    data = zf.read(self.prefix + name)
+            except (OSError, *ZIP_ERRORS) as exc:
+                raise UsageError(f"cannot read {label}: {exc}") from exc
+        _, rows = csv_rows(decode_text(data, label), label, required)
+        return [row for _, row in rows]
 
     def image(self, folder: str, image: str) -> str:
         if self.names is None:
             return str(self.path / folder / image)
         return zip_ref(self.path, f"{self.prefix}{folder}/{image}")
-
-
-def _read(handle: io.TextIOBase) -> tuple[list[str], list[dict[str, str]]]:
-    reader = DictReader(handle)
-    rows = list(reader)
-    return list(reader.fieldnames or []), rows
 
 
 def zip_prefix(names: set[str]) -> str:
@@ -140,6 +145,7 @@ class ShopeeDataset(Dataset):
                     continue
                 seen.add(product.id)
                 out.append(product)
+        self.skipped_duplicates = duplicates
         if duplicates:
             logger.warning("%s: skipped %d rows with a repeated posting_id", self.path, duplicates)
         logger.info("%s: %d listings from %s", self.name, len(out), ", ".join(self.csv_files))
@@ -148,9 +154,8 @@ class ShopeeDataset(Dataset):
     def _read_csv(self, name: str) -> Iterator[Product]:
         stem = name.rsplit("/", 1)[-1].removesuffix(".csv")
         labelled = not stem.startswith("test")
-        columns, rows = self._source.rows(name)
         required = ("posting_id", "image", "title") + (("label_group",) if labelled else ())
-        require_columns(columns, required, Path(self._source.label(name)))
+        rows = self._source.rows(name, required)
         folder = f"{stem}_images"
         for row in rows:
             posting_id = optional_text(row.get("posting_id"))

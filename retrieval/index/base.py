@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from retrieval.checks import MAX_COUNT, check_range
 from retrieval.encoders.base import Vector, VectorSpec
 from retrieval.errors import UsageError
 from retrieval.types import Hit
@@ -19,6 +20,24 @@ from retrieval.types import Hit
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/product-search/points")
 HYBRID = "hybrid"
 FUSIONS = ("rrf", "dbsf")
+MAX_NAME = 200  # characters of a collection name (a folder name on the edge back-end)
+
+
+def check_collection_name(name: str) -> str:
+    """A collection name usable as a folder and a server path, or a UsageError."""
+    if not isinstance(name, str) or not name or name.startswith(".") or len(name) > MAX_NAME:
+        raise UsageError(
+            f"bad collection name {str(name)[:40]!r}: 1-{MAX_NAME} characters, not starting with '.'"
+        )
+    if (
+        len(name.encode("utf-8")) > 250
+        or any(c in name for c in '/\\:*?"<>|')
+        or not name.isprintable()
+    ):
+        raise UsageError(
+            f"bad collection name {name[:40]!r}: no slashes, control or special characters"
+        )
+    return name
 
 
 def point_id(dataset: str, product_id: str) -> str:
@@ -48,6 +67,9 @@ class IndexConfig:
             raise UsageError(f"unknown quantization {self.quantization!r}; known: int8")
         if self.hnsw_m < 2 or self.hnsw_ef_construct < 4 or self.hnsw_ef < 1:
             raise UsageError("hnsw_m must be >= 2, hnsw_ef_construct >= 4, hnsw_ef >= 1")
+        check_range("index.hnsw_m", self.hnsw_m, 2, 1024)
+        for key in ("hnsw_ef_construct", "hnsw_ef", "full_scan_threshold_kb", "shards", "replicas"):
+            check_range(f"index.{key}", getattr(self, key), 1, MAX_COUNT)
 
 
 @dataclass(frozen=True)

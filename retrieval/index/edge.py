@@ -8,14 +8,13 @@ One process holds a shard at a time: a second open fails with a clear message.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from retrieval.atomic import DamagedFile, read_json, write_json
 from retrieval.encoders.base import SparseVec, Vector, VectorSpec
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
@@ -23,12 +22,22 @@ from retrieval.index.base import (
     CollectionInfo,
     IndexConfig,
     SearchRequest,
+    check_collection_name,
     check_compatible,
     check_request,
     hit_from_point,
     specs_from_json,
     specs_to_json,
     to_numpy_vector,
+)
+from retrieval.index.rank_fusion import join_hybrid, split_hybrid
+from retrieval.index.space import (
+    SHARD_BYTES,
+    disk_full_error,
+    estimate_bytes,
+    is_disk_full,
+    require_space,
+    require_writable,
 )
 from retrieval.types import Hit
 
@@ -50,16 +59,20 @@ class EdgeIndex:
 
     # -- collections -------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
-        if not name or "/" in name or name.startswith("."):
-            raise UsageError(f"bad collection name {name!r}")
-        return self.root / name
+        return self.root / check_collection_name(name)
 
     def _read_meta(self, name: str) -> dict[str, Any] | None:
         if name not in self._meta:
             path = self._dir(name) / "meta.json"
             if not path.exists():
                 return None
-            self._meta[name] = json.loads(path.read_text())
+            rebuild = f"rebuild it: search index DATASET --collection {name} --recreate"
+            meta = read_json(path, rebuild)
+            try:
+                specs_from_json(meta["vectors"])
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise DamagedFile(f"damaged file {path} (no vector list); {rebuild}") from exc
+            self._meta[name] = meta
         return self._meta[name]
 
     def _shard(self, name: str) -> Any:
@@ -91,21 +104,43 @@ class EdgeIndex:
         if existing is not None:
             check_compatible(name, existing, vectors, meta)
             return
-        if folder.exists():  # a creation killed before meta.json was written holds no points
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        self._shards[name] = self.qe.EdgeShard.create(
-            str(folder / "shard"), self._edge_config(vectors)
-        )
-        for field in KEYWORD_FIELDS:
-            self._shards[name].update(
-                self.qe.UpdateOperation.create_field_index(field, self.qe.PayloadSchemaType.Keyword)
+        require_writable(self.root, f"collection {name!r}")
+        require_space(self.root, SHARD_BYTES, f"a new collection {name!r}")
+        try:
+            if folder.exists():  # a creation killed before meta.json was written holds no points
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            self._shards[name] = self.qe.EdgeShard.create(
+                str(folder / "shard"), self._edge_config(vectors)
             )
-        full = {**meta, "vectors": specs_to_json(vectors), "index": self.config.__dict__}
-        tmp = folder / "meta.json.tmp"
-        tmp.write_text(json.dumps(full, indent=2, sort_keys=True))
-        os.replace(tmp, folder / "meta.json")
+            for field in KEYWORD_FIELDS:
+                self._shards[name].update(
+                    self.qe.UpdateOperation.create_field_index(
+                        field, self.qe.PayloadSchemaType.Keyword
+                    )
+                )
+            full = {**meta, "vectors": specs_to_json(vectors), "index": self.config.__dict__}
+            write_json(folder / "meta.json", full, sort_keys=True)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.root) from exc
+            raise SearchError(
+                f"cannot create collection {name!r} under {self.root}: {exc.strerror or exc}"
+            ) from exc
+        except SearchError:
+            raise
+        except Exception as exc:  # the binding raises a plain Exception
+            if is_disk_full(exc):
+                raise disk_full_error(self.root) from exc
+            raise SearchError(f"cannot create collection {name!r}: {exc}") from exc
         self._meta[name] = full
+
+    def reserve(self, name: str, points: int) -> None:
+        """Refuse to write ``points`` more points without the disk room for them (the
+        edge shard maps its files: a full disk would end the process with SIGBUS)."""
+        meta = self._read_meta(name) or {}
+        sizes = [v.size for v in specs_from_json(meta.get("vectors", [])) if not v.sparse]
+        require_space(self.root, estimate_bytes(sizes, points), f"{points} points of {name!r}")
 
     def _edge_config(self, vectors: list[VectorSpec]) -> Any:
         qe, cfg = self.qe, self.config
@@ -154,9 +189,12 @@ class EdgeIndex:
         )
 
     def collections(self) -> list[str]:
-        if not self.root.exists():
+        try:
+            return sorted(p.name for p in self.root.iterdir() if (p / "meta.json").exists())
+        except FileNotFoundError:
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "meta.json").exists())
+        except OSError as exc:
+            raise SearchError(f"cannot list {self.root}: {exc.strerror or exc}") from exc
 
     def info(self, name: str) -> CollectionInfo | None:
         meta = self._read_meta(name)
@@ -205,7 +243,12 @@ class EdgeIndex:
             named = {k: self._vector(col[i]) for k, col in vectors.items() if col[i] is not None}
             points.append(self.qe.Point(uuid.UUID(pid), named, payloads[i]))
         if points:
-            self._shard(name).update(self.qe.UpdateOperation.upsert_points(points))
+            try:
+                self._shard(name).update(self.qe.UpdateOperation.upsert_points(points))
+            except Exception as exc:
+                if is_disk_full(exc):
+                    raise disk_full_error(self.root) from exc
+                raise
 
     def existing(self, name: str, ids: Sequence[str]) -> set[str]:
         import uuid
@@ -230,12 +273,11 @@ class EdgeIndex:
             return []
         shard = self._shard(name)
         known = {v.name: v for v in specs_from_json(self._read_meta(name)["vectors"])}
-        batch = []
         for req in requests:
             check_request(req, known)
-            batch.append(self._request(req))
-        results = shard.query_batch(self.qe.QueryBatchRequest(batch))
-        return [[hit_from_point(p) for p in row] for row in results]
+        flat, counts = split_hybrid(requests)  # hybrid: fused here, deterministically
+        results = shard.query_batch(self.qe.QueryBatchRequest([self._request(r) for r in flat]))
+        return join_hybrid(requests, counts, [[hit_from_point(p) for p in row] for row in results])
 
     def _request(self, req: SearchRequest) -> Any:
         qe, cfg = self.qe, self.config

@@ -26,6 +26,7 @@ from retrieval.index.base import (
     to_numpy_vector,
 )
 from retrieval.index.edge import KEYWORD_FIELDS
+from retrieval.index.rank_fusion import join_hybrid, split_hybrid
 from retrieval.types import Hit
 
 log = logging.getLogger(__name__)
@@ -222,12 +223,13 @@ class ServerIndex:
         if meta is None:
             raise UsageError(f"no collection {name!r} at {self.url}; index one first")
         known = {v.name: v for v in specs_from_json(meta["vectors"])}
-        batch = []
         for req in requests:
             check_request(req, known)
-            batch.append(self._request(req))
+        flat, counts = split_hybrid(requests)  # hybrid: fused here, deterministically
+        batch = [self._request(r) for r in flat]
         responses = self._call(self.client.query_batch_points, name, requests=batch)
-        return [[hit_from_point(p) for p in r.points] for r in responses]
+        answers = [[hit_from_point(p) for p in r.points] for r in responses]
+        return join_hybrid(requests, counts, answers)
 
     def _request(self, req: SearchRequest) -> Any:
         m, cfg = self.models, self.config

@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrieval.errors import UsageError
+from retrieval.atomic import read_json
+from retrieval.errors import SearchError, UsageError
 from search.collection import collection_name
 from search.config import build_config, read_toml
 
@@ -180,7 +181,8 @@ def run_grid(
         label, cell_dir = cell_label(cell), folder / "cells" / cell_key(grid, cell)
         row: dict[str, Any] = {"cell": cell_dir.name, "label": label, **cell}
         done = cell_dir / "metrics.json"
-        status = "cached" if done.exists() else "ran"
+        metrics = _finished(done)
+        status = "cached" if metrics is not None else "ran"
         if status == "ran":
             cfg = _cell_config(grid, cell, overrides or {})
             encoders = cfg.stage1.encoders
@@ -197,14 +199,27 @@ def run_grid(
             except UsageError as exc:
                 status = f"error: {exc}"
                 log.warning("cell %s (%s) failed: %s", cell_dir.name, label, exc)
-        if done.exists():
-            row["metrics"] = json.loads(done.read_text())
+        metrics = metrics if metrics is not None else _finished(done)
+        if metrics is not None:
+            row["metrics"] = metrics
         row["status"] = status
         rows.append(row)
         if on_cell:
             on_cell(i, len(cells), label, status)
     files = write_comparison(folder, rows, grid.metrics)
     return AblationResult(folder, rows, files)
+
+
+def _finished(path: Path) -> dict[str, Any] | None:
+    """A cell's metrics, or None when the cell must run: no metrics.json yet, or a
+    damaged one (a truncated file is reported in one line and the cell run again)."""
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path, "running this cell again")
+    except (SearchError, OSError) as exc:
+        log.warning("%s", exc)
+        return None
 
 
 def _cell_config(grid: Grid, cell: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> Any:

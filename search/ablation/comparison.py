@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from retrieval.atomic import atomic_open, write_text
 from search.evaluation.markdown import fmt, table
 
 
@@ -66,13 +67,14 @@ def write_comparison(
         )
     headers = ["cell", *axes, *metrics, "status"]
     md = folder / "comparison.md"
-    md.write_text(
+    write_text(
+        md,
         f"# Ablation: {folder.name}\n\n{len(rows)} cells; ★ marks the best cell per metric "
         "(lowest for latencies, highest otherwise). Each cell's report is "
-        "`cells/<cell>/report.md`.\n\n" + table(headers, md_rows) + "\n"
+        "`cells/<cell>/report.md`.\n\n" + table(headers, md_rows) + "\n",
     )
     path_csv = folder / "comparison.csv"
-    with path_csv.open("w", newline="") as fh:
+    with atomic_open(path_csv) as fh:
         writer = csv.writer(fh)
         writer.writerow([*headers, "best_for"])
         writer.writerows(csv_rows)

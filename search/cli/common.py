@@ -7,6 +7,7 @@ Command modules import this module; it imports none of them.
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 from collections.abc import Callable, Iterator
@@ -100,8 +101,25 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             err.print("interrupted; re-run the same command to resume")
             raise typer.Exit(130) from None
+        except OSError as exc:  # a full disk or a read-only folder met outside our checks
+            message = os_error_line(exc)
+            if message is None:
+                raise
+            err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error_line(exc: OSError) -> str | None:
+    """One line for the OS errors a user's machine causes (full disk, no permission, read-
+    only file system); None for the others, which stay tracebacks (they are our bugs)."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full{where}: free some space and re-run the same command"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{exc.strerror}{where}: pick a writable folder (--data-dir, --out)"
+    return None
 
 
 @contextmanager

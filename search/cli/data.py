@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from retrieval.checks import MAX_COUNT
 from search.cli.common import Format, handle_errors, out
 
 app = typer.Typer(help="Synthesise and inspect datasets.", no_args_is_help=True)
@@ -21,10 +22,13 @@ app = typer.Typer(help="Synthesise and inspect datasets.", no_args_is_help=True)
 def synth_cmd(
     out_dir: Annotated[Path, typer.Argument(help="Output folder (Shopee layout).")],
     groups: Annotated[
-        int, typer.Option("--groups", help="Number of products (groups of 2-6 listings).")
+        int,
+        typer.Option(
+            "--groups", min=1, max=MAX_COUNT, help="Number of products (groups of 2-6 listings)."
+        ),
     ] = 200,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    image_size: Annotated[int, typer.Option("--image-size")] = 224,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1)] = 0,
+    image_size: Annotated[int, typer.Option("--image-size", min=16, max=4096)] = 224,
 ) -> None:
     """Write a deterministic synthetic catalogue in the Shopee layout."""
     from retrieval.data.synth import synthesize

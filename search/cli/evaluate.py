@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from retrieval.checks import MAX_COUNT, MAX_HITS
 from search.cli.common import (
     Collection,
     Encoders,
@@ -41,18 +42,28 @@ def eval_cmd(
     vector: Vector = None,
     hybrid: Hybrid = None,
     fusion: Fusion = None,
-    k: Annotated[int | None, typer.Option("--k", help="Stage-1 candidates (default 100).")] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", min=1, max=MAX_HITS, help="Stage-1 candidates (default 100)."),
+    ] = None,
     reranker: RerankerSpec = None,
-    n: Annotated[int | None, typer.Option("--n", help="Kept after stage 2 (default 10).")] = None,
+    n: Annotated[
+        int | None,
+        typer.Option("--n", min=1, max=MAX_HITS, help="Kept after stage 2 (default 10)."),
+    ] = None,
     blend: Annotated[
-        float | None, typer.Option("--blend", help="Stage-1 score weight in stage 2 (0-1).")
+        float | None,
+        typer.Option("--blend", min=0.0, max=1.0, help="Stage-1 score weight in stage 2 (0-1)."),
     ] = None,
     split: Annotated[str | None, typer.Option("--split", help="Split scored (test).")] = None,
     tune_split: Annotated[
         str | None, typer.Option("--tune-split", help="Split the threshold is tuned on (valid).")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Queries per pipeline batch (256).")
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, max=MAX_COUNT, help="Queries per pipeline batch (256)."
+        ),
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default runs/<collection>-<time>).")

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from retrieval.checks import MAX_COUNT
 from search.cli.common import (
     Collection,
     Encoders,
@@ -42,19 +43,26 @@ def index_cmd(
         bool, typer.Option("--recreate", help="Drop the collection first.")
     ] = False,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Listings per encode/upsert batch.")
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, max=MAX_COUNT, help="Listings per encode/upsert batch."
+        ),
     ] = None,
-    hnsw_m: Annotated[int | None, typer.Option("--hnsw-m")] = None,
-    hnsw_ef_construct: Annotated[int | None, typer.Option("--hnsw-ef-construct")] = None,
+    hnsw_m: Annotated[int | None, typer.Option("--hnsw-m", min=2, max=1024)] = None,
+    hnsw_ef_construct: Annotated[
+        int | None, typer.Option("--hnsw-ef-construct", min=4, max=MAX_COUNT)
+    ] = None,
     quantization: Annotated[
         str | None, typer.Option("--quantization", help="int8 scalar quantization.")
     ] = None,
     on_disk: Annotated[
         bool | None, typer.Option("--on-disk/--in-ram", help="Server: vectors on disk.")
     ] = None,
-    shards: Annotated[int | None, typer.Option("--shards", help="Server cluster: shards.")] = None,
+    shards: Annotated[
+        int | None, typer.Option("--shards", min=1, max=1000, help="Server cluster: shards.")
+    ] = None,
     replicas: Annotated[
-        int | None, typer.Option("--replicas", help="Server cluster: replicas.")
+        int | None, typer.Option("--replicas", min=1, max=1000, help="Server cluster: replicas.")
     ] = None,
     *,
     store: StoreFlags,
@@ -106,6 +114,9 @@ def collections_cmd(
         table.add_column(col)
     for row in rows:
         vecs = ", ".join(f"{k}:{v}" for k, v in row["vectors"].items())
+        if row.get("error"):  # one locked or damaged collection does not hide the others
+            table.add_row(escape(row["name"]), "[red]?[/red]", "", escape(row["error"]))
+            continue
         table.add_row(
             escape(row["name"]), str(row["points"]), vecs, escape(" ".join(row["encoders"]))
         )

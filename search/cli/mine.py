@@ -33,9 +33,13 @@ def mine_cmd(
     ranks: Annotated[
         str, typer.Option("--range", help="Stage-1 ranks negatives come from (1-based).")
     ] = "2-200",
-    negatives: Annotated[int, typer.Option("--negatives", "-n", help="Per query.")] = 15,
+    negatives: Annotated[
+        int, typer.Option("--negatives", "-n", min=1, max=10_000, help="Per query.")
+    ] = 15,
     split: Annotated[str, typer.Option("--split", help="Split whose queries are mined.")] = "train",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the sampling.")
+    ] = 0,
     collection: Collection = None,
     fmt: Format = None,
     *,

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from retrieval.checks import MAX_COUNT, MAX_HITS
 from search.cli.common import (
     Collection,
     Fusion,
@@ -32,20 +33,26 @@ app = typer.Typer()
 def query_cmd(
     text: Annotated[str, typer.Argument(help="Query title (may be empty with --image).")] = "",
     image: Annotated[str | None, typer.Option("--image", help="Query image path.")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Hits to show.")] = 10,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, max=MAX_HITS, help="Hits to show.")
+    ] = 10,
     vector: Vector = None,
     hybrid: Hybrid = None,
     fusion: Fusion = None,
-    hnsw_ef: Annotated[int | None, typer.Option("--hnsw-ef")] = None,
+    hnsw_ef: Annotated[int | None, typer.Option("--hnsw-ef", min=1, max=MAX_COUNT)] = None,
     exact: Annotated[
         bool | None, typer.Option("--exact/--approx", help="Exact search instead of HNSW.")
     ] = None,
     reranker: RerankerSpec = None,
     k: Annotated[
-        int | None, typer.Option("--k", help="Stage-1 candidates reranked (default 100).")
+        int | None,
+        typer.Option("--k", min=1, max=MAX_HITS, help="Stage-1 candidates reranked (default 100)."),
     ] = None,
     n: Annotated[
-        int | None, typer.Option("--n", help="Hits shown after reranking (default --top-k).")
+        int | None,
+        typer.Option(
+            "--n", min=1, max=MAX_HITS, help="Hits shown after reranking (default --top-k)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     collection: Collection = None,

@@ -20,7 +20,17 @@ def serve_cmd(
     runs: Annotated[
         Path, typer.Option("--runs", help="Folder searched for evaluation runs.")
     ] = Path("runs"),
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; beyond 127.0.0.1 it warns.")
+    ] = "127.0.0.1",
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="A host name the browser may use besides localhost and IP addresses "
+            "(repeat for several; anything else is refused against DNS rebinding).",
+        ),
+    ] = None,
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="0 picks a free port.")
     ] = 8000,
@@ -32,7 +42,7 @@ def serve_cmd(
 
     cfg = store.load()
     try:
-        server = serve(cfg, runs, host, port)
+        server = serve(cfg, runs, host, port, allow_hosts=tuple(allow_host or ()))
     except OSError as exc:  # port in use, host not local
         raise SearchError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; try --port 0"

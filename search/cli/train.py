@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from retrieval.checks import MAX_COUNT
 from search.cli.common import (
     Collection,
     Format,
@@ -27,8 +28,14 @@ from search.cli.common import (
 app = typer.Typer(help="Train bi-encoders and stage-2 rerankers.", no_args_is_help=True)
 
 
-def _opt(*names: str, help: str, kind: type = int) -> Any:
-    return Annotated[kind | None, typer.Option(*names, help=help)]
+def _opt(*names: str, help: str, kind: type = int, lo: float = 1) -> Any:
+    """An optional flag; numbers are bounded (counts from ``lo``, rates and epochs >= 0)."""
+    bounds: dict[str, Any] = {}
+    if kind is int:
+        bounds = {"min": int(lo), "max": MAX_COUNT}
+    elif kind is float:
+        bounds = {"min": 0.0}
+    return Annotated[kind | None, typer.Option(*names, help=help, **bounds)]
 
 
 Dataset = Annotated[str, typer.Argument(help="Dataset path with train and valid splits.")]
@@ -126,7 +133,7 @@ def train_biencoder_cmd(
     ) = None,
     device: _opt("--device", help="clip: auto, cpu, cuda, mps.", kind=str) = None,
     mini_batch: _opt(
-        "--mini-batch", help="text: cached MNRL, rows per forward (0: plain MNRL)."
+        "--mini-batch", help="text: cached MNRL, rows per forward (0: plain MNRL).", lo=0
     ) = None,
     margin: _opt("--margin", help="arcface: angular margin (0.5).", kind=float) = None,
     scale: _opt("--scale", help="arcface: logit scale (30).", kind=float) = None,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from retrieval.atomic import atomic_open
 from search.evaluation.scoring import Scored
 
 
@@ -39,7 +40,8 @@ def plot_recall_at_k(scored: Scored, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as handle:  # whole or not at all
+        fig.savefig(handle, dpi=110, format="png")
     plt.close(fig)
     return path
 
@@ -65,7 +67,8 @@ def plot_f1_threshold(scored: Scored, settings: dict[str, Any], path: Path) -> P
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as handle:  # whole or not at all
+        fig.savefig(handle, dpi=110, format="png")
     plt.close(fig)
     return path
 
@@ -95,6 +98,7 @@ def plot_ablation(
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as handle:  # whole or not at all
+        fig.savefig(handle, dpi=110, format="png")
     plt.close(fig)
     return path

@@ -16,11 +16,11 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from retrieval.atomic import atomic_open, write_json, write_text
 from retrieval.errors import UsageError
 from retrieval.metrics import ranked
 from retrieval.types import Qrels, Run
@@ -37,7 +37,7 @@ def _check_id(value: str) -> str:
 def write_trec_run(run: Run, path: Path, tag: str) -> Path:
     """``qid Q0 docid rank score tag`` lines, each query's documents in the order the
     metrics rank them (``retrieval.metrics.ranked``: score, then the run's order)."""
-    with path.open("w") as fh:
+    with atomic_open(path) as fh:
         for qid, docs in run.items():
             for rank, doc in enumerate(ranked(docs), 1):
                 fh.write(f"{_check_id(qid)} Q0 {_check_id(doc)} {rank} {docs[doc]!r} {tag}\n")
@@ -46,7 +46,7 @@ def write_trec_run(run: Run, path: Path, tag: str) -> Path:
 
 def write_trec_qrels(qrels: Qrels, path: Path) -> Path:
     """``qid 0 docid rel`` lines."""
-    with path.open("w") as fh:
+    with atomic_open(path) as fh:
         for qid, docs in qrels.items():
             for doc, rel in docs.items():
                 fh.write(f"{_check_id(qid)} 0 {_check_id(doc)} {int(rel)}\n")
@@ -55,7 +55,7 @@ def write_trec_qrels(qrels: Qrels, path: Path) -> Path:
 
 def write_submission(predictions: dict[str, list[str]], path: Path) -> Path:
     """The Shopee submission: every posting with its matches, itself first."""
-    with path.open("w", newline="") as fh:
+    with atomic_open(path) as fh:
         writer = csv.writer(fh)
         writer.writerow(["posting_id", "matches"])
         for pid, matches in predictions.items():
@@ -85,15 +85,15 @@ def write_outputs(result: EvalResult, scored: Scored, *, is_shopee: bool) -> lis
         "notes": result.notes,
         "skipped": scored.skipped,
     }
-    (out / "settings.json").write_text(json.dumps(settings, indent=2))
+    write_json(out / "settings.json", settings)
     paths.append(out / "settings.json")
     paths.append(plot_recall_at_k(scored, out / "recall_at_k.png"))
     paths.append(plot_f1_threshold(scored, result.settings, out / "f1_threshold.png"))
     if is_shopee:
         paths.append(write_submission(scored.predictions, out / "submission.csv"))
-    (out / "report.md").write_text(render_report(result, scored))
+    write_text(out / "report.md", render_report(result, scored))
     paths.append(out / "report.md")
     # last, so a folder with metrics.json is a finished run (ablation resumes on it)
-    metrics_path.write_text(json.dumps(_finite(result.metrics), indent=2))
+    write_json(metrics_path, _finite(result.metrics))
     paths.append(metrics_path)
     return paths

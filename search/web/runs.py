@@ -3,13 +3,17 @@ and stage-2 rankings next to the relevant items, with titles and images."""
 
 from __future__ import annotations
 
-import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from retrieval.errors import UsageError
+from retrieval.atomic import read_json
+from retrieval.errors import SearchError, UsageError
 from retrieval.types import Product
+
+log = logging.getLogger(__name__)
+RERUN = "re-run the evaluation that wrote this folder"
 
 
 def find_runs(root: Path, limit: int = 500) -> list[dict[str, Any]]:
@@ -22,7 +26,11 @@ def find_runs(root: Path, limit: int = 500) -> list[dict[str, Any]]:
         settings = folder / "settings.json"
         if not settings.exists():
             continue
-        meta = json.loads(settings.read_text())
+        try:
+            meta = read_json(settings, RERUN)
+        except (SearchError, OSError) as exc:  # one damaged run must not hide the others
+            log.warning("%s", exc)
+            continue
         out.append(
             {
                 "path": str(folder.relative_to(root)),
@@ -41,21 +49,36 @@ def read_trec_run(path: Path, depth: int) -> dict[str, list[tuple[str, float]]]:
     rows: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
     if not path.exists():
         return {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
+    for lineno, parts in _lines(path):
         if len(parts) >= 5:
-            rows[parts[0]].append((int(parts[3]), parts[2], float(parts[4])))
+            try:
+                rows[parts[0]].append((int(parts[3]), parts[2], float(parts[4])))
+            except ValueError as exc:
+                raise UsageError(f"damaged file {path}:{lineno}; {RERUN}") from exc
     return {q: [(d, s) for _, d, s in sorted(r)[:depth]] for q, r in rows.items()}
 
 
 def read_qrels(path: Path) -> dict[str, set[str]]:
     """``qid 0 doc rel`` lines as the set of relevant docs per query."""
     rel: dict[str, set[str]] = defaultdict(set)
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and int(parts[3]) > 0:
-            rel[parts[0]].add(parts[2])
+    if not path.exists():
+        return rel
+    for lineno, parts in _lines(path):
+        try:
+            if len(parts) >= 4 and int(parts[3]) > 0:
+                rel[parts[0]].add(parts[2])
+        except ValueError as exc:
+            raise UsageError(f"damaged file {path}:{lineno}; {RERUN}") from exc
     return rel
+
+
+def _lines(path: Path) -> list[tuple[int, list[str]]]:
+    """Whitespace-split lines of a text artifact; bytes that are not UTF-8 are one line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"damaged file {path} (not UTF-8 text); {RERUN}") from exc
+    return [(i, line.split()) for i, line in enumerate(text.splitlines(), start=1)]
 
 
 class RunBrowser:
@@ -69,7 +92,7 @@ class RunBrowser:
         path = (self.root / rel).resolve()
         if self.root not in path.parents and path != self.root:
             raise UsageError("run path outside the runs folder")
-        if not (path / "metrics.json").exists():
+        if not (path / "metrics.json").is_file() or not (path / "settings.json").is_file():
             raise UsageError(f"no run at {rel}")
         return path
 
@@ -81,7 +104,7 @@ class RunBrowser:
 
             try:
                 ds = open_dataset(key, format=settings.get("format"))
-            except UsageError:
+            except SearchError:
                 self._products[key] = {}
                 return {}
             table = {p.id: p for p in ds.products()}
@@ -93,8 +116,8 @@ class RunBrowser:
     def load(self, run_path: str, depth: int = 10, limit: int = 300) -> dict[str, Any]:
         """Metrics and the first ``limit`` queries of a run, each with both rankings."""
         folder = self.folder(run_path)
-        settings = json.loads((folder / "settings.json").read_text())
-        metrics = json.loads((folder / "metrics.json").read_text())
+        settings = read_json(folder / "settings.json", RERUN)
+        metrics = read_json(folder / "metrics.json", RERUN)
         qrels = read_qrels(folder / "qrels.txt")
         s1 = read_trec_run(folder / "stage1.run", depth)
         s2 = read_trec_run(folder / "stage2.run", depth)

@@ -1,186 +1,229 @@
 """``search serve``: a local result viewer over the index and the evaluation runs.
 
-Stdlib HTTP server, one request at a time: the embedded index is opened for each
-query and closed after it, so `search index` can write between queries (an edge
-shard admits one process at a time); models are built once and cached. Images are
-served only when a query or run answer has just listed them.
+A threaded stdlib HTTP server that is safe to leave running: every connection has a
+socket timeout (an idle client or a body shorter than its ``Content-Length`` costs one
+thread for a few seconds, never the whole viewer), bodies are capped, concurrent
+connections are bounded, and every API call must carry an allowed ``Host`` (no DNS
+rebinding) and, when the browser sends one, a same-origin ``Origin`` (no cross-site
+POST). Queries are JSON bodies only. Index work runs under one lock: the embedded
+index is opened per query and closed after it, so `search index` can write between
+queries (an edge shard admits one process at a time); models are built once and cached.
 """
 
 from __future__ import annotations
 
-import base64
+import ipaddress
 import json
 import logging
-import mimetypes
-import tempfile
 import threading
-from dataclasses import replace
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from retrieval.data.images import read_image_bytes
-from retrieval.errors import SearchError
-from search.config import AppConfig
-from search.indexing import list_collections
-from search.query import ModelCache, query
-from search.web.runs import RunBrowser, find_runs
+from retrieval.errors import SearchError, UsageError
+from search.web.params import MAX_BODY, parse_json_body, query_arg
+from search.web.viewer import Viewer
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-MAX_UPLOAD = 20 * 1024 * 1024
+SOCKET_TIMEOUT = 10.0  # seconds a connection may stay silent
+MAX_CONNECTIONS = 64
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+PAGE_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'"
+)
 
 
-class Viewer:
-    """What the handler calls: queries, collections, runs, images."""
+def host_name(header: str) -> str:
+    """The host part of a ``Host`` header or an origin's netloc, lower-cased."""
+    host = header.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
-    def __init__(self, cfg: AppConfig, runs_root: Path) -> None:
-        self.cfg = cfg
-        self.models = ModelCache()
-        self.runs = RunBrowser(runs_root)
-        self.images: set[str] = set()  # image refs a recent answer listed
-        self.lock = threading.Lock()
 
-    def _allow(self, refs: list[str | None]) -> None:
-        if len(self.images) > 200_000:
-            self.images.clear()
-        self.images.update(r for r in refs if r)
+def is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
-    def collections(self) -> list[dict[str, Any]]:
-        return list_collections(self.cfg)
 
-    def query(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Run one query: text, optional base64 image, collection, vector, k, reranker."""
-        stage1 = dict(self.cfg.stage1.__dict__)
-        if body.get("vector"):
-            stage1["vector"] = body["vector"]
-        cfg = replace(self.cfg, stage1=replace(self.cfg.stage1, **stage1))
-        image_path = None
-        tmp = None
-        if body.get("image"):
-            data = base64.b64decode(str(body["image"]).split(",")[-1])
-            if len(data) > MAX_UPLOAD:
-                raise SearchError("image larger than 20 MB")
-            tmp = tempfile.NamedTemporaryFile(suffix=".img", delete=False)
-            tmp.write(data)
-            tmp.close()
-            image_path = tmp.name
+def is_local(host: str) -> bool:
+    """Whether a bind address only listens on this machine."""
+    return host in LOCAL_NAMES or (is_ip(host) and ipaddress.ip_address(host).is_loopback)
+
+
+class ViewerServer(ThreadingHTTPServer):
+    """One thread per connection, at most ``MAX_CONNECTIONS`` at a time."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type, allowed_hosts: set[str]) -> None:
+        self.allowed_hosts = allowed_hosts
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):  # full: drop, do not queue
+            self.shutdown_request(request)
+            return
         try:
-            result = query(
-                cfg,
-                str(body.get("text") or ""),
-                image=image_path,
-                collection=body.get("collection") or None,
-                top_k=int(body.get("n") or 10),
-                reranker=body.get("reranker") or None,
-                k=int(body.get("k") or 50),
-                models=self.models,
-            )
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
         finally:
-            if tmp is not None:
-                Path(tmp.name).unlink(missing_ok=True)
-        answer = result.to_json(str(body.get("text") or ""), None)
-        paths = {h.id: h.payload.get("image_path") for h in result.hits}
-        for row in answer.get("stage2", []):
-            row["image_path"] = paths.get(row["id"]) or _image_of(result, row["id"])
-        self._allow([h.get("image_path") for h in answer["hits"] + answer.get("stage2", [])])
-        return answer
-
-    def run_list(self) -> list[dict[str, Any]]:
-        return find_runs(self.runs.root)
-
-    def run(self, path: str) -> dict[str, Any]:
-        data = self.runs.load(path)
-        refs: list[str | None] = []
-        for q in data["queries"]:
-            refs.append(q["image"])
-            for key in ("stage1", "stage2", "relevant"):
-                refs.extend(i["image"] for i in q[key])
-        self._allow(refs)
-        return data
-
-    def image(self, ref: str) -> bytes:
-        if ref not in self.images:
-            raise SearchError("image not listed by a recent answer")
-        return read_image_bytes(ref)
+            self.slots.release()
 
 
-def _image_of(result: Any, pid: str) -> str | None:
-    for c in result.stage2 or []:
-        if c.id == pid:
-            return c.product.image_path
-    return None
+class Handler(BaseHTTPRequestHandler):
+    """Routes: ``/`` (the page), ``GET /api/collections|runs|run|image``, ``POST /api/query``."""
 
+    server: ViewerServer
+    viewer: Viewer
+    timeout = SOCKET_TIMEOUT  # StreamRequestHandler sets it on the socket
+    protocol_version = "HTTP/1.0"
 
-def make_handler(viewer: Viewer) -> type[BaseHTTPRequestHandler]:
-    """The request handler class bound to one viewer."""
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), fmt % args)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.info("%s %s", self.address_string(), fmt % args)
-
-        def _send(self, status: int, body: bytes, ctype: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
+    def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in {**SECURITY_HEADERS, **(headers or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
             self.wfile.write(body)
 
-        def _json(self, data: Any, status: int = 200) -> None:
-            self._send(status, json.dumps(data, ensure_ascii=False).encode(), "application/json")
+    def _json(self, data: Any, status: int = 200) -> None:
+        body = json.dumps(data, ensure_ascii=False).encode()
+        self._send(status, body, "application/json; charset=utf-8")
 
-        def _guard(self, fn: Any) -> None:
+    def _error(self, status: int, message: str) -> None:
+        self._json({"error": message}, status)
+
+    def _trusted(self) -> bool:
+        """Host allow-list and same-origin check; answers 403 itself when they fail."""
+        host = self.headers.get("Host", "")
+        name = host_name(host)
+        if not host or not (is_ip(name) or name in self.server.allowed_hosts):
+            self._error(HTTPStatus.FORBIDDEN, f"host {name!r} not allowed (see --allow-host)")
+            return False
+        origin = self.headers.get("Origin")
+        if origin is not None:
             try:
-                with viewer.lock:
-                    fn()
-            except SearchError as exc:
-                status = HTTPStatus.BAD_REQUEST if exc.exit_code == 2 else HTTPStatus.NOT_FOUND
-                self._json({"error": str(exc)}, status)
-            except (OSError, ValueError) as exc:
-                self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
-            except Exception as exc:  # keep serving; the log has the traceback
-                log.exception("request failed")
-                self._json({"error": f"internal error: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+                parsed = urlparse(origin)
+            except ValueError:  # "http://[" and the like
+                parsed = urlparse("")
+            if parsed.scheme != "http" or parsed.netloc.lower() != host.strip().lower():
+                self._error(HTTPStatus.FORBIDDEN, "cross-origin request refused")
+                return False
+        if self.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            self._error(HTTPStatus.FORBIDDEN, "cross-site request refused")
+            return False
+        return True
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def _guard(self, fn: Any) -> None:
+        try:
+            fn()
+        except UsageError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc))
+        except SearchError as exc:
+            self._error(HTTPStatus.NOT_FOUND, str(exc))
+        except (OSError, ValueError) as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc))
+        except Exception as exc:  # keep serving; the log has the traceback
+            log.exception("request failed")
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(exc).__name__}")
+
+    def do_HEAD(self) -> None:  # noqa: N802 (http.server's name)
+        self.do_GET()
+
+    def do_GET(self) -> None:  # noqa: N802
+        if not self._trusted():
+            return
+        try:
             url = urlparse(self.path)
-            args = {k: v[0] for k, v in parse_qs(url.query).items()}
-            if url.path in ("/", "/index.html"):
-                self._send(200, (STATIC / "index.html").read_bytes(), "text/html; charset=utf-8")
-            elif url.path == "/api/collections":
-                self._guard(lambda: self._json(viewer.collections()))
-            elif url.path == "/api/runs":
-                self._guard(lambda: self._json(viewer.run_list()))
-            elif url.path == "/api/run":
-                self._guard(lambda: self._json(viewer.run(args.get("path", ""))))
-            elif url.path == "/api/image":
-                ref = args.get("ref", "")
-                ctype = mimetypes.guess_type(ref.split("::")[-1])[0] or "image/jpeg"
-                self._guard(lambda: self._send(200, viewer.image(ref), ctype))
-            else:
-                self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
+            args = parse_qs(url.query, max_num_fields=20)
+        except ValueError:
+            self._error(HTTPStatus.BAD_REQUEST, "bad URL")
+            return
+        viewer = self.viewer
+        if url.path in ("/", "/index.html"):
+            page = (STATIC / "index.html").read_bytes()
+            self._send(200, page, "text/html; charset=utf-8", {"Content-Security-Policy": PAGE_CSP})
+        elif url.path == "/api/collections":
+            self._guard(lambda: self._json(viewer.collections()))
+        elif url.path == "/api/runs":
+            self._guard(lambda: self._json(viewer.run_list()))
+        elif url.path == "/api/run":
+            self._guard(lambda: self._json(viewer.run(query_arg(args, "path"))))
+        elif url.path == "/api/image":
+            self._guard(lambda: self._send(200, *viewer.image(query_arg(args, "ref"))))
+        else:
+            self._error(HTTPStatus.NOT_FOUND, "not found")
 
-        def do_POST(self) -> None:  # noqa: N802
-            if urlparse(self.path).path != "/api/query":
-                self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
-                return
-            size = int(self.headers.get("Content-Length") or 0)
-            if size > MAX_UPLOAD * 2:
-                self._json({"error": "request too large"}, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-                return
-            try:
-                body = json.loads(self.rfile.read(size) or b"{}")
-            except ValueError:
-                self._json({"error": "body is not JSON"}, HTTPStatus.BAD_REQUEST)
-                return
-            self._guard(lambda: self._json(viewer.query(body)))
+    def do_POST(self) -> None:  # noqa: N802
+        if not self._trusted():
+            return
+        if self.path.split("?", 1)[0] != "/api/query":
+            self._error(HTTPStatus.NOT_FOUND, "not found")
+            return
+        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the query as application/json")
+            return
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or len(length) > 12:
+            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is required")
+            return
+        if int(length) > MAX_BODY:
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
+            return
+        raw = self.rfile.read(int(length))  # a short body times out after SOCKET_TIMEOUT
+        if len(raw) < int(length):
+            self.close_connection = True
+            return
+        self._guard(lambda: self._json(self.viewer.query(parse_json_body(raw))))
 
-    return Handler
 
+def serve(
+    cfg: Any,
+    runs_root: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    allow_hosts: tuple[str, ...] = (),
+) -> ViewerServer:
+    """A ready HTTP server (call ``serve_forever``); port 0 picks a free port.
 
-def serve(cfg: AppConfig, runs_root: Path, host: str = "127.0.0.1", port: int = 8000) -> HTTPServer:
-    """A ready HTTP server (call ``serve_forever``); port 0 picks a free port."""
-    return HTTPServer((host, port), make_handler(Viewer(cfg, runs_root)))
+    ``Host`` headers must name an IP address, ``localhost``, the bound host, or one
+    of ``allow_hosts``; binding other than to loopback logs a warning."""
+    if not is_local(host):
+        log.warning(
+            "the viewer listens on %s: anyone who can reach this machine can query the index "
+            "and see its images; bind to 127.0.0.1 unless you mean it",
+            host or "all interfaces",
+        )
+    allowed = set(LOCAL_NAMES) | {h.lower() for h in allow_hosts}
+    if host and not is_ip(host):
+        allowed.add(host.lower())
+    handler = type("BoundHandler", (Handler,), {"viewer": Viewer(cfg, runs_root)})
+    return ViewerServer((host, port), handler, allowed)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
+
+from helpers.kill import kill_after_stored
 
 from retrieval.index import open_index
 
@@ -36,22 +36,7 @@ def test_killed_index_run_resumes_without_loss_or_duplicates(tmp_path):
         "--batch-size",
         "10",
     ]
-    proc = subprocess.Popen(
-        cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-    )
-    deadline = time.time() + 120
-    killed = False
-    for line in proc.stderr:
-        if "stored" in line and "skipped" in line:
-            written = int(line.split("stored")[1].split(",")[0])
-            if written >= 200:  # well into the run, far from its end
-                proc.send_signal(signal.SIGKILL)
-                killed = True
-                break
-        if time.time() > deadline:
-            break
-    proc.wait(timeout=60)
-    assert killed and proc.returncode == -signal.SIGKILL
+    kill_after_stored(cmd, env, 200)  # well into the run, far from its end
 
     res = subprocess.run(cmd[:3] + cmd[4:], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr

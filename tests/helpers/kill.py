@@ -1,0 +1,28 @@
+"""SIGKILL a `search -v index` run once it has stored enough points (its log says so)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+
+def kill_after_stored(
+    cmd: list[str], env: dict[str, str], stored: int, timeout: float = 300
+) -> None:
+    """Start ``cmd`` (a ``search -v index`` command line) and SIGKILL it as soon as its log
+    reports at least ``stored`` points written; assert the kill happened."""
+    proc = subprocess.Popen(
+        cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    deadline, killed = time.time() + timeout, False
+    for line in proc.stderr:
+        if "stored" in line and "skipped" in line:
+            if int(line.split("stored")[1].split(",")[0]) >= stored:
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+                break
+        if time.time() > deadline:
+            break
+    proc.wait(timeout=60)
+    assert killed and proc.returncode == -signal.SIGKILL
