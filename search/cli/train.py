@@ -138,10 +138,12 @@ def train_biencoder_cmd(
     margin: _opt("--margin", help="arcface: angular margin (0.5).", kind=float) = None,
     scale: _opt("--scale", help="arcface: logit scale (30).", kind=float) = None,
     subcenters: _opt("--subcenters", help="arcface: centres per group (1).") = None,
-    margin_warmup: _opt("--margin-warmup", help="arcface: steps to reach the margin.") = None,
+    margin_warmup: _opt(
+        "--margin-warmup", help="arcface: steps to reach the margin (0: none).", lo=0
+    ) = None,
     per_group: _opt("--per-group", help="arcface: listings of a group per batch (4).") = None,
-    neck: _opt("--neck", help="timm: BN-dropout-FC neck size (512; 0: none).") = None,
-    image_size: _opt("--image-size", help="timm: square input size.") = None,
+    neck: _opt("--neck", help="timm: BN-dropout-FC neck size (512; 0: none).", lo=0) = None,
+    image_size: _opt("--image-size", help="timm: square input size.", lo=16) = None,
     freeze: _opt("--freeze", help="timm: fraction of the backbone kept fixed.", kind=float) = None,
     split: Split = None,
     valid_split: _opt(
