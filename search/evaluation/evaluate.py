@@ -131,6 +131,25 @@ def evaluate_dataset(
         pipe = Pipeline(retriever, reranker, pcfg)
         test = run_split(pipe, dataset, ev.split, test_q, progress)
         tune = run_split(pipe, dataset, ev.tune_split, tune_q, progress) if tune_q else None
+        folder = Path(out or ev.out or default_out(coll.name))
+        cat = None
+        if dataset.self_match and tune is not None:
+            from search.match.catalogue import tune_catalogue
+
+            cat = tune_catalogue(
+                index,
+                dataset,
+                coll.name,
+                retriever.encoder_specs,
+                names,
+                folder,
+                split=ev.split,
+                tune_split=ev.tune_split,
+                k=ev.match_k,
+                inb=ev.match_inb,
+                pair=ev.match_pair,
+                progress=progress,
+            )
     finally:
         index.close()
     gallery = {p.id for p in products}
@@ -143,6 +162,9 @@ def evaluate_dataset(
         test, tune, gallery, dataset.self_match, pcfg, ev, coll.items, reranked=reranker is not None
     )
     notes += scored.notes
+    if cat is not None:
+        scored.use_catalogue(cat)
+        notes.append(f"matcher tuned on {ev.tune_split!r}: {cat.path} (rule {cat.matcher.rule})")
     settings = {
         "dataset": dataset.name,
         "dataset_path": str(Path(dataset_path).resolve()),
@@ -160,9 +182,9 @@ def evaluate_dataset(
         "reranker": reranker.spec if reranker else "none",
         "blend": pcfg.blend,
         "batch_size": ev.batch_size,
+        "matcher": str(cat.path) if cat is not None else None,
         "created": datetime.now().isoformat(timespec="seconds"),
     }
-    folder = Path(out or ev.out or default_out(coll.name))
     result = EvalResult(folder, scored.metrics, settings, notes)
     write_outputs(result, scored, is_shopee=dataset.format == "shopee")
     return result

@@ -141,3 +141,16 @@ def reverse_index(edges: Edges, n: int) -> np.ndarray:
         hit = keys[order][pos] == rev
         out[hit] = order[pos[hit]]
     return out
+
+
+def nearest_mask(edges: Edges, score: str, keep: np.ndarray, floor: float) -> np.ndarray:
+    """Each source's best edge by ``score`` where the source kept none and it reaches ``floor``."""
+    s = edges.sims[score]
+    order = np.lexsort((-s, edges.src))
+    first = order[np.r_[True, edges.src[order][1:] != edges.src[order][:-1]]]
+    has = np.zeros(int(edges.src.max()) + 1, dtype=bool)
+    has[edges.src[keep]] = True
+    pick = first[(~has[edges.src[first]]) & (s[first] >= floor)]
+    out = np.zeros(len(edges), dtype=bool)
+    out[pick] = True
+    return out

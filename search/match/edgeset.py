@@ -16,7 +16,7 @@ import numpy as np
 from retrieval.index.base import VectorIndex
 from retrieval.types import Product
 from search.match.blend import blend_rounds
-from search.match.edges import MEAN, Edges, score_edges, search_candidates
+from search.match.edges import Edges, score_edges, search_candidates
 from search.match.pairs import PAIR, edge_features, pair_scores
 from search.match.rules import Rule, Sets, decide
 from search.match.vectors import StoredVectors
@@ -38,7 +38,7 @@ class EdgeSet:
     k: int
     filters: list[dict[str, str] | None] | None = None
     allowed: np.ndarray | None = None
-    rounds: dict[tuple[int, float], Edges] = field(default_factory=dict)
+    rounds: dict[tuple[int, str, float], Edges] = field(default_factory=dict)
     edges: Edges | None = None
     batch_size: int = 256
 
@@ -77,11 +77,12 @@ class EdgeSet:
         return self.edges
 
     def blended(
-        self, rounds: int, threshold: float, progress: ProgressFactory | None = None
+        self, rounds: int, score: str, threshold: float, progress: ProgressFactory | None = None
     ) -> Edges:
-        """The edges after ``rounds`` rounds of neighbourhood blending at ``threshold``."""
+        """The edges after ``rounds`` rounds of neighbourhood blending (neighbours: edges
+        whose ``score`` reaches ``threshold``)."""
         assert self.edges is not None, "search() first"
-        key = (rounds, round(threshold, 6))
+        key = (rounds, score, round(threshold, 6))
         if key not in self.rounds:
             tick = progress(f"blending x{rounds}", len(self.queries) * rounds) if progress else None
             _, self.rounds[key] = blend_rounds(
@@ -91,7 +92,7 @@ class EdgeSet:
                 self.edges,
                 self.queries,
                 rounds=rounds,
-                score=MEAN,
+                score=score,
                 threshold=threshold,
                 weights=self.weights,
                 k=self.k,
@@ -116,8 +117,9 @@ class EdgeSet:
         """The edges a rule decides on: blended when it asks for INB rounds."""
         assert self.edges is not None, "search() first"
         if rule.inb:
-            t = rule.inb_threshold if rule.inb_threshold is not None else rule.thresholds[MEAN]
-            return self.blended(rule.inb, t, progress)
+            t = rule.inb_threshold
+            t = t if t is not None else rule.thresholds[rule.primary]
+            return self.blended(rule.inb, rule.primary, t, progress)
         return self.edges
 
     def decide(self, rule: Rule, progress: ProgressFactory | None = None) -> Sets:

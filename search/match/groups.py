@@ -16,41 +16,44 @@ Kept edges (i, j) become listing sets by one of:
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search.match.edges import Edges
-
-if TYPE_CHECKING:
-    from search.match.rules import Rule
+from search.match.edges import Edges, nearest_mask
 
 Sets = dict[int, set[int]]
 GROUPINGS = ("none", "mutual", "symmetric", "components", "agglomerative")
 
 
-def apply_groups(edges: Edges, keep: np.ndarray, rule: Rule, n: int) -> Sets:
-    """Listing sets under the rule's grouping (see the module doc)."""
+def apply_groups(
+    edges: Edges,
+    keep: np.ndarray,
+    n: int,
+    *,
+    mode: str,
+    score: str,
+    cap: int,
+    threshold: float,
+    min2: float | None,
+) -> Sets:
+    """Listing sets under a grouping ``mode`` (see the module doc): ``score`` orders the
+    joins, ``threshold`` is agglomerative's average link, ``min2`` its fallback floor."""
     src, dst = edges.src[keep], edges.dst[keep]
-    if rule.groups in ("mutual", "symmetric"):
+    if mode in ("mutual", "symmetric"):
         pairs = set(zip(src.tolist(), dst.tolist()))
         out: Sets = {}
         for i, j in pairs:
-            if rule.groups == "symmetric" or (j, i) in pairs:
+            if mode == "symmetric" or (j, i) in pairs:
                 out.setdefault(i, set()).add(j)
                 out.setdefault(j, set()).add(i)
         return out
-    if rule.groups == "components":
-        score = edges.sims[rule.primary][keep]
-        return _members(capped_components(src, dst, score, n, rule.group_cap))
-    from search.match.rules import nearest_mask
-
-    t = rule.group_threshold if rule.group_threshold is not None else rule.thresholds[rule.primary]
-    labels = average_linkage(edges.src, edges.dst, edges.sims[rule.primary], n, t, rule.group_cap)
+    if mode == "components":
+        return _members(capped_components(src, dst, edges.sims[score][keep], n, cap))
+    labels = average_linkage(edges.src, edges.dst, edges.sims[score], n, threshold, cap)
     out = _members(labels)
-    if rule.min2 is not None and len(edges):
+    if min2 is not None and len(edges):
         grouped = np.array([i in out for i in range(n)], dtype=bool)
-        near = nearest_mask(edges, rule.primary, grouped[edges.src], rule.min2)
+        near = nearest_mask(edges, score, grouped[edges.src], min2)
         for i, j in zip(edges.src[near].tolist(), edges.dst[near].tolist()):
             out.setdefault(i, set()).add(j)
     return out

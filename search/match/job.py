@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,10 @@ import numpy as np
 from retrieval.atomic import write_text
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
-from retrieval.index.base import VectorIndex
+from retrieval.index.base import CollectionInfo, VectorIndex
+from retrieval.metrics import MatchScores, match_scores
 from retrieval.types import Product
+from search.config import AppConfig
 from search.match.edges import Edges
 from search.match.edgeset import EdgeSet
 from search.match.matcher import Matcher
@@ -52,6 +54,7 @@ class MatchResult:
     rule: str
     seconds: float
     notes: list[str] = field(default_factory=list)
+    scores: MatchScores | None = None  # Shopee F1 over the grouped listings, if labelled
 
     @property
     def csv(self) -> Path:
@@ -208,5 +211,104 @@ def run_match(
     sets = es.decide(rule, progress)
     why = explain(edges, rule, sets, es.n)
     write_matches(es, sets, why, out, dataset.self_match)
-    pairs = sum(len(v) for k, v in sets.items() if k in set(es.queries.tolist()))
-    return MatchResult(out, len(es.queries), pairs, rule.name, time.perf_counter() - start)
+    queried = set(es.queries.tolist())
+    pairs = sum(len(v) for k, v in sets.items() if k in queried)
+    result = MatchResult(out, len(es.queries), pairs, rule.name, time.perf_counter() - start)
+    targets = es.targets() if dataset.self_match else {}
+    if targets:
+        predicted = {r: sets.get(r, set()) for r in targets}
+        result.scores = match_scores(predicted, targets, include_self=True)
+    return result
+
+
+@dataclass
+class RuleFlags:
+    """A rule given on the command line instead of a matcher file."""
+
+    thresholds: dict[str, float]
+    min2: float | None = None
+    groups: str = "none"
+    group_cap: int = 0
+    inb: int = 0
+    k: int = 20
+
+    def matcher(self, info: CollectionInfo) -> Matcher:
+        """A matcher over every vector of the collection, applying this one rule."""
+        from search.match.edges import MEAN
+        from search.match.edgeset import weights_for
+
+        names = [v.name for v in info.vectors]
+        unknown = sorted(set(self.thresholds) - {*names, MEAN})
+        if unknown:
+            raise UsageError(
+                f"no score {unknown} to threshold; collection {info.name!r} gives "
+                f"{', '.join([*names, MEAN])}"
+            )
+        primary = MEAN if MEAN in self.thresholds else next(iter(self.thresholds))
+        rule = Rule(
+            "flags",
+            dict(self.thresholds),
+            primary,
+            min2=self.min2,
+            groups=self.groups,
+            group_cap=self.group_cap,
+            inb=self.inb,
+        )
+        encoders = list(info.meta.get("encoders") or [])
+        return Matcher(encoders, names, weights_for(names), [rule], rule.name, self.k)
+
+
+def match_dataset(
+    cfg: AppConfig,
+    dataset_path: str,
+    *,
+    matcher_path: str | Path | None = None,
+    flags: RuleFlags | None = None,
+    rule_name: str | None = None,
+    fmt: str | None = None,
+    collection: str | None = None,
+    out: str | Path | None = None,
+    progress: ProgressFactory | None = None,
+) -> MatchResult:
+    """Match a dataset with a saved matcher (or a rule from flags); write the outputs.
+
+    The dataset's collection is used as indexed (indexed first if missing)."""
+    from retrieval.data import open_dataset
+    from search.collection import ensure_collection
+    from search.indexing import connect
+
+    if matcher_path is None and (flags is None or not flags.thresholds):
+        raise UsageError(
+            "give --matcher FILE (written by `search eval` on a labelled catalogue) "
+            "or a rule: --threshold NAME=VALUE (repeat per score)"
+        )
+    matcher = Matcher.load(matcher_path) if matcher_path is not None else None
+    dataset = open_dataset(dataset_path, format=fmt)
+    products = list(dataset.products())
+    if not products:
+        raise UsageError(f"dataset {dataset_path} has no products")
+    if matcher is not None and collection is not None:
+        index = connect(cfg)
+        try:
+            info = index.info(collection)
+        finally:
+            index.close()
+        if info is not None:
+            matcher.check(info, matcher.chosen(rule_name))
+    if matcher is not None:
+        cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=list(matcher.encoders)))
+    coll = ensure_collection(cfg, dataset, dataset_path, products, fmt, collection, None, progress)
+    folder = Path(out) if out is not None else Path("runs") / f"{coll.name}-match"
+    index = connect(cfg)
+    try:
+        info = index.info(coll.name)
+        assert info is not None
+        if matcher is None:
+            assert flags is not None
+            matcher = flags.matcher(info)
+        rule = matcher.chosen(rule_name)
+        result = run_match(index, coll.name, dataset, matcher, rule, folder, progress)
+    finally:
+        index.close()
+    result.notes += coll.notes
+    return result

@@ -94,7 +94,9 @@ class Matcher:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UsageError(f"{p} is not a matcher file (written by `search eval`)")
         if data.get("version") != VERSION:
-            raise UsageError(f"{p}: matcher version {data.get('version')}, this tool reads {VERSION}")
+            raise UsageError(
+                f"{p}: matcher version {data.get('version')}, this tool reads {VERSION}"
+            )
         try:
             pair = data.get("pair")
             return cls(

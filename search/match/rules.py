@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.errors import UsageError
-from search.match.edges import Edges
+from search.match.edges import Edges, nearest_mask
 from search.match.groups import GROUPINGS, apply_groups
 
 Sets = dict[int, set[int]]
@@ -85,24 +85,21 @@ def kept_edges(edges: Edges, rule: Rule) -> np.ndarray:
     return keep
 
 
-def nearest_mask(edges: Edges, score: str, keep: np.ndarray, floor: float) -> np.ndarray:
-    """Each source's best edge by ``score`` where the source kept none and it reaches ``floor``."""
-    s = edges.sims[score]
-    order = np.lexsort((-s, edges.src))
-    first = order[np.r_[True, edges.src[order][1:] != edges.src[order][:-1]]]
-    has = np.zeros(int(edges.src.max()) + 1, dtype=bool)
-    has[edges.src[keep]] = True
-    pick = first[(~has[edges.src[first]]) & (s[first] >= floor)]
-    out = np.zeros(len(edges), dtype=bool)
-    out[pick] = True
-    return out
-
-
 def decide(edges: Edges, rule: Rule, n: int) -> Sets:
     """Each source row's matched rows (itself not included) under ``rule``."""
     keep = kept_edges(edges, rule)
     if rule.groups != "none":
-        return apply_groups(edges, keep, rule, n)
+        t = rule.group_threshold
+        return apply_groups(
+            edges,
+            keep,
+            n,
+            mode=rule.groups,
+            score=rule.primary,
+            cap=rule.group_cap,
+            threshold=t if t is not None else rule.thresholds[rule.primary],
+            min2=rule.min2,
+        )
     out: Sets = {}
     for i, j in zip(edges.src[keep].tolist(), edges.dst[keep].tolist()):
         out.setdefault(i, set()).add(j)

@@ -86,8 +86,8 @@ def tune_all(
     for tpl in templates:
         if tpl.inb and tpl.inb_threshold is None:  # blend the matches of the rule it extends
             src = tuned.get(tpl.name.split("+", 1)[1])
-            t = src.thresholds[MEAN] if src and MEAN in src.thresholds else 0.8
-            tpl = replace(tpl, inb_threshold=t)
+            if src is not None:
+                tpl = replace(tpl, inb_threshold=src.thresholds[src.primary])
         rule = tune_rule(valid.edges_for(tpl, progress), tpl, valid.n, vt)
         tuned[rule.name] = rule
         v = score_rule(valid.edges_for(rule), rule, valid.n, vt)

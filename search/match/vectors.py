@@ -86,8 +86,13 @@ def fetch_vectors(
         for pid, point in zip(chunk, pids):
             if point not in got:
                 raise UsageError(
-                    f"listing {pid!r} has no stored vector in collection {collection!r}; "
+                    f"listing {pid!r} is not in collection {collection!r}; "
                     "run `search index` on this dataset first"
+                )
+            if not any(got[point].get(n) is not None for n in names):
+                raise UsageError(
+                    f"listing {pid!r} has no stored vector ({', '.join(names)}) in collection "
+                    f"{collection!r}: no title or readable image to encode; fix or drop it"
                 )
             raw.append(got[point])
         if progress:
