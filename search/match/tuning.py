@@ -32,6 +32,7 @@ from search.match.tune import score_rule, tune_rule
 log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 PAIR_FILE = "matcher.pair.txt"
+MARGIN = 0.005  # F1 on valid a more complex rule must gain to be preferred
 
 
 @dataclass
@@ -136,8 +137,11 @@ def best_matcher(
     pair: PairModel | None,
     info: dict,
 ) -> Matcher:
-    """The matcher of every tuned rule, applying the one best on valid."""
-    best = max(scores, key=lambda s: s.valid.f1)
+    """The matcher of every tuned rule, applying the one best on valid; a rule with more
+    switches must beat a simpler one (listed earlier) by ``MARGIN`` to be chosen, so a
+    small valid split does not pick a complicated rule for noise."""
+    top = max(s.valid.f1 for s in scores)
+    best = next(s for s in scores if s.valid.f1 >= top - MARGIN)
     return Matcher(
         encoders=encoders,
         vectors=list(es.weights),
