@@ -234,17 +234,19 @@ class RuleFlags:
 
     def matcher(self, info: CollectionInfo) -> Matcher:
         """A matcher over every vector of the collection, applying this one rule."""
-        from search.match.edges import MEAN
+        from search.match.edges import CSLS, MEAN
         from search.match.edgeset import weights_for
 
         names = [v.name for v in info.vectors]
-        unknown = sorted(set(self.thresholds) - {*names, MEAN})
+        known = [*names, MEAN]
+        unknown = sorted(set(self.thresholds) - {*known, *(CSLS + n for n in known)})
         if unknown:
             raise UsageError(
                 f"no score {unknown} to threshold; collection {info.name!r} gives "
-                f"{', '.join([*names, MEAN])}"
+                f"{', '.join(known)} (and each with the prefix {CSLS})"
             )
-        primary = MEAN if MEAN in self.thresholds else next(iter(self.thresholds))
+        primary = next((s for s in (MEAN, CSLS + MEAN) if s in self.thresholds), None)
+        primary = primary or next(iter(self.thresholds))
         rule = Rule(
             "flags",
             dict(self.thresholds),

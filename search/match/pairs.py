@@ -26,7 +26,7 @@ from rerank.pair_features import pair_features
 from retrieval.atomic import write_text
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
-from search.match.edges import MEAN, Edges, ranks, reverse_index
+from search.match.edges import CSLS, MEAN, Edges, ranks, reverse_index, top_stats
 
 log = logging.getLogger(__name__)
 PAIR = "pair"
@@ -82,37 +82,18 @@ def shared_neighbours(edges: Edges, n: int, k: int) -> np.ndarray:
     return np.divide(common, union, out=np.zeros(len(edges)), where=union > 0)
 
 
-def vector_columns(edges: Edges, names: Sequence[str], n: int, k: int) -> list[np.ndarray]:
-    """Cosines, their local scaling (CSLS: 2 cos - both sides' top-k means) and, per
-    vector, the rank of each end in the other's candidates."""
+def vector_columns(edges: Edges, names: Sequence[str], n: int) -> list[np.ndarray]:
+    """Cosines, their local scaling (``CSLS``) and, per vector, the rank of each end in
+    the other's candidates."""
     rev = reverse_index(edges, n)
     sims, csls, both = [], [], []
     for name in [*names, MEAN]:
-        s = edges.sims[name].astype(np.float64)
-        m, _, _ = top_stats(edges.src, s, n, k)
-        sims.append(s)
-        csls.append(2 * s - m[edges.src] - m[edges.dst])
+        sims.append(edges.sims[name].astype(np.float64))
+        csls.append(edges.sims[CSLS + name].astype(np.float64))
         if name != MEAN:
-            r = ranks(edges.src, s).astype(np.float64)
+            r = ranks(edges.src, edges.sims[name]).astype(np.float64)
             both += [r, np.where(rev >= 0, r[np.maximum(rev, 0)], np.nan)]
     return sims + csls + both
-
-
-def top_stats(src: np.ndarray, score: np.ndarray, n: int, k: int) -> tuple[np.ndarray, ...]:
-    """Per row: mean and std of its ``k`` best edge scores, and its best score."""
-    order = np.lexsort((-score, src))
-    s, v = src[order], score[order]
-    rank = ranks(src, score)[order]
-    top = rank <= k
-    cnt = np.bincount(s[top], minlength=n).astype(np.float64)
-    tot = np.bincount(s[top], weights=v[top], minlength=n)
-    sq = np.bincount(s[top], weights=v[top] ** 2, minlength=n)
-    mean = np.divide(tot, cnt, out=np.full(n, np.nan), where=cnt > 0)
-    var = np.divide(sq, cnt, out=np.full(n, np.nan), where=cnt > 0) - mean**2
-    best = np.full(n, np.nan)
-    first = rank == 1
-    best[s[first]] = v[first]
-    return mean, np.sqrt(np.clip(var, 0, None)), best
 
 
 def edge_features(
@@ -120,7 +101,7 @@ def edge_features(
 ) -> np.ndarray:
     """The feature matrix of every edge, in ``columns(names)`` order."""
     n = len(products)
-    cols = vector_columns(edges, names, n, 2 * k)
+    cols = vector_columns(edges, names, n)
     cols.append(shared_neighbours(edges, n, 2 * k))
     mean = edges.sims[MEAN].astype(np.float64)
     m, sd, best = top_stats(edges.src, mean, n, k)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retrieval.metrics import MatchScores
-from search.match.edges import MEAN
+from search.match.edges import CSLS, MEAN
 from search.match.edgeset import EdgeSet
 from search.match.matcher import Matcher, PairModel
 from search.match.pairs import (
@@ -46,18 +46,23 @@ class RuleScore:
 
 
 def stage1_rules(names: Sequence[str], inb: int = 1) -> list[Rule]:
-    """The stage-1 rule templates over the named vectors (thresholds are tuned)."""
-    rules = [Rule(n, {n: 0.5}, n) for n in names]
-    both = {**{n: 0.5 for n in names}, MEAN: 0.5}
+    """The stage-1 rule templates over the named vectors (thresholds are tuned), simple
+    ones first: each cosine, their mean, min2, the union, groups, INB, local scaling."""
+    scores = [*names, MEAN] if len(names) > 1 else list(names)
+    top = scores[-1]  # the mean when there are several vectors
+    rules = [Rule(n, {n: 0.5}, n) for n in scores]
+    rules.append(Rule(f"{top}+min2", {top: 0.5}, top, min2=0.0))
     if len(names) > 1:
-        rules += [Rule("mean", {MEAN: 0.5}, MEAN), Rule("mean+min2", {MEAN: 0.5}, MEAN, min2=0.0)]
-        rules += [Rule("union", dict(both), MEAN), Rule("union+min2", dict(both), MEAN, min2=0.0)]
-    else:
-        rules += [Rule(f"{names[0]}+min2", {names[0]: 0.5}, names[0], min2=0.0)]
+        union = dict.fromkeys(scores, 0.5)
+        rules += [Rule("union", dict(union), MEAN), Rule("union+min2", union, MEAN, min2=0.0)]
     last = rules[-1]
     rules.append(replace(last, name=f"{last.name}+components", groups="components"))
     if inb:
         rules.append(replace(last, name=f"inb{inb}+{last.name}", inb=inb))
+    local = [CSLS + n for n in scores]
+    rules += [Rule(n, {n: 0.0}, n) for n in local]
+    if len(names) > 1:
+        rules.append(Rule("csls-union+min2", dict.fromkeys(local, 0.0), local[-1], min2=-1.0))
     return rules
 
 
