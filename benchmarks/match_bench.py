@@ -28,7 +28,7 @@ from search.indexing import connect, index_dataset
 from search.match.catalogue import tune_catalogue
 from search.match.job import run_match
 
-WDC = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "wdc-products"
+WDC = Path("../shared/data/wdc-products")  # relative to the repository root
 log = logging.getLogger("match_bench")
 
 

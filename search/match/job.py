@@ -13,9 +13,6 @@ their scores and the rule part that admitted them).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,18 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.atomic import write_text
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import CollectionInfo, VectorIndex
 from retrieval.metrics import MatchScores, match_scores
 from retrieval.types import Product
 from search.config import AppConfig
-from search.match.edges import Edges
 from search.match.edgeset import EdgeSet
 from search.match.matcher import Matcher
+from search.match.output import explain, write_matches
 from search.match.pairs import load_model
-from search.match.rules import Rule, Sets, kept_edges
+from search.match.rules import Rule
 from search.match.vectors import build_store, fetch_vectors
 
 log = logging.getLogger(__name__)
@@ -135,53 +131,6 @@ def add_pair_scores(es: EdgeSet, matcher: Matcher, progress: ProgressFactory | N
     es.add_pair(booster, es.features(matcher.pair.neighbours))
     if tick:
         tick(1)
-
-
-def explain(edges: Edges, rule: Rule, sets: Sets, n: int) -> dict[tuple[int, int], dict]:
-    """Why each matched pair is there: the first thresholded score it reaches, else
-    ``min2`` (kept as the nearest) or ``group`` (joined by group consistency)."""
-    keys = edges.keys(n)
-    order = np.argsort(keys)
-    kept = kept_edges(edges, rule)
-    out: dict[tuple[int, int], dict] = {}
-    for i, js in sets.items():
-        for j in js:
-            pos = int(np.searchsorted(keys[order], i * n + j)) if len(keys) else 0
-            e = int(order[pos]) if pos < len(keys) and keys[order][pos] == i * n + j else -1
-            if e < 0:
-                out[(i, j)] = {"rule": "group", "score": None}
-                continue
-            why = next(
-                (s for s, t in rule.thresholds.items() if edges.sims[s][e] >= t),
-                "min2" if kept[e] else "group",
-            )
-            out[(i, j)] = {
-                "rule": why,
-                "score": round(float(edges.sims[rule.primary][e]), 6),
-                "scores": {s: round(float(v[e]), 6) for s, v in edges.sims.items()},
-            }
-    return out
-
-
-def write_matches(
-    es: EdgeSet, sets: Sets, why: dict[tuple[int, int], dict], out: Path, self_match: bool
-) -> tuple[Path, Path]:
-    """``matches.csv`` and ``matches.jsonl``, both written atomically."""
-    rows = io.StringIO()
-    writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow(["posting_id", "matches"])
-    lines = []
-    for i in es.queries.tolist():
-        pid = es.products[i].id
-        js = sorted(sets.get(i, ()), key=lambda j: (-(why[(i, j)]["score"] or 0.0), j))
-        ids = [es.products[j].id for j in js]
-        writer.writerow([pid, " ".join(([pid] if self_match else []) + ids)])
-        matches = [{"id": es.products[j].id, **why[(i, j)]} for j in js]
-        lines.append(json.dumps({"id": pid, "matches": matches}))
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = write_text(out / "matches.csv", rows.getvalue())
-    jsonl_path = write_text(out / "matches.jsonl", "\n".join(lines) + ("\n" if lines else ""))
-    return csv_path, jsonl_path
 
 
 def run_match(
