@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rerank.pair_features import pair_features
+from rerank.pair_features import FEATURES, pair_features
 from retrieval.atomic import write_text
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
@@ -31,21 +31,8 @@ from search.match.edges import CSLS, MEAN, Edges, ranks, reverse_index, top_stat
 log = logging.getLogger(__name__)
 PAIR = "pair"
 NEIGHBOURS = 5  # top-k of each side's neighbourhood statistics
-TITLE_FEATURES = (
-    "title_jaccard",
-    "char3_jaccard",
-    "num_unit_shared",
-    "num_unit_conflict",
-    "number_shared",
-    "number_conflict",
-    "model_shared",
-    "model_conflict",
-    "model_substring",
-    "phash_hamming",
-    "len_ratio",
-    "same_brand",
-    "price_ratio",
-)
+# what a pair's titles, prices and hashes tell (the stage-1 columns are this module's own)
+TITLE_FEATURES = tuple(f for f in FEATURES if not f.startswith("stage1_"))
 NEIGHBOUR_FEATURES = (
     "shared_neighbours",
     "src_top_mean",
