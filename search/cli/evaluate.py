@@ -136,7 +136,7 @@ def print_stages(metrics: dict[str, float], settings: dict[str, Any]) -> None:
             continue
         table.add_row(name, *("–" if v is None else f"{v:.4f}" for v in (a, b)[: len(cols) - 1]))
     out.print(table)
-    rules = sorted(k.split("/")[1] for k in metrics if k.startswith("match/") and k.endswith("/f1"))
+    rules = [k.split("/")[1] for k in metrics if k.startswith("match/") and k.endswith("/f1")]
     if rules:
         ruled = Table(
             title=f"match rules: F1 on {settings['tune_split']} (tuning) and {settings['split']}"

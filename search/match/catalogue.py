@@ -25,6 +25,7 @@ from search.match.tuning import (
     RuleScore,
     best_matcher,
     fit_pair,
+    largest_group,
     pair_rules,
     stage1_rules,
     tune_all,
@@ -101,11 +102,14 @@ def tune_catalogue(
         es.search(progress)
         sets[name] = es
     test, valid = sets[split], sets[tune_split]
-    scores = tune_all(stage1_rules(list(vectors), inb), valid, test, "stage1", progress)
+    # a predicted group may be as large as the largest labelled one (tuning splits only)
+    labelled = [p for p in dataset.products() if p.fields.get("split") in ("train", tune_split)]
+    cap = largest_group(labelled)
+    scores = tune_all(stage1_rules(list(vectors), inb, cap), valid, test, "stage1", progress)
     pair_model = None
     if pair:
         pair_model = fit_pair(sets["train"], valid, test, out, progress=progress)
-        scores += tune_all(pair_rules(), valid, test, "stage2", progress)
+        scores += tune_all(pair_rules(cap), valid, test, "stage2", progress)
     info: dict[str, Any] = {
         "dataset": dataset.name,
         "collection": collection,

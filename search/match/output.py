@@ -21,27 +21,36 @@ from search.match.rules import Rule, Sets, kept_edges
 
 def explain(edges: Edges, rule: Rule, sets: Sets, n: int) -> dict[tuple[int, int], dict]:
     """Why each matched pair is there: the first thresholded score it reaches, else
-    ``min2`` (kept as the nearest) or ``group`` (joined by group consistency)."""
+    ``min2`` (kept as the nearest) or ``group`` (joined by group consistency); with the
+    rule's primary score and every score the rule reads."""
+    pairs = [(i, j) for i, js in sets.items() for j in js]
+    if not pairs:
+        return {}
+    i, j = np.array(pairs, dtype=np.int64).T
     keys = edges.keys(n)
     order = np.argsort(keys)
+    want = i * n + j
+    pos = np.minimum(np.searchsorted(keys[order], want), max(len(keys) - 1, 0))
+    found = keys[order][pos] == want if len(keys) else np.zeros(len(want), dtype=bool)
+    e = np.where(found, order[pos], -1)
     kept = kept_edges(edges, rule)
+    why = np.where(found & kept[np.maximum(e, 0)], "min2", "group").astype(object)
+    for name in reversed(list(rule.thresholds)):  # the first listed score wins
+        hit = found & (edges.sims[name][np.maximum(e, 0)] >= rule.thresholds[name])
+        why[hit] = name
+    scores = {
+        s: np.round(edges.sims[s][np.maximum(e, 0)].astype(np.float64), 6) for s in rule.scores
+    }
     out: dict[tuple[int, int], dict] = {}
-    for i, js in sets.items():
-        for j in js:
-            pos = int(np.searchsorted(keys[order], i * n + j)) if len(keys) else 0
-            e = int(order[pos]) if pos < len(keys) and keys[order][pos] == i * n + j else -1
-            if e < 0:
-                out[(i, j)] = {"rule": "group", "score": None}
-                continue
-            why = next(
-                (s for s, t in rule.thresholds.items() if edges.sims[s][e] >= t),
-                "min2" if kept[e] else "group",
-            )
-            out[(i, j)] = {
-                "rule": why,
-                "score": round(float(edges.sims[rule.primary][e]), 6),
-                "scores": {s: round(float(v[e]), 6) for s, v in edges.sims.items()},
-            }
+    for k, pair in enumerate(pairs):
+        if not found[k]:
+            out[pair] = {"rule": "group", "score": None}
+            continue
+        out[pair] = {
+            "rule": why[k],
+            "score": float(scores[rule.primary][k]),
+            "scores": {s: float(v[k]) for s, v in scores.items()},
+        }
     return out
 
 

@@ -80,7 +80,7 @@ def tune_rule(edges: Edges, rule: Rule, n: int, targets: Targets, passes: int = 
         rule, _ = _best(edges, rule, n, targets, "min2", lower or grids[rule.primary])
     if groups != "none":
         rule = replace(rule, groups=groups)
-        if groups in ("components", "agglomerative"):
+        if groups in ("components", "agglomerative") and not rule.group_cap:
             rule, _ = _best(edges, rule, n, targets, "group_cap", CAPS)
         if groups == "agglomerative":
             rule, _ = _best(edges, rule, n, targets, "group_threshold", grids[rule.primary])

@@ -10,11 +10,13 @@ pair model, its probability under the same rules.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retrieval.metrics import MatchScores
+from retrieval.types import Product
 from search.match.edges import CSLS, MEAN
 from search.match.edgeset import EdgeSet
 from search.match.matcher import Matcher, PairModel
@@ -45,7 +47,7 @@ class RuleScore:
     test: MatchScores
 
 
-def stage1_rules(names: Sequence[str], inb: int = 1) -> list[Rule]:
+def stage1_rules(names: Sequence[str], inb: int = 1, cap: int = 0) -> list[Rule]:
     """The stage-1 rule templates over the named vectors (thresholds are tuned), simple
     ones first: each cosine, their mean, min2, the union, groups, INB, local scaling."""
     scores = [*names, MEAN] if len(names) > 1 else list(names)
@@ -56,7 +58,7 @@ def stage1_rules(names: Sequence[str], inb: int = 1) -> list[Rule]:
         union = dict.fromkeys(scores, 0.5)
         rules += [Rule("union", dict(union), MEAN), Rule("union+min2", union, MEAN, min2=0.0)]
     last = rules[-1]
-    rules.append(replace(last, name=f"{last.name}+components", groups="components"))
+    rules.append(replace(last, name=f"{last.name}+components", groups="components", group_cap=cap))
     if inb:
         rules.append(replace(last, name=f"inb{inb}+{last.name}", inb=inb))
     local = [CSLS + n for n in scores]
@@ -66,15 +68,21 @@ def stage1_rules(names: Sequence[str], inb: int = 1) -> list[Rule]:
     return rules
 
 
-def pair_rules() -> list[Rule]:
+def pair_rules(cap: int = 0) -> list[Rule]:
     """The rule templates over the pair model's probability."""
-    base = Rule("pair", {PAIR: 0.5}, PAIR)
+    base = Rule("pair", {PAIR: 0.5}, PAIR, group_cap=cap)
     return [
         base,
         replace(base, name="pair+min2", min2=0.0),
         replace(base, name="pair+min2+components", min2=0.0, groups="components"),
         replace(base, name="pair+min2+agglomerative", min2=0.0, groups="agglomerative"),
     ]
+
+
+def largest_group(products: Sequence[Product]) -> int:
+    """The size of the largest labelled group: the cap of a predicted group."""
+    sizes = Counter(p.group for p in products if p.group is not None)
+    return max(sizes.values(), default=0)
 
 
 def tune_all(

@@ -24,6 +24,7 @@ from retrieval.index.base import VectorIndex, point_id
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
+CHUNK = 16384  # pairs scored at once
 
 
 @dataclass
@@ -46,14 +47,18 @@ class StoredVectors:
         return len(self.ids)
 
     def pair_sims(self, name: str, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Cosine of the named vector for every pair (src[e], dst[e]); 0 where one lacks it."""
-        if name in self.dense:
-            mat = self.dense[name]
-            out = np.einsum("ij,ij->i", mat[src], mat[dst])
-        else:
-            mat = self.sparse[name]
-            out = np.asarray(mat[src].multiply(mat[dst]).sum(axis=1)).ravel()
-        return np.clip(out, -1.0, 1.0).astype(np.float32)
+        """Cosine of the named vector for every pair (src[e], dst[e]); 0 where one lacks it.
+        Pairs go in chunks, so the gathered rows stay small."""
+        out = np.empty(len(src), dtype=np.float32)
+        for a in range(0, len(src), CHUNK):
+            s, d = src[a : a + CHUNK], dst[a : a + CHUNK]
+            if name in self.dense:
+                mat = self.dense[name]
+                out[a : a + CHUNK] = np.einsum("ij,ij->i", mat[s], mat[d])
+            else:
+                mat = self.sparse[name]
+                out[a : a + CHUNK] = np.asarray(mat[s].multiply(mat[d]).sum(axis=1)).ravel()
+        return np.clip(out, -1.0, 1.0)
 
     def subset(self, rows: np.ndarray) -> StoredVectors:
         """The listings at ``rows``, in that order."""
