@@ -12,8 +12,14 @@ from rich.table import Table
 
 from search.cli.common import (
     Collection,
+    Encoders,
     Format,
+    Fusion,
+    Hybrid,
+    RerankerSpec,
     StoreFlags,
+    Vector,
+    comma_list,
     err,
     handle_errors,
     out,
@@ -31,23 +37,12 @@ def eval_cmd(
     dataset: Annotated[
         str, typer.Argument(help="Dataset path (Shopee, query-gallery, catalogue).")
     ],
-    encoder: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--encoder", "-e", help="KIND[:MODEL][,k=v...]; repeat (default: the collection's)."
-        ),
-    ] = None,
-    vector: Annotated[
-        str | None, typer.Option("--vector", help="Stage-1 vector or 'hybrid' (default hybrid).")
-    ] = None,
-    hybrid: Annotated[
-        str | None, typer.Option("--hybrid", help="Comma-separated vectors fused by hybrid.")
-    ] = None,
-    fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or dbsf.")] = None,
+    encoder: Encoders = None,
+    vector: Vector = None,
+    hybrid: Hybrid = None,
+    fusion: Fusion = None,
     k: Annotated[int | None, typer.Option("--k", help="Stage-1 candidates (default 100).")] = None,
-    reranker: Annotated[
-        str | None, typer.Option("--reranker", help="Stage 2: KIND[:MODEL][,k=v...] or none.")
-    ] = None,
+    reranker: RerankerSpec = None,
     n: Annotated[int | None, typer.Option("--n", help="Kept after stage 2 (default 10).")] = None,
     blend: Annotated[
         float | None, typer.Option("--blend", help="Stage-1 score weight in stage 2 (0-1).")
@@ -57,7 +52,7 @@ def eval_cmd(
         str | None, typer.Option("--tune-split", help="Split the threshold is tuned on (valid).")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Queries per pipeline batch (128).")
+        int | None, typer.Option("--batch-size", help="Queries per pipeline batch (256).")
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default runs/<collection>-<time>).")
@@ -82,17 +77,13 @@ def eval_cmd(
         stage1={
             "encoders": encoder or None,
             "vector": vector,
-            "hybrid": hybrid.split(",") if hybrid else None,
+            "hybrid": comma_list(hybrid),
             "fusion": fusion,
             "k": k,
+            "batch_size": batch_size,
         },
         stage2={"reranker": reranker, "n": n, "blend": blend},
-        eval={
-            "split": split,
-            "tune_split": tune_split,
-            "batch_size": batch_size,
-            "match_pair": match_pair,
-        },
+        eval={"split": split, "tune_split": tune_split, "match_pair": match_pair},
     )
     with progress_bars() as progress:
         result = evaluate_dataset(
@@ -124,7 +115,7 @@ def print_stages(metrics: dict[str, float], settings: dict[str, Any]) -> None:
     )
     # without a reranker stage 2 is stage 1 passed through: show stage 1 alone, unless a
     # catalogue's pair model gave the match sets a stage 2 of their own
-    two = rerank != "none" or "stage2/f1" in metrics and settings.get("matcher")
+    two = rerank != "none" or "stage2/f1" in metrics and bool(settings.get("matcher"))
     cols = ("metric", "stage 1", "stage 2") if two else ("metric", "stage 1")
     for col in cols:
         table.add_column(col, justify="left" if col == "metric" else "right")
@@ -132,23 +123,26 @@ def print_stages(metrics: dict[str, float], settings: dict[str, Any]) -> None:
     for key in ("f1", "f1_nearest", "latency_p50_ms", "qps"):
         rows.append((key, metrics.get(f"stage1/{key}"), metrics.get(f"stage2/{key}")))
     for name, a, b in rows:
-        if a is None and b is None:
-            continue
-        table.add_row(name, *("–" if v is None else f"{v:.4f}" for v in (a, b)[: len(cols) - 1]))
+        if a is not None or b is not None:
+            cells = (a, b)[: len(cols) - 1]
+            table.add_row(name, *("–" if v is None else f"{v:.4f}" for v in cells))
     out.print(table)
-    rules = [k.split("/")[1] for k in metrics if k.startswith("match/") and k.endswith("/f1")]
-    if rules:
-        ruled = Table(
-            title=f"match rules: F1 on {settings['tune_split']} (tuning) and {settings['split']}"
-        )
-        for col in ("rule", settings["tune_split"], settings["split"]):
-            ruled.add_column(col, justify="left" if col == "rule" else "right")
-        for r in rules:
-            ruled.add_row(
-                r, f"{metrics[f'match/{r}/valid_f1']:.4f}", f"{metrics[f'match/{r}/f1']:.4f}"
-            )
-        out.print(ruled)
+    print_rules(metrics, settings)
     out.print(
         f"{int(metrics['queries/evaluated'])} of {int(metrics['queries/total'])} queries scored; "
         f"stage-2 ceiling (stage-1 recall@{settings['k']}): {metrics['stage2/recall_ceiling']:.4f}"
     )
+
+
+def print_rules(metrics: dict[str, float], settings: dict[str, Any]) -> None:
+    """A catalogue's match rules with their F1 on the tuning and the scored split."""
+    rules = [k.split("/")[1] for k in metrics if k.startswith("match/") and k.endswith("/f1")]
+    if not rules:
+        return
+    tune, split = settings["tune_split"], settings["split"]
+    table = Table(title=f"match rules: F1 on {tune} (tuning) and {split}")
+    for col in ("rule", tune, split):
+        table.add_column(col, justify="left" if col == "rule" else "right")
+    for r in rules:
+        table.add_row(r, f"{metrics[f'match/{r}/valid_f1']:.4f}", f"{metrics[f'match/{r}/f1']:.4f}")
+    out.print(table)

@@ -54,56 +54,69 @@ def _order(name: str) -> tuple[int, int]:
 def render_report(result: EvalResult, scored: Scored) -> str:
     """The whole ``report.md``."""
     s, m = result.settings, result.metrics
-    k = s["k"]
     parts = [f"# Evaluation: {s['dataset']} · split {s['split']}", ""]
     keys = ("dataset_path", "collection", "encoders", "vector", "fusion", "k", "n", "reranker")
     parts.append(table(["setting", "value"], [(key, _text(s[key])) for key in keys if key in s]))
     reranked = s["reranker"] != "none"
     stage2 = s["reranker"] if reranked else "none (stage 1 alone)"
     parts += ["", f"Stage 2: **{stage2}**.", "", "## Ranking, stage by stage", ""]
-    if reranked:
-        rows = [
-            (name, a, b, None if a is None or b is None else b - a)
-            for name, a, b in ranking_rows(m)
-        ]
-        parts.append(table(["metric", "stage 1", "stage 2", "change"], rows))
-        parts += [
-            "",
-            f"Stage 2 reranks the stage-1 top {k}: it cannot pass the stage-1 recall@{k} = "
-            f"**{fmt(m.get('stage2/recall_ceiling'))}** (its ceiling).",
-        ]
-    else:
-        parts.append(table(["metric", "stage 1"], [(n, a) for n, a, _ in ranking_rows(m)]))
-    parts += ["", f"Averages over {int(m['queries/evaluated'])} queries.", "", "## Match sets", ""]
-    if scored.catalogue is not None:
-        parts += _rule_rows(scored.catalogue, s)
-    else:
-        parts += _threshold_rows(scored, s)
-    parts += ["", "## Latency and throughput", ""]
-    parts.append(_latency(m, s))
-    parts += ["", "## Queries and items", ""]
-    counts = [
-        (key, int(v))
-        for key, v in m.items()
-        if key.split("/")[0] in ("queries", "skipped", "items")
-    ]
-    parts.append(table(["count", "value"], counts))
-    parts += [""] + [f"- {note}" for note in result.notes]
-    for reason, ids in scored.skipped.items():
-        if ids:
-            more = f" … and {len(ids) - 20} more" if len(ids) > 20 else ""
-            parts.append(f"- skipped ({reason}): {', '.join(ids[:20])}{more}")
+    parts += _ranking(m, s["k"], reranked)
+    matches = _rule_rows(scored.catalogue, s) if scored.catalogue else _match_sets(scored, s)
+    parts += ["", "## Match sets", ""] + matches
+    parts += ["", "## Latency and throughput", "", _latency(m, s)]
+    parts += ["", "## Queries and items", ""] + _counts(result, scored)
     parts += ["", "## Plots", "", "![recall@k per stage](recall_at_k.png)", ""]
     if scored.matches:
         parts += ["![F1 against threshold](f1_threshold.png)", ""]
     return "\n".join(parts)
 
 
-def _threshold_rows(scored: Scored, s: dict[str, Any]) -> list[str]:
-    """The match table of a query/gallery set: a threshold on each stage's score."""
+def _ranking(m: dict[str, float], k: int, reranked: bool) -> list[str]:
+    """Ranking metrics: both stages with a reranker, stage 1 alone without one."""
+    averages = f"Averages over {int(m['queries/evaluated'])} queries."
+    if not reranked:
+        return [table(["metric", "stage 1"], [(n, a) for n, a, _ in ranking_rows(m)]), "", averages]
+    rows = [
+        (name, a, b, None if a is None or b is None else b - a) for name, a, b in ranking_rows(m)
+    ]
+    return [
+        table(["metric", "stage 1", "stage 2", "change"], rows),
+        "",
+        f"Stage 2 reranks the stage-1 top {k}: it cannot pass the stage-1 recall@{k} = "
+        f"**{fmt(m.get('stage2/recall_ceiling'))}** (its ceiling). {averages}",
+    ]
+
+
+def _rule_rows(cat: Any, s: dict[str, Any]) -> list[str]:
+    """The match table of a catalogue: every rule of the tuned matcher on valid and test."""
+    intro = (
+        "Each split matched within itself on calibrated scores (cosines of the stored "
+        "vectors, their mean, local scaling, the pair model's probability); every rule tuned "
+        f"on **{s['tune_split']}**, scored on **{s['split']}**; every posting matches itself "
+        f"(Shopee F1). Matcher: `{cat.path}`, applying **{cat.matcher.rule}**."
+    )
+    rows = [
+        (
+            r.stage.replace("stage", "stage "),
+            r.rule.name,
+            r.valid.f1,
+            r.test.f1,
+            r.test.precision,
+            r.test.recall,
+            ", ".join(f"{k} {v:.3f}" for k, v in r.rule.thresholds.items())
+            + (f"; min2 {r.rule.min2:.3f}" if r.rule.min2 is not None else ""),
+        )
+        for r in cat.rules
+    ]
+    headers = ["stage", "rule", f"F1 {s['tune_split']}", f"F1 {s['split']}", "precision"]
+    return [intro, "", table([*headers, "recall", "thresholds"], rows)]
+
+
+def _match_sets(scored: Scored, s: dict[str, Any]) -> list[str]:
     intro = (
         f"Threshold swept on **{s['tune_split']}**, applied to **{s['split']}**; "
-        "*+nearest* always keeps the best candidate."
+        "*+nearest* always keeps the best candidate. "
+        + ("Every posting matches itself (Shopee F1)." if s.get("self_match") else "")
     )
     rows = [
         (
@@ -122,30 +135,20 @@ def _threshold_rows(scored: Scored, s: dict[str, Any]) -> list[str]:
     return [intro, "", table([*headers, f"F1 on {s['tune_split']}"], rows)]
 
 
-def _rule_rows(cat: Any, s: dict[str, Any]) -> list[str]:
-    """The match table of a catalogue: every rule of the tuned matcher on valid and test."""
-    intro = (
-        f"Each split matched within itself on calibrated scores (cosines of the stored "
-        f"vectors, their mean, the pair model's probability); every rule tuned on "
-        f"**{s['tune_split']}**, scored on **{s['split']}**; every posting matches itself "
-        f"(Shopee F1). Matcher: `{cat.path}`, applying **{cat.matcher.rule}** (best on "
-        f"{s['tune_split']})."
-    )
-    rows = [
-        (
-            r.stage.replace("stage", "stage "),
-            r.rule.name,
-            r.valid.f1,
-            r.test.f1,
-            r.test.precision,
-            r.test.recall,
-            ", ".join(f"{k} {v:.3f}" for k, v in r.rule.thresholds.items())
-            + (f"; min2 {r.rule.min2:.3f}" if r.rule.min2 is not None else ""),
-        )
-        for r in cat.rules
+def _counts(result: EvalResult, scored: Scored) -> list[str]:
+    m = result.metrics
+    counts = [
+        (key, int(v))
+        for key, v in m.items()
+        if key.split("/")[0] in ("queries", "skipped", "items")
     ]
-    headers = ["stage", "rule", f"F1 {s['tune_split']}", f"F1 {s['split']}", "precision"]
-    return [intro, "", table([*headers, "recall", "thresholds"], rows)]
+    parts = [table(["count", "value"], counts), ""]
+    parts += [f"- {note}" for note in result.notes]
+    for reason, ids in scored.skipped.items():
+        if ids:
+            more = f" … and {len(ids) - 20} more" if len(ids) > 20 else ""
+            parts.append(f"- skipped ({reason}): {', '.join(ids[:20])}{more}")
+    return parts
 
 
 def _latency(m: dict[str, float], s: dict[str, Any]) -> str:

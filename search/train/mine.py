@@ -11,12 +11,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
-from retrieval.retriever import Retriever, default_vector
+from retrieval.retriever import Retriever
+from retrieval.types import Hit, Query
+from search.collection import ensure_collection
 from search.config import AppConfig
+from search.indexing import connect
+from search.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -51,8 +56,6 @@ def mine(
 ) -> MineReport:
     """Mine hard negatives for one split's labelled queries and write them as JSONL."""
     from retrieval.data import open_dataset
-    from search.collection import ensure_collection
-    from search.indexing import connect
     from training.mining import mine_negatives, parse_range, write_jsonl
 
     start = time.perf_counter()
@@ -69,26 +72,7 @@ def mine(
     choice = ensure_collection(
         cfg, dataset, dataset_path, products, fmt, collection, encoders, progress
     )
-    index = connect(cfg)
-    try:
-        retriever = Retriever.for_collection(index, choice.name)
-        vector = default_vector(retriever.vector_names(), cfg.stage1.vector)
-        flt = dataset.search_filter(split)
-        tick = progress(f"stage 1 · {split}", len(queries)) if progress else None
-        hits = retriever.search(
-            [q.product for q in queries],
-            using=vector,
-            k=hi,
-            hybrid=cfg.stage1.hybrid,
-            fusion=cfg.stage1.fusion,
-            filters=[flt] * len(queries) if flt else None,
-            exclude_self=dataset.self_match,
-            batch_size=cfg.stage1.batch_size,
-            payload=["id", "title", "group"],
-            progress=tick,
-        )
-    finally:
-        index.close()
+    vector, hits = _stage1(cfg, dataset, choice.name, split, queries, hi, progress)
     by_id = {p.id: p for p in products}
     if not dataset.self_match:
         # query/gallery sets: positives are gallery items; queries are not in `products`
@@ -105,3 +89,23 @@ def mine(
         sum(len(r["neg"]) for r in rows),
         time.perf_counter() - start,
     )
+
+
+def _stage1(
+    cfg: AppConfig,
+    dataset: Dataset,
+    collection: str,
+    split: str | None,
+    queries: list[Query],
+    k: int,
+    progress: ProgressFactory | None,
+) -> tuple[str, list[list[Hit]]]:
+    """The vector searched and each query's top ``k`` (within the split, self excluded)."""
+    index = connect(cfg)
+    try:
+        pipe = Pipeline(Retriever.for_collection(index, collection), None, replace(cfg.stage1, k=k))
+        products = [q.product for q in queries]
+        run = pipe.run_split(dataset, split, products, progress, f"stage 1 · {split}")
+    finally:
+        index.close()
+    return pipe.vector, [r.hits for r in run.results]
