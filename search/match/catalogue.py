@@ -24,6 +24,7 @@ from search.match.matcher import Matcher
 from search.match.tuning import (
     RuleScore,
     best_matcher,
+    choose,
     fit_pair,
     largest_group,
     pair_rules,
@@ -46,9 +47,9 @@ class CatalogueScores:
     predictions: dict[str, list[str]] = field(default_factory=dict)
 
     def best(self, stage: str) -> RuleScore | None:
-        """The rule of a stage that did best on valid."""
+        """The rule of a stage chosen on valid (as the matcher chooses)."""
         rows = [r for r in self.rules if r.stage == stage]
-        return max(rows, key=lambda r: r.valid.f1) if rows else None
+        return choose(rows) if rows else None
 
     def metrics(self) -> dict[str, float]:
         """``match/<rule>/{f1,valid_f1,precision,recall}`` and each stage's chosen rule as

@@ -143,6 +143,12 @@ def fit_pair(
     return PairModel(PAIR_FILE, cols, neighbours)
 
 
+def choose(scores: Sequence[RuleScore]) -> RuleScore:
+    """The first rule (simplest first) within ``MARGIN`` of the best F1 on valid."""
+    top = max(s.valid.f1 for s in scores)
+    return next(s for s in scores if s.valid.f1 >= top - MARGIN)
+
+
 def best_matcher(
     scores: Sequence[RuleScore],
     encoders: list[str],
@@ -153,8 +159,7 @@ def best_matcher(
     """The matcher of every tuned rule, applying the one best on valid; a rule with more
     switches must beat a simpler one (listed earlier) by ``MARGIN`` to be chosen, so a
     small valid split does not pick a complicated rule for noise."""
-    top = max(s.valid.f1 for s in scores)
-    best = next(s for s in scores if s.valid.f1 >= top - MARGIN)
+    best = choose(scores)
     return Matcher(
         encoders=encoders,
         vectors=list(es.weights),
