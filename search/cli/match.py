@@ -72,6 +72,14 @@ def match_cmd(
     group_cap: Annotated[int, typer.Option("--group-cap", help="Largest group (0: no cap).")] = 0,
     inb: Annotated[int, typer.Option("--inb", help="Rounds of neighbourhood blending (0-3).")] = 0,
     k: Annotated[int, typer.Option("--k", help="Candidates per listing and vector.")] = 20,
+    encoder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encoder",
+            "-e",
+            help="Without --matcher, to index a dataset not indexed yet (default: text, sparse).",
+        ),
+    ] = None,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", help="Output folder (default runs/<collection>-match)."),
@@ -89,9 +97,9 @@ def match_cmd(
         if not 0 <= inb <= 3 or k < 1:
             raise UsageError("--inb must be 0 to 3 and --k at least 1")
         flags = RuleFlags(parse_thresholds(threshold), min2, groups, group_cap, inb, k)
-    elif threshold:
-        raise UsageError("give --matcher or --threshold, not both")
-    cfg = store.load()
+    elif threshold or encoder:
+        raise UsageError("a matcher names its rule and encoders: drop --threshold / --encoder")
+    cfg = store.load(stage1={"encoders": encoder or None})
     with progress_bars() as progress:
         result = match_dataset(
             cfg,

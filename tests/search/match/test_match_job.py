@@ -92,3 +92,23 @@ def test_cli_needs_a_rule_and_refuses_a_matcher_of_other_encoders(indexed, tmp_p
         app, ["match", str(indexed), *home, "--matcher", str(tmp_path / "bad.json")]
     )
     assert res.exit_code == 2 and "not a matcher file" in res.output
+
+
+def test_an_unlabelled_shopee_test_csv_is_matched(tmp_path):
+    folder = tmp_path / "kaggle"
+    folder.mkdir()
+    rows = ["posting_id,image,image_phash,title"]
+    for i, title in enumerate(["nike air zoom 42", "air zoom nike 42 new", "canon eos 90d body"]):
+        rows.append(f"t{i},t{i}.jpg,,{title}")
+    (folder / "test.csv").write_text("\n".join(rows) + "\n")
+    home = ["--data-dir", str(tmp_path / "home"), "-e", "sparse"]
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app, ["match", str(folder / "test.csv"), *home, "-t", "sparse=0.5", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    got = {
+        r["posting_id"]: r["matches"].split() for r in csv.DictReader((out / "matches.csv").open())
+    }
+    assert got == {"t0": ["t0", "t1"], "t1": ["t1", "t0"], "t2": ["t2"]}
+    assert "F1" not in res.output  # nothing labelled to score
