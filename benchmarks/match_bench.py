@@ -113,6 +113,9 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=Path(".bench-home"))
     ap.add_argument("--wdc", type=Path, default=WDC / "catalog.jsonl")
     ap.add_argument("--synth", type=int, default=0, help="also a synthetic catalogue of N")
+    ap.add_argument(
+        "--synth-dir", type=Path, help="use this synthetic Shopee folder (collection: its name)"
+    )
     ap.add_argument("--no-pair", action="store_true", help="stage 1 rules only")
     ap.add_argument("--skip-wdc", action="store_true")
     args = ap.parse_args()
@@ -120,7 +123,9 @@ def main() -> None:
     cfg = load_config(None, store={"data_dir": args.home}, stage1={"encoders": ["text", "sparse"]})
     results = {"cores": os.cpu_count(), "load_avg_start": os.getloadavg()}
     jobs = [] if args.skip_wdc else [("wdc", str(args.wdc))]
-    if args.synth:
+    if args.synth_dir:
+        jobs.append((args.synth_dir.name, str(args.synth_dir)))
+    elif args.synth:
         jobs.append((f"synth{args.synth}", str(synth(args.home, args.synth))))
     for name, path in jobs:
         results[name] = bench(cfg, path, name, args.home / "runs" / name, not args.no_pair)
