@@ -30,7 +30,8 @@ lint: install
 	$(BIN)/lint-imports --no-cache
 
 # The main job on the embedded default: synthesise, index, train the pair-gbdt
-# reranker, evaluate both stages, print the table and the report path.
+# reranker, evaluate both stages (tuning the matcher), print the table and the report
+# path, then match the whole catalogue with that matcher and print where matches.csv is.
 DEMO := $(SEARCH_HOME)/demo
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/search data synth $(DEMO)/synth --groups 200 --seed 0
@@ -43,6 +44,8 @@ demo: install
 		--reranker pair-gbdt:$(DEMO)/pair-gbdt.txt --k 50 --n 5
 	HF_HUB_OFFLINE=1 $(BIN)/search eval $(DEMO)/synth --collection demo --k 50 \
 		--reranker pair-gbdt:$(DEMO)/pair-gbdt.txt --out $(DEMO)/eval
+	HF_HUB_OFFLINE=1 $(BIN)/search match $(DEMO)/synth --collection demo \
+		--matcher $(DEMO)/eval/matcher.json --out $(DEMO)/match
 
 bench: install
 	$(BIN)/python benchmarks/index_bench.py

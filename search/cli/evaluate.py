@@ -69,6 +69,13 @@ def eval_cmd(
         Path | None, typer.Option("--out", help="Run folder (default runs/<collection>-<time>).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json.")] = False,
+    match_pair: Annotated[
+        bool | None,
+        typer.Option(
+            "--match-pair/--no-match-pair",
+            help="Catalogues: train a pair model on the train split's candidate edges.",
+        ),
+    ] = None,
     collection: Collection = None,
     fmt: Format = None,
     *,
@@ -87,7 +94,7 @@ def eval_cmd(
             "batch_size": batch_size,
         },
         stage2={"reranker": reranker, "n": n, "blend": blend},
-        eval={"split": split, "tune_split": tune_split},
+        eval={"split": split, "tune_split": tune_split, "match_pair": match_pair},
     )
     with progress_bars() as progress:
         result = evaluate_dataset(
@@ -117,15 +124,36 @@ def print_stages(metrics: dict[str, float], settings: dict[str, Any]) -> None:
         title=f"{settings['collection']} · {settings['vector']} · k={settings['k']} → "
         f"{rerank} · n={settings['n']} · {settings['split']}"
     )
-    for col in ("metric", "stage 1", "stage 2"):
+    # without a reranker stage 2 is stage 1 passed through: show stage 1 alone, unless a
+    # catalogue's pair model gave the match sets a stage 2 of their own
+    two = rerank != "none" or "stage2/f1" in metrics and bool(settings.get("matcher"))
+    cols = ("metric", "stage 1", "stage 2") if two else ("metric", "stage 1")
+    for col in cols:
         table.add_column(col, justify="left" if col == "metric" else "right")
     rows = [(name, a, b) for name, a, b in ranking_rows(metrics)]
     for key in ("f1", "f1_nearest", "latency_p50_ms", "qps"):
         rows.append((key, metrics.get(f"stage1/{key}"), metrics.get(f"stage2/{key}")))
     for name, a, b in rows:
-        table.add_row(name, *("–" if v is None else f"{v:.4f}" for v in (a, b)))
+        if a is not None or b is not None:
+            cells = (a, b)[: len(cols) - 1]
+            table.add_row(name, *("–" if v is None else f"{v:.4f}" for v in cells))
     out.print(table)
+    print_rules(metrics, settings)
     out.print(
         f"{int(metrics['queries/evaluated'])} of {int(metrics['queries/total'])} queries scored; "
         f"stage-2 ceiling (stage-1 recall@{settings['k']}): {metrics['stage2/recall_ceiling']:.4f}"
     )
+
+
+def print_rules(metrics: dict[str, float], settings: dict[str, Any]) -> None:
+    """A catalogue's match rules with their F1 on the tuning and the scored split."""
+    rules = [k.split("/")[1] for k in metrics if k.startswith("match/") and k.endswith("/f1")]
+    if not rules:
+        return
+    tune, split = settings["tune_split"], settings["split"]
+    table = Table(title=f"match rules: F1 on {tune} (tuning) and {split}")
+    for col in ("rule", tune, split):
+        table.add_column(col, justify="left" if col == "rule" else "right")
+    for r in rules:
+        table.add_row(r, f"{metrics[f'match/{r}/valid_f1']:.4f}", f"{metrics[f'match/{r}/f1']:.4f}")
+    out.print(table)

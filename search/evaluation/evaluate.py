@@ -119,6 +119,8 @@ def evaluate_dataset(
         tune = None
         if opened.tune:
             tune = run_split(pipe, opened.dataset, ev.tune_split, opened.tune, progress)
+        folder = Path(out or ev.out or default_out(opened.collection.name))
+        cat = _tune_matcher(cfg, index, opened, retriever, folder, progress) if tune else None
     finally:
         index.close()
     notes = opened.notes
@@ -133,11 +135,45 @@ def evaluate_dataset(
         test, tune, gallery, dataset.self_match, ev, opened.collection.items, reranked=bool(spec)
     )
     notes += scored.notes
+    if cat is not None:
+        scored.use_catalogue(cat)
+        notes.append(f"matcher tuned on {ev.tune_split!r}: {cat.path} (rule {cat.matcher.rule})")
     settings = _settings(cfg, dataset_path, dataset, pipe, tune is not None)
-    folder = Path(out or ev.out or default_out(opened.collection.name))
+    settings["matcher"] = str(cat.path) if cat is not None else None
     result = EvalResult(folder, scored.metrics, settings, notes)
     write_outputs(result, scored, is_shopee=dataset.format == "shopee")
     return result
+
+
+def _tune_matcher(
+    cfg: AppConfig,
+    index: Any,
+    opened: _Opened,
+    retriever: Retriever,
+    folder: Path,
+    progress: ProgressFactory | None,
+) -> Any:
+    """On a catalogue: the matcher tuned on the tuning split (``search.match.catalogue``);
+    None for a query/gallery set."""
+    if not opened.dataset.self_match:
+        return None
+    from search.match.catalogue import tune_catalogue
+
+    ev = cfg.eval
+    return tune_catalogue(
+        index,
+        opened.dataset,
+        opened.collection.name,
+        retriever.encoder_specs,
+        retriever.vector_names(),
+        folder,
+        split=ev.split,
+        tune_split=ev.tune_split,
+        k=ev.match_k,
+        inb=ev.match_inb,
+        pair=ev.match_pair,
+        progress=progress,
+    )
 
 
 def _open(

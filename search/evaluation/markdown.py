@@ -57,18 +57,25 @@ def render_report(result: EvalResult, scored: Scored) -> str:
     parts = [f"# Evaluation: {s['dataset']} · split {s['split']}", ""]
     keys = ("dataset_path", "collection", "encoders", "vector", "fusion", "k", "n", "reranker")
     parts.append(table(["setting", "value"], [(key, _text(s[key])) for key in keys if key in s]))
-    stage2 = "none: the stage-1 top n passed through" if s["reranker"] == "none" else s["reranker"]
+    reranked = s["reranker"] != "none"
+    stage2 = s["reranker"] if reranked else "none (stage 1 alone)"
     parts += ["", f"Stage 2: **{stage2}**.", "", "## Ranking, stage by stage", ""]
-    parts += _ranking(m, s["k"])
-    parts += ["", "## Match sets", ""] + _match_sets(scored, s)
+    parts += _ranking(m, s["k"], reranked)
+    matches = _rule_rows(scored.catalogue, s) if scored.catalogue else _match_sets(scored, s)
+    parts += ["", "## Match sets", ""] + matches
     parts += ["", "## Latency and throughput", "", _latency(m, s)]
     parts += ["", "## Queries and items", ""] + _counts(result, scored)
     parts += ["", "## Plots", "", "![recall@k per stage](recall_at_k.png)", ""]
-    parts += ["![F1 against threshold](f1_threshold.png)", ""]
+    if scored.matches:
+        parts += ["![F1 against threshold](f1_threshold.png)", ""]
     return "\n".join(parts)
 
 
-def _ranking(m: dict[str, float], k: int) -> list[str]:
+def _ranking(m: dict[str, float], k: int, reranked: bool) -> list[str]:
+    """Ranking metrics: both stages with a reranker, stage 1 alone without one."""
+    averages = f"Averages over {int(m['queries/evaluated'])} queries."
+    if not reranked:
+        return [table(["metric", "stage 1"], [(n, a) for n, a, _ in ranking_rows(m)]), "", averages]
     rows = [
         (name, a, b, None if a is None or b is None else b - a) for name, a, b in ranking_rows(m)
     ]
@@ -76,9 +83,33 @@ def _ranking(m: dict[str, float], k: int) -> list[str]:
         table(["metric", "stage 1", "stage 2", "change"], rows),
         "",
         f"Stage 2 reranks the stage-1 top {k}: it cannot pass the stage-1 recall@{k} = "
-        f"**{fmt(m.get('stage2/recall_ceiling'))}** (its ceiling). Averages over "
-        f"{int(m['queries/evaluated'])} queries.",
+        f"**{fmt(m.get('stage2/recall_ceiling'))}** (its ceiling). {averages}",
     ]
+
+
+def _rule_rows(cat: Any, s: dict[str, Any]) -> list[str]:
+    """The match table of a catalogue: every rule of the tuned matcher on valid and test."""
+    intro = (
+        "Each split matched within itself on calibrated scores (cosines of the stored "
+        "vectors, their mean, local scaling, the pair model's probability); every rule tuned "
+        f"on **{s['tune_split']}**, scored on **{s['split']}**; every posting matches itself "
+        f"(Shopee F1). Matcher: `{cat.path}`, applying **{cat.matcher.rule}**."
+    )
+    rows = [
+        (
+            r.stage.replace("stage", "stage "),
+            r.rule.name,
+            r.valid.f1,
+            r.test.f1,
+            r.test.precision,
+            r.test.recall,
+            ", ".join(f"{k} {v:.3f}" for k, v in r.rule.thresholds.items())
+            + (f"; min2 {r.rule.min2:.3f}" if r.rule.min2 is not None else ""),
+        )
+        for r in cat.rules
+    ]
+    headers = ["stage", "rule", f"F1 {s['tune_split']}", f"F1 {s['split']}", "precision"]
+    return [intro, "", table([*headers, "recall", "thresholds"], rows)]
 
 
 def _match_sets(scored: Scored, s: dict[str, Any]) -> list[str]:
@@ -98,6 +129,7 @@ def _match_sets(scored: Scored, s: dict[str, Any]) -> list[str]:
             float(o.tune.f1.max()),
         )
         for o in scored.matches
+        if o.stage == "stage1" or s["reranker"] != "none"
     ]
     headers = ["stage", "rule", "threshold", "F1", "precision", "recall"]
     return [intro, "", table([*headers, f"F1 on {s['tune_split']}"], rows)]

@@ -88,7 +88,8 @@ def write_outputs(result: EvalResult, scored: Scored, *, is_shopee: bool) -> lis
     write_json(out / "settings.json", settings)
     paths.append(out / "settings.json")
     paths.append(plot_recall_at_k(scored, out / "recall_at_k.png"))
-    paths.append(plot_f1_threshold(scored, result.settings, out / "f1_threshold.png"))
+    if scored.matches:  # a catalogue's rules have no single threshold curve
+        paths.append(plot_f1_threshold(scored, result.settings, out / "f1_threshold.png"))
     if is_shopee:
         paths.append(write_submission(scored.predictions, out / "submission.csv"))
     write_text(out / "report.md", render_report(result, scored))

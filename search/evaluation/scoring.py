@@ -69,6 +69,21 @@ class Scored:
     predictions: dict[str, list[str]]
     skipped: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    catalogue: Any = None  # search.match.catalogue.CatalogueScores on a catalogue
+
+    def use_catalogue(self, cat: Any) -> None:
+        """On a catalogue the match sets come from the tuned matcher (calibrated scores),
+        not from a threshold on the ranking score: its rules replace the match keys."""
+        self.catalogue = cat
+        self.matches = []
+        self.metrics = {
+            k: v
+            for k, v in self.metrics.items()
+            if k.partition("/")[0] not in STAGES
+            or k.partition("/")[2].split("_")[0] not in ("f1", "threshold", "tune", "match")
+        }
+        self.metrics.update(cat.metrics())
+        self.predictions = cat.predictions
 
 
 @dataclass

@@ -1,0 +1,138 @@
+"""Catalogue matching, measured: F1 of every rule and listings matched per second.
+
+For each catalogue (wdc-products by default; add ``--synth N`` for a synthetic Shopee
+catalogue of N listings): index it once (text + sparse) unless its collection exists,
+tune the matcher on valid exactly as ``search eval --match-pair`` does (F1 of every rule
+on valid and test, stage 1 alone and with the pair model), then time the whole
+``search match`` job on the entire catalogue with the stage-1 rule and with the pair
+rule. Writes ``match_bench.json`` and prints a Markdown table.
+
+    python benchmarks/match_bench.py --home /tmp/bench-home --synth 34250
+
+Measured, not asserted; the machine may be shared: say so with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import time
+from pathlib import Path
+
+from retrieval.atomic import write_json
+from retrieval.data import open_dataset
+from search.config import load_config
+from search.indexing import connect, index_dataset
+from search.match.catalogue import tune_catalogue
+from search.match.job import run_match
+
+WDC = Path("../shared/data/wdc-products")  # relative to the repository root
+log = logging.getLogger("match_bench")
+
+
+def synth(root: Path, listings: int) -> Path:
+    """A synthetic Shopee catalogue truncated to exactly ``listings`` rows."""
+    from retrieval.data.synth import synthesize
+
+    folder = root / f"synth{listings}"
+    if not (folder / "train.csv").exists():
+        synthesize(folder, groups=listings // 3 + 10, seed=0, image_size=32)
+        rows = list(csv.reader((folder / "train.csv").open()))
+        with (folder / "train.csv").open("w", newline="") as fh:
+            csv.writer(fh).writerows(rows[: listings + 1])
+    return folder
+
+
+def bench(cfg, path: str, collection: str, out: Path, pair: bool) -> dict:
+    """Tune on valid, score on test, then time the whole-catalogue match job."""
+    dataset = open_dataset(path)
+    index = connect(cfg)
+    if index.info(collection) is None:
+        index.close()
+        t = time.perf_counter()
+        index_dataset(cfg, path, collection=collection)
+        log.info("%s indexed in %.0fs", collection, time.perf_counter() - t)
+        index = connect(cfg)
+    try:
+        info = index.info(collection)
+        names = [v.name for v in info.vectors]
+        t = time.perf_counter()
+        cat = tune_catalogue(
+            index, dataset, collection, info.meta["encoders"], names, out, pair=pair
+        )
+        tune_s = time.perf_counter() - t
+        runs = {}
+        for stage in ("stage1", "stage2") if pair else ("stage1",):
+            rule = cat.best(stage).rule
+            res = run_match(index, collection, dataset, cat.matcher, rule, out / stage)
+            runs[stage] = {
+                "rule": rule.name,
+                "listings": res.listings,
+                "seconds": round(res.seconds, 2),
+                "listings_per_s": round(res.rate, 1),
+                "whole_catalogue_f1": round(res.scores.f1, 4) if res.scores else None,
+            }
+            log.info("%s %s: %s", collection, stage, runs[stage])
+    finally:
+        index.close()
+    return {
+        "collection": collection,
+        "tune_seconds": round(tune_s, 1),
+        "chosen": {s: cat.best(s).rule.name for s in ("stage1", "stage2") if cat.best(s)},
+        "rules": [
+            {
+                "rule": r.rule.name,
+                "stage": r.stage,
+                "valid_f1": round(r.valid.f1, 4),
+                "test_f1": round(r.test.f1, 4),
+                "test_precision": round(r.test.precision, 4),
+                "test_recall": round(r.test.recall, 4),
+            }
+            for r in cat.rules
+        ],
+        "match_job": runs,
+    }
+
+
+def table(result: dict) -> str:
+    lines = ["| rule | stage | F1 valid | F1 test |", "| --- | --- | ---: | ---: |"]
+    for r in result["rules"]:
+        lines.append(f"| {r['rule']} | {r['stage']} | {r['valid_f1']:.4f} | {r['test_f1']:.4f} |")
+    for stage, run in result["match_job"].items():
+        lines.append(
+            f"\nwhole-catalogue `search match`, {stage} ({run['rule']}): {run['listings']} "
+            f"listings in {run['seconds']}s = {run['listings_per_s']} listings/s"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--home", type=Path, default=Path(".bench-home"))
+    ap.add_argument("--wdc", type=Path, default=WDC / "catalog.jsonl")
+    ap.add_argument("--synth", type=int, default=0, help="also a synthetic catalogue of N")
+    ap.add_argument(
+        "--synth-dir", type=Path, help="use this synthetic Shopee folder (collection: its name)"
+    )
+    ap.add_argument("--no-pair", action="store_true", help="stage 1 rules only")
+    ap.add_argument("--skip-wdc", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = load_config(None, store={"data_dir": args.home}, stage1={"encoders": ["text", "sparse"]})
+    results = {"cores": os.cpu_count(), "load_avg_start": os.getloadavg()}
+    jobs = [] if args.skip_wdc else [("wdc", str(args.wdc))]
+    if args.synth_dir:
+        jobs.append((args.synth_dir.name, str(args.synth_dir)))
+    elif args.synth:
+        jobs.append((f"synth{args.synth}", str(synth(args.home, args.synth))))
+    for name, path in jobs:
+        results[name] = bench(cfg, path, name, args.home / "runs" / name, not args.no_pair)
+        print(f"\n## {name}\n\n{table(results[name])}\n", flush=True)
+    results["load_avg_end"] = os.getloadavg()
+    write_json(args.home / "match_bench.json", results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""``search match``: a thin command over ``search.match.job.match_dataset``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retrieval.errors import UsageError
+from search.cli.common import (
+    Collection,
+    Format,
+    StoreFlags,
+    err,
+    handle_errors,
+    out,
+    progress_bars,
+    store_options,
+)
+
+app = typer.Typer()
+
+
+def parse_thresholds(items: list[str] | None) -> dict[str, float]:
+    """``["text=0.8", "mean=0.7"]`` -> ``{"text": 0.8, "mean": 0.7}``."""
+    out_: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            out_[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise UsageError(f"bad --threshold {item!r}: expected NAME=VALUE, e.g. mean=0.7")
+    return out_
+
+
+@app.command("match")
+@handle_errors
+@store_options()
+def match_cmd(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="Shopee folder/zip or test.csv, catalogue file, or query/gallery folder."
+        ),
+    ],
+    matcher: Annotated[
+        Path | None,
+        typer.Option("--matcher", "-m", help="Matcher file written by `search eval`."),
+    ] = None,
+    rule: Annotated[
+        str | None, typer.Option("--rule", help="A rule of the matcher (default: its own).")
+    ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            "-t",
+            help="Without --matcher: NAME=VALUE per score (a vector or 'mean'); several: union.",
+        ),
+    ] = None,
+    min2: Annotated[
+        float | None,
+        typer.Option("--min2", help="Keep a lone listing's nearest unless under this score."),
+    ] = None,
+    groups: Annotated[
+        str,
+        typer.Option("--groups", help="none, mutual, symmetric, components or agglomerative."),
+    ] = "none",
+    group_cap: Annotated[int, typer.Option("--group-cap", help="Largest group (0: no cap).")] = 0,
+    inb: Annotated[int, typer.Option("--inb", help="Rounds of neighbourhood blending (0-3).")] = 0,
+    k: Annotated[int, typer.Option("--k", help="Candidates per listing and vector.")] = 20,
+    encoder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encoder",
+            "-e",
+            help="Without --matcher, to index a dataset not indexed yet (default: text, sparse).",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default runs/<collection>-match)."),
+    ] = None,
+    collection: Collection = None,
+    fmt: Format = None,
+    *,
+    store: StoreFlags,
+) -> None:
+    """Match every listing (Kaggle layout): writes matches.csv and matches.jsonl."""
+    from search.match.job import RuleFlags, match_dataset
+
+    flags = None
+    if matcher is None:
+        if not 0 <= inb <= 3 or k < 1:
+            raise UsageError("--inb must be 0 to 3 and --k at least 1")
+        flags = RuleFlags(parse_thresholds(threshold), min2, groups, group_cap, inb, k)
+    elif threshold or encoder:
+        raise UsageError("a matcher names its rule and encoders: drop --threshold / --encoder")
+    cfg = store.load(stage1={"encoders": encoder or None})
+    with progress_bars() as progress:
+        result = match_dataset(
+            cfg,
+            dataset,
+            matcher_path=matcher,
+            flags=flags,
+            rule_name=rule,
+            fmt=fmt,
+            collection=collection,
+            out=out_dir,
+            progress=progress,
+        )
+    for note in result.notes:
+        err.print(f"note: {note}", highlight=False)
+    line = (
+        f"{result.listings} listings, {result.pairs} matched pairs, rule {result.rule}, "
+        f"{result.seconds:.1f}s ({result.rate:.0f} listings/s)"
+    )
+    if result.scores is not None:
+        line += f"; Shopee F1 over the labelled listings {result.scores.f1:.4f}"
+    out.print(line, highlight=False)
+    out.print(f"matches: {result.csv}", highlight=False)
+    out.print(f"details: {result.jsonl}", highlight=False)

@@ -1,0 +1,128 @@
+"""``search eval`` on a catalogue: the matcher tuned on valid, every rule scored on valid
+and test, the matcher written to the run folder.
+
+Each split is matched within itself (a grouped listing against its split, self
+excluded from retrieval, counted in the F1 as Shopee counts it), with the same edge,
+rule and pair-model code ``search match`` runs. With ``pair`` the pair model is
+trained on the train split's edges (early stopping on valid) and its rules are stage 2.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retrieval.data.base import Dataset
+from retrieval.errors import UsageError
+from retrieval.index.base import VectorIndex
+from search.match.edgeset import EdgeSet, weights_for
+from search.match.job import self_edgeset
+from search.match.matcher import Matcher
+from search.match.tuning import (
+    RuleScore,
+    best_matcher,
+    choose,
+    fit_pair,
+    largest_group,
+    pair_rules,
+    stage1_rules,
+    tune_all,
+)
+
+log = logging.getLogger(__name__)
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+MATCHER_FILE = "matcher.json"
+
+
+@dataclass
+class CatalogueScores:
+    """Every tuned rule's scores, the matcher written, and the test split's predictions."""
+
+    rules: list[RuleScore]
+    matcher: Matcher
+    path: Path
+    predictions: dict[str, list[str]] = field(default_factory=dict)
+
+    def best(self, stage: str) -> RuleScore | None:
+        """The rule of a stage chosen on valid (as the matcher chooses)."""
+        rows = [r for r in self.rules if r.stage == stage]
+        return choose(rows) if rows else None
+
+    def metrics(self) -> dict[str, float]:
+        """``match/<rule>/{f1,valid_f1,precision,recall}`` and each stage's chosen rule as
+        ``stageN/f1`` (its test F1), ``stageN/match_precision`` / ``match_recall``."""
+        out: dict[str, float] = {}
+        for r in self.rules:
+            out[f"match/{r.rule.name}/f1"] = r.test.f1
+            out[f"match/{r.rule.name}/valid_f1"] = r.valid.f1
+            out[f"match/{r.rule.name}/precision"] = r.test.precision
+            out[f"match/{r.rule.name}/recall"] = r.test.recall
+        for stage in ("stage1", "stage2"):
+            best = self.best(stage)
+            if best is not None:
+                out[f"{stage}/f1"] = best.test.f1
+                out[f"{stage}/tune_f1"] = best.valid.f1
+                out[f"{stage}/match_precision"] = best.test.precision
+                out[f"{stage}/match_recall"] = best.test.recall
+        return out
+
+
+def tune_catalogue(
+    index: VectorIndex,
+    dataset: Dataset,
+    collection: str,
+    encoders: Sequence[str],
+    vectors: Sequence[str],
+    out: Path,
+    *,
+    split: str = "test",
+    tune_split: str = "valid",
+    k: int = 20,
+    inb: int = 1,
+    pair: bool = False,
+    progress: ProgressFactory | None = None,
+) -> CatalogueScores:
+    """Tune every rule on ``tune_split``, score it on ``split``, write ``matcher.json``."""
+    if not dataset.self_match:
+        raise UsageError(f"{dataset.name} is not a catalogue: nothing to self-match")
+    template = Matcher(list(encoders), list(vectors), weights_for(vectors), [], "", k)
+    splits = [split, tune_split] + (["train"] if pair else [])
+    sets: dict[str, EdgeSet] = {}
+    for name in splits:
+        rows = [q.product for q in dataset.queries(name)]
+        if not rows:
+            raise UsageError(
+                f"split {name!r} of {dataset.name} has no labelled listings: cannot tune a matcher"
+            )
+        es = self_edgeset(
+            index, collection, dataset.name, rows, template, filter_key="split", progress=progress
+        )
+        es.search(progress)
+        sets[name] = es
+    test, valid = sets[split], sets[tune_split]
+    # a predicted group may be as large as the largest labelled one (tuning splits only)
+    labelled = [p for p in dataset.products() if p.fields.get("split") in ("train", tune_split)]
+    cap = largest_group(labelled)
+    scores = tune_all(stage1_rules(list(vectors), inb, cap), valid, test, "stage1", progress)
+    pair_model = None
+    if pair:
+        pair_model = fit_pair(sets["train"], valid, test, out, progress=progress)
+        scores += tune_all(pair_rules(cap), valid, test, "stage2", progress)
+    info: dict[str, Any] = {
+        "dataset": dataset.name,
+        "collection": collection,
+        "tuned_on": tune_split,
+    }
+    matcher = best_matcher(scores, list(encoders), valid, pair_model, info)
+    matcher.base = out
+    path = matcher.save(out / MATCHER_FILE)
+    chosen = matcher.chosen()
+    sets_ = test.decide(chosen)
+    predictions = {
+        test.products[i].id: [test.products[j].id for j in sorted(sets_.get(int(i), ()))]
+        for i in test.queries
+    }
+    return CatalogueScores(scores, matcher, path, predictions)

@@ -1,0 +1,141 @@
+"""One set of listings matched together: stored vectors, candidate edges, the scores
+the rules read (stage 1, INB rounds, the pair model), and labels where there are any.
+
+``search match`` builds one over the whole catalogue; ``search eval`` one per split.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from retrieval.index.base import VectorIndex
+from retrieval.types import Product
+from search.match.blend import blend_rounds
+from search.match.edges import Edges, score_edges, search_candidates
+from search.match.pairs import PAIR, edge_features, pair_scores
+from search.match.rules import Rule, Sets, decide
+from search.match.vectors import StoredVectors
+
+log = logging.getLogger(__name__)
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+@dataclass
+class EdgeSet:
+    """Rows ``products`` (queries are ``queries``), their edges per INB round (0: none)."""
+
+    index: VectorIndex
+    collection: str
+    products: list[Product]
+    store: StoredVectors
+    queries: np.ndarray
+    weights: dict[str, float]
+    k: int
+    filters: list[dict[str, str] | None] | None = None
+    allowed: np.ndarray | None = None
+    rounds: dict[tuple[int, str, float], Edges] = field(default_factory=dict)
+    edges: Edges | None = None
+    batch_size: int = 256
+
+    @property
+    def n(self) -> int:
+        return len(self.products)
+
+    def targets(self) -> dict[int, set[int]]:
+        """Each grouped query row's group mates among the rows."""
+        members: dict[str, list[int]] = {}
+        for i, p in enumerate(self.products):
+            if p.group is not None:
+                members.setdefault(p.group, []).append(i)
+        return {
+            int(i): set(members[g]) - {int(i)}
+            for i in self.queries
+            if (g := self.products[i].group) is not None
+        }
+
+    def search(self, progress: ProgressFactory | None = None) -> Edges:
+        """Stage 1: candidates of every query row, scored by cosines and their mean."""
+        tick = progress("candidates", len(self.queries)) if progress else None
+        src, dst = search_candidates(
+            self.index,
+            self.collection,
+            self.store,
+            self.queries,
+            list(self.weights),
+            self.k,
+            allowed=self.allowed,
+            filters=self.filters,
+            batch_size=self.batch_size,
+            progress=tick,
+        )
+        self.edges = score_edges(self.store, src, dst, self.weights)
+        return self.edges
+
+    def blended(
+        self, rounds: int, score: str, threshold: float, progress: ProgressFactory | None = None
+    ) -> Edges:
+        """The edges after ``rounds`` rounds of neighbourhood blending (neighbours: edges
+        whose ``score`` reaches ``threshold``)."""
+        assert self.edges is not None, "search() first"
+        key = (rounds, score, round(threshold, 6))
+        if key not in self.rounds:
+            tick = progress(f"blending x{rounds}", len(self.queries) * rounds) if progress else None
+            _, self.rounds[key] = blend_rounds(
+                self.index,
+                self.collection,
+                self.store,
+                self.edges,
+                self.queries,
+                rounds=rounds,
+                score=score,
+                threshold=threshold,
+                weights=self.weights,
+                k=self.k,
+                filters=self.filters,
+                allowed=self.allowed,
+                batch_size=self.batch_size,
+                progress=tick,
+            )
+        return self.rounds[key]
+
+    def features(self, neighbours: int) -> np.ndarray:
+        """The pair model's feature matrix of the stage-1 edges."""
+        assert self.edges is not None, "search() first"
+        return edge_features(self.edges, self.products, list(self.weights), neighbours)
+
+    def add_pair(self, booster: Any, x: np.ndarray) -> None:
+        """Score the stage-1 edges with a pair model (the ``pair`` score)."""
+        assert self.edges is not None, "search() first"
+        self.edges.sims[PAIR] = pair_scores(booster, x, self.edges, self.n)
+
+    def edges_for(self, rule: Rule, progress: ProgressFactory | None = None) -> Edges:
+        """The edges a rule decides on: blended when it asks for INB rounds."""
+        assert self.edges is not None, "search() first"
+        if rule.inb:
+            t = rule.inb_threshold
+            t = t if t is not None else rule.thresholds[rule.primary]
+            return self.blended(rule.inb, rule.primary, t, progress)
+        return self.edges
+
+    def decide(self, rule: Rule, progress: ProgressFactory | None = None) -> Sets:
+        """Each query row's matched rows under the rule."""
+        return decide(self.edges_for(rule, progress), rule, self.n)
+
+
+def query_filters(products: Sequence[Product], rows: np.ndarray, key: str | None) -> Any:
+    """One payload filter per query row restricting candidates to its ``key`` value."""
+    if key is None:
+        return None
+    return [{key: str(products[i].fields.get(key))} for i in rows]
+
+
+def weights_for(names: Sequence[str], given: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Weights of the vectors in the mean: the given ones, else equal."""
+    if given:
+        return {n: float(given.get(n, 0.0)) for n in names}
+    return dict.fromkeys(names, 1.0)

@@ -1,0 +1,265 @@
+"""``search match DATASET``: every listing's matches, written as a Kaggle submission.
+
+A catalogue (Shopee folder or zip, ``test.csv`` included; a catalogue file) is matched
+against itself with the vectors stored at index time, fetched by point id (never
+encoded again). A query/gallery set encodes its queries and matches them to the
+gallery. The decision is a saved matcher's rule (or one given by flags).
+
+Outputs, each written whole at the end (a killed run leaves the old file, and a
+re-run writes the same one): ``matches.csv`` (``posting_id,matches``, the listing
+itself first, space-separated) and ``matches.jsonl`` (each listing's matches with
+their scores and the rule part that admitted them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.data.base import Dataset
+from retrieval.errors import UsageError
+from retrieval.index.base import CollectionInfo, VectorIndex
+from retrieval.metrics import MatchScores, match_scores
+from retrieval.types import Product
+from search.config import AppConfig
+from search.match.edgeset import EdgeSet
+from search.match.matcher import Matcher
+from search.match.output import explain, write_matches
+from search.match.pairs import load_model
+from search.match.rules import Rule
+from search.match.vectors import build_store, fetch_vectors
+
+log = logging.getLogger(__name__)
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+QUERY_PREFIX = "\x1fquery:"  # query rows' ids in a query/gallery store, apart from gallery ids
+
+
+@dataclass
+class MatchResult:
+    """What a match job wrote and how fast it ran."""
+
+    out: Path
+    listings: int
+    pairs: int
+    rule: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    scores: MatchScores | None = None  # Shopee F1 over the grouped listings, if labelled
+
+    @property
+    def csv(self) -> Path:
+        return self.out / "matches.csv"
+
+    @property
+    def jsonl(self) -> Path:
+        return self.out / "matches.jsonl"
+
+    @property
+    def rate(self) -> float:
+        return self.listings / self.seconds if self.seconds else 0.0
+
+
+def self_edgeset(
+    index: VectorIndex,
+    collection: str,
+    dataset: str,
+    products: list[Product],
+    matcher: Matcher,
+    *,
+    filter_key: str | None = None,
+    progress: ProgressFactory | None = None,
+) -> EdgeSet:
+    """Listings matched against each other, with their stored vectors."""
+    from search.match.edgeset import query_filters
+
+    tick = progress("fetching vectors", len(products)) if progress else None
+    store = fetch_vectors(
+        index, collection, dataset, [p.id for p in products], matcher.vectors, progress=tick
+    )
+    rows = np.arange(len(products))
+    flt = query_filters(products, rows, filter_key)
+    return EdgeSet(index, collection, products, store, rows, matcher.weights, matcher.k, flt)
+
+
+def query_edgeset(
+    index: VectorIndex,
+    collection: str,
+    dataset: Dataset,
+    matcher: Matcher,
+    progress: ProgressFactory | None = None,
+) -> EdgeSet:
+    """Queries (encoded now) matched to the gallery (stored vectors)."""
+    from retrieval.retriever import Retriever
+
+    gallery = list(dataset.products())
+    queries = [q.product for q in dataset.queries()]
+    tick = progress("fetching vectors", len(gallery)) if progress else None
+    g = fetch_vectors(
+        index, collection, dataset.name, [p.id for p in gallery], matcher.vectors, progress=tick
+    )
+    retriever = Retriever.for_collection(index, collection)
+    raw: list[dict[str, Any]] = []
+    tick = progress("encoding queries", len(queries)) if progress else None
+    for start in range(0, len(queries), 64):
+        batch = queries[start : start + 64]
+        enc = retriever.encode(batch, query=True)
+        for i in range(len(batch)):
+            raw.append({n: col[i] for n, col in enc.vectors.items() if col[i] is not None})
+        if tick:
+            tick(len(batch))
+    ids = g.ids + [QUERY_PREFIX + q.id for q in queries]
+    store = build_store(ids, g.raw + raw, matcher.vectors)
+    products = gallery + queries
+    allowed = np.r_[np.ones(len(gallery), bool), np.zeros(len(queries), bool)]
+    rows = np.arange(len(gallery), len(products))
+    return EdgeSet(
+        index, collection, products, store, rows, matcher.weights, matcher.k, None, allowed
+    )
+
+
+def add_pair_scores(es: EdgeSet, matcher: Matcher, progress: ProgressFactory | None) -> None:
+    """Score the edges with the matcher's pair model."""
+    assert matcher.pair is not None
+    booster = load_model(matcher.pair.path(matcher.base), matcher.pair.columns)
+    tick = progress("pair model", 1) if progress else None
+    es.add_pair(booster, es.features(matcher.pair.neighbours))
+    if tick:
+        tick(1)
+
+
+def run_match(
+    index: VectorIndex,
+    collection: str,
+    dataset: Dataset,
+    matcher: Matcher,
+    rule: Rule,
+    out: Path,
+    progress: ProgressFactory | None = None,
+) -> MatchResult:
+    """Match the dataset with an open index and write the outputs."""
+    start = time.perf_counter()
+    info = index.info(collection)
+    if info is None:
+        raise UsageError(f"no collection {collection!r}; run `search index` first")
+    matcher.check(info, rule)
+    if dataset.self_match:
+        products = list(dataset.products())
+        es = self_edgeset(index, collection, dataset.name, products, matcher, progress=progress)
+    else:
+        es = query_edgeset(index, collection, dataset, matcher, progress)
+    es.search(progress)
+    if "pair" in rule.scores:
+        add_pair_scores(es, matcher, progress)
+    edges = es.edges_for(rule, progress)
+    sets = es.decide(rule, progress)
+    why = explain(edges, rule, sets, es.n)
+    write_matches(es, sets, why, out, dataset.self_match)
+    queried = set(es.queries.tolist())
+    pairs = sum(len(v) for k, v in sets.items() if k in queried)
+    result = MatchResult(out, len(es.queries), pairs, rule.name, time.perf_counter() - start)
+    targets = es.targets() if dataset.self_match else {}
+    if targets:
+        predicted = {r: sets.get(r, set()) for r in targets}
+        result.scores = match_scores(predicted, targets, include_self=True)
+    return result
+
+
+@dataclass
+class RuleFlags:
+    """A rule given on the command line instead of a matcher file."""
+
+    thresholds: dict[str, float]
+    min2: float | None = None
+    groups: str = "none"
+    group_cap: int = 0
+    inb: int = 0
+    k: int = 20
+
+    def matcher(self, info: CollectionInfo) -> Matcher:
+        """A matcher over every vector of the collection, applying this one rule."""
+        from search.match.edges import CSLS, MEAN
+        from search.match.edgeset import weights_for
+
+        names = [v.name for v in info.vectors]
+        known = [*names, MEAN]
+        unknown = sorted(set(self.thresholds) - {*known, *(CSLS + n for n in known)})
+        if unknown:
+            raise UsageError(
+                f"no score {unknown} to threshold; collection {info.name!r} gives "
+                f"{', '.join(known)} (and each with the prefix {CSLS})"
+            )
+        primary = next((s for s in (MEAN, CSLS + MEAN) if s in self.thresholds), None)
+        primary = primary or next(iter(self.thresholds))
+        rule = Rule(
+            "flags",
+            dict(self.thresholds),
+            primary,
+            min2=self.min2,
+            groups=self.groups,
+            group_cap=self.group_cap,
+            inb=self.inb,
+        )
+        encoders = list(info.meta.get("encoders") or [])
+        return Matcher(encoders, names, weights_for(names), [rule], rule.name, self.k)
+
+
+def match_dataset(
+    cfg: AppConfig,
+    dataset_path: str,
+    *,
+    matcher_path: str | Path | None = None,
+    flags: RuleFlags | None = None,
+    rule_name: str | None = None,
+    fmt: str | None = None,
+    collection: str | None = None,
+    out: str | Path | None = None,
+    progress: ProgressFactory | None = None,
+) -> MatchResult:
+    """Match a dataset with a saved matcher (or a rule from flags); write the outputs.
+
+    The dataset's collection is used as indexed (indexed first if missing)."""
+    from retrieval.data import open_dataset
+    from search.collection import ensure_collection
+    from search.indexing import connect
+
+    if matcher_path is None and (flags is None or not flags.thresholds):
+        raise UsageError(
+            "give --matcher FILE (written by `search eval` on a labelled catalogue) "
+            "or a rule: --threshold NAME=VALUE (repeat per score)"
+        )
+    matcher = Matcher.load(matcher_path) if matcher_path is not None else None
+    dataset = open_dataset(dataset_path, format=fmt)
+    products = list(dataset.products())
+    if not products:
+        raise UsageError(f"dataset {dataset_path} has no products")
+    if matcher is not None and collection is not None:
+        index = connect(cfg)
+        try:
+            info = index.info(collection)
+        finally:
+            index.close()
+        if info is not None:
+            matcher.check(info, matcher.chosen(rule_name))
+    if matcher is not None:
+        cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=list(matcher.encoders)))
+    coll = ensure_collection(cfg, dataset, dataset_path, products, fmt, collection, None, progress)
+    folder = Path(out) if out is not None else Path("runs") / f"{coll.name}-match"
+    index = connect(cfg)
+    try:
+        info = index.info(coll.name)
+        assert info is not None
+        if matcher is None:
+            assert flags is not None
+            matcher = flags.matcher(info)
+        rule = matcher.chosen(rule_name)
+        result = run_match(index, coll.name, dataset, matcher, rule, folder, progress)
+    finally:
+        index.close()
+    result.notes += coll.notes
+    return result

@@ -1,0 +1,137 @@
+"""The saved matcher: which encoders, vectors, pair model and rules decide the matches.
+
+A JSON file (never a pickle), written whole or not at all by ``search eval`` (tuned on
+the valid split) or built from flags. It refuses, in one line, a collection built with
+other encoders or lacking a vector it reads, and a pair model file that is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retrieval.atomic import write_json
+from retrieval.errors import UsageError
+from retrieval.index.base import CollectionInfo
+from search.match.rules import Rule
+
+FORMAT = "product-search-matcher"
+VERSION = 1
+
+
+@dataclass
+class PairModel:
+    """A pair model on candidate edges: a LightGBM text file beside the matcher."""
+
+    model: str  # path relative to the matcher file (or absolute)
+    columns: list[str]
+    neighbours: int = 5
+
+    def path(self, base: Path) -> Path:
+        p = Path(self.model)
+        return p if p.is_absolute() else base / p
+
+
+@dataclass
+class Matcher:
+    """Encoders, vectors and their weights in the mean, candidate depth, and rules."""
+
+    encoders: list[str]
+    vectors: list[str]
+    weights: dict[str, float]
+    rules: list[Rule]
+    rule: str  # the rule `search match` applies
+    k: int = 20
+    pair: PairModel | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    base: Path = field(default=Path("."), compare=False)
+
+    def chosen(self, name: str | None = None) -> Rule:
+        """The named rule (default: the matcher's own)."""
+        want = name or self.rule
+        for r in self.rules:
+            if r.name == want:
+                return r
+        known = ", ".join(r.name for r in self.rules)
+        raise UsageError(f"the matcher has no rule {want!r}; it has: {known}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "encoders": self.encoders,
+            "vectors": self.vectors,
+            "weights": self.weights,
+            "k": self.k,
+            "pair": None
+            if self.pair is None
+            else {
+                "model": self.pair.model,
+                "columns": self.pair.columns,
+                "neighbours": self.pair.neighbours,
+            },
+            "rule": self.rule,
+            "rules": [r.to_json() for r in self.rules],
+            "info": self.info,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the matcher as JSON, atomically."""
+        return write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Matcher:
+        """Read a matcher file; anything but this tool's matcher JSON is a one-line error."""
+        p = Path(path)
+        if not p.is_file():
+            raise UsageError(f"matcher file not found: {p}")
+        try:
+            data = json.loads(p.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{p} is not a matcher file (bad JSON: {exc})") from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise UsageError(f"{p} is not a matcher file (written by `search eval`)")
+        if data.get("version") != VERSION:
+            raise UsageError(
+                f"{p}: matcher version {data.get('version')}, this tool reads {VERSION}"
+            )
+        try:
+            pair = data.get("pair")
+            return cls(
+                encoders=list(data["encoders"]),
+                vectors=list(data["vectors"]),
+                weights={k: float(v) for k, v in data["weights"].items()},
+                rules=[Rule.from_json(r) for r in data["rules"]],
+                rule=str(data["rule"]),
+                k=int(data.get("k", 20)),
+                pair=PairModel(**pair) if pair else None,
+                info=dict(data.get("info") or {}),
+                base=p.parent,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{p}: bad matcher file ({exc})") from exc
+
+    def check(self, info: CollectionInfo, rule: Rule) -> None:
+        """Refuse a collection this matcher was not tuned on, or a missing pair model."""
+        have = sorted(info.meta.get("encoders") or [])
+        if have != sorted(self.encoders):
+            raise UsageError(
+                f"the matcher was tuned with encoders {self.encoders}, but collection "
+                f"{info.name!r} was built with {have}; index with those encoders or tune a "
+                "matcher on this collection with `search eval`"
+            )
+        stored = {v.name for v in info.vectors}
+        missing = [v for v in self.vectors if v not in stored]
+        if missing:
+            raise UsageError(
+                f"the matcher reads vector(s) {missing}; collection {info.name!r} has "
+                f"{sorted(stored)}"
+            )
+        if "pair" in rule.scores:
+            if self.pair is None:
+                raise UsageError(f"rule {rule.name!r} needs a pair model; the matcher has none")
+            path = self.pair.path(self.base)
+            if not path.is_file():
+                raise UsageError(f"the matcher's pair model {path} is missing")

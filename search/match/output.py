@@ -1,0 +1,75 @@
+"""What ``search match`` writes: ``matches.csv`` (Kaggle submission layout: posting_id,
+then its matches space-separated, itself first) and ``matches.jsonl`` (each listing's
+matches with their scores and the part of the rule that admitted them), both written
+whole at the end (a killed run leaves the old files; a re-run writes the same ones).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.atomic import write_text
+from search.match.edges import Edges
+from search.match.edgeset import EdgeSet
+from search.match.rules import Rule, Sets, kept_edges
+
+
+def explain(edges: Edges, rule: Rule, sets: Sets, n: int) -> dict[tuple[int, int], dict]:
+    """Why each matched pair is there: the first thresholded score it reaches, else
+    ``min2`` (kept as the nearest) or ``group`` (joined by group consistency); with the
+    rule's primary score and every score the rule reads."""
+    pairs = [(i, j) for i, js in sets.items() for j in js]
+    if not pairs:
+        return {}
+    i, j = np.array(pairs, dtype=np.int64).T
+    keys = edges.keys(n)
+    order = np.argsort(keys)
+    want = i * n + j
+    pos = np.minimum(np.searchsorted(keys[order], want), max(len(keys) - 1, 0))
+    found = keys[order][pos] == want if len(keys) else np.zeros(len(want), dtype=bool)
+    e = np.where(found, order[pos], -1)
+    kept = kept_edges(edges, rule)
+    why = np.where(found & kept[np.maximum(e, 0)], "min2", "group").astype(object)
+    for name in reversed(list(rule.thresholds)):  # the first listed score wins
+        hit = found & (edges.sims[name][np.maximum(e, 0)] >= rule.thresholds[name])
+        why[hit] = name
+    scores = {
+        s: np.round(edges.sims[s][np.maximum(e, 0)].astype(np.float64), 6) for s in rule.scores
+    }
+    out: dict[tuple[int, int], dict] = {}
+    for k, pair in enumerate(pairs):
+        if not found[k]:
+            out[pair] = {"rule": "group", "score": None}
+            continue
+        out[pair] = {
+            "rule": why[k],
+            "score": float(scores[rule.primary][k]),
+            "scores": {s: float(v[k]) for s, v in scores.items()},
+        }
+    return out
+
+
+def write_matches(
+    es: EdgeSet, sets: Sets, why: dict[tuple[int, int], dict], out: Path, self_match: bool
+) -> tuple[Path, Path]:
+    """``matches.csv`` and ``matches.jsonl``, both written atomically."""
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["posting_id", "matches"])
+    lines = []
+    for i in es.queries.tolist():
+        pid = es.products[i].id
+        js = sorted(sets.get(i, ()), key=lambda j: (-(why[(i, j)]["score"] or 0.0), j))
+        ids = [es.products[j].id for j in js]
+        writer.writerow([pid, " ".join(([pid] if self_match else []) + ids)])
+        matches = [{"id": es.products[j].id, **why[(i, j)]} for j in js]
+        lines.append(json.dumps({"id": pid, "matches": matches}))
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = write_text(out / "matches.csv", rows.getvalue())
+    jsonl_path = write_text(out / "matches.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+    return csv_path, jsonl_path

@@ -1,0 +1,190 @@
+"""A pair model on candidate edges (Shopee 2nd and 3rd places): LightGBM over each
+edge's calibrated similarities, its neighbourhood both ways and its titles.
+
+Neighbourhood features of an edge (i, j), from the candidate edges themselves:
+each side's mean and standard deviation of its top-``k`` mean similarities, the
+edge's margin under each side's best, j's rank among i's candidates and i's rank
+among j's (NaN when j never proposed i) and the mutual-neighbour flag. Title, number,
+model-code and price agreement come from ``rerank.pair_features``. The probability
+of both directions is averaged: that is the edge's ``pair`` score.
+
+The model is a LightGBM text file (never a pickle) written atomically; its columns
+are stored in the matcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rerank.pair_features import FEATURES, pair_features
+from retrieval.atomic import write_text
+from retrieval.errors import UsageError
+from retrieval.types import Candidate, Product
+from search.match.edges import CSLS, MEAN, Edges, ranks, reverse_index, top_stats
+
+log = logging.getLogger(__name__)
+PAIR = "pair"
+NEIGHBOURS = 5  # top-k of each side's neighbourhood statistics
+# what a pair's titles, prices and hashes tell (the stage-1 columns are this module's own)
+TITLE_FEATURES = tuple(f for f in FEATURES if not f.startswith("stage1_"))
+NEIGHBOUR_FEATURES = (
+    "shared_neighbours",
+    "src_top_mean",
+    "src_top_std",
+    "dst_top_mean",
+    "dst_top_std",
+    "src_margin",
+    "dst_margin",
+    "rank_fwd",
+    "rank_bwd",
+    "mutual",
+)
+
+
+def columns(names: Sequence[str]) -> list[str]:
+    """The model's feature columns for a collection's vector names."""
+    per = [*names, MEAN]
+    sims = [f"sim_{n}" for n in per] + [f"csls_{n}" for n in per]
+    both = [f"rank_{d}_{n}" for n in names for d in ("fwd", "bwd")]
+    return sims + both + list(NEIGHBOUR_FEATURES) + list(TITLE_FEATURES)
+
+
+def shared_neighbours(edges: Edges, n: int, k: int) -> np.ndarray:
+    """Per edge: the Jaccard overlap of both ends' top-``k`` candidate lists (by mean)."""
+    from scipy import sparse
+
+    top = ranks(edges.src, edges.sims[MEAN]) <= k
+    adj = sparse.csr_matrix(
+        (np.ones(int(top.sum()), dtype=np.float32), (edges.src[top], edges.dst[top])), shape=(n, n)
+    )
+    common = np.asarray(adj[edges.src].multiply(adj[edges.dst]).sum(axis=1)).ravel()
+    size = np.asarray(adj.sum(axis=1)).ravel()
+    union = size[edges.src] + size[edges.dst] - common
+    return np.divide(common, union, out=np.zeros(len(edges)), where=union > 0)
+
+
+def vector_columns(edges: Edges, names: Sequence[str], n: int) -> list[np.ndarray]:
+    """Cosines, their local scaling (``CSLS``) and, per vector, the rank of each end in
+    the other's candidates."""
+    rev = reverse_index(edges, n)
+    sims, csls, both = [], [], []
+    for name in [*names, MEAN]:
+        sims.append(edges.sims[name].astype(np.float64))
+        csls.append(edges.sims[CSLS + name].astype(np.float64))
+        if name != MEAN:
+            r = ranks(edges.src, edges.sims[name]).astype(np.float64)
+            both += [r, np.where(rev >= 0, r[np.maximum(rev, 0)], np.nan)]
+    return sims + csls + both
+
+
+def edge_features(
+    edges: Edges, products: Sequence[Product], names: Sequence[str], k: int = NEIGHBOURS
+) -> np.ndarray:
+    """The feature matrix of every edge, in ``columns(names)`` order."""
+    n = len(products)
+    cols = vector_columns(edges, names, n)
+    cols.append(shared_neighbours(edges, n, 2 * k))
+    mean = edges.sims[MEAN].astype(np.float64)
+    m, sd, best = top_stats(edges.src, mean, n, k)
+    rank = ranks(edges.src, mean).astype(np.float64)
+    rev = reverse_index(edges, n)
+    back = np.where(rev >= 0, rank[np.maximum(rev, 0)], np.nan)
+    cols += [m[edges.src], sd[edges.src], m[edges.dst], sd[edges.dst]]
+    cols += [best[edges.src] - mean, best[edges.dst] - mean, rank, back]
+    cols.append((rev >= 0).astype(np.float64))
+    if not len(edges):
+        return np.zeros((0, len(columns(names))))
+    return np.column_stack([*cols, title_features(edges, products)])
+
+
+def title_features(edges: Edges, products: Sequence[Product]) -> np.ndarray:
+    """Title, number, model-code, hash and price agreement of every edge."""
+    title = np.full((len(edges), len(TITLE_FEATURES)), np.nan)
+    for e, (i, j) in enumerate(zip(edges.src.tolist(), edges.dst.tolist())):
+        f = pair_features(products[i], Candidate(products[j], 0.0, 0))
+        title[e] = [f[c] for c in TITLE_FEATURES]
+    return title
+
+
+def same_group(edges: Edges, products: Sequence[Product]) -> np.ndarray:
+    """1 where both ends of an edge carry the same group label."""
+    groups = [p.group for p in products]
+    return np.array(
+        [groups[i] is not None and groups[i] == groups[j] for i, j in zip(edges.src, edges.dst)],
+        dtype=np.float64,
+    )
+
+
+def train_pair_model(
+    train: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray] | None,
+    cols: Sequence[str],
+    *,
+    seed: int = 0,
+    num_threads: int = 1,
+) -> Any:
+    """A LightGBM binary classifier of edges, stopping early on the valid edges."""
+    from rerank.pair_gbdt import import_lightgbm
+    from training.pair_gbdt import GbdtParams
+
+    lgb = import_lightgbm()
+    x, y = train
+    if not len(y) or y.min() == y.max():
+        raise UsageError(
+            "the pair model needs matching and non-matching candidate pairs in the train split"
+        )
+    params = GbdtParams(seed=seed, num_threads=num_threads).lightgbm()
+    params.update(metric=["binary_logloss"], num_leaves=31, min_data_in_leaf=20)
+    params.pop("eval_at", None)
+    data = lgb.Dataset(x, y, feature_name=list(cols), free_raw_data=False)
+    sets, callbacks = [], [lgb.log_evaluation(0)]
+    if valid is not None and len(valid[1]):
+        sets.append(lgb.Dataset(valid[0], valid[1], reference=data))
+        callbacks.append(lgb.early_stopping(50, verbose=False))
+    booster = lgb.train(params, data, 1000, valid_sets=sets, callbacks=callbacks)
+    best = booster.best_iteration or booster.current_iteration()
+    log.info("pair model: %d trees on %d edges (%d positive)", best, len(y), int(y.sum()))
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+
+
+def pair_scores(booster: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarray:
+    """The model's probability per edge, averaged with the reverse edge's where it exists."""
+    if not len(edges):
+        return np.zeros(0, dtype=np.float32)
+    p = np.asarray(booster.predict(x, num_threads=1), dtype=np.float64)
+    rev = reverse_index(edges, n)
+    both = np.where(rev >= 0, (p + p[np.maximum(rev, 0)]) / 2, p)
+    return both.astype(np.float32)
+
+
+def save_model(booster: Any, path: str | Path) -> Path:
+    """The booster as a LightGBM text model, written whole or not at all."""
+    return write_text(path, booster.model_to_string())
+
+
+def load_model(path: str | Path, cols: Sequence[str]) -> Any:
+    """Read a LightGBM text model; a missing file or other columns are one-line errors."""
+    from rerank.pair_gbdt import import_lightgbm
+
+    lgb = import_lightgbm()
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"the matcher's pair model {path} is missing; run `search eval` again")
+    try:
+        booster = lgb.Booster(model_file=str(path))
+    except lgb.basic.LightGBMError as exc:
+        raise UsageError(f"cannot read the pair model {path}: {exc}") from exc
+    if booster.feature_name() != list(cols):
+        raise UsageError(f"the pair model {path} reads other features than its matcher names")
+    return booster
+
+
+def nan_to_none(value: float) -> float | None:
+    """A float for JSON: NaN becomes None."""
+    return None if math.isnan(value) else value

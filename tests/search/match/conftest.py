@@ -1,0 +1,52 @@
+"""A small grouped catalogue (lexical vectors only, so it indexes in a second)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from search.config import load_config
+from search.indexing import index_dataset
+
+BRANDS = ["samsung", "xiaomi", "apple", "sony", "bose", "nike", "adidas", "canon"]
+KINDS = ["phone", "headphones", "shoe", "camera", "watch"]
+
+
+def write_catalogue(path: Path, groups: int = 60, seed: int = 0) -> Path:
+    """``groups`` products of 2-4 listings with reworded titles, plus 5 ungrouped ones."""
+    rng = random.Random(seed)
+    rows = []
+    for g in range(groups):
+        brand, kind = rng.choice(BRANDS), rng.choice(KINDS)
+        model = f"{rng.choice('abcxz')}{rng.randint(10, 99)}"
+        cap = rng.choice([32, 64, 128, 256])
+        for i in range(rng.randint(2, 4)):
+            words = [brand, kind, model, f"{cap}gb", rng.choice(["black", "white", "blue"])]
+            rng.shuffle(words)
+            if i % 2:
+                words.append(rng.choice(["original", "new", "promo"]))
+            rows.append({"id": f"p{g}-{i}", "title": " ".join(words), "group": f"g{g}"})
+    for i in range(5):
+        rows.append({"id": f"x{i}", "title": f"misc item {i} {rng.choice(BRANDS)}"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def catalogue(tmp_path) -> Path:
+    return write_catalogue(tmp_path / "shop.jsonl")
+
+
+@pytest.fixture
+def sparse_cfg(tmp_path):
+    return load_config(None, store={"data_dir": tmp_path / "home"}, stage1={"encoders": ["sparse"]})
+
+
+@pytest.fixture
+def indexed(catalogue, sparse_cfg):
+    """The catalogue indexed into collection ``shop`` with the sparse encoder."""
+    index_dataset(sparse_cfg, str(catalogue), collection="shop")
+    return catalogue

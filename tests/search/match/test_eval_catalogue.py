@@ -1,0 +1,97 @@
+"""``search eval`` on a catalogue: the matcher tuned on valid, every rule's F1 on valid
+and test from ``retrieval.metrics.match_scores``, the matcher file usable by ``search match``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from retrieval.errors import UsageError
+from retrieval.metrics import match_scores
+from search.cli import app
+from search.evaluation.evaluate import evaluate_dataset
+from search.indexing import connect
+from search.match.job import match_dataset, self_edgeset
+from search.match.matcher import Matcher
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tuned(indexed, sparse_cfg, tmp_path):
+    return evaluate_dataset(sparse_cfg, str(indexed), collection="shop", out=tmp_path / "run")
+
+
+def test_eval_writes_the_matcher_and_each_rules_f1(tuned):
+    m = tuned.metrics
+    rules = {k.split("/")[1] for k in m if k.startswith("match/")}
+    assert {"sparse", "sparse+min2", "sparse+min2+components", "inb1+sparse+min2"} <= rules
+    assert "stage2/f1" not in m and "stage1/f1_nearest" not in m  # no RRF thresholds, no copy
+    matcher = Matcher.load(tuned.out / "matcher.json")
+    assert matcher.encoders == ["sparse"] and matcher.rule in rules
+    assert m["stage1/f1"] == m[f"match/{matcher.rule}/f1"]
+    report = (tuned.out / "report.md").read_text()
+    assert "| stage 1 | inb1+sparse+min2 |" in report and "stage 2 |" not in report
+    assert not (tuned.out / "f1_threshold.png").exists()
+
+
+def test_reported_f1_is_match_scores_on_the_decided_sets(tuned, sparse_cfg, indexed):
+    from retrieval.data import open_dataset
+
+    matcher = Matcher.load(tuned.out / "matcher.json")
+    rule = matcher.chosen("sparse+min2")
+    dataset = open_dataset(str(indexed))
+    rows = [q.product for q in dataset.queries("test")]
+    index = connect(sparse_cfg)
+    try:
+        es = self_edgeset(index, "shop", dataset.name, rows, matcher, filter_key="split")
+        es.search()
+        sets = es.decide(rule)
+    finally:
+        index.close()
+    targets = es.targets()
+    want = match_scores({r: sets.get(r, ()) for r in targets}, targets, include_self=True)
+    assert tuned.metrics["match/sparse+min2/f1"] == pytest.approx(want.f1)
+
+
+def test_the_tuned_matcher_drives_search_match(tuned, sparse_cfg, indexed, tmp_path):
+    res = match_dataset(
+        sparse_cfg,
+        str(indexed),
+        matcher_path=tuned.out / "matcher.json",
+        collection="shop",
+        out=tmp_path / "m",
+    )
+    assert res.rule == Matcher.load(tuned.out / "matcher.json").rule
+    assert res.scores is not None and res.scores.f1 > 0.7
+    assert json.loads(res.jsonl.read_text().splitlines()[0])["id"]
+
+
+def test_pair_model_rules_are_stage_2(indexed, tmp_path):
+    home = ["--data-dir", str(tmp_path / "home"), "-c", "shop"]
+    out = tmp_path / "run2"
+    res = runner.invoke(app, ["eval", str(indexed), *home, "--match-pair", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert "stage2/f1" in m and "match/pair+min2/f1" in m
+    assert (out / "matcher.pair.txt").is_file()
+    matcher = Matcher.load(out / "matcher.json")
+    assert matcher.pair is not None and matcher.pair.model == "matcher.pair.txt"
+    res = runner.invoke(
+        app, ["match", str(indexed), *home, "-m", str(out / "matcher.json"), "--rule", "pair+min2"]
+    )
+    assert res.exit_code == 0, res.output
+    (out / "matcher.pair.txt").unlink()
+    res = runner.invoke(
+        app, ["match", str(indexed), *home, "-m", str(out / "matcher.json"), "--rule", "pair+min2"]
+    )
+    assert res.exit_code == 2 and "pair model" in res.output and "missing" in res.output
+
+
+def test_eval_of_an_unlabelled_catalogue_is_one_line(tmp_path, sparse_cfg):
+    path = tmp_path / "plain.jsonl"
+    path.write_text('{"id": "a", "title": "red shoe"}\n{"id": "b", "title": "blue shoe"}\n')
+    with pytest.raises(UsageError, match="no queries"):
+        evaluate_dataset(sparse_cfg, str(path), out=tmp_path / "r")
