@@ -42,6 +42,8 @@ FEATURES: tuple[str, ...] = (
     "price_ratio",
 )
 SIM_PREFIX = "sim_"
+#: Columns holding the scores of stacked rerankers (``rerank.stacking``), after ``sim_*``.
+STACK_PREFIX = "stack"
 NAN = math.nan
 
 _UNITS = (
@@ -182,10 +184,14 @@ def ratio(a: float | None, b: float | None) -> float:
 
 
 def pair_features(query: Product, candidate: Candidate) -> dict[str, float]:
-    """Every feature of one pair: the candidate's ``sim_*`` and stage-1 features as
-    stage 1 left them, plus the title, price and hash features computed here.
+    """Every feature of one pair: the candidate's ``sim_*``, ``stack*`` and stage-1
+    features as stage 1 (and stacked rerankers) left them, plus the title, price and hash features computed here.
     ``stage1_gap`` / ``stage1_ratio`` need the whole list: see ``list_features``."""
-    feats = {k: float(v) for k, v in candidate.features.items() if k.startswith(SIM_PREFIX)}
+    feats = {
+        k: float(v)
+        for k, v in candidate.features.items()
+        if k.startswith((SIM_PREFIX, STACK_PREFIX))
+    }
     cand = candidate.product
     qt, ct = query.title or "", cand.title or ""
     feats["stage1_score"] = float(candidate.features.get("stage1_score", candidate.stage1_score))

@@ -53,7 +53,7 @@ def mine(
     from retrieval.data import open_dataset
     from search.collection import ensure_collection
     from search.store import connect
-    from training.mining import mine_negatives, parse_range, write_jsonl
+    from training.mining import MineConfig, mine_negatives, parse_range, write_jsonl
 
     start = time.perf_counter()
     lo, hi = parse_range(ranks)
@@ -93,7 +93,8 @@ def mine(
     if not dataset.self_match:
         # query/gallery sets: positives are gallery items; queries are not in `products`
         by_id.update({q.id: q.product for q in queries if q.id not in by_id})
-    rows = mine_negatives(queries, hits, by_id, ranks=(lo, hi), n=negatives, seed=seed)
+    config = MineConfig(ranks=(lo, hi), hard=negatives, seed=seed)
+    rows = mine_negatives(queries, hits, by_id, config, gallery=products)
     path = write_jsonl(rows, out)
     log.info("wrote %d rows to %s", len(rows), path)
     return MineReport(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,3 +30,29 @@ def rank_metrics(lists: Sequence[ValidList], scores: Sequence[Sequence[float]]) 
                 mrr += 1.0 / rank
                 break
     return {"hit@1": hit / len(lists), "mrr@10": mrr / len(lists)}
+
+
+def sample_lists(
+    lists: Sequence[ValidList], queries: int = 0, k: int = 0, seed: int = 0
+) -> list[ValidList]:
+    """At most ``queries`` lists (a seeded sample, in their order), each cut to its first
+    ``k`` candidates; 0 keeps all. Lists left without a match still count (as misses)."""
+    chosen = list(lists)
+    if queries and len(chosen) > queries:
+        keep = set(random.Random(seed).sample(range(len(chosen)), queries))
+        chosen = [v for i, v in enumerate(chosen) if i in keep]
+    if k:
+        chosen = [ValidList(v.query, v.texts[:k], v.labels[:k]) for v in chosen]
+    return chosen
+
+
+def epoch_table(history: Sequence[dict[str, float]], best_epoch: float | None = None) -> str:
+    """The valid metrics of every epoch as a Markdown table, the kept one marked."""
+    lines = ["| epoch | step | hit@1 | MRR@10 | kept |", "| --- | --- | --- | --- | --- |"]
+    for row in history:
+        kept = "yes" if best_epoch is not None and row.get("epoch") == best_epoch else ""
+        lines.append(
+            f"| {row.get('epoch', 0):g} | {int(row.get('step', 0))} | {row['hit@1']:.3f} "
+            f"| {row['mrr@10']:.3f} | {kept} |"
+        )
+    return "\n".join(lines) + "\n"
