@@ -81,6 +81,29 @@ def old_mining(queries: list[Query], hits: list[list[Hit]], products: dict, n: i
     return out
 
 
+def hardness(queries: list[Query], hits: list[list[Hit]], rows: list[dict]) -> dict[str, float]:
+    """How hard mined negatives are: the share of them from stage-1 ranks 1-10, and for
+    the train queries stage 1 gets wrong, how often the wrong top-1 is a negative."""
+    rank_of = [{h.title: r for r, h in enumerate(row, 1)} for row in hits]
+    by_query = {r["query"]: r for r in rows}
+    negs = top10 = wrong = covered = 0
+    for q, row, ranks in zip(queries, hits, rank_of):
+        mined = by_query.get(q.product.title)
+        if mined is None:
+            continue
+        negs += len(mined["neg"])
+        top10 += sum(ranks.get(t, 999) <= 10 for t in mined["neg"])
+        if row and row[0].id not in q.matches:
+            wrong += 1
+            covered += row[0].title in mined["neg"]
+    return {
+        "negatives": negs,
+        "share_rank_1_10": round(top10 / max(1, negs), 3),
+        "queries_top1_wrong": wrong,
+        "wrong_top1_mined": round(covered / max(1, wrong), 3),
+    }
+
+
 def parse_sets(items: list[str]) -> dict[str, Any]:
     """``key=value`` strings as a dict of JSON-ish values."""
     out: dict[str, Any] = {}
@@ -103,6 +126,7 @@ def main() -> None:
     parser.add_argument("--mine-set", nargs="*", default=[], help="MineConfig key=value")
     parser.add_argument("--ce", nargs="*", default=[], help="CrossEncoderConfig key=value")
     parser.add_argument("--name", default="run")
+    parser.add_argument("--stats-only", action="store_true", help="mining statistics only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "transformers", "sentence_transformers"):
@@ -133,6 +157,17 @@ def main() -> None:
     else:
         mcfg = MineConfig(**parse_sets(args.mine_set))
         rows = mine_negatives(train_q, hits, products, mcfg, gallery=gallery, counts=counts)
+    if args.stats_only:
+        new = mine_negatives(train_q, hits, products, MineConfig(), gallery=gallery)
+        stats = {
+            "old (ranks 2-200, 15 sampled)": hardness(
+                train_q, hits, old_mining(train_q, hits, products)
+            ),
+            "new (MineConfig defaults)": hardness(train_q, hits, new),
+        }
+        write_json(args.home / "mining-stats.json", stats)
+        print(json.dumps(stats, indent=1))
+        return
     ce_cfg = CrossEncoderConfig(**parse_sets(args.ce))
     out = args.home / f"ce-{args.name}"
     start = time.perf_counter()

@@ -62,7 +62,9 @@ def feature_rows(pairs: Sequence[Pair]) -> list[dict[str, float]]:
     start = 0
     for i in range(1, len(pairs) + 1):
         if i == len(pairs) or pairs[i][0] is not pairs[start][0]:
-            list_features(rows[start:i])
+            query = pairs[start][0].title or ""
+            titles = [c.product.title or "" for _, c in pairs[start:i]]
+            list_features(rows[start:i], query, titles)
             start = i
     return rows
 

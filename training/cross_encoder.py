@@ -24,7 +24,6 @@ queries no choice is possible: the run says so and keeps the last epoch.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Sequence
@@ -32,7 +31,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from retrieval.atomic import write_json, write_text
 from retrieval.errors import MissingExtraError, SearchError, UsageError
 from retrieval.types import Candidate, Query
 
@@ -46,7 +44,8 @@ from training.callbacks import (
     raise_if_diverged,
     resume_from,
 )
-from training.ranking import ValidList, epoch_table, rank_metrics, sample_lists
+from training.ranking import ValidList, sample_lists
+from training.selection import EpochChoice
 
 log = logging.getLogger(__name__)
 LOSSES = ("ce", "bce")
@@ -54,7 +53,7 @@ LOSSES = ("ce", "bce")
 
 #: Defaults that depend on the starting point; a field left None in the config takes these.
 RECIPES: dict[str, dict[str, Any]] = {
-    "fresh-head": {"epochs": 4.0, "lr": 5e-5, "head_lr": 1e-3, "loss": "ce"},
+    "fresh-head": {"epochs": 3.0, "lr": 5e-5, "head_lr": 1e-3, "loss": "ce"},
     "reranker": {"epochs": 2.0, "lr": 2e-5, "head_lr": 2e-5, "loss": "ce"},
 }
 
@@ -231,8 +230,6 @@ def train_cross_encoder(
     data = GroupRows(rows, cfg.group_size, cfg.seed)
     valid = sample_lists(valid, cfg.valid_queries, cfg.valid_k, cfg.seed)
     log.info("cross-encoder: %s recipe (%d fresh tensors): %s", recipe, len(fresh), cfg.as_dict())
-    if not valid:
-        log.warning("no valid queries: no epoch can be chosen; keeping the last epoch")
     args = RerankerTrainingArguments(
         **common_arguments(
             checkpoints,
@@ -265,37 +262,22 @@ def train_cross_encoder(
             )
         )
 
-    best_file = out / "best.json"
-    state: dict[str, Any] = (
-        json.loads(best_file.read_text()) if resume and best_file.is_file() else {}
+    choice = EpochChoice(
+        valid,
+        out,
+        lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length),
+        lambda folder: save_model(trainer.model, tokenizer, folder),
+        patience=cfg.patience,
+        resume=resume,
     )
-    history: list[dict[str, float]] = list(state.get("history", []))
 
     class EpochEval(TrainerCallback):
         def on_epoch_begin(self, args, state_, control, **kwargs):
             data.epoch = int((state_.epoch or 0) + 1e-6)  # a resumed run: mid-epoch
 
-        def on_epoch_end(self, args, state_, control, model=None, **kwargs):
-            if not valid:
-                return control
-            scores = score_lists(model, tokenizer, valid, cfg.max_length)
-            metrics = rank_metrics(valid, scores)
-            metrics["epoch"] = round(state_.epoch or 0, 3)
-            metrics["step"] = state_.global_step
-            history.append(metrics)
-            log.info("valid after epoch %s: %s", metrics["epoch"], metrics)
-            key = (metrics["hit@1"], metrics["mrr@10"])
-            if key > (state.get("hit@1", -1.0), state.get("mrr@10", -1.0)):
-                state.update(metrics, stale=0)
-                save_model(model, tokenizer, out)
-            else:
-                state["stale"] = state.get("stale", 0) + 1
-                if cfg.patience and state["stale"] >= cfg.patience:
-                    log.info("no gain on valid for %d epochs: stopping", state["stale"])
-                    control.should_training_stop = True
-            state["history"] = history
-            write_json(best_file, state)
-            write_text(out / "valid_epochs.md", epoch_table(history, state.get("epoch")))
+        def on_epoch_end(self, args, state_, control, **kwargs):
+            if choice.epoch_end(state_.epoch or 0, state_.global_step):
+                control.should_training_stop = True
             return control
 
     stop = nan_stop_callback()
@@ -311,7 +293,7 @@ def train_cross_encoder(
     )
     result = trainer.train(resume_from_checkpoint=start_from)
     raise_if_diverged(stop, checkpoints)
-    if not valid or not state:
+    if not choice.chose:
         save_model(trainer.model, tokenizer, out)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
@@ -320,9 +302,10 @@ def train_cross_encoder(
         "losses": losses,
         "recipe": recipe,
         "config": cfg.as_dict(),
-        "valid": history,
+        "valid": choice.history,
         "valid_queries": len(valid),
-        "best": {k: v for k, v in state.items() if k not in ("stale", "history")},
+        "valid_table": choice.table() if valid else "",
+        "best": choice.best(),
         "out": str(out),
     }
 

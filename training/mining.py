@@ -43,7 +43,7 @@ class MineConfig:
     ranks: tuple[int, int] = (1, 50)  # stage-1 ranks the hard negatives come from
     hard: int = 7  # best-ranked non-matches kept
     random: int = 2  # random gallery listings added
-    margin: float | None = 0.1  # drop candidates scored above the best positive + margin
+    margin: float | None = 0.3  # drop candidates scored above the best positive + margin
     seed: int = 0
 
     def __post_init__(self) -> None:
