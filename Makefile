@@ -27,6 +27,7 @@ test: install
 lint: install
 	$(BIN)/ruff check retrieval rerank training search tests benchmarks
 	$(BIN)/ruff format --check retrieval rerank training search tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 # The main job on the embedded default: synthesise, index, train the pair-gbdt
 # reranker, evaluate both stages, print the table and the report path.

@@ -37,11 +37,15 @@ from retrieval.encoders.text import packaged_minilm  # noqa: E402
 from retrieval.retriever import Retriever  # noqa: E402
 from retrieval.types import queries_to_qrels  # noqa: E402
 from search.config import load_config  # noqa: E402
-from search.mine import mine  # noqa: E402
+from search.indexing import connect  # noqa: E402
 from search.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from search.store import connect  # noqa: E402
-from search.train import ranking_metrics, score_run, stage1_candidates  # noqa: E402
-from search.train_ce import train_cross_encoder_reranker  # noqa: E402
+from search.train.candidates import ranking_metrics, score_run, stage1_candidates  # noqa: E402
+from search.train.cross_encoder import (  # noqa: E402
+    CrossEncoderOptions,
+    train_cross_encoder_reranker,
+)
+from search.train.mine import mine  # noqa: E402
+from search.train.registry import TrainJob  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "abt-buy"
@@ -93,19 +97,20 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     out = home / "cross-encoder"
     trained = train_cross_encoder_reranker(
         cfg,
-        str(args.data),
-        out,
-        model=packaged_minilm() or "all-MiniLM-L6-v2",
-        negatives=mined.out,
-        k=args.valid_k,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup=0.1,
-        save_steps=10_000,
-        group_size=args.group_size,
-        loss=args.loss,
-        max_length=args.max_length,
+        TrainJob(str(args.data), out),
+        CrossEncoderOptions(
+            model=packaged_minilm() or "all-MiniLM-L6-v2",
+            negatives=str(mined.out),
+            k=args.valid_k,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup=0.1,
+            save_steps=10_000,
+            group_size=args.group_size,
+            loss=args.loss,
+            max_length=args.max_length,
+        ),
     )
     train_s = time.perf_counter() - start
     reranker = CrossEncoderReranker(str(out), device="cpu", max_length=args.max_length)
@@ -132,7 +137,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         logging.warning("K=%d: %s", k, test[str(k)])
     return {
         "mine": {"rows": mined.rows, "negatives": mined.negatives, "seconds": round(mine_s, 1)},
-        "train": {"rows": trained.train_queries, "seconds": train_s, **trained.info},
+        "train": {"rows": trained.train_size, "seconds": train_s, **trained.info},
         "valid": trained.metrics,
         "test": test,
     }

@@ -3,10 +3,10 @@ listings) on the embedded index, with CPU encoders (``sparse`` and ``phash``).
 
 Synthesises the catalogue (cached in ``--data``), indexes it, timing the encoders
 apart from the upserts and the HNSW build, then runs the evaluator's stage 1
-(``search.evaluate.run_split``: the batched pipeline, timed by ``search.timing.Probe``)
+(``search.evaluation.evaluate.run_split``: the batched pipeline, timed by ``search.timing.Probe``)
 for each vector asked, every listing a query against the whole catalogue with itself
 excluded (the competition's setting on its train set), and scores it with
-``search.scoring.score_stages``. Reports query encoding apart from index search,
+``search.evaluation.scoring.score_stages``. Reports query encoding apart from index search,
 queries per second, latency per query (batch time / batch size) and recall@k.
 Measured, not asserted.
 
@@ -40,9 +40,9 @@ from retrieval.index import open_index  # noqa: E402
 from retrieval.retriever import Retriever  # noqa: E402
 from retrieval.types import Product, Query  # noqa: E402
 from search.config import EvalConfig  # noqa: E402
-from search.evaluate import run_split  # noqa: E402
+from search.evaluation.evaluate import run_split  # noqa: E402
+from search.evaluation.scoring import score_stages  # noqa: E402
 from search.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from search.scoring import score_stages  # noqa: E402
 
 console = Console()
 MEAN_GROUP = 3.45  # mean listings per synthetic group

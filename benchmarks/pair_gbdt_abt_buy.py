@@ -35,9 +35,11 @@ from rerank.pair_gbdt import PairGbdtModel, PairGbdtReranker  # noqa: E402
 from retrieval.data import open_dataset  # noqa: E402
 from retrieval.retriever import Retriever  # noqa: E402
 from search.config import load_config  # noqa: E402
+from search.indexing import connect  # noqa: E402
 from search.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from search.store import connect  # noqa: E402
-from search.train import compare_stages, stage1_candidates, train_pair_gbdt  # noqa: E402
+from search.train.candidates import compare_stages, stage1_candidates  # noqa: E402
+from search.train.pair_gbdt import PairGbdtOptions, train_pair_gbdt  # noqa: E402
+from search.train.registry import TrainJob  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "abt-buy"
@@ -87,7 +89,9 @@ def run_once(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     )
     start = time.perf_counter()
     trained = train_pair_gbdt(
-        cfg, str(args.data), home / "pair-gbdt.txt", k=args.k, objective=args.objective
+        cfg,
+        TrainJob(str(args.data), home / "pair-gbdt.txt"),
+        PairGbdtOptions(k=args.k, objective=args.objective),
     )
     train_s = time.perf_counter() - start
     model = PairGbdtModel.load(trained.out)  # what a user's `--reranker pair-gbdt:` loads
@@ -101,13 +105,13 @@ def run_once(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     gains = model.booster.feature_importance("gain")
     return {
         "train": {
-            "queries": trained.train_queries,
+            "queries": trained.train_size,
             "best_iteration": trained.info.get("best_iteration"),
             "pairs": trained.info.get("train_pairs"),
             "seconds_incl_indexing": round(train_s, 1),
             "valid_scores": trained.info.get("valid_scores"),
         },
-        "valid": {"queries": trained.valid_queries, "metrics": trained.metrics},
+        "valid": {"queries": trained.valid_size, "metrics": trained.metrics},
         "test": {
             "queries": len(queries),
             "metrics": compare_stages(PairGbdtReranker(model), queries, rows),

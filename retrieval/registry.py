@@ -41,14 +41,20 @@ class Registry(Generic[T]):
         """Every known kind, registered or lazily importable."""
         return sorted(set(self._factories) | set(self._lazy))
 
+    def get(self, name: str) -> Callable[..., T]:
+        """The factory registered under the exact ``name`` (its module imported on first
+        use); an unknown name is an error listing the known ones."""
+        if name not in self._factories and name in self._lazy:
+            importlib.import_module(self._lazy[name])
+        factory = self._factories.get(name)
+        if factory is None:
+            raise unknown_name(self.what, name, self.kinds())
+        return factory
+
     def build(self, spec: str | ComponentSpec) -> T:
         """Build the component a spec names."""
         parsed = spec if isinstance(spec, ComponentSpec) else ComponentSpec.parse(spec)
-        if parsed.kind not in self._factories and parsed.kind in self._lazy:
-            importlib.import_module(self._lazy[parsed.kind])
-        factory = self._factories.get(parsed.kind)
-        if factory is None:
-            raise unknown_name(self.what, parsed.kind, self.kinds())
+        factory = self.get(parsed.kind)
         try:
             built: Any = factory(parsed.model, **parsed.options)
         except TypeError as exc:

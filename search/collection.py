@@ -20,6 +20,7 @@ from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.types import Product
 from search.config import DEFAULT_ENCODERS, AppConfig
+from search.indexing import connect, index_dataset, reports_dir
 
 log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -53,8 +54,6 @@ def ensure_collection(
     """Pick the collection (see the module doc); index it if missing, resume it if partial.
 
     Encoders count as asked for when given here or configured other than the default."""
-    from search.store import connect, index_dataset, reports_dir
-
     wanted = list(encoders or cfg.stage1.encoders)
     explicit = encoders is not None or list(cfg.stage1.encoders) != list(DEFAULT_ENCODERS)
     source = str(Path(dataset_path).resolve())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +104,14 @@ class AppConfig:
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # [train.KIND] tables: each trainer's options, checked against the options class of
+    # the trainer that reads them (search.train.registry)
+    train: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _check_keys(section: str, data: dict[str, Any], cls: type) -> None:
+def check_keys(section: str, data: dict[str, Any], cls: type) -> None:
+    """Every key of ``data`` is a field of the dataclass ``cls``; else an error naming
+    the nearest valid key."""
     valid = [f.name for f in fields(cls)]
     for key in data:
         if key not in valid:
@@ -136,8 +141,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> AppConfig:
-    """Read a TOML config (sections store / index / stage1 / stage2 / eval), then apply
-    flag overrides given as ``section={key: value}`` (None values are ignored)."""
+    """Read a TOML config (sections store / index / stage1 / stage2 / eval / train.KIND),
+    then apply flag overrides given as ``section={key: value}`` (None values are ignored)."""
     return build_config(read_toml(path) if path is not None else {}, **overrides)
 
 
@@ -145,8 +150,8 @@ def build_config(data: dict[str, Any], **overrides: dict[str, Any]) -> AppConfig
     """The config from parsed TOML sections plus flag overrides (see ``load_config``)."""
     sections = SECTIONS
     for key in data:
-        if key not in sections:
-            near = difflib.get_close_matches(key, list(sections), n=1)
+        if key not in sections and key != "train":
+            near = difflib.get_close_matches(key, [*sections, "train"], n=1)
             raise UsageError(
                 f"unknown config section [{key}]" + (f"; did you mean [{near[0]}]?" if near else "")
             )
@@ -154,12 +159,19 @@ def build_config(data: dict[str, Any], **overrides: dict[str, Any]) -> AppConfig
     for name, cls in sections.items():
         values = dict(data.get(name, {}))
         values.update({k: v for k, v in overrides.get(name, {}).items() if v is not None})
-        _check_keys(name, values, cls)
+        check_keys(name, values, cls)
         try:
             built[name] = cls(**values)
         except TypeError as exc:
             raise UsageError(f"bad [{name}] config: {exc}") from exc
-    return AppConfig(**built)
+    return AppConfig(**built, train=_train_tables(data.get("train", {})))
+
+
+def _train_tables(data: Any) -> dict[str, dict[str, Any]]:
+    """The ``[train.KIND]`` tables, each a table of one trainer's options."""
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise UsageError("[train] holds one table per trainer: [train.pair-gbdt], [train.clip] ...")
+    return {kind: dict(values) for kind, values in data.items()}
 
 
 __all__ = [
@@ -170,8 +182,8 @@ __all__ = [
     "Stage2Config",
     "StoreConfig",
     "build_config",
+    "check_keys",
     "default_data_dir",
     "load_config",
     "read_toml",
-    "replace",
 ]

@@ -1,9 +1,8 @@
-"""Stage 1 -> stage 2 -> match decision.
+"""Stage 1 -> stage 2.
 
-Retrieve K candidates per query, optionally rerank them, keep the top N, optionally
-blend the stage-1 score into the final score, and decide the matches: candidates
-over a threshold (tuned on the valid split by the evaluator) and, as an option,
-always the nearest one (every Shopee group has at least two items).
+Retrieve K candidates per query, optionally rerank them, keep the top N, and optionally
+blend the stage-1 score into the final score. Which candidates are matches is decided
+by the jobs (``search.match``), not here.
 """
 
 from __future__ import annotations
@@ -34,19 +33,16 @@ class PipelineConfig:
     hybrid: list[str] = field(default_factory=list)
     fusion: str = "rrf"
     blend: float = 0.0  # weight of the min-max normalised stage-1 score in the final score
-    threshold: float | None = None  # match decision on the final score
-    keep_nearest: bool = False  # always keep the best candidate as a match
     batch_size: int = 64
 
 
 @dataclass
 class PipelineResult:
-    """Both stages' candidates of one query and the decided matches."""
+    """Both stages' candidates of one query."""
 
     query: Product
     stage1: list[Candidate]
     stage2: list[Candidate] | None = None
-    matches: list[Candidate] = field(default_factory=list)
 
     @property
     def final(self) -> list[Candidate]:
@@ -78,16 +74,6 @@ def similarity(a: Vector, b: Vector) -> float:
         return dot / (float(np.linalg.norm(a.values) * np.linalg.norm(b.values)) or 1.0)
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     return float(np.dot(a, b)) / (na * nb) if na and nb else 0.0
-
-
-def decide(
-    candidates: list[Candidate], threshold: float | None, keep_nearest: bool
-) -> list[Candidate]:
-    """Matches among ranked candidates: score over the threshold, plus the nearest if asked."""
-    out = [c for c in candidates if threshold is not None and (c.score or 0.0) >= threshold]
-    if keep_nearest and candidates and candidates[0] not in out:
-        out.insert(0, candidates[0])
-    return out
 
 
 class Pipeline:
@@ -164,9 +150,9 @@ class Pipeline:
                     stage2 = [self._blend(row) for row in stage2]
                 stage2 = [row[: cfg.n] for row in stage2]
             for qi, q in enumerate(batch):
-                res = PipelineResult(q, stage1[qi], stage2[qi] if stage2 is not None else None)
-                res.matches = decide(res.final, cfg.threshold, cfg.keep_nearest)
-                results.append(res)
+                results.append(
+                    PipelineResult(q, stage1[qi], stage2[qi] if stage2 is not None else None)
+                )
             if progress:
                 progress(len(batch))
         return results

@@ -14,6 +14,7 @@ import logging
 import mimetypes
 import tempfile
 import threading
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -22,8 +23,9 @@ from urllib.parse import parse_qs, urlparse
 
 from retrieval.data.images import read_image_bytes
 from retrieval.errors import SearchError
-from search.config import AppConfig, replace
-from search.store import ModelCache, list_collections, query
+from search.config import AppConfig
+from search.indexing import list_collections
+from search.query import ModelCache, query
 from search.web.runs import RunBrowser, find_runs
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import search.evaluate
+import search.evaluation.evaluate
 from retrieval.errors import UsageError
 from retrieval.index import open_index
-from search.ablate import load_grid, run_grid
+from search.ablation.ablate import load_grid, run_grid
 from search.cli import app
 
 ENCODER_SETS = '[["sparse"], ["sparse", "sparse:word,name=words"]]'
@@ -35,7 +35,7 @@ def grid(tmp_path, tiny_set):
 def counted(monkeypatch):
     """Counts the evaluations ablation runs (and can kill the run at the n-th)."""
     calls = {"n": 0, "kill_at": None}
-    real = search.evaluate.evaluate_dataset
+    real = search.evaluation.evaluate.evaluate_dataset
 
     def wrapper(*args, **kwargs):
         calls["n"] += 1
@@ -43,7 +43,7 @@ def counted(monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(search.evaluate, "evaluate_dataset", wrapper)
+    monkeypatch.setattr(search.evaluation.evaluate, "evaluate_dataset", wrapper)
     return calls
 
 

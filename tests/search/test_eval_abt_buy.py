@@ -16,7 +16,7 @@ from retrieval.data import open_dataset
 from retrieval.encoders import build_encoder
 from retrieval.metrics import recall_at_k
 from search.config import load_config
-from search.evaluate import evaluate_dataset
+from search.evaluation.evaluate import evaluate_dataset
 
 ABT_BUY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "abt-buy"
 pytest.importorskip("sentence_transformers")

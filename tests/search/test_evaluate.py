@@ -15,9 +15,9 @@ from retrieval.metrics import match_scores, shopee_f1
 from retrieval.types import Candidate, Product
 from search.cli import app
 from search.config import load_config
-from search.evaluate import evaluate_dataset
-from search.pipeline import decide
-from search.thresholds import MatchLists, match_sets
+from search.evaluation.evaluate import evaluate_dataset
+from search.evaluation.thresholds import MatchLists, match_sets
+from search.match.decision import decide
 
 ranx = pytest.importorskip("ranx")
 OUTPUTS = (

@@ -12,8 +12,8 @@ import pytest
 
 from retrieval.index import open_index
 from retrieval.retriever import Retriever
-from retrieval.types import Candidate, Product
-from search.pipeline import Pipeline, PipelineConfig, decide, similarity
+from retrieval.types import Product
+from search.pipeline import Pipeline, PipelineConfig, similarity
 
 CATALOG = [
     Product("a1", "samsung galaxy a52 128gb", group="a"),
@@ -74,20 +74,11 @@ def test_blend_mixes_normalised_stage1_score(retriever):
 
 
 def test_exclude_self_and_no_reranker(retriever):
-    pipe = Pipeline(retriever, None, PipelineConfig(k=2, using="hybrid", threshold=0.0))
+    pipe = Pipeline(retriever, None, PipelineConfig(k=2, using="hybrid"))
     res = pipe.run([CATALOG[0]], exclude_self=True)[0]
     assert res.stage2 is None
     assert "a1" not in [c.id for c in res.stage1] and len(res.stage1) == 2
-    assert res.matches == res.final  # every candidate clears threshold 0
-
-
-def test_decide_threshold_and_keep_nearest():
-    cands = [Candidate(Product(str(i)), 0, i, score=s) for i, s in enumerate([0.9, 0.4, 0.2], 1)]
-    assert [c.id for c in decide(cands, 0.5, False)] == ["1"]
-    assert [c.id for c in decide(cands, 0.95, True)] == ["1"]
-    assert decide(cands, 0.95, False) == []
-    assert [c.id for c in decide(cands, 0.3, False)] == ["1", "2"]
-    assert decide([], 0.1, True) == []
+    assert res.final is res.stage1
 
 
 def test_similarity_dense_and_sparse():

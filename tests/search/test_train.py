@@ -12,11 +12,12 @@ from retrieval.data import open_dataset
 from retrieval.retriever import Retriever
 from search.cli import app
 from search.config import load_config
+from search.indexing import connect
 from search.pipeline import Pipeline, PipelineConfig
-from search.store import connect
 
 pytest.importorskip("lightgbm")
-from search.train import train_pair_gbdt  # noqa: E402
+from search.train.pair_gbdt import PairGbdtOptions, train_pair_gbdt  # noqa: E402
+from search.train.registry import TrainJob  # noqa: E402
 
 runner = CliRunner()
 
@@ -32,14 +33,14 @@ def synth(tmp_path_factory):
 def trained(synth, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     cfg = load_config(None, store={"data_dir": home}, stage1={"encoders": ["sparse"]})
-    report = train_pair_gbdt(cfg, str(synth), home / "model.txt", k=20)
+    report = train_pair_gbdt(cfg, TrainJob(str(synth), home / "model.txt"), PairGbdtOptions(k=20))
     return cfg, report
 
 
 def test_stage2_beats_stage1_on_valid(trained):
     _, report = trained
     m = report.metrics
-    assert report.train_queries > 200 and report.valid_queries > 40
+    assert report.train_size > 200 and report.valid_size > 40
     assert m["stage2/recall@1"] > m["stage1/recall@1"]
     assert m["stage2/mrr@10"] > m["stage1/mrr@10"]
     assert report.info["vector"] == "sparse" and report.info["k"] == 20

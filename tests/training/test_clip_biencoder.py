@@ -18,7 +18,7 @@ pytest.importorskip("accelerate")
 from retrieval.data.synth import synthesize  # noqa: E402
 from retrieval.encoders import build_encoder  # noqa: E402
 from retrieval.errors import UsageError  # noqa: E402
-from search.train_clip import split_products  # noqa: E402
+from search.train.clip import split_products  # noqa: E402
 from training.biencoder import BiencoderArgs, fit_clip_biencoder  # noqa: E402
 from training.loop import TrainingDivergedError, checkpoints  # noqa: E402
 

@@ -1,7 +1,4 @@
-"""``search mine``: a thin command over search.mine.
-
-Imported by ``search.cli`` (after its ``app`` exists) to register the command there.
-"""
+"""``search mine``: a thin command over ``search.train.mine``."""
 
 from __future__ import annotations
 
@@ -10,24 +7,22 @@ from typing import Annotated
 
 import typer
 
-from search.cli import (
-    ApiKey,
-    Backend,
+from search.cli.common import (
     Collection,
-    ConfigFile,
-    DataDir,
     Format,
-    Url,
-    _config,
-    app,
+    StoreFlags,
     handle_errors,
     out,
     progress_bars,
+    store_options,
 )
+
+app = typer.Typer()
 
 
 @app.command("mine")
 @handle_errors
+@store_options()
 def mine_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset path (Shopee, query-gallery, ...).")],
     out_path: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write.")],
@@ -46,16 +41,13 @@ def mine_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling.")] = 0,
     collection: Collection = None,
     fmt: Format = None,
-    config: ConfigFile = None,
-    data_dir: DataDir = None,
-    backend: Backend = None,
-    qdrant_url: Url = None,
-    qdrant_api_key: ApiKey = None,
+    *,
+    store: StoreFlags,
 ) -> None:
     """Mine hard negatives for a split's queries (FlagEmbedding's query/pos/neg JSONL)."""
-    from search.mine import mine
+    from search.train.mine import mine
 
-    cfg = _config(config, data_dir, backend, qdrant_url, qdrant_api_key, stage1={"vector": vector})
+    cfg = store.load(stage1={"vector": vector})
     with progress_bars() as progress:
         report = mine(
             cfg,

@@ -1,83 +1,20 @@
-"""Stage-1 jobs of the application: index a dataset, query a collection, list collections."""
+"""One interactive query (``search query`` and the web viewer): stage 1, optionally stage 2."""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from retrieval.errors import UsageError
-from retrieval.index import VectorIndex, open_index
-from retrieval.retriever import IndexReport, Retriever, default_vector, write_report
+from retrieval.index import VectorIndex
+from retrieval.retriever import Retriever, default_vector
 from retrieval.types import Candidate, Hit, Product
 from search.config import AppConfig
+from search.indexing import connect, pick_collection
 
 log = logging.getLogger(__name__)
-
-
-def connect(cfg: AppConfig) -> VectorIndex:
-    """Open the configured back-end."""
-    return open_index(
-        cfg.store.backend,
-        data_dir=cfg.store.data_dir,
-        url=cfg.store.url,
-        api_key=cfg.store.api_key,
-        config=cfg.index,
-    )
-
-
-def reports_dir(cfg: AppConfig) -> Path:
-    return cfg.store.data_dir / "reports"
-
-
-def index_dataset(
-    cfg: AppConfig,
-    dataset_path: str,
-    *,
-    fmt: str | None = None,
-    collection: str | None = None,
-    recreate: bool = False,
-    progress: Callable[[int | None], Callable[[int], None]] | None = None,
-) -> tuple[IndexReport, Path]:
-    """Index a dataset into a collection; returns the run's report and its path.
-
-    ``progress(total)`` returns the per-batch callback (the CLI passes a rich bar)."""
-    from retrieval.data import open_dataset
-
-    dataset = open_dataset(dataset_path, format=fmt)
-    name = collection or dataset.name
-    index = connect(cfg)
-    try:
-        retriever = Retriever.from_specs(cfg.stage1.encoders, index, name)
-        products = list(dataset.products())
-        if not products:
-            raise UsageError(f"dataset {dataset_path} has no products")
-        report_path = reports_dir(cfg) / f"{name}-index-report.json"
-        previous = _previous_failures(report_path) if not recreate else {}
-        tick = progress(len(products)) if progress else None
-        report = retriever.index_dataset(
-            products,
-            dataset.name,
-            batch_size=cfg.stage1.batch_size,
-            recreate=recreate,
-            progress=tick,
-            extra_meta={"format": dataset.format, "source": str(Path(dataset_path).resolve())},
-        )
-        report.failures = {**previous, **report.failures}
-        return report, write_report(report, reports_dir(cfg))
-    finally:
-        index.close()
-
-
-def _previous_failures(path: Path) -> dict[str, str]:
-    """Failures listed by an earlier (possibly killed) run of the same collection."""
-    try:
-        return dict(json.loads(path.read_text()).get("failed_items", {}))
-    except (OSError, ValueError):
-        return {}
 
 
 @dataclass
@@ -160,18 +97,6 @@ class ModelCache:
         return self._rerankers[spec]
 
 
-def pick_collection(index: VectorIndex, collection: str | None) -> str:
-    """The named collection, or the only one there is."""
-    if collection:
-        return collection
-    names = index.collections()
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise UsageError("no collection yet; run `search index DATASET` first")
-    raise UsageError(f"several collections ({', '.join(names)}); pick one with --collection")
-
-
 def query(
     cfg: AppConfig,
     text: str,
@@ -220,28 +145,5 @@ def query(
             Pipeline(retriever, model).add_features([product], [cands])
         stage2 = rerank(model, product, cands)[:top_k]
         return QueryResult(name, vector, hits[:top_k], stage2, model.spec)
-    finally:
-        index.close()
-
-
-def list_collections(cfg: AppConfig) -> list[dict[str, Any]]:
-    """Each collection with its point count, vectors and encoders."""
-    index = connect(cfg)
-    try:
-        out = []
-        for name in index.collections():
-            info = index.info(name)
-            if info is None:
-                continue
-            out.append(
-                {
-                    "name": name,
-                    "points": info.points,
-                    "vectors": {v.name: (v.size if v.size else "sparse") for v in info.vectors},
-                    "encoders": info.meta.get("encoders", []),
-                    "dataset": info.meta.get("dataset"),
-                }
-            )
-        return out
     finally:
         index.close()

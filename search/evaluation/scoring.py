@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from retrieval.errors import UsageError
 from retrieval.metrics import MatchScores, evaluate
 from retrieval.types import Qrels, Query, Run
 from search.config import EvalConfig
+from search.evaluation.thresholds import MatchLists, Sweep, match_sets, sweep
 from search.pipeline import PipelineConfig
-from search.thresholds import MatchLists, Sweep, match_sets, sweep
 from search.timing import Timing
 
 Rows = dict[str, list[tuple[str, float]]]
@@ -65,6 +67,20 @@ class Scored:
     predictions: dict[str, list[str]]
     skipped: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation measured and where it wrote it."""
+
+    out: Path
+    metrics: dict[str, float]
+    settings: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report.md"
 
 
 def gallery_qrels(queries: Sequence[Query], gallery: set[str]) -> Qrels:

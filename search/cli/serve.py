@@ -8,11 +8,14 @@ from typing import Annotated
 import typer
 
 from retrieval.errors import SearchError
-from search.cli import ApiKey, Backend, ConfigFile, DataDir, Url, _config, app, handle_errors, out
+from search.cli.common import StoreFlags, handle_errors, out, store_options
+
+app = typer.Typer()
 
 
 @app.command("serve")
 @handle_errors
+@store_options()
 def serve_cmd(
     runs: Annotated[
         Path, typer.Option("--runs", help="Folder searched for evaluation runs.")
@@ -21,16 +24,13 @@ def serve_cmd(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="0 picks a free port.")
     ] = 8000,
-    config: ConfigFile = None,
-    data_dir: DataDir = None,
-    backend: Backend = None,
-    qdrant_url: Url = None,
-    qdrant_api_key: ApiKey = None,
+    *,
+    store: StoreFlags,
 ) -> None:
     """Browse queries (both stages, with images) and evaluation runs in a web page."""
     from search.web.server import serve
 
-    cfg = _config(config, data_dir, backend, qdrant_url, qdrant_api_key)
+    cfg = store.load()
     try:
         server = serve(cfg, runs, host, port)
     except OSError as exc:  # port in use, host not local

@@ -19,16 +19,13 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from retrieval.errors import UsageError
 from retrieval.metrics import ranked
 from retrieval.types import Qrels, Run
-from search.markdown import render_report
-from search.scoring import Scored
-
-if TYPE_CHECKING:
-    from search.evaluate import EvalResult
+from search.evaluation.markdown import render_report
+from search.evaluation.scoring import EvalResult, Scored
 
 
 def _check_id(value: str) -> str:
@@ -72,7 +69,7 @@ def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
 
 def write_outputs(result: EvalResult, scored: Scored, *, is_shopee: bool) -> list[Path]:
     """Write every file of the run folder; returns their paths."""
-    from search.plots import plot_f1_threshold, plot_recall_at_k
+    from search.evaluation.plots import plot_f1_threshold, plot_recall_at_k
 
     out = result.out
     out.mkdir(parents=True, exist_ok=True)

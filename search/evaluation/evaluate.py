@@ -5,7 +5,7 @@ pipeline over the tuning split (valid) and the scored split (test) in batches, t
 scores each stage: ranking metrics over TREC-style runs, match-set precision, recall
 and F1 at a threshold swept on the tuning split and applied to the scored one (with
 the "always keep the nearest" rule off and on), latency and throughput. The run
-folder gets the files listed in ``search.report``.
+folder gets the files listed in ``search.evaluation.report``.
 
 Without a reranker, stage 2 is the stage-1 top n passed through unchanged (labelled
 ``none`` in the report), so the two stages still line up column for column.
@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
@@ -32,26 +30,12 @@ from retrieval.retriever import Retriever
 from retrieval.types import Query
 from search.collection import ensure_collection
 from search.config import AppConfig
+from search.evaluation.scoring import EvalResult, StageRows, score_stages
 from search.pipeline import Pipeline, PipelineConfig
-from search.scoring import StageRows, score_stages
 from search.timing import Probe
 
 log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
-
-
-@dataclass
-class EvalResult:
-    """What one evaluation measured and where it wrote it."""
-
-    out: Path
-    metrics: dict[str, float]
-    settings: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def report(self) -> Path:
-        return self.out / "report.md"
 
 
 def run_split(
@@ -111,8 +95,8 @@ def evaluate_dataset(
     collection of the dataset is used as indexed. ``out`` overrides ``cfg.eval.out``."""
     from rerank.base import build_reranker
     from retrieval.data import open_dataset
-    from search.report import write_outputs
-    from search.store import connect
+    from search.evaluation.report import write_outputs
+    from search.indexing import connect
 
     ev = cfg.eval
     dataset = open_dataset(dataset_path, format=fmt)

@@ -167,8 +167,8 @@ def run_grid(
     on_cell: CellHook | None = None,
 ) -> AblationResult:
     """Evaluate every unfinished cell, then write the comparison table and plot."""
-    from search.comparison import write_comparison
-    from search.evaluate import evaluate_dataset
+    from search.ablation.comparison import write_comparison
+    from search.evaluation.evaluate import evaluate_dataset
 
     folder = Path(out or grid.out or Path("runs") / f"grid-{grid.path.stem}")
     (folder / "cells").mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search.scoring import Scored
+from search.evaluation.scoring import Scored
 
 
 def _pyplot() -> Any:

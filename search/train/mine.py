@@ -52,7 +52,7 @@ def mine(
     """Mine hard negatives for one split's labelled queries and write them as JSONL."""
     from retrieval.data import open_dataset
     from search.collection import ensure_collection
-    from search.store import connect
+    from search.indexing import connect
     from training.mining import MineConfig, mine_negatives, parse_range, write_jsonl
 
     start = time.perf_counter()

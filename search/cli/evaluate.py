@@ -1,7 +1,4 @@
-"""``search eval`` and ``search ablate``: thin commands over search.evaluate / search.ablate.
-
-Imported by ``search.cli`` (after its ``app`` exists) to register the commands there.
-"""
+"""``search eval``: a thin command over ``search.evaluation.evaluate_dataset``."""
 
 from __future__ import annotations
 
@@ -13,25 +10,23 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from search.cli import (
-    ApiKey,
-    Backend,
+from search.cli.common import (
     Collection,
-    ConfigFile,
-    DataDir,
     Format,
-    Url,
-    _config,
-    app,
+    StoreFlags,
     err,
     handle_errors,
     out,
     progress_bars,
+    store_options,
 )
+
+app = typer.Typer()
 
 
 @app.command("eval")
 @handle_errors
+@store_options()
 def eval_cmd(
     dataset: Annotated[
         str, typer.Argument(help="Dataset path (Shopee, query-gallery, catalogue).")
@@ -70,21 +65,13 @@ def eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json.")] = False,
     collection: Collection = None,
     fmt: Format = None,
-    config: ConfigFile = None,
-    data_dir: DataDir = None,
-    backend: Backend = None,
-    qdrant_url: Url = None,
-    qdrant_api_key: ApiKey = None,
+    *,
+    store: StoreFlags,
 ) -> None:
     """Score stage 1 and stage 2 on a split; write runs, qrels, metrics, report, plots."""
-    from search.evaluate import evaluate_dataset
+    from search.evaluation.evaluate import evaluate_dataset
 
-    cfg = _config(
-        config,
-        data_dir,
-        backend,
-        qdrant_url,
-        qdrant_api_key,
+    cfg = store.load(
         stage1={
             "encoders": encoder or None,
             "vector": vector,
@@ -116,7 +103,7 @@ def eval_cmd(
 
 def print_stages(metrics: dict[str, float], settings: dict[str, Any]) -> None:
     """The stage-wise table: ranking metrics, match-set F1 and latency, stage 1 vs 2."""
-    from search.markdown import ranking_rows
+    from search.evaluation.markdown import ranking_rows
 
     rerank = str(settings["reranker"]).split(",")[0].split(":")[0]
     table = Table(
@@ -135,61 +122,3 @@ def print_stages(metrics: dict[str, float], settings: dict[str, Any]) -> None:
         f"{int(metrics['queries/evaluated'])} of {int(metrics['queries/total'])} queries scored; "
         f"stage-2 ceiling (stage-1 recall@{settings['k']}): {metrics['stage2/recall_ceiling']:.4f}"
     )
-
-
-@app.command("ablate")
-@handle_errors
-def ablate_cmd(
-    grid_file: Annotated[Path, typer.Argument(help="GRID.toml: [grid] axes + shared sections.")],
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Grid folder (default: the file's or runs/grid-*).")
-    ] = None,
-    data_dir: DataDir = None,
-    backend: Backend = None,
-    qdrant_url: Url = None,
-    qdrant_api_key: ApiKey = None,
-) -> None:
-    """Evaluate every cell of a grid (finished cells are kept) and compare them.
-
-    The [grid] table names the dataset and the axes: encoders, vector, hybrid, fusion,
-    k, n, reranker, blend (see search/ablate.py for the format)."""
-    from search.ablate import load_grid, run_grid
-
-    grid = load_grid(grid_file)
-    store = {"data_dir": data_dir, "backend": backend, "url": qdrant_url, "api_key": qdrant_api_key}
-
-    def on_cell(i: int, total: int, label: str, status: str) -> None:
-        err.print(
-            f"cell {i}/{total} [{status}] {label}", markup=False, highlight=False, soft_wrap=True
-        )
-
-    with progress_bars() as progress:
-        result = run_grid(
-            grid, out=out_dir, overrides={"store": store}, progress=progress, on_cell=on_cell
-        )
-    print_comparison(result.rows, grid.metrics, str(result.out))
-    out.print(f"comparison: {result.files[0]}", highlight=False)
-
-
-def print_comparison(rows: list[dict[str, Any]], metrics: list[str], title: str) -> None:
-    """One line per cell, the best value of each metric bold and starred."""
-    from rich.markup import escape
-
-    from search.comparison import best_cells
-
-    best = best_cells(rows, metrics)
-    table = Table(title=f"ablation · {title}")
-    table.add_column("cell")
-    table.add_column("setting")
-    for name in metrics:
-        table.add_column(name.replace("stage", "s"), justify="right")
-    table.add_column("status")
-    for i, row in enumerate(rows):
-        cells = []
-        for name in metrics:
-            value = (row.get("metrics") or {}).get(name)
-            text = "–" if value is None else f"{value:.4f}"
-            cells.append(f"[bold]{text}★[/bold]" if i in best.get(name, set()) else text)
-        status = "ok" if not row["status"].startswith("error") else escape(row["status"])
-        table.add_row(row["cell"][:8], escape(row["label"]), *cells, status)
-    out.print(table)

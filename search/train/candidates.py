@@ -1,50 +1,37 @@
-"""Training jobs of the application: stage-1 candidates of a split -> a stage-2 model.
+"""What the reranker trainers share: a split's stage-1 candidates and the comparison of
+stage 1 with the trained stage 2 on the valid split.
 
-``train_pair_gbdt`` indexes the dataset if its collection is missing, runs stage 1 on
-the train split's queries (restricted to the split and without the query itself on
-self-matching sets such as Shopee), labels each candidate by the query's matches,
-fits LightGBM with early stopping on the valid split, saves the model and reports
-stage 1 against stage 2 on the valid split.
+``open_for_training`` indexes the dataset if its collection is missing;
+``stage1_splits`` runs stage 1 on each split's labelled queries (restricted to the
+split and without the query itself on self-matching sets such as Shopee) and adds the
+``sim_*`` features; ``compare_stages`` scores both stages on the same candidates.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rerank.base import Reranker, rerank_batch
 from retrieval.data.base import Dataset
-from retrieval.errors import UsageError, unknown_name
 from retrieval.metrics import hit_rate_at_k, mrr_at_k, recall_at_k
 from retrieval.retriever import Retriever, default_vector
 from retrieval.types import Candidate, Qrels, Query, Run, queries_to_qrels
 from search.config import AppConfig
+from search.indexing import connect, index_dataset
 from search.pipeline import Pipeline, PipelineConfig
-from search.store import connect, index_dataset
+from search.train.registry import ProgressFactory, SplitOptions
 
 log = logging.getLogger(__name__)
-
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 Split = tuple[list[Query], list[list[Candidate]]]
 
 
 @dataclass
-class TrainReport:
-    """What a reranker training run did and how stage 2 compares with stage 1."""
+class CandidateOptions(SplitOptions):
+    """Options of the trainers that learn from stage-1 candidates."""
 
-    out: Path
-    collection: str
-    vector: str
-    k: int
-    train_queries: int
-    valid_queries: int
-    info: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
+    k: int = 50  # stage-1 candidates per query
 
 
 def score_run(queries: Sequence[Query], rows: Sequence[Sequence[Candidate]], stage: int) -> Run:
@@ -152,76 +139,3 @@ def open_for_training(
         tick = (lambda total: progress("indexing", total or 0)) if progress else None
         index_dataset(cfg, dataset_path, fmt=fmt, collection=name, progress=tick)
     return dataset, name
-
-
-def train_pair_gbdt(
-    cfg: AppConfig,
-    dataset_path: str,
-    out: str | Path,
-    *,
-    collection: str | None = None,
-    fmt: str | None = None,
-    k: int = 50,
-    split: str = "train",
-    valid_split: str = "valid",
-    objective: str = "binary",
-    progress: ProgressFactory | None = None,
-) -> TrainReport:
-    """Train the ``pair-gbdt`` reranker on one split's stage-1 candidates and save it."""
-    from rerank.pair_gbdt import PairGbdtReranker
-    from training.pair_gbdt import GbdtParams, fit_pair_gbdt, label_candidates
-
-    start = time.perf_counter()
-    params = GbdtParams(objective=objective)
-    dataset, name = open_for_training(cfg, dataset_path, collection, fmt, progress)
-    vector, ((train_q, train_rows), (valid_q, valid_rows)) = stage1_splits(
-        cfg, dataset, name, k, [split, valid_split], progress
-    )
-    if not train_q:
-        raise UsageError(f"{dataset_path}: no labelled queries in split {split!r}")
-
-    def examples(queries: list[Query], rows: list[list[Candidate]]) -> list:
-        return [(q.product, row, label_candidates(q.matches, row)) for q, row in zip(queries, rows)]
-
-    info = {"dataset": dataset.name, "collection": name, "vector": vector, "k": k, "split": split}
-    model = fit_pair_gbdt(
-        examples(train_q, train_rows), examples(valid_q, valid_rows), params, info
-    )
-    path = model.save(out)
-    metrics = compare_stages(PairGbdtReranker(model), valid_q, valid_rows) if valid_q else {}
-    return TrainReport(
-        path,
-        name,
-        vector,
-        k,
-        len(train_q),
-        len(valid_q),
-        model.info,
-        metrics,
-        time.perf_counter() - start,
-    )
-
-
-RERANKER_KINDS = ("pair-gbdt", "cross-encoder", "qwen-vl")
-
-
-def train_reranker(cfg: AppConfig, kind: str, dataset_path: str, out: str | Path, **kwargs: Any):
-    """Train a stage-2 reranker of one kind; only ``pair-gbdt`` is built so far."""
-    if kind == "pair-gbdt":
-        return train_pair_gbdt(cfg, dataset_path, out, **kwargs)
-    if kind == "qwen-vl":
-        from search.train_qwen_vl import train_qwen_vl_reranker
-
-        kwargs.pop("objective", None)
-        return train_qwen_vl_reranker(cfg, dataset_path, out, **kwargs)
-    if kind == "cross-encoder":
-        from search.train_ce import train_cross_encoder_reranker
-
-        kwargs.pop("objective", None)
-        return train_cross_encoder_reranker(cfg, dataset_path, out, **kwargs)
-    if kind in RERANKER_KINDS:
-        raise UsageError(
-            f"training {kind} rerankers is not built yet (issue 5); "
-            "use a pretrained model with --reranker, or train --kind pair-gbdt"
-        )
-    raise unknown_name("reranker kind to train", kind, RERANKER_KINDS)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from search.scoring import Scored
-
-if TYPE_CHECKING:
-    from search.evaluate import EvalResult
+from search.evaluation.scoring import EvalResult, Scored
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search.markdown import fmt, table
+from search.evaluation.markdown import fmt, table
 
 
 def lower_is_better(metric: str) -> bool:
@@ -42,7 +42,7 @@ def write_comparison(
     folder: Path, rows: list[dict[str, Any]], metrics: Sequence[str]
 ) -> list[Path]:
     """Write comparison.md / .csv / .png for the grid's rows; returns the paths."""
-    from search.plots import plot_ablation
+    from search.evaluation.plots import plot_ablation
 
     best = best_cells(rows, metrics)
     axes = [

@@ -1,0 +1,1 @@
+"""Ablation grids: one evaluation per cell (``ablate``) and their comparison (``comparison``)."""

@@ -1,0 +1,44 @@
+"""The ``search`` command line: the root app and its command groups.
+
+Each module of this package owns one ``typer.Typer()`` with its commands; the root
+merges or nests them here. A command is thin: parse, build the config, call one
+function of the application, print. Heavy stacks (torch, models, qdrant) load inside
+those functions, so ``search --help`` answers at once. Nothing outside this package
+imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
+
+import typer
+
+from search.cli import ablate, data, evaluate, index, mine, query, serve, train
+from search.cli.common import err
+
+app = typer.Typer(help="Two-stage product matching search on Qdrant.", no_args_is_help=True)
+for group in (index.app, query.app, evaluate.app, ablate.app, mine.app, serve.app):
+    app.add_typer(group)  # no name: their commands sit at the top level
+app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    """Two-stage product matching: index catalogues into Qdrant, query, rerank, evaluate."""
+    if not verbose:  # model-loading bars of transformers/hub are noise beside our own bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False)],
+    )
+
+
+__all__ = ["app"]

@@ -1,0 +1,118 @@
+"""``search index`` and ``search collections``: fill the store and list what it holds."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from search.cli.common import (
+    Collection,
+    Format,
+    StoreFlags,
+    handle_errors,
+    out,
+    progress_bars,
+    store_options,
+)
+
+app = typer.Typer()
+
+
+@app.command("index")
+@handle_errors
+@store_options()
+def index_cmd(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="Dataset path: Shopee folder/zip, query/gallery folder, catalogue file."
+        ),
+    ],
+    encoder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encoder",
+            "-e",
+            help="KIND[:MODEL][,key=value...]; repeat for several (default: text, sparse).",
+        ),
+    ] = None,
+    collection: Collection = None,
+    fmt: Format = None,
+    recreate: Annotated[
+        bool, typer.Option("--recreate", help="Drop the collection first.")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Listings per encode/upsert batch.")
+    ] = None,
+    hnsw_m: Annotated[int | None, typer.Option("--hnsw-m")] = None,
+    hnsw_ef_construct: Annotated[int | None, typer.Option("--hnsw-ef-construct")] = None,
+    quantization: Annotated[
+        str | None, typer.Option("--quantization", help="int8 scalar quantization.")
+    ] = None,
+    on_disk: Annotated[
+        bool | None, typer.Option("--on-disk/--in-ram", help="Server: vectors on disk.")
+    ] = None,
+    shards: Annotated[int | None, typer.Option("--shards", help="Server cluster: shards.")] = None,
+    replicas: Annotated[
+        int | None, typer.Option("--replicas", help="Server cluster: replicas.")
+    ] = None,
+    *,
+    store: StoreFlags,
+) -> None:
+    """Encode a dataset and store it in a collection (a killed run resumes)."""
+    from search.indexing import index_dataset
+
+    cfg = store.load(
+        index={
+            "hnsw_m": hnsw_m,
+            "hnsw_ef_construct": hnsw_ef_construct,
+            "quantization": quantization,
+            "on_disk": on_disk,
+            "shards": shards,
+            "replicas": replicas,
+        },
+        stage1={"encoders": encoder or None, "batch_size": batch_size},
+    )
+    with progress_bars() as bars:
+        progress = functools.partial(bars, "indexing")
+        report, path = index_dataset(
+            cfg, dataset, fmt=fmt, collection=collection, recreate=recreate, progress=progress
+        )
+    out.print(
+        f"collection [bold]{report.collection}[/bold]: {report.written} written, "
+        f"{report.skipped_existing} already stored, {len(report.failures)} with unreadable images, "
+        f"{report.duplicates} duplicate ids, {report.seconds:.1f}s"
+    )
+    out.print(f"report: {path}", highlight=False)
+
+
+@app.command("collections")
+@handle_errors
+@store_options()
+def collections_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    *,
+    store: StoreFlags,
+) -> None:
+    """List collections with their point counts and vectors."""
+    from search.indexing import list_collections
+
+    rows = list_collections(store.load())
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title="collections")
+    for col in ("name", "points", "vectors", "encoders"):
+        table.add_column(col)
+    for row in rows:
+        vecs = ", ".join(f"{k}:{v}" for k, v in row["vectors"].items())
+        table.add_row(
+            escape(row["name"]), str(row["points"]), vecs, escape(" ".join(row["encoders"]))
+        )
+    out.print(table)

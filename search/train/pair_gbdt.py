@@ -1,0 +1,70 @@
+"""``pair-gbdt``: LightGBM on the features of (query, stage-1 candidate) pairs.
+
+Runs stage 1 on the train split's queries (the collection indexed first if missing),
+labels each candidate by the query's matches, fits LightGBM with early stopping on the
+valid split, saves the model and reports stage 1 against stage 2 on the valid split.
+Load it with ``--reranker pair-gbdt:OUT``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from retrieval.errors import UsageError
+from retrieval.types import Candidate, Query
+from search.config import AppConfig
+from search.train.candidates import (
+    CandidateOptions,
+    compare_stages,
+    open_for_training,
+    stage1_splits,
+)
+from search.train.registry import TrainJob, TrainReport, register_trainer
+
+
+@dataclass
+class PairGbdtOptions(CandidateOptions):
+    """``[train.pair-gbdt]``: the LightGBM objective (binary or lambdarank)."""
+
+    objective: str = "binary"
+
+
+@register_trainer("pair-gbdt", "reranker", PairGbdtOptions)
+def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> TrainReport:
+    """Train the ``pair-gbdt`` reranker on one split's stage-1 candidates and save it."""
+    from rerank.pair_gbdt import PairGbdtReranker
+    from training.pair_gbdt import GbdtParams, fit_pair_gbdt, label_candidates
+
+    start = time.perf_counter()
+    params = GbdtParams(objective=opts.objective)
+    dataset, name = open_for_training(cfg, job.dataset, job.collection, job.fmt, job.progress)
+    vector, ((train_q, train_rows), (valid_q, valid_rows)) = stage1_splits(
+        cfg, dataset, name, opts.k, [opts.split, opts.valid_split], job.progress
+    )
+    if not train_q:
+        raise UsageError(f"{job.dataset}: no labelled queries in split {opts.split!r}")
+
+    def examples(queries: list[Query], rows: list[list[Candidate]]) -> list:
+        return [(q.product, row, label_candidates(q.matches, row)) for q, row in zip(queries, rows)]
+
+    info = {"dataset": dataset.name, "collection": name, "vector": vector, "k": opts.k}
+    info["split"] = opts.split
+    model = fit_pair_gbdt(
+        examples(train_q, train_rows), examples(valid_q, valid_rows), params, info
+    )
+    path = model.save(job.out)
+    metrics = compare_stages(PairGbdtReranker(model), valid_q, valid_rows) if valid_q else {}
+    return TrainReport(
+        "pair-gbdt",
+        path,
+        len(train_q),
+        len(valid_q),
+        f"{model.info.get('best_iteration')} trees",
+        collection=name,
+        vector=vector,
+        k=opts.k,
+        metrics=metrics,
+        info=model.info,
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,56 @@
+"""The trainer registry: exact names, roles, and options filled from defaults, the
+``[train.KIND]`` config table and the flags, in that order."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from retrieval.errors import UsageError
+from search.config import load_config
+from search.train.registry import TRAINERS, build_options, get_trainer
+
+
+def test_every_trainer_is_registered_under_its_exact_name():
+    assert TRAINERS.kinds() == ["clip", "cross-encoder", "pair-gbdt", "qwen-vl", "text"]
+    roles = {name: get_trainer(name, TRAINERS.get(name).role).role for name in TRAINERS.kinds()}
+    assert roles == {
+        "pair-gbdt": "reranker",
+        "cross-encoder": "reranker",
+        "qwen-vl": "reranker",
+        "clip": "biencoder",
+        "text": "biencoder",
+    }
+
+
+def test_unknown_trainer_and_wrong_role_are_one_line_errors():
+    with pytest.raises(UsageError, match="unknown trainer 'gbdt'; known: clip, cross-encoder"):
+        get_trainer("gbdt", "reranker")
+    with pytest.raises(UsageError, match="clip trains a biencoder: use `search train biencoder`"):
+        get_trainer("clip", "reranker")
+
+
+def test_options_come_from_defaults_then_config_then_flags(tmp_path, caplog):
+    path = tmp_path / "search.toml"
+    path.write_text("[train.cross-encoder]\nepochs = 3\nlr = 5e-5\n\n[train.pair-gbdt]\nk = 20\n")
+    cfg = load_config(path)
+    ce = get_trainer("cross-encoder", "reranker")
+    opts = build_options(ce, cfg.train["cross-encoder"], {"lr": 1e-3, "epochs": None})
+    assert (opts.epochs, opts.lr, opts.group_size, opts.k) == (3, 1e-3, 8, 50)
+    gbdt = get_trainer("pair-gbdt", "reranker")
+    with caplog.at_level(logging.WARNING):
+        opts = build_options(gbdt, cfg.train["pair-gbdt"], {"lora_r": 8, "objective": "lambdarank"})
+    assert (opts.k, opts.objective) == (20, "lambdarank")
+    assert "--lora-r does not apply to pair-gbdt; ignored" in caplog.text
+
+
+def test_bad_train_tables_name_the_nearest_key(tmp_path):
+    path = tmp_path / "search.toml"
+    path.write_text("[train.qwen-vl]\nlora_rank = 8\n")
+    gbdt = get_trainer("qwen-vl", "reranker")
+    with pytest.raises(UsageError, match="train.qwen-vl.lora_rank; did you mean 'lora_r'"):
+        build_options(gbdt, load_config(path).train["qwen-vl"], {})
+    path.write_text("[train]\nepochs = 2\n")
+    with pytest.raises(UsageError, match=r"one table per trainer"):
+        load_config(path)
