@@ -32,7 +32,7 @@ from retrieval.atomic import write_json  # noqa: E402
 from retrieval.encoders.text import packaged_minilm  # noqa: E402
 from retrieval.types import Candidate, Hit, Query  # noqa: E402
 from search.config import load_config  # noqa: E402
-from search.train import compare_stages, open_for_training, stage1_splits  # noqa: E402
+from search.train.candidates import compare_stages, open_for_training, stage1_splits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DATA = Path("/work/shared/data/abt-buy")
@@ -146,7 +146,8 @@ def main() -> None:
     gallery = list(products.values())
     if not dataset.self_match:
         products.update({q.id: q.product for q in dataset.queries(None)})
-    _, ((train_q, train_rows),) = stage1_splits(cfg, dataset, name, 200, ["train"])
+    train_k = 200 if args.mine == "old" or args.stats_only else 50
+    _, ((train_q, train_rows),) = stage1_splits(cfg, dataset, name, train_k, ["train"])
     _, ((valid_q, valid_rows), (test_q, test_rows)) = stage1_splits(
         cfg, dataset, name, args.k, ["valid", "test"]
     )

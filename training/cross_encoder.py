@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,56 +45,11 @@ from training.callbacks import (
     resume_from,
 )
 from training.ranking import ValidList, sample_lists
+from training.reranker_config import CrossEncoderConfig
 from training.selection import EpochChoice
 
 log = logging.getLogger(__name__)
 LOSSES = ("ce", "bce")
-
-
-#: Defaults that depend on the starting point; a field left None in the config takes these.
-RECIPES: dict[str, dict[str, Any]] = {
-    "fresh-head": {"epochs": 3.0, "lr": 5e-5, "head_lr": 1e-3, "loss": "ce"},
-    "reranker": {"epochs": 2.0, "lr": 2e-5, "head_lr": 2e-5, "loss": "ce"},
-}
-
-
-@dataclass
-class CrossEncoderConfig:
-    """What a cross-encoder training run is asked for; None: the starting point's recipe."""
-
-    epochs: float | None = None
-    batch_size: int = 4  # groups per step (pairs = batch_size * group_size)
-    group_size: int = 8
-    lr: float | None = None
-    head_lr: float | None = None  # freshly made weights (the new head)
-    warmup: float = 0.1
-    save_steps: int = 500
-    grad_accum: int = 1
-    max_length: int = 128
-    loss: str | None = None
-    patience: int = 0  # epochs without a better valid hit@1 before stopping; 0: never
-    valid_queries: int = 500  # valid queries ranked each epoch (a seeded sample); 0: all
-    valid_k: int = 20  # stage-1 candidates of each valid query ranked; 0: all
-    seed: int = 0
-    precision: str = "auto"
-    max_steps: int = -1
-
-    def resolved(self, recipe: str) -> CrossEncoderConfig:
-        """This config with its unset fields taken from ``RECIPES[recipe]``."""
-        unset = {k: v for k, v in RECIPES[recipe].items() if getattr(self, k) is None}
-        return replace(self, **unset)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> CrossEncoderConfig:
-        """A config from CLI/config-file options; unknown names are a UsageError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UsageError(f"unknown cross-encoder option(s): {', '.join(unknown)}")
-        return cls(**{k: v for k, v in options.items() if v is not None})
 
 
 @dataclass

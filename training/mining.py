@@ -30,7 +30,7 @@ from typing import Any
 
 from retrieval.atomic import atomic_open
 from retrieval.errors import UsageError
-from retrieval.types import Hit, Product, Query
+from retrieval.types import Candidate, Hit, Product, Query
 
 log = logging.getLogger(__name__)
 
@@ -232,3 +232,18 @@ def read_mined(path: str | Path) -> list[dict[str, Any]]:
             row.setdefault("neg", [])
             rows.append(row)
     return rows
+
+
+def candidate_hits(rows: Sequence[Sequence[Candidate]]) -> list[list[Hit]]:
+    """Stage-1 candidates (a trainer's own stage-1 run) as the hits the miner reads."""
+    return [
+        [
+            Hit(
+                c.id,
+                c.stage1_score,
+                {"id": c.id, "title": c.product.title, "group": c.product.group},
+            )
+            for c in row
+        ]
+        for row in rows
+    ]

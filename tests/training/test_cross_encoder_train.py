@@ -12,13 +12,13 @@ from retrieval.errors import UsageError  # noqa: E402
 from retrieval.types import Candidate, Product  # noqa: E402
 from training.callbacks import TrainingDiverged  # noqa: E402
 from training.cross_encoder import (  # noqa: E402
-    RECIPES,
     CrossEncoderConfig,
     load_model,
     score_lists,
     train_cross_encoder,
 )
 from training.ranking import ValidList  # noqa: E402
+from training.reranker_config import RECIPES  # noqa: E402
 
 BRANDS = ["samsung galaxy", "xiaomi redmi", "nike air zoom", "apple iphone"]
 
