@@ -30,27 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from benchmarks.bench_report import machine_info  # noqa: E402
 from retrieval.atomic import write_json  # noqa: E402
 from retrieval.encoders.text import packaged_minilm  # noqa: E402
-from retrieval.types import Candidate, Hit, Query  # noqa: E402
+from retrieval.types import Hit, Query  # noqa: E402
 from search.config import load_config  # noqa: E402
 from search.train.candidates import compare_stages, open_for_training, stage1_splits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DATA = Path("/work/shared/data/abt-buy")
-
-
-def as_hits(rows: list[list[Candidate]]) -> list[list[Hit]]:
-    """Stage-1 candidates in the form the miner reads."""
-    return [
-        [
-            Hit(
-                c.id,
-                c.stage1_score,
-                {"id": c.id, "title": c.product.title, "group": c.product.group},
-            )
-            for c in row
-        ]
-        for row in rows
-    ]
 
 
 def old_mining(queries: list[Query], hits: list[list[Hit]], products: dict, n: int = 15) -> list:
@@ -134,7 +119,7 @@ def main() -> None:
 
     from rerank.cross_encoder import CrossEncoderReranker
     from training.cross_encoder import CrossEncoderConfig, train_cross_encoder, valid_lists
-    from training.mining import MineConfig, MineCounts, mine_negatives
+    from training.mining import MineConfig, MineCounts, candidate_hits, mine_negatives
 
     cfg = load_config(
         None,
@@ -151,7 +136,7 @@ def main() -> None:
     _, ((valid_q, valid_rows), (test_q, test_rows)) = stage1_splits(
         cfg, dataset, name, args.k, ["valid", "test"]
     )
-    hits = as_hits(train_rows)
+    hits = candidate_hits(train_rows)
     counts = MineCounts()
     if args.mine == "old":
         rows = old_mining(train_q, hits, products)
