@@ -118,8 +118,10 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     from rerank.cross_encoder import CrossEncoderReranker
-    from training.cross_encoder import CrossEncoderConfig, train_cross_encoder, valid_lists
+    from training.cross_encoder import train_cross_encoder
     from training.mining import MineConfig, MineCounts, candidate_hits, mine_negatives
+    from training.ranking import valid_lists
+    from training.reranker_config import CrossEncoderConfig
 
     cfg = load_config(
         None,

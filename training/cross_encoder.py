@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.errors import MissingExtraError, SearchError, UsageError
-from retrieval.types import Candidate, Query
 
 try:  # the `train` extra; this module is only imported by training jobs
     from transformers import Trainer, TrainingArguments
@@ -263,18 +262,6 @@ def train_cross_encoder(
         "best": choice.best(),
         "out": str(out),
     }
-
-
-def valid_lists(queries: Sequence[Query], rows: Sequence[Sequence[Candidate]]) -> list[ValidList]:
-    """The valid split's stage-1 candidate lists as the trainer ranks them (titles)."""
-    return [
-        ValidList(
-            q.product.title,
-            tuple(c.product.title for c in row),
-            tuple(int(c.id in q.matches) for c in row),
-        )
-        for q, row in zip(queries, rows)
-    ]
 
 
 def save_model(model: Any, tokenizer: Any, out: Path) -> None:

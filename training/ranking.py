@@ -6,6 +6,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from retrieval.types import Candidate, Query
+
 
 @dataclass(frozen=True)
 class ValidList:
@@ -56,3 +58,15 @@ def epoch_table(history: Sequence[dict[str, float]], best_epoch: float | None = 
             f"| {row['mrr@10']:.3f} | {kept} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def valid_lists(queries: Sequence[Query], rows: Sequence[Sequence[Candidate]]) -> list[ValidList]:
+    """The valid split's stage-1 candidate lists as the trainer ranks them (titles)."""
+    return [
+        ValidList(
+            q.product.title,
+            tuple(c.product.title for c in row),
+            tuple(int(c.id in q.matches) for c in row),
+        )
+        for q, row in zip(queries, rows)
+    ]

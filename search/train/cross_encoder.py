@@ -50,7 +50,8 @@ def train_cross_encoder_reranker(
     ``job.out``; OUT keeps the best epoch by valid hit@1."""
     from rerank.cross_encoder import CrossEncoderReranker
     from retrieval.encoders.text import resolve_model  # all-MiniLM-L6-v2 -> packaged copy
-    from training.cross_encoder import train_cross_encoder, valid_lists
+    from training.cross_encoder import train_cross_encoder
+    from training.ranking import valid_lists
 
     start = time.perf_counter()
     if not opts.model:
