@@ -33,9 +33,9 @@ from retrieval.data import open_dataset  # noqa: E402
 from retrieval.encoders.text import packaged_minilm  # noqa: E402
 from retrieval.retriever import Retriever  # noqa: E402
 from retrieval.types import queries_to_qrels  # noqa: E402
-from search.config import load_config  # noqa: E402
+from search.config import Stage1Config, load_config  # noqa: E402
 from search.indexing import connect  # noqa: E402
-from search.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from search.pipeline import Pipeline  # noqa: E402
 from search.train.candidates import ranking_metrics, score_run, stage1_candidates  # noqa: E402
 from search.train.cross_encoder import (  # noqa: E402
     CrossEncoderOptions,
@@ -88,18 +88,20 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     index = connect(cfg)
     try:
         retriever = Retriever.for_collection(index, trained.collection)
-        pipe = Pipeline(retriever, None, PipelineConfig(k=max(args.k), using="text"))
+        pipe = Pipeline(retriever, None, Stage1Config(k=max(args.k), vector="text"))
         queries, rows = stage1_candidates(pipe, dataset, "test")
     finally:
         index.close()
     # one reranking of the top max(K); each smaller K is the stage-1 prefix of it
     reranked = rerank_batch(reranker, [(q.product, row) for q, row in zip(queries, rows)])
-    scores = {id(c): c.score for row in reranked for c in row}
+    scores = {(q.id, c.id): c.score for q, row in zip(queries, reranked) for c in row}
     qrels = queries_to_qrels(queries)
     test: dict[str, dict[str, float]] = {}
     for k in sorted(args.k):
         top = [row[:k] for row in rows]
-        stage2 = {q.id: {c.id: float(scores[id(c)]) for c in row} for q, row in zip(queries, top)}
+        stage2 = {
+            q.id: {c.id: float(scores[q.id, c.id]) for c in row} for q, row in zip(queries, top)
+        }
         test[str(k)] = {
             **ranking_metrics(score_run(queries, top, 1), qrels, "stage1"),
             **ranking_metrics(stage2, qrels, "stage2"),

@@ -3,7 +3,7 @@ listings) on the embedded index, with CPU encoders (``sparse`` and ``phash``).
 
 Synthesises the catalogue (cached in ``--data``), indexes it, timing the encoders
 apart from the upserts and the HNSW build, then runs the evaluator's stage 1
-(``search.evaluation.evaluate.run_split``: the batched pipeline, timed by ``search.timing.Probe``)
+(``search.evaluation.evaluate.run_split``: the batched pipeline, which times its own stages)
 for each vector asked, every listing a query against the whole catalogue with itself
 excluded (the competition's setting on its train set), and scores it with
 ``search.evaluation.scoring.score_stages``. Reports query encoding apart from index search,
@@ -39,10 +39,10 @@ from retrieval.data.synth import synthesize  # noqa: E402
 from retrieval.index import open_index  # noqa: E402
 from retrieval.retriever import Retriever  # noqa: E402
 from retrieval.types import Product, Query  # noqa: E402
-from search.config import EvalConfig  # noqa: E402
+from search.config import EvalConfig, Stage1Config, Stage2Config  # noqa: E402
 from search.evaluation.evaluate import run_split  # noqa: E402
 from search.evaluation.scoring import score_stages  # noqa: E402
-from search.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from search.pipeline import Pipeline  # noqa: E402
 
 console = Console()
 MEAN_GROUP = 3.45  # mean listings per synthetic group
@@ -129,13 +129,13 @@ def evaluate_vector(
     retriever: Retriever, data: Catalogue, queries: list[Query], vector: str, args
 ) -> dict:
     """One stage-1 evaluation of the sampled queries on one vector (or hybrid)."""
-    pcfg = PipelineConfig(k=args.k, n=min(10, args.k), using=vector, batch_size=args.batch)
-    ev = EvalConfig(ks=[1, 5, 10, 50, 100], batch_size=args.batch)
+    stage1 = Stage1Config(k=args.k, vector=vector, batch_size=args.batch)
+    ev = EvalConfig(ks=[1, 5, 10, 50, 100])
     with bars() as bar:
         task = bar.add_task(f"stage 1 · {vector}", total=len(queries))
         start = time.perf_counter()
         rows = run_split(
-            Pipeline(retriever, None, pcfg),
+            Pipeline(retriever, None, stage1, Stage2Config(n=min(10, args.k))),
             data,
             "all",
             queries,
@@ -144,7 +144,7 @@ def evaluate_vector(
         stage1_s = time.perf_counter() - start
     start = time.perf_counter()
     gallery = {p.id for p in data.products()}
-    scored = score_stages(rows, None, gallery, True, pcfg, ev, {}, reranked=False)
+    scored = score_stages(rows, None, gallery, True, ev, {}, reranked=False)
     m = scored.metrics
     keep = ("recall@1", "recall@10", f"recall@{args.k}", "mrr@10", "f1_nearest")
     return {

@@ -34,9 +34,9 @@ from benchmarks.bench_report import load_average, machine_info  # noqa: E402
 from rerank.pair_gbdt import PairGbdtModel, PairGbdtReranker  # noqa: E402
 from retrieval.data import open_dataset  # noqa: E402
 from retrieval.retriever import Retriever  # noqa: E402
-from search.config import load_config  # noqa: E402
+from search.config import Stage1Config, load_config  # noqa: E402
 from search.indexing import connect  # noqa: E402
-from search.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from search.pipeline import Pipeline  # noqa: E402
 from search.train.candidates import compare_stages, stage1_candidates  # noqa: E402
 from search.train.pair_gbdt import PairGbdtOptions, train_pair_gbdt  # noqa: E402
 from search.train.registry import TrainJob  # noqa: E402
@@ -98,7 +98,7 @@ def run_once(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     index = connect(cfg)
     try:
         retriever = Retriever.for_collection(index, trained.collection)
-        pipe = Pipeline(retriever, None, PipelineConfig(k=args.k, using="hybrid"))
+        pipe = Pipeline(retriever, None, Stage1Config(k=args.k, vector="hybrid"))
         queries, rows = stage1_candidates(pipe, open_dataset(str(args.data)), "test")
     finally:
         index.close()

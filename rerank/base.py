@@ -1,7 +1,7 @@
 """The Reranker protocol, the registry of reranker kinds and the text formatter.
 
-A reranker scores (query, candidate) pairs; ``rerank`` / ``rerank_batch`` set the
-scores on the candidates and sort them. Device choice, batching and model loading
+A reranker scores (query, candidate) pairs; ``rerank`` / ``rerank_batch`` return the
+candidates rescored and sorted (new candidates; the input is left as it was). Device choice, batching and model loading
 live in each implementation. Specs read ``KIND[:MODEL][,key=value...]``, e.g.
 ``cross-encoder:BAAI/bge-reranker-v2-m3,batch_size=32`` or ``pair-gbdt:model.txt``.
 """
@@ -9,7 +9,7 @@ live in each implementation. Specs read ``KIND[:MODEL][,key=value...]``, e.g.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from retrieval.registry import Registry
@@ -26,9 +26,13 @@ _MODULES = {
 
 @runtime_checkable
 class Reranker(Protocol):
-    """Scores (query, candidate) pairs; higher means more likely the same product."""
+    """Scores (query, candidate) pairs; higher means more likely the same product.
+
+    ``needs_features``: the reranker reads the per-vector similarities of each pair
+    (``candidate.features["sim_<vector>"]``), which the pipeline adds before scoring."""
 
     spec: str
+    needs_features: bool
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
         """One score per pair, in order. Pairs may come from many queries."""
@@ -85,25 +89,23 @@ class RerankStats:
 
 
 def rerank(reranker: Reranker, query: Product, candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Score one query's candidates and return them best first."""
+    """One query's candidates rescored, best first."""
     return rerank_batch(reranker, [(query, candidates)])[0]
 
 
 def rerank_batch(
     reranker: Reranker, items: Sequence[tuple[Product, Sequence[Candidate]]]
 ) -> list[list[Candidate]]:
-    """Score the candidates of many queries in one call (the reranker batches across
-    queries) and return each list best first; an empty list stays empty."""
+    """The candidates of many queries rescored in one call (the reranker batches across
+    queries), each list best first; an empty list stays empty. The input candidates are
+    not changed: each one comes back as a copy carrying its stage-2 score."""
     pairs = [(q, c) for q, cands in items for c in cands]
     scores = reranker.score(pairs) if pairs else []
     if len(scores) != len(pairs):
         raise RuntimeError(f"{reranker.spec} returned {len(scores)} scores for {len(pairs)} pairs")
-    out, i = [], 0
+    it = iter(scores)
+    out = []
     for _, cands in items:
-        scored = []
-        for c in cands:
-            c.score = float(scores[i])
-            scored.append(c)
-            i += 1
-        out.append(sorted(scored, key=lambda c: (-c.score, c.stage1_rank)))
+        scored = [replace(c, features=dict(c.features), score=float(next(it))) for c in cands]
+        out.append(sorted(scored, key=lambda c: (-(c.score or 0.0), c.stage1_rank)))
     return out

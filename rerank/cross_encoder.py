@@ -31,11 +31,12 @@ from retrieval.errors import MissingExtraError, SearchError, UsageError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
-SMALL_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 
 
 class CrossEncoderReranker:
     """Scores pairs with a sentence-transformers CrossEncoder, batched by length."""
+
+    needs_features = False  # reads titles (and chosen fields), not stage-1 similarities
 
     def __init__(
         self,

@@ -48,6 +48,8 @@ Item = tuple[str, list[Any]]  # chat text and its images, in placeholder order
 class QwenVLReranker:
     """Pointwise yes/no reranker on a Qwen-VL model; pairs from many queries batch together."""
 
+    needs_features = False  # reads titles and images, not stage-1 similarities
+
     def __init__(
         self,
         model: str,

@@ -210,48 +210,78 @@ class Retriever:
         self,
         queries: Sequence[Product],
         *,
+        batch_size: int = 128,
+        progress: Progress | None = None,
+        **query: Any,
+    ) -> list[list[Hit]]:
+        """K candidates per query listing, ``batch_size`` queries at a time; ``query`` is
+        what ``search_batch`` takes (using, k, hybrid, fusion, exclude_self, payload) and
+        ``filters``, one per query."""
+        filters = query.pop("filters", None)
+        results: list[list[Hit]] = []
+        for start in range(0, len(queries), batch_size):
+            batch = list(queries[start : start + batch_size])
+            flts = filters[start : start + batch_size] if filters is not None else None
+            results += self.search_batch(batch, filters=flts, **query).hits
+            if progress:
+                progress(len(batch))
+        return results
+
+    def search_batch(
+        self,
+        batch: Sequence[Product],
+        *,
         using: str,
         k: int = 10,
         hybrid: Sequence[str] = (),
         fusion: str = "rrf",
         filters: Sequence[dict[str, str] | None] | None = None,
         exclude_self: bool = False,
-        batch_size: int = 128,
         payload: bool | Sequence[str] = True,
-        progress: Progress | None = None,
-    ) -> list[list[Hit]]:
-        """K candidates per query listing; ``exclude_self`` drops the query's own point."""
+    ) -> BatchHits:
+        """K candidates per query of one batch (``exclude_self`` drops the query's own
+        point), with the queries it could not search and what encoding and search took."""
         if k < 1:
             raise UsageError("k must be at least 1")
-        results: list[list[Hit]] = []
         limit = k + 1 if exclude_self else k
-        for start in range(0, len(queries), batch_size):
-            batch = list(queries[start : start + batch_size])
-            flts = filters[start : start + batch_size] if filters is not None else None
-            enc = self.encode(batch, query=True)
-            reqs = self.requests(
-                enc,
-                len(batch),
-                using=using,
-                k=limit,
-                hybrid=hybrid,
-                fusion=fusion,
-                filters=flts,
-                payload=payload,
-            )
-            live = [r for r in reqs if r is not None]
-            answers = iter(self.index.search(self.collection, live))
-            for q, req in zip(batch, reqs):
-                hits = next(answers) if req is not None else []
-                # Qdrant orders tied scores differently between processes (RRF ties
-                # are common); ties broken by id make runs repeatable.
-                hits = sorted(hits, key=lambda h: (-round(h.score, 6), h.id))
-                if exclude_self:
-                    hits = [h for h in hits if h.id != q.id]
-                results.append(hits[:k])
-            if progress:
-                progress(len(batch))
-        return results
+        start = time.perf_counter()
+        enc = self.encode(list(batch), query=True)
+        reqs = self.requests(
+            enc,
+            len(batch),
+            using=using,
+            k=limit,
+            hybrid=hybrid,
+            fusion=fusion,
+            filters=filters,
+            payload=payload,
+        )
+        searched = time.perf_counter()
+        answers = iter(self.index.search(self.collection, [r for r in reqs if r is not None]))
+        index_s = time.perf_counter() - searched
+        out = BatchHits([], [], dict(enc.failures), searched - start, index_s)
+        for q, req in zip(batch, reqs):
+            if req is None:
+                out.missing.append(q.id)
+            hits = next(answers) if req is not None else []
+            # Qdrant orders tied scores differently between processes (RRF ties
+            # are common); ties broken by id make runs repeatable.
+            hits = sorted(hits, key=lambda h: (-round(h.score, 6), h.id))
+            if exclude_self:
+                hits = [h for h in hits if h.id != q.id]
+            out.hits.append(hits[:k])
+        return out
+
+
+@dataclass
+class BatchHits:
+    """Stage-1 answers of one batch of queries, and what they cost."""
+
+    hits: list[list[Hit]]  # per query, best first
+    missing: list[str]  # ids of queries lacking the searched vector (no request sent)
+    failures: dict[str, str]  # query id -> why a modality could not be encoded
+    encode_s: float  # query encoding (and building the requests)
+    index_s: float  # the index's search
 
 
 def default_vector(names: Sequence[str], requested: str | None = None) -> str:

@@ -6,6 +6,7 @@ Unknown keys are errors that name the nearest valid key, never silently ignored.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import sys
 from dataclasses import dataclass, field, fields
@@ -20,6 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+log = logging.getLogger(__name__)
 DEFAULT_ENCODERS = ("text", "sparse")
 
 
@@ -59,7 +61,7 @@ class Stage1Config:
     hybrid: list[str] = field(default_factory=list)  # vectors fused by hybrid (default all)
     fusion: str = "rrf"
     k: int = 100
-    batch_size: int = 256
+    batch_size: int = 256  # listings per encode batch: indexing and querying alike
 
 
 @dataclass
@@ -83,7 +85,6 @@ class EvalConfig:
     tune_split: str = "valid"  # the split the match threshold is swept on
     ks: list[int] = field(default_factory=lambda: [1, 5, 10, 50, 100])  # stage-1 recall@k
     thresholds: int = 200  # points of the threshold sweep
-    batch_size: int = 128  # queries per pipeline batch
     out: Path | None = None  # run folder (default runs/<collection>-<timestamp>)
 
     def __post_init__(self) -> None:
@@ -91,8 +92,8 @@ class EvalConfig:
             self.out = Path(self.out).expanduser()
         if not self.ks or any(int(k) < 1 for k in self.ks):
             raise UsageError("eval.ks must be cut-offs of at least 1")
-        if self.thresholds < 2 or self.batch_size < 1:
-            raise UsageError("eval.thresholds must be >= 2 and eval.batch_size >= 1")
+        if self.thresholds < 2:
+            raise UsageError("eval.thresholds must be >= 2")
 
 
 @dataclass
@@ -155,6 +156,7 @@ def build_config(data: dict[str, Any], **overrides: dict[str, Any]) -> AppConfig
             raise UsageError(
                 f"unknown config section [{key}]" + (f"; did you mean [{near[0]}]?" if near else "")
             )
+    data = _moved_keys(data)
     built: dict[str, Any] = {}
     for name, cls in sections.items():
         values = dict(data.get(name, {}))
@@ -165,6 +167,23 @@ def build_config(data: dict[str, Any], **overrides: dict[str, Any]) -> AppConfig
         except TypeError as exc:
             raise UsageError(f"bad [{name}] config: {exc}") from exc
     return AppConfig(**built, train=_train_tables(data.get("train", {})))
+
+
+# Keys that moved to another section: (old section, key) -> new section.
+MOVED = {("eval", "batch_size"): "stage1"}
+
+
+def _moved_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Old spellings of moved keys still work, with a deprecation warning."""
+    data = {
+        name: dict(values) if isinstance(values, dict) else values for name, values in data.items()
+    }
+    for (old, key), new in MOVED.items():
+        if isinstance(data.get(old), dict) and key in data[old]:
+            value = data[old].pop(key)
+            log.warning("[%s] %s is deprecated: it moved to [%s] %s", old, key, new, key)
+            data.setdefault(new, {}).setdefault(key, value)
+    return data
 
 
 def _train_tables(data: Any) -> dict[str, dict[str, Any]]:

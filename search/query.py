@@ -9,10 +9,11 @@ from typing import Any
 
 from retrieval.errors import UsageError
 from retrieval.index import VectorIndex
-from retrieval.retriever import Retriever, default_vector
+from retrieval.retriever import Retriever
 from retrieval.types import Candidate, Hit, Product
 from search.config import AppConfig
 from search.indexing import connect, pick_collection
+from search.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,14 @@ def query(
     k: int | None = None,
     models: ModelCache | None = None,
 ) -> QueryResult:
-    """Encode one query listing with the collection's encoders and search it; with a
+    """One query listing through the pipeline over the collection's encoders; with a
     reranker, retrieve ``k`` candidates and rerank them down to ``top_k``."""
     if image is not None and not Path(image).exists():
         raise UsageError(f"image not found: {image}")
     if not text.strip() and image is None:
         raise UsageError("give a query text, an --image, or both")
+    model = _reranker(reranker, models) if reranker else None
+    stage1 = replace(cfg.stage1, k=max(k or cfg.stage1.k, top_k) if model else top_k)
     index = connect(cfg)
     try:
         name = pick_collection(index, collection)
@@ -121,29 +124,21 @@ def query(
             retriever = models.retriever(index, name)
         else:
             retriever = Retriever.for_collection(index, name)
-        vector = default_vector(retriever.vector_names(), cfg.stage1.vector)
+        pipe = Pipeline(retriever, model, stage1, replace(cfg.stage2, n=top_k))
         product = Product(id="__query__", title=text, image_path=image)
-        enc = retriever.encode([product], query=True)
-        if enc.failures:
-            raise UsageError(f"cannot read the query image: {enc.failures['__query__']}")
-        reqs = retriever.requests(
-            enc, 1, using=vector, k=top_k, hybrid=cfg.stage1.hybrid, fusion=cfg.stage1.fusion
-        )
-        if reqs[0] is None:
-            raise UsageError(f"the query has no {vector!r} vector (no text or no image for it)")
-        limit = max(k or cfg.stage1.k, top_k) if reranker else top_k
-        reqs[0] = replace(reqs[0], limit=limit)
-        hits = index.search(name, reqs)[0]
-        if reranker is None:
-            return QueryResult(name, vector, hits)
-        from rerank.base import build_reranker, rerank
-        from search.pipeline import Pipeline, hits_to_candidates
-
-        model = models.reranker(reranker) if models is not None else build_reranker(reranker)
-        cands = hits_to_candidates(hits)
-        if getattr(model, "needs_features", False):
-            Pipeline(retriever, model).add_features([product], [cands])
-        stage2 = rerank(model, product, cands)[:top_k]
-        return QueryResult(name, vector, hits[:top_k], stage2, model.spec)
+        run = pipe.run([product])
     finally:
         index.close()
+    if run.failures:
+        raise UsageError(f"cannot read the query image: {run.failures[product.id]}")
+    if run.no_vector:
+        raise UsageError(f"the query has no {pipe.vector!r} vector (no text or no image for it)")
+    res = run.results[0]
+    spec = model.spec if model else None
+    return QueryResult(name, pipe.vector, res.hits[:top_k], res.stage2, spec)
+
+
+def _reranker(spec: str, models: ModelCache | None) -> Any:
+    from rerank.base import build_reranker
+
+    return models.reranker(spec) if models is not None else build_reranker(spec)

@@ -48,10 +48,42 @@ ConfigFile = Annotated[
     typer.Option("--config", help="TOML config (sections store, index, stage1, stage2, eval)."),
 ]
 Collection = Annotated[str | None, typer.Option("--collection", "-c", help="Collection name.")]
+Encoders = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--encoder",
+        "-e",
+        help="KIND[:MODEL][,key=value...]; repeat for several "
+        "(default: an existing collection's, else text and sparse).",
+    ),
+]
+Vector = Annotated[
+    str | None,
+    typer.Option(
+        "--vector",
+        help="Stage-1 vector or 'hybrid' (default: hybrid when the collection has several).",
+    ),
+]
+Hybrid = Annotated[
+    str | None,
+    typer.Option("--hybrid", help="Comma-separated vectors fused by hybrid (default: all)."),
+]
+Fusion = Annotated[str | None, typer.Option("--fusion", help="rrf or dbsf.")]
+RerankerSpec = Annotated[
+    str | None,
+    typer.Option(
+        "--reranker", help="Stage 2: KIND[:MODEL][,key=value...] or none, e.g. pair-gbdt:model.txt."
+    ),
+]
 Format = Annotated[
     str | None,
     typer.Option("--format", help="Force the dataset format: shopee, query-gallery, catalog."),
 ]
+
+
+def comma_list(value: str | None) -> list[str] | None:
+    """``a,b`` -> ``["a", "b"]``; None stays None (the config keeps its value)."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
 def handle_errors(fn: F) -> F:

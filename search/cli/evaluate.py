@@ -12,8 +12,14 @@ from rich.table import Table
 
 from search.cli.common import (
     Collection,
+    Encoders,
     Format,
+    Fusion,
+    Hybrid,
+    RerankerSpec,
     StoreFlags,
+    Vector,
+    comma_list,
     err,
     handle_errors,
     out,
@@ -31,23 +37,12 @@ def eval_cmd(
     dataset: Annotated[
         str, typer.Argument(help="Dataset path (Shopee, query-gallery, catalogue).")
     ],
-    encoder: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--encoder", "-e", help="KIND[:MODEL][,k=v...]; repeat (default: the collection's)."
-        ),
-    ] = None,
-    vector: Annotated[
-        str | None, typer.Option("--vector", help="Stage-1 vector or 'hybrid' (default hybrid).")
-    ] = None,
-    hybrid: Annotated[
-        str | None, typer.Option("--hybrid", help="Comma-separated vectors fused by hybrid.")
-    ] = None,
-    fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or dbsf.")] = None,
+    encoder: Encoders = None,
+    vector: Vector = None,
+    hybrid: Hybrid = None,
+    fusion: Fusion = None,
     k: Annotated[int | None, typer.Option("--k", help="Stage-1 candidates (default 100).")] = None,
-    reranker: Annotated[
-        str | None, typer.Option("--reranker", help="Stage 2: KIND[:MODEL][,k=v...] or none.")
-    ] = None,
+    reranker: RerankerSpec = None,
     n: Annotated[int | None, typer.Option("--n", help="Kept after stage 2 (default 10).")] = None,
     blend: Annotated[
         float | None, typer.Option("--blend", help="Stage-1 score weight in stage 2 (0-1).")
@@ -57,7 +52,7 @@ def eval_cmd(
         str | None, typer.Option("--tune-split", help="Split the threshold is tuned on (valid).")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Queries per pipeline batch (128).")
+        int | None, typer.Option("--batch-size", help="Queries per pipeline batch (256).")
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default runs/<collection>-<time>).")
@@ -75,12 +70,13 @@ def eval_cmd(
         stage1={
             "encoders": encoder or None,
             "vector": vector,
-            "hybrid": hybrid.split(",") if hybrid else None,
+            "hybrid": comma_list(hybrid),
             "fusion": fusion,
             "k": k,
+            "batch_size": batch_size,
         },
         stage2={"reranker": reranker, "n": n, "blend": blend},
-        eval={"split": split, "tune_split": tune_split, "batch_size": batch_size},
+        eval={"split": split, "tune_split": tune_split},
     )
     with progress_bars() as progress:
         result = evaluate_dataset(

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from search.cli.common import (
     Collection,
+    Encoders,
     Format,
     StoreFlags,
     handle_errors,
@@ -34,14 +35,7 @@ def index_cmd(
             help="Dataset path: Shopee folder/zip, query/gallery folder, catalogue file."
         ),
     ],
-    encoder: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--encoder",
-            "-e",
-            help="KIND[:MODEL][,key=value...]; repeat for several (default: text, sparse).",
-        ),
-    ] = None,
+    encoder: Encoders = None,
     collection: Collection = None,
     fmt: Format = None,
     recreate: Annotated[

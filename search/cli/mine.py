@@ -9,8 +9,10 @@ import typer
 
 from search.cli.common import (
     Collection,
+    Encoders,
     Format,
     StoreFlags,
+    Vector,
     handle_errors,
     out,
     progress_bars,
@@ -26,13 +28,8 @@ app = typer.Typer()
 def mine_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset path (Shopee, query-gallery, ...).")],
     out_path: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write.")],
-    encoder: Annotated[
-        list[str] | None,
-        typer.Option("--encoder", "-e", help="KIND[:MODEL][,k=v...]; repeat (default: config)."),
-    ] = None,
-    vector: Annotated[
-        str | None, typer.Option("--vector", help="Stage-1 vector or 'hybrid'.")
-    ] = None,
+    encoder: Encoders = None,
+    vector: Vector = None,
     ranks: Annotated[
         str | None,
         typer.Option("--range", help="Stage-1 ranks hard negatives come from (1-50)."),

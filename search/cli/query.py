@@ -10,7 +10,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from search.cli.common import Collection, StoreFlags, handle_errors, out, store_options
+from search.cli.common import (
+    Collection,
+    Fusion,
+    Hybrid,
+    RerankerSpec,
+    StoreFlags,
+    Vector,
+    comma_list,
+    handle_errors,
+    out,
+    store_options,
+)
 
 app = typer.Typer()
 
@@ -22,28 +33,14 @@ def query_cmd(
     text: Annotated[str, typer.Argument(help="Query title (may be empty with --image).")] = "",
     image: Annotated[str | None, typer.Option("--image", help="Query image path.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Hits to show.")] = 10,
-    vector: Annotated[
-        str | None,
-        typer.Option(
-            "--vector",
-            help="Vector name or 'hybrid' (default: hybrid when the collection has several).",
-        ),
-    ] = None,
-    hybrid: Annotated[
-        str | None,
-        typer.Option("--hybrid", help="Comma-separated vectors fused by hybrid (default: all)."),
-    ] = None,
-    fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or dbsf.")] = None,
+    vector: Vector = None,
+    hybrid: Hybrid = None,
+    fusion: Fusion = None,
     hnsw_ef: Annotated[int | None, typer.Option("--hnsw-ef")] = None,
     exact: Annotated[
         bool | None, typer.Option("--exact/--approx", help="Exact search instead of HNSW.")
     ] = None,
-    reranker: Annotated[
-        str | None,
-        typer.Option(
-            "--reranker", help="Stage 2: KIND[:MODEL][,key=value...], e.g. pair-gbdt:model.txt."
-        ),
-    ] = None,
+    reranker: RerankerSpec = None,
     k: Annotated[
         int | None, typer.Option("--k", help="Stage-1 candidates reranked (default 100).")
     ] = None,
@@ -60,11 +57,7 @@ def query_cmd(
 
     cfg = store.load(
         index={"hnsw_ef": hnsw_ef, "exact": exact},
-        stage1={
-            "vector": vector,
-            "fusion": fusion,
-            "hybrid": hybrid.split(",") if hybrid else None,
-        },
+        stage1={"vector": vector, "fusion": fusion, "hybrid": comma_list(hybrid)},
     )
     result = query(
         cfg, text, image=image, collection=collection, top_k=n or top_k, reranker=reranker, k=k

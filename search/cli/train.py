@@ -17,6 +17,7 @@ from search.cli.common import (
     Collection,
     Format,
     StoreFlags,
+    Vector,
     handle_errors,
     out,
     progress_bars,
@@ -64,7 +65,7 @@ def train_reranker_cmd(
         typer.Option("--encoder", "-e", help="Encoders if the collection must be indexed first."),
     ] = None,
     k: _opt("--k", help="Stage-1 candidates per query (50).") = None,
-    vector: _opt("--vector", help="Stage-1 vector or 'hybrid'.", kind=str) = None,
+    vector: Vector = None,
     objective: _opt("--objective", help="pair-gbdt: binary or lambdarank.", kind=str) = None,
     stack: _opt(
         "--with",

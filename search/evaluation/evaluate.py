@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
-from retrieval.index import HYBRID
 from retrieval.retriever import Retriever
-from retrieval.types import Query
-from search.collection import ensure_collection
+from retrieval.types import Product, Query
+from search.collection import CollectionChoice, ensure_collection
 from search.config import AppConfig
 from search.evaluation.scoring import EvalResult, StageRows, score_stages
-from search.pipeline import Pipeline, PipelineConfig
-from search.timing import Probe
+from search.indexing import connect
+from search.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -45,27 +46,26 @@ def run_split(
     queries: Sequence[Query],
     progress: ProgressFactory | None = None,
 ) -> StageRows:
-    """Both stages for a split's queries, timed per batch."""
-    products = [q.product for q in queries]
-    flt = dataset.search_filter(split)
-    probe = Probe(pipe.retriever)
-    tick = progress(f"{split} queries", len(products)) if progress else None
-    with probe:
-        results = pipe.run(
-            products,
-            filters=[flt] * len(products) if flt else None,
-            exclude_self=dataset.self_match,
-            progress=probe.ticker(tick),
-        )
-    n = pipe.config.n
-    stage1 = {r.query.id: [(c.id, float(c.stage1_score)) for c in r.stage1] for r in results}
+    """Both stages for a split's queries, with the pipeline's own timings."""
+    run = pipe.run_split(dataset, split, [q.product for q in queries], progress)
+    stage1 = {r.query.id: [(c.id, float(c.stage1_score)) for c in r.stage1] for r in run.results}
     stage2 = {
         r.query.id: [(c.id, float(c.score or 0.0)) for c in r.stage2]
         if r.stage2 is not None
-        else stage1[r.query.id][:n]
-        for r in results
+        else stage1[r.query.id][: pipe.n]
+        for r in run.results
     }
-    return StageRows(split, list(queries), stage1, stage2, probe.no_vector, probe.timing())
+    return StageRows(
+        split,
+        list(queries),
+        stage1,
+        stage2,
+        run.no_vector,
+        run.timing,
+        vector=pipe.vector,
+        k=pipe.stage1.k,
+        n=pipe.n,
+    )
 
 
 def _split_queries(dataset: Dataset, split: str) -> list[Query]:
@@ -77,6 +77,18 @@ def _split_queries(dataset: Dataset, split: str) -> list[Query]:
             f"split {split!r} of {dataset.name} has no queries; splits with queries: {have}"
         )
     return queries
+
+
+@dataclass
+class _Opened:
+    """The dataset of an evaluation, its listings, queries and collection."""
+
+    dataset: Dataset
+    products: list[Product]
+    test: list[Query]
+    tune: list[Query]
+    collection: CollectionChoice
+    notes: list[str]
 
 
 def evaluate_dataset(
@@ -94,78 +106,92 @@ def evaluate_dataset(
     ``encoders`` is an explicit encoder list (``--encoder``); without it an existing
     collection of the dataset is used as indexed. ``out`` overrides ``cfg.eval.out``."""
     from rerank.base import build_reranker
-    from retrieval.data import open_dataset
     from search.evaluation.report import write_outputs
-    from search.indexing import connect
+
+    ev = cfg.eval
+    opened = _open(cfg, dataset_path, fmt, collection, encoders, progress)
+    spec = cfg.stage2.reranker if cfg.stage2.reranker not in (None, "", "none") else None
+    reranker = build_reranker(spec) if spec else None
+    index = connect(cfg)
+    try:
+        retriever = Retriever.for_collection(index, opened.collection.name)
+        pipe = Pipeline(retriever, reranker, cfg.stage1, cfg.stage2)
+        test = run_split(pipe, opened.dataset, ev.split, opened.test, progress)
+        tune = None
+        if opened.tune:
+            tune = run_split(pipe, opened.dataset, ev.tune_split, opened.tune, progress)
+    finally:
+        index.close()
+    notes = opened.notes
+    if tune is None:
+        notes.append(
+            f"no {ev.tune_split!r} queries: the match threshold was tuned on {ev.split!r} "
+            "itself (optimistic)"
+        )
+    gallery = {p.id for p in opened.products}
+    dataset = opened.dataset
+    scored = score_stages(
+        test, tune, gallery, dataset.self_match, ev, opened.collection.items, reranked=bool(spec)
+    )
+    notes += scored.notes
+    settings = _settings(cfg, dataset_path, dataset, pipe, tune is not None)
+    folder = Path(out or ev.out or default_out(opened.collection.name))
+    result = EvalResult(folder, scored.metrics, settings, notes)
+    write_outputs(result, scored, is_shopee=dataset.format == "shopee")
+    return result
+
+
+def _open(
+    cfg: AppConfig,
+    dataset_path: str,
+    fmt: str | None,
+    collection: str | None,
+    encoders: Sequence[str] | None,
+    progress: ProgressFactory | None,
+) -> _Opened:
+    """Open the dataset, pick its splits' queries and its collection (indexed if missing)."""
+    from retrieval.data import open_dataset
 
     ev = cfg.eval
     dataset = open_dataset(dataset_path, format=fmt)
     products = list(dataset.products())
     if not products:
         raise UsageError(f"dataset {dataset_path} has no products")
-    test_q = _split_queries(dataset, ev.split)
-    tune_q = dataset.queries(ev.tune_split) if ev.tune_split != ev.split else []
+    test = _split_queries(dataset, ev.split)
+    tune = dataset.queries(ev.tune_split) if ev.tune_split != ev.split else []
     notes: list[str] = []
     if not any(p.image_path for p in products):
         notes.append("the dataset has no images: any image vector is empty")
     coll = ensure_collection(
         cfg, dataset, dataset_path, products, fmt, collection, encoders, progress
     )
-    notes += coll.notes
-    spec = cfg.stage2.reranker if cfg.stage2.reranker not in (None, "", "none") else None
-    reranker = build_reranker(spec) if spec else None
-    index = connect(cfg)
-    try:
-        retriever = Retriever.for_collection(index, coll.name)
-        names = retriever.vector_names()
-        vector = cfg.stage1.vector or (HYBRID if len(names) > 1 else names[0])
-        pcfg = PipelineConfig(
-            k=cfg.stage1.k,
-            n=min(cfg.stage2.n, cfg.stage1.k),
-            using=vector,
-            hybrid=list(cfg.stage1.hybrid),
-            fusion=cfg.stage1.fusion,
-            blend=cfg.stage2.blend,
-            batch_size=ev.batch_size,
-        )
-        pipe = Pipeline(retriever, reranker, pcfg)
-        test = run_split(pipe, dataset, ev.split, test_q, progress)
-        tune = run_split(pipe, dataset, ev.tune_split, tune_q, progress) if tune_q else None
-    finally:
-        index.close()
-    gallery = {p.id for p in products}
-    if tune is None:
-        notes.append(
-            f"no {ev.tune_split!r} queries: the match threshold was tuned on {ev.split!r} "
-            "itself (optimistic)"
-        )
-    scored = score_stages(
-        test, tune, gallery, dataset.self_match, pcfg, ev, coll.items, reranked=reranker is not None
-    )
-    notes += scored.notes
-    settings = {
+    return _Opened(dataset, products, test, tune, coll, notes + coll.notes)
+
+
+def _settings(
+    cfg: AppConfig, dataset_path: str, dataset: Dataset, pipe: Pipeline, tuned: bool
+) -> dict[str, Any]:
+    """What the run was asked for, as settings.json records it."""
+    ev = cfg.eval
+    return {
         "dataset": dataset.name,
         "dataset_path": str(Path(dataset_path).resolve()),
         "format": dataset.format,
         "self_match": dataset.self_match,
         "split": ev.split,
-        "tune_split": ev.tune_split if tune is not None else ev.split,
-        "collection": coll.name,
-        "encoders": retriever.encoder_specs,
-        "vector": vector,
+        "tune_split": ev.tune_split if tuned else ev.split,
+        "collection": pipe.retriever.collection,
+        "encoders": pipe.retriever.encoder_specs,
+        "vector": pipe.vector,
         "hybrid": list(cfg.stage1.hybrid),
         "fusion": cfg.stage1.fusion,
-        "k": pcfg.k,
-        "n": pcfg.n,
-        "reranker": reranker.spec if reranker else "none",
-        "blend": pcfg.blend,
-        "batch_size": ev.batch_size,
+        "k": pipe.stage1.k,
+        "n": pipe.n,
+        "reranker": pipe.reranker.spec if pipe.reranker else "none",
+        "blend": pipe.stage2.blend,
+        "batch_size": pipe.stage1.batch_size,
         "created": datetime.now().isoformat(timespec="seconds"),
     }
-    folder = Path(out or ev.out or default_out(coll.name))
-    result = EvalResult(folder, scored.metrics, settings, notes)
-    write_outputs(result, scored, is_shopee=dataset.format == "shopee")
-    return result
 
 
 def default_out(collection: str) -> Path:

@@ -54,30 +54,40 @@ def _order(name: str) -> tuple[int, int]:
 def render_report(result: EvalResult, scored: Scored) -> str:
     """The whole ``report.md``."""
     s, m = result.settings, result.metrics
-    k = s["k"]
     parts = [f"# Evaluation: {s['dataset']} · split {s['split']}", ""]
     keys = ("dataset_path", "collection", "encoders", "vector", "fusion", "k", "n", "reranker")
     parts.append(table(["setting", "value"], [(key, _text(s[key])) for key in keys if key in s]))
     stage2 = "none: the stage-1 top n passed through" if s["reranker"] == "none" else s["reranker"]
     parts += ["", f"Stage 2: **{stage2}**.", "", "## Ranking, stage by stage", ""]
+    parts += _ranking(m, s["k"])
+    parts += ["", "## Match sets", ""] + _match_sets(scored, s)
+    parts += ["", "## Latency and throughput", "", _latency(m, s)]
+    parts += ["", "## Queries and items", ""] + _counts(result, scored)
+    parts += ["", "## Plots", "", "![recall@k per stage](recall_at_k.png)", ""]
+    parts += ["![F1 against threshold](f1_threshold.png)", ""]
+    return "\n".join(parts)
+
+
+def _ranking(m: dict[str, float], k: int) -> list[str]:
     rows = [
         (name, a, b, None if a is None or b is None else b - a) for name, a, b in ranking_rows(m)
     ]
-    parts.append(table(["metric", "stage 1", "stage 2", "change"], rows))
-    parts += [
+    return [
+        table(["metric", "stage 1", "stage 2", "change"], rows),
         "",
         f"Stage 2 reranks the stage-1 top {k}: it cannot pass the stage-1 recall@{k} = "
         f"**{fmt(m.get('stage2/recall_ceiling'))}** (its ceiling). Averages over "
         f"{int(m['queries/evaluated'])} queries.",
-        "",
-        "## Match sets",
-        "",
+    ]
+
+
+def _match_sets(scored: Scored, s: dict[str, Any]) -> list[str]:
+    intro = (
         f"Threshold swept on **{s['tune_split']}**, applied to **{s['split']}**; "
         "*+nearest* always keeps the best candidate. "
-        + ("Every posting matches itself (Shopee F1)." if s.get("self_match") else ""),
-        "",
-    ]
-    match_rows = [
+        + ("Every posting matches itself (Shopee F1)." if s.get("self_match") else "")
+    )
+    rows = [
         (
             o.stage.replace("stage", "stage "),
             "threshold +nearest" if o.keep_nearest else "threshold",
@@ -89,32 +99,24 @@ def render_report(result: EvalResult, scored: Scored) -> str:
         )
         for o in scored.matches
     ]
-    headers = [
-        "stage",
-        "rule",
-        "threshold",
-        "F1",
-        "precision",
-        "recall",
-        f"F1 on {s['tune_split']}",
-    ]
-    parts += [table(headers, match_rows), "", "## Latency and throughput", ""]
-    parts.append(_latency(m, s))
-    parts += ["", "## Queries and items", ""]
+    headers = ["stage", "rule", "threshold", "F1", "precision", "recall"]
+    return [intro, "", table([*headers, f"F1 on {s['tune_split']}"], rows)]
+
+
+def _counts(result: EvalResult, scored: Scored) -> list[str]:
+    m = result.metrics
     counts = [
         (key, int(v))
         for key, v in m.items()
         if key.split("/")[0] in ("queries", "skipped", "items")
     ]
-    parts.append(table(["count", "value"], counts))
-    parts += [""] + [f"- {note}" for note in result.notes]
+    parts = [table(["count", "value"], counts), ""]
+    parts += [f"- {note}" for note in result.notes]
     for reason, ids in scored.skipped.items():
         if ids:
             more = f" … and {len(ids) - 20} more" if len(ids) > 20 else ""
             parts.append(f"- skipped ({reason}): {', '.join(ids[:20])}{more}")
-    parts += ["", "## Plots", "", "![recall@k per stage](recall_at_k.png)", ""]
-    parts += ["![F1 against threshold](f1_threshold.png)", ""]
-    return "\n".join(parts)
+    return parts
 
 
 def _latency(m: dict[str, float], s: dict[str, Any]) -> str:

@@ -20,7 +20,6 @@ from retrieval.metrics import MatchScores, evaluate
 from retrieval.types import Qrels, Query, Run
 from search.config import EvalConfig
 from search.evaluation.thresholds import MatchLists, Sweep, match_sets, sweep
-from search.pipeline import PipelineConfig
 from search.timing import Timing
 
 Rows = dict[str, list[tuple[str, float]]]
@@ -38,6 +37,9 @@ class StageRows:
     stage2: Rows
     no_vector: list[str]
     timing: Timing
+    vector: str = ""  # the stage-1 vector searched
+    k: int = 0  # stage-1 depth
+    n: int = 0  # stage-2 depth
 
     def rows(self, stage: str) -> Rows:
         return self.stage1 if stage == "stage1" else self.stage2
@@ -117,7 +119,6 @@ def score_stages(
     tune: StageRows | None,
     gallery: set[str],
     self_match: bool,
-    pcfg: PipelineConfig,
     ev: EvalConfig,
     items: dict[str, int],
     *,
@@ -128,7 +129,7 @@ def score_stages(
     lacking = set(test.no_vector)
     if len(lacking) == len(test.queries):
         raise UsageError(
-            f"none of the {len(test.queries)} {test.split!r} queries has a {pcfg.using!r} "
+            f"none of the {len(test.queries)} {test.split!r} queries has a {test.vector!r} "
             "vector (no title, or no readable image for an image vector); pick another --vector"
         )
     no_match = [q.id for q in test.queries if not qrels_all[q.id]]
@@ -144,13 +145,13 @@ def score_stages(
         **items,
     }
     runs, ks = {}, {}
-    for stage, depth in (("stage1", pcfg.k), ("stage2", pcfg.n)):
+    for stage, depth in (("stage1", test.k), ("stage2", test.n)):
         runs[stage] = stage_run(test.rows(stage), evaluated)
         cuts = ev.ks if stage == "stage1" else (1, 5, 10)
-        ks[stage], names = ranking_names(depth, cuts, pcfg.n)
+        ks[stage], names = ranking_names(depth, cuts, test.n)
         for name, value in evaluate(runs[stage], qrels, names).items():
             metrics[f"{stage}/{name}"] = value
-    metrics["stage2/recall_ceiling"] = metrics[f"stage1/recall@{pcfg.k}"]
+    metrics["stage2/recall_ceiling"] = metrics[f"stage1/recall@{test.k}"]
     source = tune or test
     outcomes = _match_outcomes(test, source, gallery, self_match, ev.thresholds)
     for o in outcomes:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rerank.base import Reranker, rerank_batch
 from retrieval.data.base import Dataset
 from retrieval.metrics import hit_rate_at_k, mrr_at_k, recall_at_k
-from retrieval.retriever import Retriever, default_vector
+from retrieval.retriever import Retriever
 from retrieval.types import Candidate, Qrels, Query, Run, queries_to_qrels
 from search.config import AppConfig
 from search.indexing import connect, index_dataset
-from search.pipeline import Pipeline, PipelineConfig
+from search.pipeline import Pipeline
 from search.train.registry import ProgressFactory, SplitOptions
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,9 @@ def stage1_candidates(
     """A split's labelled queries and their stage-1 candidates with ``sim_*`` features."""
     queries = [q for q in dataset.queries(split) if q.matches]
     products = [q.product for q in queries]
-    flt = dataset.search_filter(split)
-    tick = progress(f"stage 1 · {split}", len(products)) if progress else None
-    results = pipeline.run(
-        products,
-        filters=[flt] * len(products) if flt else None,
-        exclude_self=dataset.self_match,
-        progress=tick,
-    )
-    rows = [r.stage1 for r in results]
-    size = pipeline.config.batch_size
+    run = pipeline.run_split(dataset, split, products, progress, f"stage 1 · {split}")
+    rows = [r.stage1 for r in run.results]
+    size = pipeline.stage1.batch_size
     for start in range(0, len(products), size):
         pipeline.add_features(products[start : start + size], rows[start : start + size])
     return queries, rows
@@ -91,12 +84,8 @@ def stage1_splits(
     index = connect(cfg)
     try:
         retriever = Retriever.for_collection(index, name)
-        vector = default_vector(retriever.vector_names(), cfg.stage1.vector)
-        config = PipelineConfig(
-            k=k, using=vector, hybrid=cfg.stage1.hybrid, fusion=cfg.stage1.fusion
-        )
-        pipe = Pipeline(retriever, None, config)
-        return vector, [stage1_candidates(pipe, dataset, s, progress) for s in splits]
+        pipe = Pipeline(retriever, None, replace(cfg.stage1, k=k))
+        return pipe.vector, [stage1_candidates(pipe, dataset, s, progress) for s in splits]
     finally:
         index.close()
 
@@ -106,11 +95,7 @@ def compare_stages(
 ) -> dict[str, float]:
     """Stage-1 and stage-2 metrics of the same queries and candidates."""
     qrels = queries_to_qrels(queries)
-    fresh = [
-        [Candidate(c.product, c.stage1_score, c.stage1_rank, dict(c.features)) for c in row]
-        for row in rows
-    ]
-    reranked = rerank_batch(reranker, [(q.product, row) for q, row in zip(queries, fresh)])
+    reranked = rerank_batch(reranker, [(q.product, row) for q, row in zip(queries, rows)])
     return {
         **ranking_metrics(score_run(queries, rows, 1), qrels, "stage1"),
         **ranking_metrics(score_run(queries, reranked, 2), qrels, "stage2"),

@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
-from retrieval.retriever import Retriever, default_vector
-from retrieval.types import Product
+from retrieval.retriever import Retriever
+from retrieval.types import Hit, Product, Query
+from search.collection import ensure_collection
 from search.config import AppConfig
+from search.indexing import connect
+from search.pipeline import Pipeline
 from training.mining import MineConfig
 
 log = logging.getLogger(__name__)
@@ -54,8 +58,6 @@ def mine(
     """Mine negatives (``training.mining.MineConfig``: hard from stage-1 ranks, a few
     random, the false-negative guard) for one split's labelled queries; write JSONL."""
     from retrieval.data import open_dataset
-    from search.collection import ensure_collection
-    from search.indexing import connect
     from training.mining import MineCounts, mine_negatives, write_jsonl
 
     start = time.perf_counter()
@@ -71,32 +73,13 @@ def mine(
     choice = ensure_collection(
         cfg, dataset, dataset_path, products, fmt, collection, encoders, progress
     )
-    index = connect(cfg)
-    try:
-        retriever = Retriever.for_collection(index, choice.name)
-        vector = default_vector(retriever.vector_names(), cfg.stage1.vector)
-        flt = dataset.search_filter(split)
-        tick = progress(f"stage 1 · {split}", len(queries)) if progress else None
-        hits = retriever.search(
-            [q.product for q in queries],
-            using=vector,
-            k=hi,
-            hybrid=cfg.stage1.hybrid,
-            fusion=cfg.stage1.fusion,
-            filters=[flt] * len(queries) if flt else None,
-            exclude_self=dataset.self_match,
-            batch_size=cfg.stage1.batch_size,
-            payload=["id", "title", "group"],
-            progress=tick,
-        )
-    finally:
-        index.close()
+    vector, hits = _stage1(cfg, dataset, choice.name, split, queries, hi, progress)
     by_id = {p.id: p for p in products}
     if not dataset.self_match:
         # query/gallery sets: positives are gallery items; queries are not in `products`
         by_id.update({q.id: q.product for q in queries if q.id not in by_id})
     counts = MineCounts()
-    pool = split_products(products, flt)
+    pool = split_products(products, dataset.search_filter(split))
     rows = mine_negatives(queries, hits, by_id, config, gallery=pool, counts=counts)
     path = write_jsonl(rows, out)
     log.info("wrote %d rows to %s", len(rows), path)
@@ -110,6 +93,26 @@ def mine(
         time.perf_counter() - start,
         counts.as_dict(),
     )
+
+
+def _stage1(
+    cfg: AppConfig,
+    dataset: Dataset,
+    collection: str,
+    split: str | None,
+    queries: list[Query],
+    k: int,
+    progress: ProgressFactory | None,
+) -> tuple[str, list[list[Hit]]]:
+    """The vector searched and each query's top ``k`` (within the split, self excluded)."""
+    index = connect(cfg)
+    try:
+        pipe = Pipeline(Retriever.for_collection(index, collection), None, replace(cfg.stage1, k=k))
+        products = [q.product for q in queries]
+        run = pipe.run_split(dataset, split, products, progress, f"stage 1 · {split}")
+    finally:
+        index.close()
+    return pipe.vector, [r.hits for r in run.results]
 
 
 def split_products(products: Sequence[Product], flt: dict[str, str] | None) -> list[Product]:

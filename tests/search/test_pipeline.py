@@ -13,7 +13,8 @@ import pytest
 from retrieval.index import open_index
 from retrieval.retriever import Retriever
 from retrieval.types import Product
-from search.pipeline import Pipeline, PipelineConfig, similarity
+from search.config import Stage1Config, Stage2Config
+from search.pipeline import Pipeline, similarity
 
 CATALOG = [
     Product("a1", "samsung galaxy a52 128gb", group="a"),
@@ -52,8 +53,9 @@ def retriever(tmp_path):
 
 def test_stage2_reorders_and_keeps_top_n(retriever):
     rr = OverlapReranker()
-    pipe = Pipeline(retriever, rr, PipelineConfig(k=4, n=2, using="sparse"))
-    res = pipe.run([Product("q", "samsung galaxy a52 128gb black")])[0]
+    pipe = Pipeline(retriever, rr, Stage1Config(k=4, vector="sparse"), Stage2Config(n=2))
+    run = pipe.run([Product("q", "samsung galaxy a52 128gb black")])
+    res = run.results[0]
     assert len(res.stage1) == 4 and len(res.stage2) == 2
     assert res.stage2[0].id == "a2" and res.stage2[0].score == pytest.approx(1.0)
     assert res.stage2[1].id == "a1" and res.stage2[1].score == pytest.approx(4 / 5)
@@ -61,21 +63,25 @@ def test_stage2_reorders_and_keeps_top_n(retriever):
     assert {c.stage1_rank for c in res.stage1} == {1, 2, 3, 4}
     assert all("sim_sparse" in f and "sim_words" in f for f in rr.seen)
     assert all(0.0 <= f["sim_words"] <= 1.0 + 1e-6 for f in rr.seen)
+    # stage 2 rescored copies: the stage-1 candidates keep their stage-1 scores
+    assert all(c.score == c.stage1_score for c in res.stage1)
+    # the pipeline timed both stages itself: one latency share per query and stage
+    assert len(run.timing.stage1_ms) == len(run.timing.stage2_ms) == 1
+    assert run.no_vector == [] and run.failures == {}
 
 
 def test_blend_mixes_normalised_stage1_score(retriever):
-    pipe = Pipeline(
-        retriever, OverlapReranker(), PipelineConfig(k=4, n=4, using="sparse", blend=1.0)
-    )
-    res = pipe.run([Product("q", "samsung galaxy a52 128gb black")])[0]
+    s1, s2 = Stage1Config(k=4, vector="sparse"), Stage2Config(n=4, blend=1.0)
+    pipe = Pipeline(retriever, OverlapReranker(), s1, s2)
+    res = pipe.run([Product("q", "samsung galaxy a52 128gb black")]).results[0]
     # blend 1.0: the final order is the stage-1 order, scores min-max scaled to [0, 1]
     assert [c.id for c in res.stage2] == [c.id for c in res.stage1]
     assert res.stage2[0].score == pytest.approx(1.0) and res.stage2[-1].score == pytest.approx(0.0)
 
 
 def test_exclude_self_and_no_reranker(retriever):
-    pipe = Pipeline(retriever, None, PipelineConfig(k=2, using="hybrid"))
-    res = pipe.run([CATALOG[0]], exclude_self=True)[0]
+    pipe = Pipeline(retriever, None, Stage1Config(k=2, vector="hybrid"))
+    res = pipe.run([CATALOG[0]], exclude_self=True).results[0]
     assert res.stage2 is None
     assert "a1" not in [c.id for c in res.stage1] and len(res.stage1) == 2
     assert res.final is res.stage1

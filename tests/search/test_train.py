@@ -12,9 +12,9 @@ from retrieval.errors import UsageError
 from retrieval.data import open_dataset
 from retrieval.retriever import Retriever
 from search.cli import app
-from search.config import load_config
+from search.config import Stage1Config, Stage2Config, load_config
 from search.indexing import connect
-from search.pipeline import Pipeline, PipelineConfig
+from search.pipeline import Pipeline
 
 pytest.importorskip("lightgbm")
 from search.train.pair_gbdt import PairGbdtOptions, train_pair_gbdt  # noqa: E402
@@ -55,12 +55,12 @@ def test_pipeline_uses_the_saved_model(trained, synth):
     index = connect(cfg)
     try:
         retriever = Retriever.for_collection(index, report.collection)
-        pipe = Pipeline(retriever, reranker, PipelineConfig(k=10, n=3, using="sparse"))
+        pipe = Pipeline(retriever, reranker, Stage1Config(k=10, vector="sparse"), Stage2Config(n=3))
         results = pipe.run(
             [q.product for q in queries],
             filters=[dataset.search_filter("valid")] * len(queries),
             exclude_self=True,
-        )
+        ).results
     finally:
         index.close()
     for res in results:

@@ -48,9 +48,9 @@ def test_options_come_from_defaults_then_config_then_flags(tmp_path, caplog):
 def test_bad_train_tables_name_the_nearest_key(tmp_path):
     path = tmp_path / "search.toml"
     path.write_text("[train.qwen-vl]\nlora_rank = 8\n")
-    gbdt = get_trainer("qwen-vl", "reranker")
+    qwen = get_trainer("qwen-vl", "reranker")
     with pytest.raises(UsageError, match="train.qwen-vl.lora_rank; did you mean 'lora_r'"):
-        build_options(gbdt, load_config(path).train["qwen-vl"], {})
+        build_options(qwen, load_config(path).train["qwen-vl"], {})
     path.write_text("[train]\nepochs = 2\n")
     with pytest.raises(UsageError, match=r"one table per trainer"):
         load_config(path)
@@ -74,3 +74,12 @@ def test_cross_encoder_defaults_live_in_the_trainer_config(tmp_path):
     assert all(getattr(opts, k) == getattr(base, k) for k in ("batch_size", "group_size"))
     filled = CrossEncoderConfig(lr=1e-4).resolved("fresh-head")
     assert filled.head_lr == RECIPES["fresh-head"]["head_lr"] and filled.lr == 1e-4
+
+
+def test_an_unknown_trainer_table_is_an_error(tmp_path):
+    from search.train.registry import TrainJob, train
+
+    path = tmp_path / "search.toml"
+    path.write_text("[train.pairgbdt]\nk = 5\n")
+    with pytest.raises(UsageError, match=r"unknown config section \[train.pairgbdt\]; trainers:"):
+        train(load_config(path), "pair-gbdt", "reranker", TrainJob("data", tmp_path / "m"), {})
