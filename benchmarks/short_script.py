@@ -72,21 +72,25 @@ def split_lists(dataset: Any, split: str, k: int, embed: Any, tfidf: Any) -> lis
                 ]
             )
         labels = [int(gallery[j].id in q.matches) for j in top]
-        out.append({"x": np.array(rows, dtype=float), "y": labels})
+        matches = sum(p.id in q.matches for p in gallery)
+        out.append({"x": np.array(rows, dtype=float), "y": labels, "matches": max(1, matches)})
     return out
 
 
-def recall_at_1(lists: list[dict], scores: list[np.ndarray]) -> tuple[float, float]:
-    """hit@1 (= recall@1 with one match) and MRR@10 of lists ranked by scores."""
-    hit = mrr = 0.0
+def first_metrics(lists: list[dict], scores: list[np.ndarray]) -> dict[str, float]:
+    """recall@1 (the matches found at rank 1 over the query's matches, as
+    retrieval.metrics counts it), hit@1 and MRR@10 of lists ranked by scores."""
+    hit = recall = mrr = 0.0
     for item, s in zip(lists, scores):
         order = np.argsort(-s, kind="stable")[:10]
         for r, j in enumerate(order, 1):
             if item["y"][j]:
                 hit += r == 1
+                recall += (r == 1) / item["matches"]
                 mrr += 1 / r
                 break
-    return hit / len(lists), mrr / len(lists)
+    n = len(lists)
+    return {"recall@1": recall / n, "hit@1": hit / n, "mrr@10": mrr / n}
 
 
 def run(data: str, k: int) -> dict[str, Any]:
@@ -126,14 +130,9 @@ def run(data: str, k: int) -> dict[str, Any]:
         callbacks=[lgb.early_stopping(50, verbose=False)],
     )
     test = splits["test"]
-    s1 = recall_at_1(test, [-np.arange(len(i["y"]), dtype=float) for i in test])
-    s2 = recall_at_1(test, [booster.predict(i["x"]) for i in test])
-    return {
-        "k": k,
-        "test_queries": len(test),
-        "stage1_rrf": {"recall@1": s1[0], "mrr@10": s1[1]},
-        "short_script_gbdt": {"recall@1": s2[0], "mrr@10": s2[1]},
-    }
+    s1 = first_metrics(test, [-np.arange(len(i["y"]), dtype=float) for i in test])
+    s2 = first_metrics(test, [booster.predict(i["x"]) for i in test])
+    return {"k": k, "test_queries": len(test), "stage1_rrf": s1, "short_script_gbdt": s2}
 
 
 def main() -> None:
