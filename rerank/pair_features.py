@@ -4,8 +4,11 @@ Stage 1 leaves per-vector similarities (``sim_<vector>``) and the stage-1 score 
 rank on each candidate; this module adds what titles, prices and hashes tell:
 word and character-trigram overlap, agreement of numbers with units (``128gb`` vs
 ``256gb``) and of model codes (``lc-26dv24u``), the pHash Hamming distance, the
-length ratio, the brand (first word) and the price ratio. A value that cannot be
-computed is NaN; LightGBM learns where NaN goes.
+length ratio, the brand (first word), the price ratio, and a char n-gram TF-IDF cosine
+whose IDF comes from the query's own candidate list (n-grams every candidate shares,
+the brand or the product type, weigh little; the model number that tells siblings
+apart weighs much). A value that cannot be computed is NaN; LightGBM learns where NaN
+goes.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 
 from retrieval.types import Candidate, Product
 
 #: Bumped whenever a feature's definition changes, so old model files refuse to load.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 #: The features this module computes, in model column order (``sim_*`` columns come first
 #: and depend on the collection's vectors).
 FEATURES: tuple[str, ...] = (
@@ -40,8 +44,11 @@ FEATURES: tuple[str, ...] = (
     "len_ratio",
     "same_brand",
     "price_ratio",
+    "char_tfidf",
 )
 SIM_PREFIX = "sim_"
+#: Columns holding the scores of stacked rerankers (``rerank.stacking``), after ``sim_*``.
+STACK_PREFIX = "stack"
 NAN = math.nan
 
 _UNITS = (
@@ -182,10 +189,14 @@ def ratio(a: float | None, b: float | None) -> float:
 
 
 def pair_features(query: Product, candidate: Candidate) -> dict[str, float]:
-    """Every feature of one pair: the candidate's ``sim_*`` and stage-1 features as
-    stage 1 left them, plus the title, price and hash features computed here.
+    """Every feature of one pair: the candidate's ``sim_*``, ``stack*`` and stage-1
+    features as stage 1 (and stacked rerankers) left them, plus the title, price and hash features computed here.
     ``stage1_gap`` / ``stage1_ratio`` need the whole list: see ``list_features``."""
-    feats = {k: float(v) for k, v in candidate.features.items() if k.startswith(SIM_PREFIX)}
+    feats = {
+        k: float(v)
+        for k, v in candidate.features.items()
+        if k.startswith((SIM_PREFIX, STACK_PREFIX))
+    }
     cand = candidate.product
     qt, ct = query.title or "", cand.title or ""
     feats["stage1_score"] = float(candidate.features.get("stage1_score", candidate.stage1_score))
@@ -211,14 +222,53 @@ def pair_features(query: Product, candidate: Candidate) -> dict[str, float]:
     feats["price_ratio"] = ratio(
         _price(query.fields.get("price")), _price(cand.fields.get("price"))
     )
+    feats["char_tfidf"] = NAN
     return feats
 
 
-def list_features(rows: Sequence[dict[str, float]]) -> None:
-    """Fill the features that compare a candidate with the best of its query's list (so
-    they do not depend on K): the stage-1 score's gap to the top score and its ratio."""
+def wb_ngrams(text: str, lo: int = 2, hi: int = 4) -> Counter[str]:
+    """Counts of the character n-grams of each word padded with spaces (scikit-learn's
+    ``char_wb``), on the normalised title."""
+    out: Counter[str] = Counter()
+    for word in _WORD_RE.findall(normalize(text)):
+        padded = f" {word} "
+        for n in range(lo, hi + 1):
+            out.update(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return out
+
+
+def list_tfidf(query: str, candidates: Sequence[str]) -> list[float]:
+    """Cosine of sublinear-TF char 2-4-gram vectors of the query and each candidate, with
+    the IDF taken over the query and its candidates (``ln((1+N)/(1+df)) + 1``)."""
+    docs = [wb_ngrams(t) for t in (query, *candidates)]
+    df: Counter[str] = Counter(g for d in docs for g in d)
+    n = len(docs)
+    idf = {g: math.log((1 + n) / (1 + c)) + 1.0 for g, c in df.items()}
+
+    def vec(d: Counter[str]) -> dict[str, float]:
+        v = {g: (1.0 + math.log(c)) * idf[g] for g, c in d.items()}
+        norm = math.sqrt(sum(x * x for x in v.values()))
+        return {g: x / norm for g, x in v.items()} if norm else {}
+
+    qv = vec(docs[0])
+    out = []
+    for d in docs[1:]:
+        cv = vec(d)
+        out.append(sum(x * cv.get(g, 0.0) for g, x in qv.items()) if qv and cv else NAN)
+    return out
+
+
+def list_features(
+    rows: Sequence[dict[str, float]], query: str | None = None, titles: Sequence[str] = ()
+) -> None:
+    """Fill the features that need the query's whole list: the stage-1 score's gap to
+    the top score and its ratio (so they do not depend on K), and, given the titles,
+    the list-IDF char TF-IDF cosine."""
     if not rows:
         return
+    if query is not None and len(titles) == len(rows):
+        for r, value in zip(rows, list_tfidf(query, titles)):
+            r["char_tfidf"] = value
     top = max(r["stage1_score"] for r in rows)
     for r in rows:
         r["stage1_gap"] = top - r["stage1_score"]

@@ -1,7 +1,8 @@
 """The ``pair-gbdt`` reranker: LightGBM over features of (query, candidate) pairs.
 
-Spec: ``pair-gbdt:MODEL.txt[,num_threads=N]`` (one thread by default, 0 lets OpenMP
-choose). The model is a LightGBM text model with a JSON sidecar next to it
+Spec: ``pair-gbdt:MODEL.txt[,num_threads=N][,with=KIND:MODEL]`` (one thread by default,
+0 lets OpenMP choose; ``with=`` stacks other rerankers' scores as features, see
+``rerank.stacking``). The model is a LightGBM text model with a JSON sidecar next to it
 (``MODEL.txt.json``) that lists the feature columns in order, the feature version and
 how the model was trained. The columns are the collection's per-vector similarities
 (``sim_<vector>``, filled by the pipeline from the stored vectors; a vector the
@@ -26,6 +27,7 @@ from rerank.pair_features import (
     FEATURE_VERSION,
     FEATURES,
     SIM_PREFIX,
+    STACK_PREFIX,
     list_features,
     pair_features,
 )
@@ -62,7 +64,9 @@ def feature_rows(pairs: Sequence[Pair]) -> list[dict[str, float]]:
     start = 0
     for i in range(1, len(pairs) + 1):
         if i == len(pairs) or pairs[i][0] is not pairs[start][0]:
-            list_features(rows[start:i])
+            query = pairs[start][0].title or ""
+            titles = [c.product.title or "" for _, c in pairs[start:i]]
+            list_features(rows[start:i], query, titles)
             start = i
     return rows
 
@@ -118,7 +122,7 @@ class PairGbdtModel:
             raise UsageError(f"bad pair-gbdt sidecar {side}: {exc}") from exc
         features = list(meta.pop("features", []))
         version = meta.pop("feature_version", None)
-        own = [f for f in features if not f.startswith(SIM_PREFIX)]
+        own = [f for f in features if not f.startswith((SIM_PREFIX, STACK_PREFIX))]
         if version != FEATURE_VERSION or own != list(FEATURES):
             raise UsageError(
                 f"pair-gbdt model {path} was trained on other features "
@@ -142,9 +146,15 @@ class PairGbdtReranker:
 
     needs_features = True
 
-    def __init__(self, model: PairGbdtModel, spec: str = "pair-gbdt") -> None:
+    def __init__(
+        self, model: PairGbdtModel, spec: str = "pair-gbdt", stacked: Sequence[Any] = ()
+    ) -> None:
+        from rerank.stacking import check_stack
+
+        check_stack(model.info.get("stacked", []), stacked, spec.split(",", 1)[0])
         self.model = model
         self.spec = spec
+        self.stacked = list(stacked)
         self._checked = False
 
     def check_vectors(self, rows: Sequence[dict[str, float]]) -> None:
@@ -170,12 +180,28 @@ class PairGbdtReranker:
         """One score per pair, in order."""
         rows = feature_rows(pairs)
         self.check_vectors(rows)
+        if self.stacked and pairs:
+            from rerank.stacking import stack_scores
+
+            for column, scores in stack_scores(self.stacked, pairs).items():
+                for row, score in zip(rows, scores):
+                    row[column] = score
         return self.model.predict(rows)
 
 
 @register_reranker("pair-gbdt")
-def _factory(model: str | None = None, num_threads: str | int = 1) -> PairGbdtReranker:
+def _factory(
+    model: str | None = None, num_threads: str | int = 1, **options: str
+) -> PairGbdtReranker:
+    from rerank.stacking import build_stack, parse_with
+
+    stack = options.pop("with", None)
+    if options:
+        raise UsageError(
+            f"unknown pair-gbdt option(s): {', '.join(sorted(options))}; known: num_threads, with"
+        )
     if not model:
         raise UsageError(f"pair-gbdt needs a model file: pair-gbdt:MODEL.txt; {TRAIN_HINT}")
     threads = int_option("num_threads", num_threads, default=1, minimum=0)
-    return PairGbdtReranker(PairGbdtModel.load(model, threads), f"pair-gbdt:{model}")
+    loaded = PairGbdtModel.load(model, threads)
+    return PairGbdtReranker(loaded, f"pair-gbdt:{model}", build_stack(parse_with(stack)))

@@ -7,13 +7,23 @@ binary cross-entropy per pair (``loss="bce"``). The model is any HF encoder chec
 with a one-logit sequence-classification head (a fresh head where it has none); the
 saved folder loads with ``--reranker cross-encoder:PATH``.
 
+Defaults depend on the starting point (``RECIPES``, the one place they live; the CLI
+and the ``[train.cross-encoder]`` config section only override them):
+
+* ``fresh-head``: an encoder without a one-logit head (all-MiniLM-L6-v2, bge-base):
+  the new head (and any other freshly made weights) learns at ``head_lr``, the body at
+  ``lr``, for more epochs;
+* ``reranker``: a finished reranker (bge-reranker-v2-m3 style): one low learning rate,
+  fewer epochs, so what it knows is adjusted rather than overwritten.
+
 With a valid set (queries with scored candidate lists), every epoch ranks it; the best
-epoch by hit@1 is what ``out`` holds, and ``patience`` epochs without gain stop the run.
+epoch by hit@1 (then MRR@10) is what ``out`` holds, ``patience`` epochs without gain
+stop the run, and the per-epoch table goes to ``out/valid_epochs.md``. Without valid
+queries no choice is possible: the run says so and keeps the last epoch.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Sequence
@@ -21,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrieval.atomic import write_json
 from retrieval.errors import MissingExtraError, SearchError, UsageError
 
 try:  # the `train` extra; this module is only imported by training jobs
@@ -34,30 +43,13 @@ from training.callbacks import (
     raise_if_diverged,
     resume_checkpoint,
 )
-from training.ranking import ValidList, rank_metrics
+from training.ranking import ValidList, sample_lists
+from training.reranker_config import CrossEncoderConfig
 from training.resume import refused_checkpoint
+from training.selection import EpochChoice
 
 log = logging.getLogger(__name__)
 LOSSES = ("ce", "bce")
-
-
-@dataclass
-class CrossEncoderConfig:
-    """What a cross-encoder training run is asked for."""
-
-    epochs: float = 2.0
-    batch_size: int = 8  # groups per step (pairs = batch_size * group_size)
-    group_size: int = 8
-    lr: float = 2e-5
-    warmup: float = 0.1
-    save_steps: int = 500
-    grad_accum: int = 1
-    max_length: int = 128
-    loss: str = "ce"
-    patience: int = 0  # epochs without a better valid hit@1 before stopping; 0: never
-    seed: int = 0
-    precision: str = "auto"
-    max_steps: int = -1
 
 
 @dataclass
@@ -98,7 +90,38 @@ class GroupRows:
 
 
 class GroupTrainer(Trainer):
-    """A Trainer whose loss reads each ``group_size`` logits as one softmax group."""
+    """A Trainer whose loss reads each ``group_size`` logits as one softmax group, and
+    whose optimiser gives the freshly made weights (``fresh``) their own learning rate."""
+
+    def __init__(
+        self, *args: Any, fresh: frozenset[str] = frozenset(), head_lr: float = 0.0, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fresh, self.head_lr = fresh, head_lr
+
+    def create_optimizer(self, model=None):
+        import torch
+
+        if self.optimizer is not None or not self.fresh:
+            return super().create_optimizer(model)
+        groups: dict[tuple[bool, bool], list[Any]] = {}
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                key = (name in self.fresh, param.ndim >= 2)
+                groups.setdefault(key, []).append(param)
+        wd = self.args.weight_decay
+        self.optimizer = torch.optim.AdamW(
+            [
+                {
+                    "params": params,
+                    "lr": self.head_lr if head else self.args.learning_rate,
+                    "weight_decay": wd if matrix else 0.0,
+                }
+                for (head, matrix), params in groups.items()
+            ],
+            lr=self.args.learning_rate,
+        )
+        return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         import torch
@@ -115,20 +138,24 @@ class GroupTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def load_model(model: str) -> tuple[Any, Any]:
-    """Tokenizer and one-logit classification model from a checkpoint (fresh head if none)."""
+def load_model(model: str) -> tuple[Any, Any, frozenset[str]]:
+    """Tokenizer, one-logit classification model from a checkpoint (a fresh head if it
+    has none) and the names of the parameters made fresh (empty for a finished reranker)."""
     try:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
     except ImportError as exc:
         raise MissingExtraError("train", exc.name or "transformers") from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)
-        net = AutoModelForSequenceClassification.from_pretrained(
-            model, num_labels=1, ignore_mismatched_sizes=True
+        net, info = AutoModelForSequenceClassification.from_pretrained(
+            model, num_labels=1, ignore_mismatched_sizes=True, output_loading_info=True
         )
     except OSError as exc:
         raise SearchError(f"cannot load model {model!r}: {str(exc).splitlines()[0]}") from exc
-    return tokenizer, net
+    made = {k for k in info.get("missing_keys", [])}
+    made |= {m[0] if isinstance(m, tuple) else m for m in info.get("mismatched_keys", [])}
+    names = {n for n, _ in net.named_parameters()}
+    return tokenizer, net, frozenset(n for n in names if n in made)
 
 
 def train_cross_encoder(
@@ -141,19 +168,23 @@ def train_cross_encoder(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Train on mined rows (``query``, ``pos``, ``neg``) and save to ``out``; returns a
-    summary (steps, last loss, per-epoch valid metrics, best epoch)."""
+    summary (steps, last loss, the recipe and config used, per-epoch valid metrics,
+    best epoch)."""
     from transformers import TrainerCallback
 
-    cfg = config or CrossEncoderConfig()
-    if cfg.loss not in LOSSES:
-        raise UsageError(f"unknown loss {cfg.loss!r}; expected one of {', '.join(LOSSES)}")
-    if cfg.group_size < 2:
+    if config is not None and config.group_size < 2:
         raise UsageError("--group-size must be at least 2 (a positive and a negative)")
     out = Path(out)
     checkpoints = out / "checkpoints"
     start_from = resume_checkpoint(checkpoints, resume)
+    tokenizer, net, fresh = load_model(model)
+    recipe = "fresh-head" if fresh else "reranker"
+    cfg = (config or CrossEncoderConfig()).resolved(recipe)
+    if cfg.loss not in LOSSES:
+        raise UsageError(f"unknown loss {cfg.loss!r}; expected one of {', '.join(LOSSES)}")
     data = GroupRows(rows, cfg.group_size, cfg.seed)
-    tokenizer, net = load_model(model)
+    valid = sample_lists(valid, cfg.valid_queries, cfg.valid_k, cfg.seed)
+    log.info("cross-encoder: %s recipe (%d fresh tensors): %s", recipe, len(fresh), cfg.as_dict())
     args = RerankerTrainingArguments(
         **common_arguments(
             checkpoints,
@@ -186,34 +217,22 @@ def train_cross_encoder(
             )
         )
 
-    best_file = out / "best.json"
-    state: dict[str, Any] = (
-        json.loads(best_file.read_text()) if resume and best_file.is_file() else {}
+    choice = EpochChoice(
+        valid,
+        out,
+        lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length),
+        lambda folder: save_model(trainer.model, tokenizer, folder),
+        patience=cfg.patience,
+        resume=resume,
     )
-    history: list[dict[str, float]] = []
 
     class EpochEval(TrainerCallback):
         def on_epoch_begin(self, args, state_, control, **kwargs):
             data.epoch = int((state_.epoch or 0) + 1e-6)  # a resumed run: mid-epoch
 
-        def on_epoch_end(self, args, state_, control, model=None, **kwargs):
-            if not valid:
-                return control
-            scores = score_lists(model, tokenizer, valid, cfg.max_length)
-            metrics = rank_metrics(valid, scores)
-            metrics["epoch"] = round(state_.epoch or 0, 3)
-            history.append(metrics)
-            log.info("valid after epoch %s: %s", metrics["epoch"], metrics)
-            if metrics["hit@1"] > state.get("hit@1", -1.0):
-                state.update(metrics, stale=0, step=state_.global_step)
-                save_model(model, tokenizer, out)
-                write_json(best_file, state)
-            else:
-                state["stale"] = state.get("stale", 0) + 1
-                write_json(best_file, state)
-                if cfg.patience and state["stale"] >= cfg.patience:
-                    log.info("no gain on valid for %d epochs: stopping", state["stale"])
-                    control.should_training_stop = True
+        def on_epoch_end(self, args, state_, control, **kwargs):
+            if choice.epoch_end(state_.epoch or 0, state_.global_step):
+                control.should_training_stop = True
             return control
 
     stop = nan_stop_callback()
@@ -224,19 +243,25 @@ def train_cross_encoder(
         data_collator=collate,
         processing_class=tokenizer,
         callbacks=[stop, EpochEval()],
+        fresh=fresh,
+        head_lr=cfg.head_lr,
     )
     with refused_checkpoint(start_from):
         result = trainer.train(resume_from_checkpoint=start_from)
     raise_if_diverged(stop, checkpoints)
-    if not valid:
+    if not choice.chose:
         save_model(trainer.model, tokenizer, out)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
         "losses": losses,
-        "valid": history,
-        "best": {k: v for k, v in state.items() if k != "stale"},
+        "recipe": recipe,
+        "config": cfg.as_dict(),
+        "valid": choice.history,
+        "valid_queries": len(valid),
+        "valid_table": choice.table() if valid else "",
+        "best": choice.best(),
         "out": str(out),
     }
 

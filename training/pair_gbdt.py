@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rerank.pair_features import FEATURES, SIM_PREFIX
+from rerank.pair_features import FEATURES, SIM_PREFIX, STACK_PREFIX
 from rerank.pair_gbdt import PairGbdtModel, feature_rows, import_lightgbm
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
@@ -83,9 +83,11 @@ class GbdtParams:
 
 
 def feature_columns(examples: Sequence[Example]) -> list[str]:
-    """The model's columns: every ``sim_*`` feature the candidates carry, then ``FEATURES``."""
-    sims = {k for _, cands, _ in examples for c in cands for k in c.features}
-    return sorted(k for k in sims if k.startswith(SIM_PREFIX)) + list(FEATURES)
+    """The model's columns: every ``sim_*`` feature the candidates carry, the stacked
+    rerankers' ``stack*`` scores, then ``FEATURES``."""
+    keys = {k for _, cands, _ in examples for c in cands for k in c.features}
+    sims = sorted(k for k in keys if k.startswith(SIM_PREFIX))
+    return sims + sorted(k for k in keys if k.startswith(STACK_PREFIX)) + list(FEATURES)
 
 
 def build_matrix(

@@ -24,7 +24,9 @@ from rerank.qwen_vl import QwenVLReranker, answer_logits
 from retrieval.errors import UsageError
 from retrieval.types import Product, Query
 from training.callbacks import resume_checkpoint
+from training.ranking import ValidList
 from training.resume import diverged, refused_checkpoint
+from training.selection import EpochChoice
 
 log = logging.getLogger(__name__)
 
@@ -167,22 +169,27 @@ def train_qwen_vl(
     *,
     resume: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
+    valid: Sequence[ValidItem] = (),
+    patience: int = 0,
 ) -> dict[str, Any]:
     """Fine-tune ``reranker.model`` with LoRA, checkpointing to ``args.output_dir``; save
     the merged model and the processor to ``out`` and the adapters to ``out/adapter``.
-    The reranker then holds the merged model in eval mode. Returns what the run did."""
+    With ``valid`` lists (query, stage-1 candidates, 0/1 labels) every epoch ranks them
+    and the best epoch's adapters are the ones merged (``training.selection``); without,
+    the last epoch is kept. The reranker then holds the merged model in eval mode."""
     if not examples:
         raise UsageError("no training pairs: the split has no queries with matches")
     checkpoint = resume_checkpoint(Path(args.output_dir), resume)
     model = add_lora(reranker.model, args)
     model.train()
+    choice, best = _epoch_choice(reranker, model, valid, Path(out), patience, resume)
     guard = StopOnNonFinite()
     trainer = YesNoTrainer(
         model=model,
         args=args,
         train_dataset=list(examples),
         data_collator=PairCollator(reranker),
-        callbacks=[guard, *callbacks],
+        callbacks=[guard, _ChoiceCallback(choice), *callbacks],
         token_ids=reranker.token_ids,
         guard=guard,
     )
@@ -191,6 +198,14 @@ def train_qwen_vl(
         start_step = int(Path(checkpoint).name.rsplit("-", 1)[1])
     with refused_checkpoint(checkpoint):
         result = trainer.train(resume_from_checkpoint=checkpoint)
+    if choice.chose and best:
+        _restore(model, best)
+        log.info(
+            "kept epoch %s of %d (valid hit@1 %.3f)",
+            choice.state.get("epoch"),
+            len(choice.history),
+            choice.state["hit@1"],
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out / "adapter")
@@ -206,4 +221,67 @@ def train_qwen_vl(
         "losses": trainer.losses,
         "pairs": len(examples),
         "positives": sum(label for _, _, label in examples),
+        "valid": choice.history,
+        "valid_queries": len(valid),
+        "valid_table": choice.table() if valid else "",
+        "best": choice.best(),
     }
+
+
+ValidItem = tuple[Product, Sequence[Any], Sequence[int]]  # query, candidates, labels
+
+
+class _ChoiceCallback(TrainerCallback):
+    """Runs the valid check at each epoch's end; stops on ``patience``."""
+
+    def __init__(self, choice: EpochChoice) -> None:
+        self.choice = choice
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.choice.epoch_end(state.epoch or 0, state.global_step):
+            control.should_training_stop = True
+        return control
+
+
+def _epoch_choice(
+    reranker: QwenVLReranker,
+    model: Any,
+    valid: Sequence[ValidItem],
+    out: Path,
+    patience: int,
+    resume: bool,
+) -> tuple[EpochChoice, dict[str, Any]]:
+    """An EpochChoice that scores the valid lists with the model being trained and keeps
+    the best epoch's LoRA weights in memory (a copy of the trainable tensors)."""
+    lists = [
+        ValidList(q.title, tuple(c.product.title for c in cands), tuple(labels))
+        for q, cands, labels in valid
+    ]
+    best: dict[str, Any] = {}
+
+    def score(_: Sequence[ValidList]) -> list[list[float]]:
+        model.eval()
+        try:
+            flat = reranker.score([(q, c) for q, cands, _ in valid for c in cands])
+        finally:
+            model.train()
+        out_, at = [], 0
+        for _, cands, _ in valid:
+            out_.append(flat[at : at + len(cands)])
+            at += len(cands)
+        return out_
+
+    def keep(_: Path) -> None:
+        best.clear()
+        best.update({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+
+    return EpochChoice(lists, out, score, keep, patience=patience, resume=resume), best
+
+
+def _restore(model: Any, best: dict[str, Any]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in best:
+                param.copy_(best[name])

@@ -6,11 +6,12 @@ with, so a trainer's valid hit@1 / MRR@10 agree with the evaluator's on the same
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retrieval.metrics import hit_rate_at_k, mrr_at_k
-from retrieval.types import Qrels, Run
+from retrieval.types import Candidate, Qrels, Query, Run
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,46 @@ def rank_metrics(lists: Sequence[ValidList], scores: Sequence[Sequence[float]]) 
     """hit@1 and MRR@10 of the lists ranked by ``scores``, by ``retrieval.metrics``."""
     run, qrels = valid_run(lists, scores)
     return {"hit@1": hit_rate_at_k(run, qrels, 1), "mrr@10": mrr_at_k(run, qrels, 10)}
+
+
+def sample_lists(
+    lists: Sequence[ValidList], queries: int = 0, k: int = 0, seed: int = 0
+) -> list[ValidList]:
+    """At most ``queries`` lists (a seeded sample, in their order), each cut to its first
+    ``k`` candidates (matches cut off count as missed); 0 keeps all."""
+    chosen = list(lists)
+    if queries and len(chosen) > queries:
+        keep = set(random.Random(seed).sample(range(len(chosen)), queries))
+        chosen = [v for i, v in enumerate(chosen) if i in keep]
+    if k:
+        chosen = [
+            ValidList(v.query, v.texts[:k], v.labels[:k], v.missed + sum(v.labels[k:]))
+            for v in chosen
+        ]
+    return chosen
+
+
+def epoch_table(history: Sequence[dict[str, float]], best_epoch: float | None = None) -> str:
+    """The valid metrics of every epoch as a Markdown table, the kept one marked."""
+    lines = ["| epoch | step | hit@1 | MRR@10 | kept |", "| --- | --- | --- | --- | --- |"]
+    for row in history:
+        kept = "yes" if best_epoch is not None and row.get("epoch") == best_epoch else ""
+        lines.append(
+            f"| {row.get('epoch', 0):g} | {int(row.get('step', 0))} | {row['hit@1']:.3f} "
+            f"| {row['mrr@10']:.3f} | {kept} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def valid_lists(queries: Sequence[Query], rows: Sequence[Sequence[Candidate]]) -> list[ValidList]:
+    """The valid split's stage-1 candidate lists as the trainer ranks them (titles), with
+    the matches stage 1 missed, so the per-epoch checks count as ``search eval`` does."""
+    lists = []
+    for q, row in zip(queries, rows):
+        found = {c.id for c in row}
+        missed = len(set(q.matches) - found - {q.id})
+        labels = tuple(int(c.id in q.matches) for c in row)
+        lists.append(
+            ValidList(q.product.title, tuple(c.product.title for c in row), labels, missed)
+        )
+    return lists

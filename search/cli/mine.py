@@ -31,23 +31,51 @@ def mine_cmd(
     encoder: Encoders = None,
     vector: Vector = None,
     ranks: Annotated[
-        str, typer.Option("--range", help="Stage-1 ranks negatives come from (1-based).")
-    ] = "2-200",
+        str | None,
+        typer.Option("--range", help="Stage-1 ranks hard negatives come from (1-50)."),
+    ] = None,
     negatives: Annotated[
-        int, typer.Option("--negatives", "-n", min=1, max=10_000, help="Per query.")
-    ] = 15,
+        int | None,
+        typer.Option("--negatives", "-n", min=1, max=10_000, help="Hard negatives per query (7)."),
+    ] = None,
+    random: Annotated[
+        int | None,
+        typer.Option("--random", min=0, max=10_000, help="Random gallery negatives per query (2)."),
+    ] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(
+            "--margin", help="Drop candidates scored above the positive by this much (0.3)."
+        ),
+    ] = None,
+    no_guard: Annotated[
+        bool, typer.Option("--no-guard", help="Keep every candidate (no false-negative guard).")
+    ] = False,
     split: Annotated[str, typer.Option("--split", help="Split whose queries are mined.")] = "train",
     seed: Annotated[
-        int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the sampling.")
-    ] = 0,
+        int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the sampling (0).")
+    ] = None,
     collection: Collection = None,
     fmt: Format = None,
     *,
     store: StoreFlags,
 ) -> None:
     """Mine hard negatives for a split's queries (FlagEmbedding's query/pos/neg JSONL)."""
-    from search.train.mine import mine
+    import dataclasses
 
+    from search.train.mine import mine
+    from training.mining import MineConfig, parse_range, with_overrides
+
+    config = with_overrides(
+        MineConfig(),
+        ranks=parse_range(ranks) if ranks else None,
+        hard=negatives,
+        random=random,
+        margin=margin,
+        seed=seed,
+    )
+    if no_guard:
+        config = dataclasses.replace(config, margin=None)
     cfg = store.load(stage1={"vector": vector})
     with progress_bars() as progress:
         report = mine(
@@ -57,12 +85,16 @@ def mine_cmd(
             encoders=encoder or None,
             collection=collection,
             fmt=fmt,
-            ranks=ranks,
-            negatives=negatives,
+            config=config,
             split=split,
-            seed=seed,
             progress=progress,
         )
+    c = report.counts
+    out.print(
+        f"{c['hard']} hard + {c['random']} random negatives; {c['guarded']} candidates above "
+        f"a positive by the margin dropped; {c['short']} rows short of hard negatives",
+        highlight=False,
+    )
     out.print(
         f"{report.rows} of {report.queries} {split} queries, {report.negatives} negatives "
         f"({report.collection} · {report.vector}, {report.seconds:.1f}s): {report.out}",

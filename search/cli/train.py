@@ -41,11 +41,13 @@ def _opt(*names: str, help: str, kind: type = int, lo: float = 1) -> Any:
 Dataset = Annotated[str, typer.Argument(help="Dataset path with train and valid splits.")]
 Split = _opt("--split", help="Split trained on (train).", kind=str)
 Model = _opt("--model", help="Start model: a hub name, a local path or an encoder spec.", kind=str)
-Negatives = _opt("--negatives", help="Mined JSONL (`search mine`).", kind=Path)
-Epochs = _opt("--epochs", help="Epochs (1).", kind=float)
+Negatives = _opt(
+    "--negatives", help="Mined JSONL (`search mine`); rerankers mine their own without.", kind=Path
+)
+Epochs = _opt("--epochs", help="Epochs (the trainer's default).", kind=float)
 Lr = _opt(
     "--lr",
-    help="Peak learning rate (qwen-vl 1e-4, cross-encoder 2e-5, bi-encoders 1e-5).",
+    help="Peak learning rate (the trainer's default; cross-encoder: by starting point).",
     kind=float,
 )
 SaveSteps = _opt("--save-steps", help="Checkpoint every N steps.")
@@ -72,6 +74,11 @@ def train_reranker_cmd(
     k: _opt("--k", help="Stage-1 candidates per query (50).") = None,
     vector: Vector = None,
     objective: _opt("--objective", help="pair-gbdt: binary or lambdarank.", kind=str) = None,
+    stack: _opt(
+        "--with",
+        help="pair-gbdt: stack these rerankers' scores as features (cross-encoder:PATH[+...]).",
+        kind=str,
+    ) = None,
     split: Split = None,
     valid_split: _opt(
         "--valid-split", help="Split for early stopping and the report.", kind=str
@@ -82,16 +89,22 @@ def train_reranker_cmd(
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     lr: Lr = None,
+    head_lr: _opt(
+        "--head-lr", help="cross-encoder: LR of a fresh head (by starting point).", kind=float
+    ) = None,
     max_pixels: _opt("--max-pixels", help="qwen-vl: pixel cap per image.") = None,
     save_steps: SaveSteps = None,
+    max_steps: _opt("--max-steps", help="Stop after N steps (a smoke run; -1: none).") = None,
     resume: Resume = None,
-    group_size: _opt("--group-size", help="cross-encoder: 1 positive + N-1 negatives (8).") = None,
+    group_size: _opt("--group-size", help="1 positive + N-1 negatives per group (8).") = None,
     loss: _opt("--loss", help="cross-encoder: ce (group softmax) or bce.", kind=str) = None,
     max_length: _opt("--max-length", help="cross-encoder: tokens per pair (128).") = None,
     warmup: _opt(
         "--warmup", help="cross-encoder: warm-up fraction (<1) or steps.", kind=float
     ) = None,
-    patience: _opt("--patience", help="cross-encoder: stop after N epochs without gain.") = None,
+    patience: _opt(
+        "--patience", help="Stop after N epochs without gain on valid (0: never)."
+    ) = None,
     collection: Collection = None,
     fmt: Format = None,
     *,

@@ -3,7 +3,10 @@
 Runs stage 1 on the train split's queries (the collection indexed first if missing),
 labels each candidate by the query's matches, fits LightGBM with early stopping on the
 valid split, saves the model and reports stage 1 against stage 2 on the valid split.
-Load it with ``--reranker pair-gbdt:OUT``.
+Load it with ``--reranker pair-gbdt:OUT``. With ``stack`` (``--with cross-encoder:PATH``,
+or ``stack = "..."`` in ``[train.pair-gbdt]``) the candidates of both splits are first
+scored by those rerankers and their scores become features (``rerank.stacking``);
+load it with ``--reranker pair-gbdt:OUT,with=cross-encoder:PATH``.
 """
 
 from __future__ import annotations
@@ -28,16 +31,19 @@ class PairGbdtOptions(CandidateOptions):
     """``[train.pair-gbdt]``: the LightGBM objective (binary or lambdarank)."""
 
     objective: str = "binary"
+    stack: str | None = None  # rerankers whose scores become features: KIND:MODEL[+...]
 
 
 @register_trainer("pair-gbdt", "reranker", PairGbdtOptions)
 def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> TrainReport:
     """Train the ``pair-gbdt`` reranker on one split's stage-1 candidates and save it."""
     from rerank.pair_gbdt import PairGbdtReranker
+    from rerank.stacking import add_stack_features, build_stack, parse_with
     from training.pair_gbdt import GbdtParams, fit_pair_gbdt, label_candidates
 
     start = time.perf_counter()
     params = GbdtParams(objective=opts.objective)
+    stacked = build_stack(parse_with(opts.stack))  # a bad with= fails before stage 1
     dataset, name = open_for_training(cfg, job.dataset, job.collection, job.fmt, job.progress)
     vector, ((train_q, train_rows), (valid_q, valid_rows)) = stage1_splits(
         cfg, dataset, name, opts.k, [opts.split, opts.valid_split], job.progress
@@ -50,11 +56,16 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
 
     info = {"dataset": dataset.name, "collection": name, "vector": vector, "k": opts.k}
     info["split"] = opts.split
+    if stacked:
+        for queries, rows in ((train_q, train_rows), (valid_q, valid_rows)):
+            add_stack_features(stacked, [(q.product, row) for q, row in zip(queries, rows)])
+        info["stacked"] = [s.describe() for s in stacked]
     model = fit_pair_gbdt(
         examples(train_q, train_rows), examples(valid_q, valid_rows), params, info
     )
     path = model.save(job.out)
-    metrics = compare_stages(PairGbdtReranker(model), valid_q, valid_rows) if valid_q else {}
+    reranker = PairGbdtReranker(model, stacked=stacked)
+    metrics = compare_stages(reranker, valid_q, valid_rows) if valid_q else {}
     return TrainReport(
         "pair-gbdt",
         path,

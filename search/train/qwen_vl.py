@@ -2,8 +2,11 @@
 
 Positives are each train query's matches; negatives come from a mined JSONL file
 (``search mine``, FlagEmbedding layout plus ``query_id`` / ``pos_ids`` / ``neg_ids``) or,
-without one, from the collection's stage-1 candidates ranked 2..k that are neither a
-match nor of the query's group. The merged model goes to OUT (load it with
+without one, are mined here from the train split's stage-1 candidates with the defaults
+of ``search mine`` (``training.mining.MineConfig``: hard, a few random, the
+false-negative guard). Each epoch is checked on the valid split's stage-1 candidates
+(``training.selection``, the cross-encoder's rule): the best epoch's adapters are merged,
+and ``OUT/valid_epochs.md`` holds the per-epoch table. The merged model goes to OUT (load it with
 ``--reranker qwen-vl:OUT``), the adapters to OUT/adapter, checkpoints to OUT/checkpoints.
 """
 
@@ -23,9 +26,9 @@ from search.train.candidates import (
     CandidateOptions,
     compare_stages,
     open_for_training,
-    stage1_splits,
 )
 from search.train.registry import TrainJob, TrainReport, register_trainer
+from training.reranker_config import ValidChoice
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,14 @@ DEFAULT_MIN_PIXELS = 64 * 28 * 28
 
 
 @dataclass
-class QwenVLOptions(CandidateOptions):
+class QwenVLOptions(CandidateOptions, ValidChoice):
     """``[train.qwen-vl]``: base model, negatives and the LoRA fine-tuning settings."""
 
     model: str | None = None  # base checkpoint (default rerank.qwen_vl.DEFAULT_MODEL)
-    negatives: str | None = None  # mined JSONL; default: stage-1 ranks 2..k
+    negatives: str | None = None  # mined JSONL; default: mined here (MineConfig)
     neg_ratio: int = 3  # negatives per positive
     lora_r: int = 16
-    epochs: float = 1.0
+    epochs: float = 2.0  # a finished model adjusted with LoRA; the epoch is chosen on valid
     max_steps: int = -1
     batch_size: int = 4  # pairs per step
     grad_accum: int = 1
@@ -50,23 +53,6 @@ class QwenVLOptions(CandidateOptions):
     resume: bool = False  # go on from OUT's last checkpoint
     device: str = "auto"
     seed: int = 0
-
-
-def stage1_negatives(queries: list[Query], rows: list[list[Candidate]]) -> dict[str, list[str]]:
-    """Per query, its stage-1 candidates ranked 2 and below that are neither a match,
-    the query itself, nor of the query's group."""
-    out = {}
-    for query, row in zip(queries, rows):
-        skip = {query.id, *query.matches}
-        group = query.product.group
-        out[query.id] = [
-            c.id
-            for c in row
-            if c.stage1_rank >= 2
-            and c.id not in skip
-            and (group is None or c.product.group != group)
-        ]
-    return out
 
 
 def file_negatives(
@@ -117,9 +103,17 @@ def train_qwen_vl_reranker(cfg: AppConfig, job: TrainJob, opts: QwenVLOptions) -
         max_pixels=opts.max_pixels,
     )
     info = train_qwen_vl(
-        reranker, examples, _arguments(opts, reranker, out, job), out, resume=opts.resume
+        reranker,
+        examples,
+        _arguments(opts, reranker, out, job),
+        out,
+        resume=opts.resume,
+        valid=_valid_items(ex.valid_q, ex.valid_rows, opts),
+        patience=opts.patience,
     )
-    info.update({"model": base, "dataset": ex.dataset, "split": opts.split})
+    if info["valid_table"]:
+        log.info("valid per epoch (%s):\n%s", out, info["valid_table"])
+    info.update({"model": base, "dataset": ex.dataset, "split": opts.split, "mining": ex.mining})
     info["max_pixels"] = opts.max_pixels
     info["spec"] = (
         f"qwen-vl:{out},max_pixels={opts.max_pixels},min_pixels={reranker.pixels['min_pixels']}"
@@ -153,11 +147,27 @@ class _Examples:
     valid_rows: list[list[Candidate]]
     collection: str = ""
     vector: str = ""
+    mining: dict[str, Any] | None = None
+
+
+def _valid_items(queries: list[Query], rows: list[list[Candidate]], opts: ValidChoice) -> list:
+    """The valid lists each epoch ranks: at most ``valid_queries`` (a seeded sample),
+    each cut to its first ``valid_k`` candidates, as the cross-encoder's trainer does."""
+    from training.ranking import ValidList, sample_lists
+
+    lists = [
+        ValidList(q.id, tuple(c.id for c in row), tuple(int(c.id in q.matches) for c in row))
+        for q, row in zip(queries, rows)
+    ]
+    kept = sample_lists(lists, opts.valid_queries, opts.valid_k)
+    by_id = {q.id: (q, row) for q, row in zip(queries, rows)}
+    return [(by_id[v.query][0].product, by_id[v.query][1][: len(v.texts)], v.labels) for v in kept]
 
 
 def _examples(cfg: AppConfig, job: TrainJob, opts: QwenVLOptions) -> _Examples:
-    """From the mined file if given (no stage 1 then), else from stage 1's ranks 2..k."""
+    """From the mined file if given (no stage 1 then), else mined from stage 1 here."""
     from retrieval.data import open_dataset
+    from search.train.mine import mined_rows
 
     if opts.negatives is not None:
         dataset = open_dataset(job.dataset, format=job.fmt)
@@ -166,11 +176,14 @@ def _examples(cfg: AppConfig, job: TrainJob, opts: QwenVLOptions) -> _Examples:
         return _Examples(dataset.name, products, train_q, negs, [], [])
     dataset, name = open_for_training(cfg, job.dataset, job.collection, job.fmt, job.progress)
     products = {p.id: p for p in dataset.products()}
-    splits = [opts.split, opts.valid_split]
-    vector, runs = stage1_splits(cfg, dataset, name, opts.k, splits, job.progress)
-    (train_q, train_rows), (valid_q, valid_rows) = runs
-    negs = stage1_negatives(train_q, train_rows)
-    return _Examples(dataset.name, products, train_q, negs, valid_q, valid_rows, name, vector)
+    rows, mining, vector, (valid_q, valid_rows) = mined_rows(cfg, job, opts, dataset, name)
+    wanted = {r["query_id"] for r in rows}
+    train_q = [q for q in dataset.queries(opts.split) if q.id in wanted]
+    products.update({q.id: q.product for q in train_q if q.id not in products})
+    negs = {r["query_id"]: r["neg_ids"] for r in rows}
+    return _Examples(
+        dataset.name, products, train_q, negs, valid_q, valid_rows, name, vector, mining
+    )
 
 
 def _arguments(opts: QwenVLOptions, reranker: Any, out: Path, job: TrainJob) -> Any:

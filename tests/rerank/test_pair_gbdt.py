@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import sys
 
 import pytest
+from helpers.pair_examples import cand, toy_examples
 
 from rerank.base import build_reranker, rerank
 from rerank.pair_features import (
@@ -22,17 +22,10 @@ from rerank.pair_features import (
 )
 from rerank.pair_gbdt import PairGbdtModel, feature_rows, sidecar_path
 from retrieval.errors import MissingExtraError, UsageError
-from retrieval.types import Candidate, Product
+from retrieval.types import Product
 
 pytest.importorskip("lightgbm")
 from training.pair_gbdt import GbdtParams, fit_pair_gbdt  # noqa: E402
-
-
-def cand(title: str, score: float = 0.5, rank: int = 1, **fields) -> Candidate:
-    sims = {k: v for k, v in fields.items() if k.startswith("sim_")}
-    rest = {k: v for k, v in fields.items() if not k.startswith("sim_")}
-    feats = {"stage1_score": score, "stage1_rank": rank, **sims}
-    return Candidate(Product(f"c-{title}", title, fields=rest), score, rank, feats)
 
 
 def test_features_of_a_capacity_sibling():
@@ -80,27 +73,6 @@ def test_list_features_compare_with_the_top_candidate():
     q1, q2 = Product("q1", "a"), Product("q2", "b")
     pairs = [(q1, cand("x", 1.0)), (q1, cand("y", 0.5)), (q2, cand("z", 0.25))]
     assert [r["stage1_gap"] for r in feature_rows(pairs)] == [0.0, 0.5, 0.0]
-
-
-def toy_examples(n: int, seed: int) -> list:
-    """Queries with one match (same model code and capacity) among four siblings; stage 1
-    puts the match first only half the time."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        model, cap = f"x{i}{rng.randint(10, 99)}", rng.choice([64, 128, 256])
-        titles = [f"phone {model} {cap}gb", f"phone {model} {cap * 2}gb"]
-        titles += [f"phone {model}{j} {cap}gb" for j in range(3)]
-        order = list(range(5))
-        rng.shuffle(order)
-        cands = [
-            cand(titles[t], 1.0 - r / 10, r + 1, sim_text=0.9 - r / 20 + rng.random() / 10)
-            for r, t in enumerate(order)
-        ]
-        out.append(
-            (Product(f"q{i}", f"{model} phone {cap} GB"), cands, [int(t == 0) for t in order])
-        )
-    return out
 
 
 @pytest.fixture(scope="module")

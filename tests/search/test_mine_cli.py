@@ -28,8 +28,9 @@ def test_mine_group_set(synth_set, tmp_path):
     data = synth_set
     out = tmp_path / "neg.jsonl"
     args = ["mine", str(data), "--encoder", "sparse", "--out", str(out), "--range", "2-20"]
-    res = run(*args, "--negatives", "4", "--seed", "3")
+    res = run(*args, "--negatives", "4", "--random", "1", "--seed", "3")
     assert res.exit_code == 0, res.output
+    assert "hard +" in res.output and "random negatives" in res.output  # the counts
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     dataset = open_dataset(str(data))
     by_id = {p.id: p for p in dataset.products()}
@@ -38,14 +39,14 @@ def test_mine_group_set(synth_set, tmp_path):
     for row in rows:
         query = by_id[row["query_id"]]
         assert set(row["pos_ids"]) == set(train[row["query_id"]].matches)
-        assert 0 < len(row["neg_ids"]) <= 4
+        assert 0 < len(row["neg_ids"]) <= 4 + 1  # hard ones, then one random
         for nid in row["neg_ids"]:
             neg = by_id[nid]
             assert neg.group != query.group and nid != query.id  # never a match
             assert neg.fields["split"] == "train"  # restricted to the split
         assert row["neg"] == [by_id[n].title for n in row["neg_ids"]]
     first = out.read_text()
-    assert run(*args, "--negatives", "4", "--seed", "3").exit_code == 0
+    assert run(*args, "--negatives", "4", "--random", "1", "--seed", "3").exit_code == 0
     assert out.read_text() == first  # seeded: the same file again
 
 

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from rerank.base import build_reranker
 from retrieval.data import open_dataset
+from retrieval.errors import UsageError
 from retrieval.retriever import Retriever
 from search.cli import app
 from search.config import Stage1Config, Stage2Config, load_config
@@ -76,9 +77,44 @@ def test_cli_trains_and_reports(synth, tmp_path):
     assert "recall@1" in res.output and out.exists() and (tmp_path / "m.txt.json").exists()
 
 
-def test_cli_cross_encoder_needs_model_and_negatives(synth, tmp_path):
+def test_cli_cross_encoder_needs_a_model(synth, tmp_path):
     args = ["train", "reranker", str(synth), "--kind", "cross-encoder", "--out", str(tmp_path)]
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "needs --model" in res.output
-    res = runner.invoke(app, [*args, "--model", "some/model"])
-    assert res.exit_code == 2 and "needs --negatives FILE" in res.output
+
+
+def test_cross_encoder_mines_its_own_then_stacks_into_pair_gbdt(synth, tmp_path):
+    """Without --negatives the cross-encoder trainer mines the train split itself (the
+    defaults of `search mine`); `--with cross-encoder:CE` stacks its scores into
+    pair-gbdt; the stacked model refuses to run without, or with another, reranker."""
+    from helpers.tiny_bert import build_tiny_bert
+
+    bert = build_tiny_bert(tmp_path / "bert")
+    home = ["--data-dir", str(tmp_path / "h"), "--encoder", "sparse", "--k", "10"]
+    ce = tmp_path / "ce"
+    res = runner.invoke(
+        app,
+        ["train", "reranker", str(synth), "--kind", "cross-encoder", "--model", str(bert)]
+        + ["--out", str(ce), "--max-steps", "2", "--max-length", "32", *home],
+    )
+    assert res.exit_code == 0, res.output
+    assert "fresh-head recipe" in res.output and (ce / "valid_epochs.md").is_file()
+    stack = tmp_path / "stack.txt"
+    res = runner.invoke(
+        app,
+        ["train", "reranker", str(synth), "--out", str(stack)]
+        + ["--with", f"cross-encoder:{ce}", *home],
+    )
+    assert res.exit_code == 0, res.output
+    assert "stack1_cross_encoder" in (tmp_path / "stack.txt.json").read_text()
+    with pytest.raises(UsageError, match="trained with with=cross-encoder"):
+        build_reranker(f"pair-gbdt:{stack}")
+    reranker = build_reranker(f"pair-gbdt:{stack},with=cross-encoder:{ce}")
+    assert reranker.stacked[0].column == "stack1_cross_encoder"
+    res = runner.invoke(
+        app,
+        ["train", "reranker", str(synth), "--out", str(tmp_path / "x.txt")]
+        + ["--with", f"cross-encoder:{tmp_path / 'missing'}", *home],
+    )
+    assert res.exit_code != 0 and "not found" in res.output
+    assert len(res.output.strip().splitlines()) == 1  # one line, no traceback

@@ -57,6 +57,26 @@ def test_bad_train_tables_name_the_nearest_key(tmp_path):
         load_config(path)
 
 
+def test_cross_encoder_defaults_live_in_the_trainer_config(tmp_path):
+    """The options class inherits training's CrossEncoderConfig: the CLI and the
+    [train.cross-encoder] table override one set of defaults; unset fields stay None
+    until the trainer fills them from the recipe of the starting point."""
+    from search.train.cross_encoder import CrossEncoderOptions
+    from training.reranker_config import RECIPES, CrossEncoderConfig
+
+    toml = tmp_path / "c.toml"
+    toml.write_text("[train.cross-encoder]\nlr = 1e-4\nvalid_k = 10\n")
+    cfg = load_config(toml)
+    trainer = get_trainer("cross-encoder", "reranker")
+    opts = build_options(trainer, cfg.train["cross-encoder"], {"epochs": 5.0, "head_lr": None})
+    assert isinstance(opts, CrossEncoderOptions) and isinstance(opts, CrossEncoderConfig)
+    assert (opts.lr, opts.valid_k, opts.epochs, opts.head_lr) == (1e-4, 10, 5.0, None)
+    base = CrossEncoderConfig()
+    assert all(getattr(opts, k) == getattr(base, k) for k in ("batch_size", "group_size"))
+    filled = CrossEncoderConfig(lr=1e-4).resolved("fresh-head")
+    assert filled.head_lr == RECIPES["fresh-head"]["head_lr"] and filled.lr == 1e-4
+
+
 def test_an_unknown_trainer_table_is_an_error(tmp_path):
     from search.train.registry import TrainJob, train
 

@@ -17,6 +17,7 @@ from training.cross_encoder import (  # noqa: E402
     train_cross_encoder,
 )
 from training.ranking import ValidList, rank_metrics  # noqa: E402
+from training.reranker_config import RECIPES  # noqa: E402
 from training.resume import TrainingDivergedError  # noqa: E402
 
 BRANDS = ["samsung galaxy", "xiaomi redmi", "nike air zoom", "apple iphone"]
@@ -55,9 +56,13 @@ def test_loss_falls_and_model_reloads(tiny_bert, tmp_path, loss):
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4  # the loss falls
     assert len(summary["valid"]) == 4
     assert summary["best"]["hit@1"] == max(epoch["hit@1"] for epoch in summary["valid"])
+    # the per-epoch table is in the folder, the kept epoch marked
+    table = (out / "valid_epochs.md").read_text().splitlines()
+    assert len(table) == 2 + 4 and sum("yes" in line for line in table) == 1
     assert (out / "checkpoints" / "checkpoint-16").is_dir()
     # the saved folder is the best epoch; it loads as the reranker and gives its scores
-    tokenizer, model = load_model(str(out))
+    tokenizer, model, fresh = load_model(str(out))
+    assert fresh == frozenset()  # a trained reranker: its head comes from the checkpoint
     direct = score_lists(model, tokenizer, VALID, 32)[0]
     # ... and its valid metrics are the ones recorded for the best epoch
     again = rank_metrics(VALID, [direct])
@@ -106,3 +111,34 @@ def test_bad_options(tiny_bert, tmp_path):
         train_cross_encoder(rows(), str(tiny_bert), tmp_path, config(group_size=1))
     with pytest.raises(UsageError, match="positive and a negative"):
         train_cross_encoder([{"query": "a", "pos": ["b"], "neg": []}], str(tiny_bert), tmp_path)
+
+
+def test_recipes_head_rate_and_no_valid(tiny_bert, tmp_path, caplog):
+    """A plain encoder gets the fresh-head recipe: its new head learns at head_lr while
+    the body (lr ~ 0 here) stays put; a trained reranker gets the low-LR recipe; a field
+    set by the user wins over both. Without valid queries the run says so and keeps
+    the last epoch."""
+    import torch
+
+    _, _, fresh = load_model(str(tiny_bert))
+    assert fresh and all(n.startswith("classifier") for n in fresh)
+    torch.manual_seed(0)
+    _, before, _ = load_model(str(tiny_bert))
+    out = tmp_path / "a"
+    torch.manual_seed(0)  # the same random head inside the trainer
+    with caplog.at_level("WARNING"):
+        first = train_cross_encoder(
+            rows(), str(tiny_bert), out, config(lr=1e-9, head_lr=None, epochs=None, max_steps=3)
+        )
+    assert "no valid queries" in caplog.text and first["valid"] == []
+    assert first["recipe"] == "fresh-head"
+    assert first["config"]["head_lr"] == RECIPES["fresh-head"]["head_lr"]
+    assert first["config"]["epochs"] == RECIPES["fresh-head"]["epochs"]
+    assert first["config"]["lr"] == 1e-9  # given: kept
+    _, after, _ = load_model(str(out))  # the last step's model, saved whole
+    key = "bert.embeddings.word_embeddings.weight"
+    assert torch.allclose(after.state_dict()[key], before.state_dict()[key], atol=1e-6)
+    moved = (after.classifier.weight - before.classifier.weight).abs().max().item()
+    assert moved > 1e-4
+    again = train_cross_encoder(rows(), str(out), tmp_path / "b", config(lr=None, max_steps=1))
+    assert again["recipe"] == "reranker" and again["config"]["lr"] == RECIPES["reranker"]["lr"]

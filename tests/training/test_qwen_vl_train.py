@@ -166,6 +166,11 @@ def test_cli_trains_on_stage1_negatives_and_a_mined_file(base, tmp_path):
     info = json.loads((out / "train_info.json").read_text())
     assert info["pairs"] > info["positives"] > 0 and info["steps"] >= 1
     assert list((out / "checkpoints").glob("checkpoint-*"))
+    # the cross-encoder's defaults: mined hard + random negatives, the epoch chosen on valid
+    assert info["mining"]["hard"] > 0 and info["mining"]["random"] > 0
+    assert len(info["valid"]) == 2 and info["best"]["epoch"] in (1.0, 2.0)
+    table = (out / "valid_epochs.md").read_text().splitlines()
+    assert len(table) == 2 + 2 and sum("yes" in line for line in table) == 1
     loaded = build_reranker(f"{info['spec']},device=cpu")
     query = open_dataset(str(synth)).queries("valid")[0]
     assert 0.0 < loaded.score([(query.product, Candidate(query.product, 0.5, 1))])[0] < 1.0
@@ -184,4 +189,5 @@ def test_cli_trains_on_stage1_negatives_and_a_mined_file(base, tmp_path):
     assert res.exit_code == 0, res.output
     info = json.loads((tmp_path / "f" / "train_info.json").read_text())
     assert info["positives"] == sum(len(q.matches) for q in train)
+    assert info["valid"] == [] and not (tmp_path / "f" / "valid_epochs.md").exists()
     assert info["pairs"] == info["positives"] + 2 * len(train)

@@ -1,0 +1,139 @@
+"""Stage 2 with CLI defaults only: stage 1 vs a trained cross-encoder vs pair-gbdt vs the stack.
+
+Indexes a dataset with the default encoders (``text`` = packaged all-MiniLM-L6-v2, and
+``sparse``) into a fresh embedded collection, then trains through the trainer registry
+exactly as ``search train reranker`` does with no flag but the ones named here:
+
+* ``--kind cross-encoder --model all-MiniLM-L6-v2`` (negatives mined by the trainer with
+  the defaults of ``search mine``; the epoch chosen on valid);
+* ``--kind pair-gbdt``;
+* ``--kind pair-gbdt --with cross-encoder:CE`` (the stack: the cross-encoder's scores of
+  the train and valid candidates become a feature);
+
+and scores the test split's stage-1 top K (``search eval``'s default K) with each, loaded
+by spec as ``search eval --reranker`` loads them: recall@1 and MRR@10, and the training
+time. ``--ce-model`` reuses a cross-encoder trained the same way (skips its training).
+Measured, not asserted; nothing is tuned on test.
+
+    python benchmarks/stage2_bench.py --data ../shared/data/abt-buy --vector text
+    python benchmarks/stage2_bench.py --data ../shared/data/wdc-products/catalog.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from benchmarks.bench_report import load_average, machine_info  # noqa: E402
+from rerank.base import build_reranker  # noqa: E402
+from retrieval.atomic import write_json, write_text  # noqa: E402
+from retrieval.encoders.text import packaged_minilm  # noqa: E402
+from search.config import load_config  # noqa: E402
+from search.train.candidates import compare_stages, open_for_training, stage1_splits  # noqa: E402
+from search.train.registry import TrainJob, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+log = logging.getLogger("stage2_bench")
+
+
+def timed_train(cfg: Any, kind: str, data: str, out: Path, flags: dict[str, Any]) -> tuple:
+    """One `search train reranker --kind KIND` run through the registry; (report, minutes)."""
+    start = time.perf_counter()
+    report = train(cfg, kind, "reranker", TrainJob(data, out), flags)
+    minutes = (time.perf_counter() - start) / 60
+    log.warning("%s trained in %.1f min: %s", kind, minutes, report.summary)
+    return report, minutes
+
+
+def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    """Index, train the three rerankers with defaults, score test with each."""
+    cfg = load_config(None, store={"data_dir": home}, stage1={"vector": args.vector})
+    dataset, name = open_for_training(cfg, args.data, None, None)
+    results: dict[str, Any] = {"minutes": {}, "info": {}}
+    ce = args.ce_model
+    if ce is None and not args.no_ce:
+        ce = home / "cross-encoder"
+        report, minutes = timed_train(
+            cfg, "cross-encoder", args.data, ce, {"model": packaged_minilm() or "all-MiniLM-L6-v2"}
+        )
+        results["minutes"]["cross-encoder"] = round(minutes, 1)
+        results["info"]["cross-encoder"] = report.info
+    gbdt, stack = home / "pair-gbdt.txt", home / "stack.txt"
+    report, minutes = timed_train(cfg, "pair-gbdt", args.data, gbdt, {})
+    results["minutes"]["pair-gbdt"] = round(minutes, 1)
+    specs = {"pair-gbdt": f"pair-gbdt:{gbdt}"}
+    if ce is not None:
+        with_ce = f"cross-encoder:{ce}"
+        report, minutes = timed_train(cfg, "pair-gbdt", args.data, stack, {"stack": with_ce})
+        results["minutes"]["stack"] = round(minutes, 1)
+        specs.update({"cross-encoder": with_ce, "stack": f"pair-gbdt:{stack},with={with_ce}"})
+    _, ((queries, rows),) = stage1_splits(cfg, dataset, name, args.k, ["test"])
+    test: dict[str, dict[str, float]] = {}
+    for label, spec in specs.items():
+        metrics = compare_stages(build_reranker(spec), queries, rows)
+        test.setdefault("stage 1", {k: v for k, v in metrics.items() if k.startswith("stage1/")})
+        test[label] = {k: v for k, v in metrics.items() if k.startswith("stage2/")}
+        log.warning("%s: %s", label, test[label])
+    results.update(test=test, test_queries=len(queries))
+    return results
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The test figures as a Markdown table."""
+    p, r = report["params"], report["results"]
+    lines = [
+        f"{Path(p['data']).name}: stage 1 `{p['vector']}` (default encoders text+sparse), "
+        f"K={p['k']}, {r['test_queries']} test queries; rerankers trained with CLI defaults.",
+        "",
+        "| stage 2 | R@1 | MRR@10 | training (min) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, metrics in r["test"].items():
+        stage = "stage1" if label == "stage 1" else "stage2"
+        minutes = r["minutes"].get(label, "")
+        lines.append(
+            f"| {label} | {metrics[f'{stage}/recall@1']:.3f} | {metrics[f'{stage}/mrr@10']:.3f} "
+            f"| {minutes} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="/work/shared/data/abt-buy")
+    parser.add_argument("--vector", default=None, help="stage-1 vector (default: hybrid)")
+    parser.add_argument("--k", type=int, default=100, help="test candidates (search eval's K)")
+    parser.add_argument("--ce-model", type=Path, default=None, help="reuse this cross-encoder")
+    parser.add_argument("--no-ce", action="store_true", help="pair-gbdt only (no CE, no stack)")
+    parser.add_argument("--home", type=Path, default=None, help="keep the index and models here")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = run(args, args.home or Path(tmp))
+    params = {k: str(v) for k, v in vars(args).items()}
+    params["vector"] = args.vector or "hybrid"
+    report = {
+        "params": params,
+        "machine": {**machine_info(), "loadavg_end": load_average()},
+        "results": results,
+    }
+    stem = Path(args.data).parent.name if args.data.endswith(".jsonl") else Path(args.data).name
+    out = args.out or ROOT / "results" / f"stage2_{stem}"
+    write_json(out.with_suffix(".json"), report)
+    table = markdown(report)
+    write_text(out.with_suffix(".md"), f"# stage 2 on {stem}\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

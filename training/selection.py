@@ -1,0 +1,88 @@
+"""Model choice on the valid split, shared by the rerankers' trainers.
+
+After each epoch the trainer's model ranks the valid lists; the best epoch by hit@1
+(then MRR@10) is saved (``save(out)``), ``patience`` epochs without gain stop the run,
+and every epoch's metrics go to ``out/best.json`` and to a short Markdown table,
+``out/valid_epochs.md`` (written whole or not at all). Without valid lists there is
+nothing to choose from: the caller keeps the last epoch, and ``EpochChoice`` says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from retrieval.atomic import write_json, write_text
+from training.ranking import ValidList, epoch_table, rank_metrics
+
+log = logging.getLogger(__name__)
+
+TABLE = "valid_epochs.md"
+BEST = "best.json"
+
+
+class EpochChoice:
+    """Keeps the best epoch on valid; ``score(lists)`` ranks, ``save(out)`` keeps it."""
+
+    def __init__(
+        self,
+        valid: Sequence[ValidList],
+        out: Path,
+        score: Callable[[Sequence[ValidList]], list[list[float]]],
+        save: Callable[[Path], None],
+        *,
+        patience: int = 0,
+        resume: bool = False,
+    ) -> None:
+        self.valid, self.out, self.score, self.save = list(valid), Path(out), score, save
+        self.patience = patience
+        best = self.out / BEST
+        self.state: dict[str, Any] = (
+            json.loads(best.read_text()) if resume and best.is_file() else {}
+        )
+        self.history: list[dict[str, float]] = list(self.state.get("history", []))
+        if not self.valid:
+            log.warning("no valid queries: no epoch can be chosen; keeping the last epoch")
+
+    @property
+    def chose(self) -> bool:
+        """Whether an epoch was saved as the best (else the caller saves the last)."""
+        return bool(self.valid) and "hit@1" in self.state
+
+    def epoch_end(self, epoch: float, step: int) -> bool:
+        """Rank the valid lists, keep the model if it is the best so far; True when
+        ``patience`` epochs passed without gain (the run should stop)."""
+        if not self.valid:
+            return False
+        metrics = rank_metrics(self.valid, self.score(self.valid))
+        metrics.update(epoch=round(epoch, 3), step=step)
+        self.history.append(metrics)
+        log.info("valid after epoch %s: hit@1 %.3f, MRR@10 %.3f", epoch, *self._key(metrics))
+        stop = False
+        if self._key(metrics) > self._key(self.state, -1.0):
+            self.state.update(metrics, stale=0)
+            self.save(self.out)
+        else:
+            self.state["stale"] = self.state.get("stale", 0) + 1
+            stop = bool(self.patience) and self.state["stale"] >= self.patience
+            if stop:
+                log.info("no gain on valid for %d epochs: stopping", self.state["stale"])
+        self.state["history"] = self.history
+        write_json(self.out / BEST, self.state)
+        write_text(self.out / TABLE, self.table())
+        return stop
+
+    def table(self) -> str:
+        """The per-epoch Markdown table, the kept epoch marked."""
+        return epoch_table(self.history, self.state.get("epoch"))
+
+    def best(self) -> dict[str, Any]:
+        """The kept epoch's metrics (empty when none was chosen)."""
+        return {k: v for k, v in self.state.items() if k not in ("stale", "history")}
+
+    @staticmethod
+    def _key(metrics: dict[str, Any], default: float = 0.0) -> tuple[float, float]:
+        return (metrics.get("hit@1", default), metrics.get("mrr@10", default))
