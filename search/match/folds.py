@@ -61,9 +61,16 @@ def folds(es: EdgeSet, folds: int) -> list[EdgeSet]:
         products = [es.products[i] for i in rows]
         queries = np.arange(len(rows))
         out.append(
-            replace(es, products=products, store=store, queries=queries, edges=scored, rounds={},
-                    filters=None, allowed=None)
+            replace(
+                es,
+                products=products,
+                store=store,
+                queries=queries,
+                edges=scored,
+                rounds={},
+                filters=None,
+                allowed=None,
+            )
         )
     log.info("train edges cut into %d folds of ~%d listings", len(out), es.n // max(folds, 1))
     return out
-

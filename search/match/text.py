@@ -129,4 +129,8 @@ def text_features(src: np.ndarray, dst: np.ndarray, products: Sequence[Product])
     same = np.array(
         [float(brand[i] == brand[j]) if brand[i] and brand[j] else np.nan for i, j in zip(src, dst)]
     )
-    return np.column_stack([*cols, over, dcos, same]) if len(src) else np.zeros((0, 9))
+    return (
+        np.column_stack([*cols, over, dcos, same])
+        if len(src)
+        else np.zeros((0, len(TEXT_FEATURES)))
+    )
