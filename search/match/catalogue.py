@@ -4,14 +4,14 @@ and test, the matcher written to the run folder.
 Each split is matched within itself (a grouped listing against its split, self
 excluded from retrieval, counted in the F1 as Shopee counts it), with the same edge,
 rule and pair-model code ``search match`` runs. With ``pair`` the pair model is
-trained on the train split's edges (early stopping on valid) and its rules are stage 2.
+trained on the train split's edges, cut into folds of valid's size (``folds``) and its rules are stage 2.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
 from search.match.edgeset import EdgeSet, weights_for
+from search.match.folds import fold_count, folds
 from search.match.job import self_edgeset
 from search.match.matcher import Matcher
 from search.match.tuning import (
@@ -97,10 +98,15 @@ def tune_catalogue(
             raise UsageError(
                 f"split {name!r} of {dataset.name} has no labelled listings: cannot tune a matcher"
             )
+        deep = template
+        if name == "train":  # searched deeper, then cut into folds the size of valid
+            parts = max(2, fold_count(len(rows), sets[tune_split].n))
+            deep = replace(template, k=k * parts)
         es = self_edgeset(
-            index, collection, dataset.name, rows, template, filter_key="split", progress=progress
+            index, collection, dataset.name, rows, deep, filter_key="split", progress=progress
         )
         es.search(progress)
+        es.k = k
         sets[name] = es
     test, valid = sets[split], sets[tune_split]
     # a predicted group may be as large as the largest labelled one (tuning splits only)
@@ -109,7 +115,8 @@ def tune_catalogue(
     scores = tune_all(stage1_rules(list(vectors), inb, cap), valid, test, "stage1", progress)
     pair_model = None
     if pair:
-        pair_model = fit_pair(sets["train"], valid, test, out, progress=progress)
+        train = folds(sets["train"], parts)
+        pair_model = fit_pair(train, valid, test, out, progress=progress)
         scores += tune_all(pair_rules(cap), valid, test, "stage2", progress)
     info: dict[str, Any] = {
         "dataset": dataset.name,

@@ -27,9 +27,11 @@ from retrieval.atomic import write_text
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
 from search.match.edges import CSLS, MEAN, Edges, ranks, reverse_index, top_stats
+from search.match.text import TEXT_FEATURES, text_features
 
 log = logging.getLogger(__name__)
 PAIR = "pair"
+NUM_LEAVES = 31
 NEIGHBOURS = 5  # top-k of each side's neighbourhood statistics
 # what a pair's titles, prices and hashes tell (the stage-1 columns are this module's own)
 TITLE_FEATURES = tuple(f for f in FEATURES if not f.startswith("stage1_"))
@@ -52,7 +54,7 @@ def columns(names: Sequence[str]) -> list[str]:
     per = [*names, MEAN]
     sims = [f"sim_{n}" for n in per] + [f"csls_{n}" for n in per]
     both = [f"rank_{d}_{n}" for n in names for d in ("fwd", "bwd")]
-    return sims + both + list(NEIGHBOUR_FEATURES) + list(TITLE_FEATURES)
+    return sims + both + list(NEIGHBOUR_FEATURES) + list(TITLE_FEATURES) + list(TEXT_FEATURES)
 
 
 def shared_neighbours(edges: Edges, n: int, k: int) -> np.ndarray:
@@ -100,7 +102,8 @@ def edge_features(
     cols.append((rev >= 0).astype(np.float64))
     if not len(edges):
         return np.zeros((0, len(columns(names))))
-    return np.column_stack([*cols, title_features(edges, products)])
+    text = text_features(edges.src, edges.dst, products)
+    return np.column_stack([*cols, title_features(edges, products), text])
 
 
 def title_features(edges: Edges, products: Sequence[Product]) -> np.ndarray:
@@ -122,35 +125,50 @@ def same_group(edges: Edges, products: Sequence[Product]) -> np.ndarray:
 
 
 def train_pair_model(
-    train: tuple[np.ndarray, np.ndarray],
-    valid: tuple[np.ndarray, np.ndarray] | None,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
     cols: Sequence[str],
     *,
     seed: int = 0,
     num_threads: int = 1,
+    num_leaves: int = NUM_LEAVES,
 ) -> Any:
-    """A LightGBM binary classifier of edges, stopping early on the valid edges."""
+    """A LightGBM binary classifier of edges from group-disjoint train folds: the last
+    fold held out stops the boosting, then the model is fitted again on every fold
+    with as many trees per edge (the tuning split never steers the training)."""
     from rerank.pair_gbdt import import_lightgbm
     from training.pair_gbdt import GbdtParams
 
     lgb = import_lightgbm()
-    x, y = train
+    x = np.vstack([f[0] for f in folds]) if folds else np.zeros((0, len(cols)))
+    y = np.concatenate([f[1] for f in folds]) if folds else np.zeros(0)
     if not len(y) or y.min() == y.max():
         raise UsageError(
             "the pair model needs matching and non-matching candidate pairs in the train split"
         )
     params = GbdtParams(seed=seed, num_threads=num_threads).lightgbm()
-    params.update(metric=["binary_logloss"], num_leaves=31, min_data_in_leaf=20)
+    params.update(metric=["binary_logloss"], num_leaves=num_leaves, min_data_in_leaf=20)
     params.pop("eval_at", None)
+    rounds = 1000
+    held = folds[-1][1] if len(folds) > 1 else np.zeros(0)
+    if len(held) and held.min() != held.max():
+        fit = np.vstack([f[0] for f in folds[:-1]]), np.concatenate([f[1] for f in folds[:-1]])
+        data = lgb.Dataset(*fit, feature_name=list(cols), free_raw_data=False)
+        stop = lgb.Dataset(folds[-1][0], held, reference=data)
+        early = lgb.train(
+            params,
+            data,
+            rounds,
+            valid_sets=[stop],
+            callbacks=[lgb.log_evaluation(0), lgb.early_stopping(50, verbose=False)],
+        )
+        best = early.best_iteration or early.current_iteration()
+        rounds = max(1, round(best * len(y) / len(fit[1])))
+    else:
+        rounds = 200  # one fold: nothing to stop on; a moderate, fixed forest
     data = lgb.Dataset(x, y, feature_name=list(cols), free_raw_data=False)
-    sets, callbacks = [], [lgb.log_evaluation(0)]
-    if valid is not None and len(valid[1]):
-        sets.append(lgb.Dataset(valid[0], valid[1], reference=data))
-        callbacks.append(lgb.early_stopping(50, verbose=False))
-    booster = lgb.train(params, data, 1000, valid_sets=sets, callbacks=callbacks)
-    best = booster.best_iteration or booster.current_iteration()
-    log.info("pair model: %d trees on %d edges (%d positive)", best, len(y), int(y.sum()))
-    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    booster = lgb.train(params, data, rounds, callbacks=[lgb.log_evaluation(0)])
+    log.info("pair model: %d trees on %d edges (%d positive)", rounds, len(y), int(y.sum()))
+    return booster
 
 
 def pair_scores(booster: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarray:

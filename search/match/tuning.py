@@ -114,7 +114,7 @@ def tune_all(
 
 
 def fit_pair(
-    train: EdgeSet,
+    train: Sequence[EdgeSet],
     valid: EdgeSet,
     test: EdgeSet,
     out: Path,
@@ -122,23 +122,20 @@ def fit_pair(
     neighbours: int = NEIGHBOURS,
     progress: ProgressFactory | None = None,
 ) -> PairModel:
-    """Train the pair model on train edges (early stopping on valid), score valid and
-    test edges with it, and save it beside the matcher."""
-    names = list(train.weights)
+    """Train the pair model on the train folds' edges (the last fold stops the boosting),
+    score valid and test edges with it, and save it beside the matcher."""
+    names = list(valid.weights)
     cols = columns(names)
-    tick = progress("pair features", 3) if progress else None
+    tick = progress("pair features", len(train) + 2) if progress else None
     xs = []
-    for es in (train, valid, test):
+    for es in [*train, valid, test]:
         xs.append(es.features(neighbours))
         if tick:
             tick(1)
-    booster = train_pair_model(
-        (xs[0], same_group(train.edges, train.products)),
-        (xs[1], same_group(valid.edges, valid.products)),
-        cols,
-    )
-    valid.add_pair(booster, xs[1])
-    test.add_pair(booster, xs[2])
+    labelled = [(x, same_group(es.edges, es.products)) for x, es in zip(xs, train)]
+    booster = train_pair_model(labelled, cols)
+    valid.add_pair(booster, xs[-2])
+    test.add_pair(booster, xs[-1])
     save_model(booster, out / PAIR_FILE)
     return PairModel(PAIR_FILE, cols, neighbours)
 

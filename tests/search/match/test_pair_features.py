@@ -1,0 +1,120 @@
+"""The pair model's catalogue title features, its train folds and its fold-stopped fit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from retrieval.types import Product
+from search.match.edges import MEAN, Edges, score_edges
+from search.match.edgeset import EdgeSet
+from search.match.folds import fold_count, fold_of, folds
+from search.match.pairs import columns, edge_features, same_group, train_pair_model
+from search.match.text import TEXT_FEATURES, bigrams, char_grams, idf_of, text_features, tfidf
+from search.match.vectors import build_store
+
+PRODUCTS = [
+    Product("a", "Sony WH1000XM3 headphones black", fields={"brand": "Sony"}),
+    Product("b", "sony wh1000xm3 black headphones", fields={"brand": "SONY"}),
+    Product("c", "Bose QC35 headphones black", fields={"brand": "Bose", "description": "quiet"}),
+    Product("d", "black headphones", fields={"description": "quiet comfort"}),
+]
+
+
+def col(x: np.ndarray, name: str) -> np.ndarray:
+    return x[:, TEXT_FEATURES.index(name)]
+
+
+def test_char_grams_and_bigrams():
+    assert char_grams(["ab"], (2,)) == [" a", "ab", "b "]
+    assert bigrams(["a", "b", "c"]) == ["a b", "b c"]
+
+
+def test_tfidf_rows_are_unit_length_and_empty_rows_zero():
+    mat = tfidf([["a", "b"], [], ["a"]])
+    norms = np.sqrt(np.asarray(mat.multiply(mat).sum(axis=1)).ravel())
+    assert np.allclose(norms, [1.0, 0.0, 1.0])
+
+
+def test_title_features_by_hand():
+    src, dst = np.array([0, 0, 2]), np.array([1, 2, 3])
+    x = text_features(src, dst, PRODUCTS)
+    assert x.shape == (3, len(TEXT_FEATURES))
+    # same words, other order: word cosine 1, bigrams differ, nothing unshared
+    assert col(x, "word_cos")[0] == pytest.approx(1.0, abs=1e-5)
+    assert col(x, "bigram_cos")[0] < 1.0
+    assert col(x, "idf_jaccard")[0] == pytest.approx(1.0)
+    assert col(x, "idf_unshared_max")[0] == 0.0
+    # a vs c share only common words; the rarest unshared word is rarer than any shared
+    idf = idf_of([set(p.title.lower().split()) for p in PRODUCTS])
+    shared = {"headphones", "black"}
+    assert col(x, "idf_shared_max")[1] == pytest.approx(max(idf[w] for w in shared))
+    assert col(x, "idf_unshared_max")[1] > col(x, "idf_shared_max")[1]
+    assert col(x, "char_cos")[0] > col(x, "char_cos")[1]
+    # brand: case-folded equality, NaN when one is missing; description NaN unless both
+    assert col(x, "brand_same").tolist()[:2] == [1.0, 0.0]
+    assert math.isnan(col(x, "brand_same")[2])
+    assert math.isnan(col(x, "desc_cos")[0]) and col(x, "desc_cos")[2] > 0
+
+
+def catalogue_edges(groups: int = 12, size: int = 3) -> EdgeSet:
+    """An edge set of ``groups`` groups (random unit vectors, members close) with all
+    pairs as edges, scored as stage 1 scores them."""
+    rng = np.random.default_rng(0)
+    products, raw = [], []
+    for g in range(groups):
+        centre = rng.normal(size=8)
+        for m in range(size):
+            products.append(Product(f"p{g}-{m}", f"item {g} model x{g}{m % 2}", group=f"g{g}"))
+            raw.append({"text": (centre + 0.3 * rng.normal(size=8)).astype(np.float32)})
+    store = build_store([p.id for p in products], raw, ["text"])
+    n = len(products)
+    src, dst = np.nonzero(~np.eye(n, dtype=bool))
+    es = EdgeSet(None, "c", products, store, np.arange(n), {"text": 1.0}, 4)  # type: ignore[arg-type]
+    es.edges = score_edges(store, src, dst, es.weights)
+    return es
+
+
+def test_folds_are_group_disjoint_and_keep_k_per_listing():
+    es = catalogue_edges()
+    parts = folds(es, 3)
+    assert sum(p.n for p in parts) == es.n
+    seen = [{p.group for p in part.products} for part in parts]
+    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1 :])
+    for part in parts:
+        assert part.edges is not None and part.edges.src.max() < part.n
+        counts = np.bincount(part.edges.src, minlength=part.n)
+        assert counts.max() <= es.k
+        assert MEAN in part.edges.sims  # scored again within the fold
+    assert folds(es, 1) == [es]
+    assert fold_of("g1", "x", 4) == fold_of("g1", "y", 4)
+    assert fold_count(6272, 1401) == 4 and fold_count(10, 100) == 1
+
+
+def test_pair_model_learns_from_folds_and_scores_in_columns_order():
+    es = catalogue_edges(groups=30)
+    parts = folds(es, 3)
+    labelled = [(p.features(2), same_group(p.edges, p.products)) for p in parts]
+    cols = columns(["text"])
+    assert labelled[0][0].shape[1] == len(cols)
+    model = train_pair_model(labelled, cols)
+    x = edge_features(es.edges, es.products, ["text"], 2)
+    y = same_group(es.edges, es.products)
+    p = model.predict(x)
+    assert p[y == 1].mean() > p[y == 0].mean() + 0.3
+    assert model.feature_name() == cols
+
+
+def test_pair_model_refuses_one_class():
+    es = catalogue_edges()
+    x = edge_features(es.edges, es.products, ["text"], 2)
+    with pytest.raises(Exception, match="matching and non-matching"):
+        train_pair_model([(x, np.zeros(len(x)))], columns(["text"]))
+
+
+def test_empty_edges_give_empty_features():
+    es = catalogue_edges()
+    empty = Edges(np.zeros(0, np.int64), np.zeros(0, np.int64), {})
+    assert text_features(empty.src, empty.dst, es.products).shape == (0, len(TEXT_FEATURES))
