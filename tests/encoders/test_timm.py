@@ -163,3 +163,18 @@ def test_hub_weights_missing_offline_are_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch"))
     with pytest.raises(SearchError, match="cannot load timm model 'test_efficientnet'"):
         build_encoder("timm:test_efficientnet")
+
+
+def test_frozen_trace_gives_the_eager_vectors_for_any_batch_size():
+    """On a CPU in fp32 the model runs as a frozen TorchScript graph (traced on the first
+    batch); later batches of other sizes give what the eager model gives."""
+    torch.manual_seed(2)
+    traced = build_encoder("timm:test_efficientnet,pretrained=none,num_workers=0")
+    eager = build_encoder("timm:test_efficientnet,pretrained=none,num_workers=0,jit=off")
+    eager.model.load_state_dict(traced.model.state_dict())
+    for n in (4, 1, 7):
+        pixels = torch.randn(n, 3, 32, 32)
+        np.testing.assert_allclose(
+            traced.embed_pixels(pixels), eager.embed_pixels(pixels), atol=1e-5
+        )
+    assert traced._frozen is not None and eager._frozen is None
