@@ -172,6 +172,7 @@ def _tune_matcher(
         k=ev.match_k,
         inb=ev.match_inb,
         pair=ev.match_pair,
+        against=ev.match_against,
         progress=progress,
     )
 

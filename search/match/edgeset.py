@@ -122,9 +122,19 @@ class EdgeSet:
             return self.blended(rule.inb, rule.primary, t, progress)
         return self.edges
 
+    def query_edges(self, rule: Rule, progress: ProgressFactory | None = None) -> Edges:
+        """``edges_for(rule)``, only those whose source is a query when the rule decides
+        each listing alone (no group consistency): all a query's decision reads."""
+        edges = self.edges_for(rule, progress)
+        if rule.groups != "none" or len(self.queries) == self.n:
+            return edges
+        mask = np.zeros(self.n, dtype=bool)
+        mask[self.queries] = True
+        return edges.select(mask[edges.src])
+
     def decide(self, rule: Rule, progress: ProgressFactory | None = None) -> Sets:
         """Each query row's matched rows under the rule."""
-        return decide(self.edges_for(rule, progress), rule, self.n)
+        return decide(self.query_edges(rule, progress), rule, self.n)
 
 
 def query_filters(products: Sequence[Product], rows: np.ndarray, key: str | None) -> Any:

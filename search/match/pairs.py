@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from search.match.edges import CSLS, MEAN, Edges, ranks, reverse_index, top_stat
 from search.match.text import TEXT_FEATURES, text_features
 
 log = logging.getLogger(__name__)
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
 PAIR = "pair"
 NUM_LEAVES = 31
 NEIGHBOURS = 5  # top-k of each side's neighbourhood statistics
@@ -131,10 +132,12 @@ def train_pair_model(
     seed: int = 0,
     num_threads: int = 1,
     num_leaves: int = NUM_LEAVES,
+    progress: ProgressFactory | None = None,
 ) -> Any:
     """A LightGBM binary classifier of edges from group-disjoint train folds: the last
     fold held out stops the boosting, then the model is fitted again on every fold
-    with as many trees per edge (the tuning split never steers the training)."""
+    with as many trees per edge (the tuning split never steers the training). Each
+    boosting pass ticks a ``progress`` bar per tree."""
     from rerank.pair_gbdt import import_lightgbm
     from training.pair_gbdt import GbdtParams
 
@@ -159,16 +162,29 @@ def train_pair_model(
             data,
             rounds,
             valid_sets=[stop],
-            callbacks=[lgb.log_evaluation(0), lgb.early_stopping(50, verbose=False)],
+            callbacks=[
+                lgb.log_evaluation(0),
+                lgb.early_stopping(50, verbose=False),
+                *_ticks(progress, "pair model: trees until the held-out fold stops", rounds),
+            ],
         )
         best = early.best_iteration or early.current_iteration()
         rounds = max(1, round(best * len(y) / len(fit[1])))
     else:
         rounds = 200  # one fold: nothing to stop on; a moderate, fixed forest
     data = lgb.Dataset(x, y, feature_name=list(cols), free_raw_data=False)
-    booster = lgb.train(params, data, rounds, callbacks=[lgb.log_evaluation(0)])
+    ticks = _ticks(progress, "pair model: fitting every fold", rounds)
+    booster = lgb.train(params, data, rounds, callbacks=[lgb.log_evaluation(0), *ticks])
     log.info("pair model: %d trees on %d edges (%d positive)", rounds, len(y), int(y.sum()))
     return booster
+
+
+def _ticks(progress: ProgressFactory | None, what: str, rounds: int) -> list[Callable]:
+    """A LightGBM callback ticking a progress bar once per tree (none without a bar)."""
+    if progress is None:
+        return []
+    tick = progress(what, rounds)
+    return [lambda _env: tick(1)]
 
 
 def pair_scores(booster: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarray:

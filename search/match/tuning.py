@@ -102,10 +102,10 @@ def tune_all(
             src = tuned.get(tpl.name.split("+", 1)[1])
             if src is not None:
                 tpl = replace(tpl, inb_threshold=src.thresholds[src.primary])
-        rule = tune_rule(valid.edges_for(tpl, progress), tpl, valid.n, vt)
+        rule = tune_rule(valid.query_edges(tpl, progress), tpl, valid.n, vt)
         tuned[rule.name] = rule
-        v = score_rule(valid.edges_for(rule), rule, valid.n, vt)
-        t = score_rule(test.edges_for(rule, progress), rule, test.n, tt)
+        v = score_rule(valid.query_edges(rule), rule, valid.n, vt)
+        t = score_rule(test.query_edges(rule, progress), rule, test.n, tt)
         out.append(RuleScore(rule, stage, v, t))
         log.info("%s: valid F1 %.4f, test F1 %.4f", rule.name, v.f1, t.f1)
         if tick:
@@ -133,7 +133,7 @@ def fit_pair(
         if tick:
             tick(1)
     labelled = [(x, same_group(es.edges, es.products)) for x, es in zip(xs, train)]
-    booster = train_pair_model(labelled, cols)
+    booster = train_pair_model(labelled, cols, progress=progress)
     valid.add_pair(booster, xs[-2])
     test.add_pair(booster, xs[-1])
     save_model(booster, out / PAIR_FILE)

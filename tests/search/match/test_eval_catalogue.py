@@ -95,3 +95,48 @@ def test_eval_of_an_unlabelled_catalogue_is_one_line(tmp_path, sparse_cfg):
     path.write_text('{"id": "a", "title": "red shoe"}\n{"id": "b", "title": "blue shoe"}\n')
     with pytest.raises(UsageError, match="no queries"):
         evaluate_dataset(sparse_cfg, str(path), out=tmp_path / "r")
+
+
+def test_tuned_against_the_catalogue_scores_each_split_among_every_listing(
+    indexed, sparse_cfg, tmp_path
+):
+    import numpy as np
+
+    from retrieval.data import open_dataset
+    from search.match.catalogue import tune_catalogue
+
+    dataset = open_dataset(str(indexed))
+    bars: dict[str, int] = {}
+
+    def progress(what: str, total: int):
+        bars[what] = 0
+
+        def tick(n: int) -> None:
+            bars[what] += n
+
+        return tick
+
+    index = connect(sparse_cfg)
+    try:
+        cat = tune_catalogue(
+            index, dataset, "shop", ["sparse"], ["sparse"], tmp_path / "cat",
+            pair=True, against="catalogue", progress=progress,
+        )  # fmt: skip
+        products = list(dataset.products())
+        es = self_edgeset(index, "shop", dataset.name, products, cat.matcher)
+        es.search()
+    finally:
+        index.close()
+    assert cat.matcher.info["tuned_against"] == "catalogue"
+    assert cat.matcher.pair is not None and (tmp_path / "cat" / "matcher.pair.txt").is_file()
+    # the reported F1: the test listings' sets decided among every listing of the catalogue
+    es.queries = np.array([i for i, p in enumerate(products) if p.fields["split"] == "test"])
+    rule = cat.matcher.chosen("sparse+min2")
+    sets, targets = es.decide(rule), es.targets()
+    assert set(targets) == set(es.queries.tolist())
+    want = match_scores({r: sets.get(r, ()) for r in targets}, targets, include_self=True)
+    assert cat.metrics()["match/sparse+min2/f1"] == pytest.approx(want.f1)
+    # the long steps of tuning show bars that move: the pair model's trees among them
+    assert bars["candidates"] == len(products)
+    assert any(what.startswith("pair model") and n > 0 for what, n in bars.items())
+    assert bars["tuning stage2 rules"] == 4
