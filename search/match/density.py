@@ -29,8 +29,8 @@ from retrieval.index.base import VectorIndex
 from search.match.edgeset import EdgeSet
 from search.match.folds import fold_of
 from search.match.matcher import Matcher, PairModel
-from search.match.pairs import NEIGHBOURS, columns, same_group, save_model, train_pair_model
-from search.match.tuning import PAIR_FILE
+from search.match.pairs import NEIGHBOURS, SEEDS, columns, same_group, train_pair_models
+from search.match.tuning import save_pair
 
 log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -88,8 +88,7 @@ def fit_catalogue_pair(
     src_part = part[train.edges.src]  # -1: an edge of another split's query
     folds = [(x[src_part == f], y[src_part == f]) for f in range(FOLDS) if (src_part == f).any()]
     cols = columns(list(train.weights))
-    booster = train_pair_model(folds, cols, progress=progress)
-    train.add_pair(booster, x)
-    save_model(booster, out / PAIR_FILE)
+    boosters = train_pair_models(folds, cols, seeds=SEEDS, progress=progress)
+    train.add_pair(boosters, x)
     log.info("pair model trained on %d train queries against the catalogue", len(train.queries))
-    return PairModel(PAIR_FILE, cols, neighbours)
+    return save_pair(boosters, cols, out, neighbours)

@@ -108,10 +108,11 @@ class EdgeSet:
         assert self.edges is not None, "search() first"
         return edge_features(self.edges, self.products, list(self.weights), neighbours)
 
-    def add_pair(self, booster: Any, x: np.ndarray) -> None:
-        """Score the stage-1 edges with a pair model (the ``pair`` score)."""
+    def add_pair(self, boosters: Any, x: np.ndarray) -> None:
+        """Score the stage-1 edges with a pair model, one booster or the mean of a list
+        (the ``pair`` score)."""
         assert self.edges is not None, "search() first"
-        self.edges.sims[PAIR] = pair_scores(booster, x, self.edges, self.n)
+        self.edges.sims[PAIR] = pair_scores(boosters, x, self.edges, self.n)
 
     def edges_for(self, rule: Rule, progress: ProgressFactory | None = None) -> Edges:
         """The edges a rule decides on: blended when it asks for INB rounds."""

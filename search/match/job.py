@@ -51,6 +51,7 @@ class MatchResult:
     seconds: float
     notes: list[str] = field(default_factory=list)
     scores: MatchScores | None = None  # Shopee F1 over the grouped listings, if labelled
+    split_scores: dict[str, MatchScores] = field(default_factory=dict)  # the same, per split
 
     @property
     def csv(self) -> Path:
@@ -126,9 +127,10 @@ def query_edgeset(
 def add_pair_scores(es: EdgeSet, matcher: Matcher, progress: ProgressFactory | None) -> None:
     """Score the edges with the matcher's pair model."""
     assert matcher.pair is not None
-    booster = load_model(matcher.pair.path(matcher.base), matcher.pair.columns)
+    cols = matcher.pair.columns
+    boosters = [load_model(path, cols) for path in matcher.pair.paths(matcher.base)]
     tick = progress("pair model", 1) if progress else None
-    es.add_pair(booster, es.features(matcher.pair.neighbours))
+    es.add_pair(boosters, es.features(matcher.pair.neighbours))
     if tick:
         tick(1)
 
@@ -167,6 +169,15 @@ def run_match(
     if targets:
         predicted = {r: sets.get(r, set()) for r in targets}
         result.scores = match_scores(predicted, targets, include_self=True)
+        by_split: dict[str, dict[int, set[int]]] = {}
+        for r, want in targets.items():
+            split = es.products[r].fields.get("split")
+            if split is not None:
+                by_split.setdefault(str(split), {})[r] = want
+        result.split_scores = {
+            name: match_scores({r: predicted[r] for r in t}, t, include_self=True)
+            for name, t in sorted(by_split.items())
+        }
     return result
 
 
