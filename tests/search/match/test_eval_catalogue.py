@@ -79,11 +79,17 @@ def test_pair_model_rules_are_stage_2(indexed, tmp_path):
     assert (out / "matcher.pair.txt").is_file()
     matcher = Matcher.load(out / "matcher.json")
     assert matcher.pair is not None and matcher.pair.model == "matcher.pair.txt"
+    files = matcher.pair.paths(out)  # one LightGBM file per seed, averaged
+    assert matcher.pair.seeds == 5 and [p.name for p in files][:2] == [
+        "matcher.pair.txt",
+        "matcher.pair.1.txt",
+    ]
+    assert all(p.is_file() for p in files)
     res = runner.invoke(
         app, ["match", str(indexed), *home, "-m", str(out / "matcher.json"), "--rule", "pair+min2"]
     )
     assert res.exit_code == 0, res.output
-    (out / "matcher.pair.txt").unlink()
+    files[-1].unlink()
     res = runner.invoke(
         app, ["match", str(indexed), *home, "-m", str(out / "matcher.json"), "--rule", "pair+min2"]
     )
