@@ -35,6 +35,13 @@ def test_matches_csv_is_a_submission_and_jsonl_says_why(indexed, sparse_cfg, tmp
     first = next(d for d in details if d["matches"])
     assert set(first["matches"][0]["scores"]) == {"sparse"}  # the scores the rule reads
     assert res.scores is not None and res.scores.f1 > 0.8  # reworded titles, clear groups
+    # the same F1 per split: the whole catalogue's is their mean weighted by listings
+    parts = res.split_scores
+    assert set(parts) <= {"train", "valid", "test"} and sum(s.n for s in parts.values()) == (
+        res.scores.n
+    )
+    mean = sum(s.f1 * s.n for s in parts.values()) / res.scores.n
+    assert mean == pytest.approx(res.scores.f1)
 
 
 def test_self_match_never_encodes_again(indexed, sparse_cfg, tmp_path, monkeypatch):
