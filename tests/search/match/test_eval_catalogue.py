@@ -146,3 +146,17 @@ def test_tuned_against_the_catalogue_scores_each_split_among_every_listing(
     assert bars["candidates"] == len(products)
     assert any(what.startswith("pair model") and n > 0 for what, n in bars.items())
     assert bars["tuning stage2 rules"] == 4
+
+
+def test_cli_match_against(indexed, tmp_path):
+    home = ["--data-dir", str(tmp_path / "home"), "-c", "shop"]
+    out = tmp_path / "run3"
+    res = runner.invoke(
+        app, ["eval", str(indexed), *home, "--match-against", "catalogue", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert Matcher.load(out / "matcher.json").info["tuned_against"] == "catalogue"
+    assert "matched against the whole catalogue" in (out / "report.md").read_text()
+    res = runner.invoke(app, ["eval", str(indexed), *home, "--match-against", "shop"])
+    assert res.exit_code == 2 and "match_against must be 'split' or 'catalogue'" in res.output
+    assert "Traceback" not in res.output
