@@ -1,6 +1,6 @@
 """FlagEmbedding's rerankers by exact kind: FlagReranker on a tiny BERT cross-encoder,
-FlagLLMReranker on a tiny Qwen2 with the product prompt, the layer-wise kind's one-line
-refusal on transformers 5, and a missing FlagEmbedding naming its extra."""
+FlagLLMReranker on a tiny Qwen2 with the product prompt, and a missing FlagEmbedding
+naming its extra (the layer-wise kind: test_layerwise.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from retrieval.errors import MissingExtraError, SearchError, UsageError
+from retrieval.errors import MissingExtraError, UsageError
 from retrieval.types import Candidate, Product
 
 torch = pytest.importorskip("torch")
@@ -76,15 +76,6 @@ def test_flag_llm_uses_the_product_prompt_and_normalises(qwen_dir):
     assert reranker.score(pairs()) == pytest.approx(scores)
     other = build_reranker(f"flag-llm:{qwen_dir},device=cpu,prompt=Yes or No ?")
     assert other.score(pairs()) != pytest.approx(scores, abs=1e-9)  # the prompt is read
-
-
-def test_layerwise_on_transformers_5_is_a_one_line_refusal():
-    import transformers
-
-    if int(transformers.__version__.split(".")[0]) < 5:
-        pytest.skip("the layer-wise model runs on transformers 4")
-    with pytest.raises(SearchError, match="flag-layerwise: .*needs transformers 4.x"):
-        build_reranker("flag-layerwise:some/model,cutoff_layer=20")
 
 
 def test_bad_options_are_usage_errors(cross_dir):
