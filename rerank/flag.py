@@ -114,6 +114,19 @@ class FlagRerankerAdapter:
         return scores
 
 
+def size_options(
+    batch_size: str | int, max_length: str | int, query_max_length: str | int | None
+) -> dict[str, int | None]:
+    """The batch and token-limit options every FlagEmbedding-style reranker takes, parsed."""
+    return {
+        "batch_size": int_option("batch_size", batch_size, minimum=1),
+        "max_length": int_option("max_length", max_length, minimum=8),
+        "query_max_length": None
+        if query_max_length is None
+        else int_option("query_max_length", query_max_length, minimum=4),
+    }
+
+
 def _factory(kind: str):
     def build(
         model: str | None = None,
@@ -138,13 +151,9 @@ def _factory(kind: str):
             model or DEFAULTS[kind],
             device=device,
             precision=precision,
-            batch_size=int_option("batch_size", batch_size, minimum=1),
-            max_length=int_option("max_length", max_length, minimum=8),
-            query_max_length=None
-            if query_max_length is None
-            else int_option("query_max_length", query_max_length, minimum=4),
             fields=fields,
             prompt=extra.get("prompt"),
+            **size_options(batch_size, max_length, query_max_length),
         )
 
     build.__doc__ = f"Build a ``{kind}`` reranker (default model {DEFAULTS[kind]})."

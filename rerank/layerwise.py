@@ -28,9 +28,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from rerank._torch import run_batches
+from rerank._torch import run_longest_first
 from rerank.base import Formatter, Pair, register_reranker
-from rerank.flag import PRODUCT_PROMPT
+from rerank.flag import PRODUCT_PROMPT, size_options
 from retrieval.device import model_dtype, pick_device, require_extra
 from retrieval.errors import SearchError
 from retrieval.registry import int_option
@@ -126,15 +126,8 @@ class LayerwiseReranker:
         if not pairs:
             return []
         texts = [(self.format(q), self.format(c.product)) for q, c in pairs]
-        # longest first, so a batch pads little and an out-of-memory batch comes early
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i][0]) - len(texts[i][1]))
-        scores, _ = run_batches(
-            [texts[i] for i in order], self.batch_size, self._score, name=self.spec
-        )
-        out = [0.0] * len(texts)
-        for i, s in zip(order, scores):
-            out[i] = s
-        return out
+        lengths = [len(q) + len(c) for q, c in texts]  # characters: no tokenizer pass
+        return run_longest_first(texts, lengths, self.batch_size, self._score, name=self.spec)
 
 
 @register_reranker("flag-layerwise")
@@ -159,10 +152,6 @@ def build_layerwise(
         prompt=prompt,
         device=device,
         precision=precision,
-        batch_size=int_option("batch_size", batch_size, minimum=1),
-        max_length=int_option("max_length", max_length, minimum=8),
-        query_max_length=None
-        if query_max_length is None
-        else int_option("query_max_length", query_max_length, minimum=4),
         fields=fields,
+        **size_options(batch_size, max_length, query_max_length),
     )

@@ -6,6 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+PAIR_QUERY = "samsung galaxy a52 128gb black"
+PAIR_TITLES = ("samsung galaxy a52 black", "nike air zoom shoe", "arla milk")
+
+
+def title_pairs():
+    """(query, candidate) pairs for the LLM rerankers: one match, two non-matches, in words
+    the tiny tokenizer knows."""
+    from retrieval.types import Candidate, Product
+
+    query = Product("q", PAIR_QUERY)
+    return [(query, Candidate(Product(f"c{i}", t), 0.5, i)) for i, t in enumerate(PAIR_TITLES)]
+
+
 WORDS = (
     "Yes No A B : ? . ' , given two product listings and predict whether they are the same "
     "by providing a prediction of either samsung galaxy a52 128gb black xiaomi redmi note "

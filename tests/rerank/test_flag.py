@@ -9,7 +9,6 @@ import math
 import pytest
 
 from retrieval.errors import MissingExtraError, UsageError
-from retrieval.types import Candidate, Product
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -20,14 +19,10 @@ try:
 except ImportError:  # pragma: no cover
     pytest.skip("FlagEmbedding is not installed", allow_module_level=True)
 
+from helpers.tiny_llm import PAIR_QUERY, PAIR_TITLES  # noqa: E402
+from helpers.tiny_llm import title_pairs as pairs  # noqa: E402
+
 from rerank import build_reranker, reranker_kinds  # noqa: E402
-
-QUERY = Product("q", "samsung galaxy a52 128gb black")
-TITLES = ["samsung galaxy a52 black", "nike air zoom shoe", "arla milk"]
-
-
-def pairs():
-    return [(QUERY, Candidate(Product(f"c{i}", t), 0.5, i)) for i, t in enumerate(TITLES)]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +51,7 @@ def test_flag_reranker_scores_are_the_sigmoid_of_the_cross_encoder_logit(cross_d
     tok = AutoTokenizer.from_pretrained(cross_dir)
     model = AutoModelForSequenceClassification.from_pretrained(cross_dir).eval()
     with torch.no_grad():
-        batch = tok([QUERY.title] * 3, TITLES, padding=True, return_tensors="pt")
+        batch = tok([PAIR_QUERY] * 3, list(PAIR_TITLES), padding=True, return_tensors="pt")
         logits = model(**batch).logits.view(-1)
     want = [1 / (1 + math.exp(-float(x))) for x in logits]
     assert scores == pytest.approx(want, abs=1e-4)

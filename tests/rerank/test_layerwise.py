@@ -11,22 +11,19 @@ import sys
 import pytest
 
 from retrieval.errors import SearchError, UsageError
-from retrieval.types import Candidate, Product
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 
-from helpers.tiny_llm import build_tiny_layerwise  # noqa: E402
+from helpers.tiny_llm import (  # noqa: E402
+    PAIR_QUERY,
+    PAIR_TITLES,
+    build_tiny_layerwise,  # noqa: E402
+)
+from helpers.tiny_llm import title_pairs as pairs  # noqa: E402
 
 from rerank import build_reranker, reranker_kinds  # noqa: E402
-
-QUERY = Product("q", "samsung galaxy a52 128gb black")
-TITLES = ["samsung galaxy a52 black", "nike air zoom shoe", "arla milk"]
-
-
-def pairs():
-    return [(QUERY, Candidate(Product(f"c{i}", t), 0.5, i)) for i, t in enumerate(TITLES)]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +94,7 @@ def test_same_numbers_as_flagembeddings_network(ckpt):
     ref = LayerWiseMiniCPMForCausalLM(LayerWiseMiniCPMConfig(**config, attn_implementation="eager"))
     ref.load_state_dict(load_file(str(ckpt / "model.safetensors")))
     ref.eval()
-    texts = [(QUERY.title, t) for t in TITLES]
+    texts = [(PAIR_QUERY, t) for t in list(PAIR_TITLES)]
     for layer in (2, 3, 4):
         reranker = build_reranker(f"flag-layerwise:{ckpt},cutoff_layer={layer},device=cpu")
         ids = reranker.encode(texts)
