@@ -114,46 +114,35 @@ class FlagRerankerAdapter:
         return scores
 
 
-def size_options(
-    batch_size: str | int, max_length: str | int, query_max_length: str | int | None
-) -> dict[str, int | None]:
-    """The batch and token-limit options every FlagEmbedding-style reranker takes, parsed."""
+def common_options(
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: str | int = 32,
+    max_length: str | int = 256,
+    query_max_length: str | int | None = None,
+    fields: str | None = None,
+) -> dict[str, Any]:
+    """The options every FlagEmbedding-style reranker takes, parsed (an unknown one is a
+    TypeError, which the registry reports as a bad option)."""
     return {
+        "device": device,
+        "precision": precision,
         "batch_size": int_option("batch_size", batch_size, minimum=1),
         "max_length": int_option("max_length", max_length, minimum=8),
         "query_max_length": None
         if query_max_length is None
         else int_option("query_max_length", query_max_length, minimum=4),
+        "fields": fields,
     }
 
 
 def _factory(kind: str):
-    def build(
-        model: str | None = None,
-        *,
-        device: str = "auto",
-        precision: str = "auto",
-        batch_size: str | int = 32,
-        max_length: str | int = 256,
-        query_max_length: str | int | None = None,
-        fields: str | None = None,
-        **extra: str,
-    ) -> FlagRerankerAdapter:
-        allowed = {
-            "flag": set(),
-            "flag-llm": {"prompt"},
-        }
-        unknown = set(extra) - allowed[kind]
-        if unknown:
-            raise TypeError(f"unexpected option(s) {', '.join(sorted(unknown))}")
+    def build(model: str | None = None, *, prompt: str | None = None, **options: str) -> Any:
+        if prompt is not None and kind == "flag":
+            raise TypeError("unexpected option prompt (a cross-encoder reads no prompt)")
         return FlagRerankerAdapter(
-            kind,
-            model or DEFAULTS[kind],
-            device=device,
-            precision=precision,
-            fields=fields,
-            prompt=extra.get("prompt"),
-            **size_options(batch_size, max_length, query_max_length),
+            kind, model or DEFAULTS[kind], prompt=prompt, **common_options(**options)
         )
 
     build.__doc__ = f"Build a ``{kind}`` reranker (default model {DEFAULTS[kind]})."

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 from rerank._torch import run_longest_first
 from rerank.base import Formatter, Pair, register_reranker
-from rerank.flag import PRODUCT_PROMPT, size_options
+from rerank.flag import PRODUCT_PROMPT, common_options
 from retrieval.device import model_dtype, pick_device, require_extra
 from retrieval.errors import SearchError
 from retrieval.registry import int_option
@@ -136,12 +136,7 @@ def build_layerwise(
     *,
     cutoff_layer: str | int | None = None,
     prompt: str | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    batch_size: str | int = 32,
-    max_length: str | int = 256,
-    query_max_length: str | int | None = None,
-    fields: str | None = None,
+    **options: str,
 ) -> LayerwiseReranker:
     """Build a ``flag-layerwise`` reranker (default model BAAI/bge-reranker-v2-minicpm-layerwise)."""
     return LayerwiseReranker(
@@ -150,8 +145,5 @@ def build_layerwise(
         if cutoff_layer is None
         else int_option("cutoff_layer", cutoff_layer, minimum=1),
         prompt=prompt,
-        device=device,
-        precision=precision,
-        fields=fields,
-        **size_options(batch_size, max_length, query_max_length),
+        **common_options(**options),
     )
