@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from rerank._torch import run_longest_first
 from rerank.base import Formatter, Pair, register_reranker
@@ -62,9 +64,6 @@ class LayerwiseReranker:
         require_extra(
             "flag", {"torch": "torch", "transformers": "transformers", "safetensors": "safetensors"}
         )
-        from transformers import AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
         from rerank.minicpm_layerwise import load_layerwise, read_config
         from retrieval.flag_compat import resolve_folder
 
@@ -75,18 +74,10 @@ class LayerwiseReranker:
         self.batch_size, self.format = batch_size, Formatter.from_option(fields)
         self.max_length = max_length
         self.query_max_length = query_max_length or max_length * 3 // 4
-        quiet = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # "model of type minicpm" is expected: no class for it
-        try:  # tokenizer files only; never the folder's code
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SearchError(f"cannot load the tokenizer of {self.spec}: {first}") from exc
-        finally:
-            hf_logging.set_verbosity(quiet)
-        self.model = load_layerwise(
+        self.model = load_layerwise(  # checks the checkpoint before the tokenizer loads
             folder, self.cutoff, model_dtype(self.device, precision), self.device
         )
+        self.tokenizer = _load_tokenizer(folder, self.spec)
         self.prompt = prompt or PRODUCT_PROMPT
         self.sep_ids = self._ids([SEP])[0]
         self.prompt_ids = self._ids([self.prompt])[0]
@@ -128,6 +119,28 @@ class LayerwiseReranker:
         texts = [(self.format(q), self.format(c.product)) for q, c in pairs]
         lengths = [len(q) + len(c) for q, c in texts]  # characters: no tokenizer pass
         return run_longest_first(texts, lengths, self.batch_size, self._score, name=self.spec)
+
+
+def _load_tokenizer(folder: Path, spec: str) -> Any:
+    """The checkpoint's tokenizer (its files only, never the folder's code). AutoTokenizer
+    reads config.json too, where "minicpm" has no transformers class and ``rope_scaling``
+    is deprecated: both expected here, so neither is printed."""
+    import warnings
+
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    quiet = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SearchError(f"cannot load the tokenizer of {spec}: {first}") from exc
+    finally:
+        hf_logging.set_verbosity(quiet)
 
 
 @register_reranker("flag-layerwise")
