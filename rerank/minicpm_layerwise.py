@@ -127,6 +127,7 @@ class LayerwiseMiniCPM(nn.Module):
         self.model = Body(config, cutoff)
         self.head = Head(config["hidden_size"])
         self.cutoff = cutoff
+        self.rotary: nn.Module | None = None  # set by load_layerwise, off the meta device
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Right-padded ``input_ids`` (batch, length) -> logits (batch,)."""

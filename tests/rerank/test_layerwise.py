@@ -70,9 +70,13 @@ def test_input_layout_is_flagembeddings(ckpt):
     assert other.score(pairs()) != pytest.approx(reranker.score(pairs()), abs=1e-6)
 
 
-def test_same_numbers_as_flagembeddings_network(ckpt):
+@pytest.mark.parametrize("rope", [None, {"type": "linear", "factor": 4.0}])
+def test_same_numbers_as_flagembeddings_network(ckpt, tmp_path, rope):
     """FlagEmbedding's LayerWiseMiniCPMForCausalLM, built from the same config and
-    tensors (rope: its dynamic NTK, plain RoPE below 512 positions), scores alike."""
+    tensors, scores alike: plain RoPE (theirs: dynamic NTK, the same below 512
+    positions) and linear position scaling."""
+    import shutil
+
     from retrieval.flag_compat import import_flag
 
     try:
@@ -87,16 +91,21 @@ def test_same_numbers_as_flagembeddings_network(ckpt):
     )
     from safetensors.torch import load_file
 
-    config = json.loads((ckpt / "config.json").read_text())
+    folder = shutil.copytree(ckpt, tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    config["rope_scaling"] = rope
+    (folder / "config.json").write_text(json.dumps(config))
     for key in ("architectures", "auto_map", "model_type"):
         config.pop(key)
-    config.update(rope_scaling={"type": "dynamic", "factor": 2.0}, tie_word_embeddings=False)
-    ref = LayerWiseMiniCPMForCausalLM(LayerWiseMiniCPMConfig(**config, attn_implementation="eager"))
-    ref.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+    config.update(rope_scaling=dict(rope or {"type": "dynamic", "factor": 2.0}))
+    ref = LayerWiseMiniCPMForCausalLM(
+        LayerWiseMiniCPMConfig(**config, attn_implementation="eager", tie_word_embeddings=False)
+    )
+    ref.load_state_dict(load_file(str(folder / "model.safetensors")))
     ref.eval()
-    texts = [(PAIR_QUERY, t) for t in list(PAIR_TITLES)]
+    texts = [(PAIR_QUERY, t) for t in PAIR_TITLES]
     for layer in (2, 3, 4):
-        reranker = build_reranker(f"flag-layerwise:{ckpt},cutoff_layer={layer},device=cpu")
+        reranker = build_reranker(f"flag-layerwise:{folder},cutoff_layer={layer},device=cpu")
         ids = reranker.encode(texts)
         width = max(map(len, ids))
         input_ids = torch.tensor([r + [0] * (width - len(r)) for r in ids])
