@@ -121,6 +121,7 @@ def tune_catalogue(
         "collection": collection,
         "tuned_on": tune_split,
         "tuned_against": against,
+        "tuned_listings": valid.n,  # the candidates each tuning query was matched among
     }
     matcher = best_matcher(scores, list(encoders), valid, pair_model, info)
     matcher.base = out

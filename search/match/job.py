@@ -165,6 +165,7 @@ def run_match(
     queried = set(es.queries.tolist())
     pairs = sum(len(v) for k, v in sets.items() if k in queried)
     result = MatchResult(out, len(es.queries), pairs, rule.name, time.perf_counter() - start)
+    result.notes += density_notes(matcher, es.n)
     targets = es.targets() if dataset.self_match else {}
     if targets:
         predicted = {r: sets.get(r, set()) for r in targets}
@@ -179,6 +180,19 @@ def run_match(
             for name, t in sorted(by_split.items())
         }
     return result
+
+
+def density_notes(matcher: Matcher, listings: int) -> list[str]:
+    """A note when the matcher was tuned among far fewer listings than it now matches
+    among: its thresholds are then looser than this catalogue wants."""
+    tuned = int(matcher.info.get("tuned_listings") or 0)
+    if matcher.info.get("tuned_against") != "split" or not tuned or listings < 2 * tuned:
+        return []
+    return [
+        f"the matcher was tuned within a split of {tuned} listings and now matches among "
+        f"{listings}: its thresholds are looser than a whole catalogue wants; tune it with "
+        "`search eval --match-against catalogue`"
+    ]
 
 
 @dataclass

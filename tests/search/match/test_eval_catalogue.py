@@ -13,7 +13,7 @@ from retrieval.metrics import match_scores
 from search.cli import app
 from search.evaluation.evaluate import evaluate_dataset
 from search.indexing import connect
-from search.match.job import match_dataset, self_edgeset
+from search.match.job import density_notes, match_dataset, self_edgeset
 from search.match.matcher import Matcher
 
 runner = CliRunner()
@@ -65,6 +65,8 @@ def test_the_tuned_matcher_drives_search_match(tuned, sparse_cfg, indexed, tmp_p
         out=tmp_path / "m",
     )
     assert res.rule == Matcher.load(tuned.out / "matcher.json").rule
+    # tuned among one split's listings, run among all of them: the user is told
+    assert any("--match-against catalogue" in note for note in res.notes)
     assert res.scores is not None and res.scores.f1 > 0.7
     assert json.loads(res.jsonl.read_text().splitlines()[0])["id"]
 
@@ -134,6 +136,7 @@ def test_tuned_against_the_catalogue_scores_each_split_among_every_listing(
     finally:
         index.close()
     assert cat.matcher.info["tuned_against"] == "catalogue"
+    assert density_notes(cat.matcher, len(products)) == []  # tuned at this density
     assert cat.matcher.pair is not None and (tmp_path / "cat" / "matcher.pair.txt").is_file()
     # the reported F1: the test listings' sets decided among every listing of the catalogue
     es.queries = np.array([i for i, p in enumerate(products) if p.fields["split"] == "test"])
