@@ -5,12 +5,15 @@ catalogue of N listings): index it once (text + sparse) unless its collection ex
 tune the matcher on valid exactly as ``search eval --match-pair`` does (F1 of every rule
 on valid and test, stage 1 alone and with the pair model), then time the whole
 ``search match`` job on the entire catalogue with the stage-1 rule and with the pair
-rule, and score it: the Shopee F1 of every grouped listing matched against the whole
+rule (``--no-job``: skip it), and score it: the Shopee F1 of every grouped listing matched against the whole
 catalogue, and of each split's. ``--against`` tunes with each split matched within
 itself (``split``), against the whole catalogue (``catalogue``, as the job runs), or
-both, one after the other. Writes ``match_bench.json`` and prints Markdown tables.
+both, one after the other. ``--text-encoder SPEC`` indexes with another text encoder
+(a fine-tuned one: ``text:runs/wdc-text-ft``) into a collection of its own. Writes
+``match_bench.json`` and prints Markdown tables.
 
     python benchmarks/match_bench.py --home /tmp/bench-home --synth 34250 --against both
+    python benchmarks/match_bench.py --home /tmp/ft-home --text-encoder text:runs/wdc-text-ft
 
 Measured, not asserted; the machine may be shared: say so with the figures.
 """
@@ -21,6 +24,7 @@ import argparse
 import csv
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -48,7 +52,20 @@ def synth(root: Path, listings: int) -> Path:
     return folder
 
 
-def bench(cfg, path: str, collection: str, out: Path, pair: bool, against: str) -> dict:
+def collection_name(base: str, text_encoder: str) -> str:
+    """The collection of a catalogue indexed with ``text_encoder``: ``base`` for the
+    packaged ``text``, else suffixed with the encoder's folder name (``wdc-wdc-text-ft``),
+    so a fine-tuned encoder never reuses vectors of another."""
+    if text_encoder == "text":
+        return base
+    path = text_encoder.split(":", 1)[-1].split(",", 1)[0].rstrip("/\\")
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).name).strip(".-") or "encoder"
+    return f"{base}-{tag}"[:64]
+
+
+def bench(
+    cfg, path: str, collection: str, out: Path, pair: bool, against: str, job: bool = True
+) -> dict:
     """Tune on valid, score on test, then time and score the whole-catalogue match job."""
     dataset = open_dataset(path)
     index = connect(cfg)
@@ -68,7 +85,7 @@ def bench(cfg, path: str, collection: str, out: Path, pair: bool, against: str) 
         )  # fmt: skip
         tune_s = time.perf_counter() - t
         runs = {}
-        for stage in ("stage1", "stage2") if pair else ("stage1",):
+        for stage in (("stage1", "stage2") if pair else ("stage1",)) if job else ():
             rule = cat.best(stage).rule
             res = run_match(index, collection, dataset, cat.matcher, rule, out / stage)
             runs[stage] = {
@@ -129,6 +146,12 @@ def main() -> None:
     ap.add_argument("--no-pair", action="store_true", help="stage 1 rules only")
     ap.add_argument("--skip-wdc", action="store_true")
     ap.add_argument(
+        "--text-encoder",
+        default="text",
+        help="text encoder spec indexed beside sparse (e.g. text:runs/wdc-text-ft)",
+    )
+    ap.add_argument("--no-job", action="store_true", help="skip the whole-catalogue match job")
+    ap.add_argument(
         "--against",
         choices=["split", "catalogue", "both"],
         default="split",
@@ -136,19 +159,21 @@ def main() -> None:
     )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cfg = load_config(None, store={"data_dir": args.home}, stage1={"encoders": ["text", "sparse"]})
-    results = {"cores": os.cpu_count(), "load_avg_start": os.getloadavg()}
+    encoders = [args.text_encoder, "sparse"]
+    cfg = load_config(None, store={"data_dir": args.home}, stage1={"encoders": encoders})
+    results = {"cores": os.cpu_count(), "load_avg_start": os.getloadavg(), "encoders": encoders}
     jobs = [] if args.skip_wdc else [("wdc", str(args.wdc))]
     if args.synth_dir:
         jobs.append((args.synth_dir.name, str(args.synth_dir)))
     elif args.synth:
         jobs.append((f"synth{args.synth}", str(synth(args.home, args.synth))))
+    jobs = [(collection_name(name, args.text_encoder), path) for name, path in jobs]
     modes = ["split", "catalogue"] if args.against == "both" else [args.against]
     for name, path in jobs:
         for mode in modes:
             key = name if mode == "split" else f"{name}@{mode}"
             out = args.home / "runs" / key.replace("@", "-")
-            results[key] = bench(cfg, path, name, out, not args.no_pair, mode)
+            results[key] = bench(cfg, path, name, out, not args.no_pair, mode, not args.no_job)
             print(f"\n## {name}, tuned against {mode}\n\n{table(results[key])}\n", flush=True)
     results["load_avg_end"] = os.getloadavg()
     write_json(args.home / "match_bench.json", results)
