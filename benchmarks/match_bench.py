@@ -6,11 +6,11 @@ tune the matcher on valid exactly as ``search eval --match-pair`` does (F1 of ev
 on valid and test, stage 1 alone and with the pair model), then time the whole
 ``search match`` job on the entire catalogue with the stage-1 rule and with the pair
 rule (``--no-job``: skip it), and score it: the Shopee F1 of every grouped listing
-matched against the whole catalogue, and of each split's. ``--against`` tunes with each split matched within
-itself (``split``), against the whole catalogue (``catalogue``, as the job runs), or
-both, one after the other. ``--text-encoder SPEC`` indexes with another text encoder
-(a fine-tuned one: ``text:runs/wdc-text-ft``) into a collection of its own. Writes
-``match_bench.json`` and prints Markdown tables.
+matched against the whole catalogue, and of each split's. ``--against`` tunes with
+each split matched within itself (``split``), against the whole catalogue
+(``catalogue``, as the job runs), or both, one after the other. ``--text-encoder SPEC``
+indexes with another text encoder (a fine-tuned one: ``text:runs/wdc-text-ft``) into a
+collection of its own. Writes ``match_bench.json`` and prints Markdown tables.
 
     python benchmarks/match_bench.py --home /tmp/bench-home --synth 34250 --against both
     python benchmarks/match_bench.py --home /tmp/ft-home --text-encoder text:runs/wdc-text-ft
