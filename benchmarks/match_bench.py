@@ -9,8 +9,9 @@ rule (``--no-job``: skip it), and score it: the Shopee F1 of every grouped listi
 matched against the whole catalogue, and of each split's. ``--against`` tunes with
 each split matched within itself (``split``), against the whole catalogue
 (``catalogue``, as the job runs), or both, one after the other. ``--text-encoder SPEC``
-indexes with another text encoder (a fine-tuned one: ``text:runs/wdc-text-ft``) into a
-collection of its own. Writes ``match_bench.json`` and prints Markdown tables.
+indexes with another text encoder (a fine-tuned one: ``text:runs/wdc-text-ft``;
+repeated, several, each with its own ``name=``) into a collection of its own. Writes
+``match_bench.json`` and prints Markdown tables.
 
     python benchmarks/match_bench.py --home /tmp/bench-home --synth 34250 --against both
     python benchmarks/match_bench.py --home /tmp/ft-home --text-encoder text:runs/wdc-text-ft
@@ -52,15 +53,17 @@ def synth(root: Path, listings: int) -> Path:
     return folder
 
 
-def collection_name(base: str, text_encoder: str) -> str:
-    """The collection of a catalogue indexed with ``text_encoder``: ``base`` for the
-    packaged ``text``, else suffixed with the encoder's folder name (``wdc-wdc-text-ft``),
-    so a fine-tuned encoder never reuses vectors of another."""
-    if text_encoder == "text":
-        return base
-    path = text_encoder.split(":", 1)[-1].split(",", 1)[0].rstrip("/\\")
-    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).name).strip(".-") or "encoder"
-    return f"{base}-{tag}"[:64]
+def collection_name(base: str, text_encoders: list[str]) -> str:
+    """The collection of a catalogue indexed with ``text_encoders``: ``base`` for the
+    packaged ``text`` alone, else suffixed with each other encoder's folder name
+    (``wdc-wdc-text-ft``), so a fine-tuned encoder never reuses vectors of another."""
+    tags = []
+    for spec in text_encoders:
+        if spec == "text":
+            continue
+        path = spec.split(":", 1)[-1].split(",", 1)[0].rstrip("/\\")
+        tags.append(re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).name).strip(".-") or "encoder")
+    return "-".join([base, *tags])[:64]
 
 
 def bench(
@@ -147,8 +150,9 @@ def main() -> None:
     ap.add_argument("--skip-wdc", action="store_true")
     ap.add_argument(
         "--text-encoder",
-        default="text",
-        help="text encoder spec indexed beside sparse (e.g. text:runs/wdc-text-ft)",
+        action="append",
+        help="text encoder spec indexed beside sparse (default text; e.g. "
+        "text:runs/wdc-text-ft); repeat it for several, each with its own name=",
     )
     ap.add_argument("--no-job", action="store_true", help="skip the whole-catalogue match job")
     ap.add_argument(
@@ -159,7 +163,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    encoders = [args.text_encoder, "sparse"]
+    text_encoders = args.text_encoder or ["text"]
+    encoders = [*text_encoders, "sparse"]
     cfg = load_config(None, store={"data_dir": args.home}, stage1={"encoders": encoders})
     results = {"cores": os.cpu_count(), "load_avg_start": os.getloadavg(), "encoders": encoders}
     jobs = [] if args.skip_wdc else [("wdc", str(args.wdc))]
@@ -167,7 +172,7 @@ def main() -> None:
         jobs.append((args.synth_dir.name, str(args.synth_dir)))
     elif args.synth:
         jobs.append((f"synth{args.synth}", str(synth(args.home, args.synth))))
-    jobs = [(collection_name(name, args.text_encoder), path) for name, path in jobs]
+    jobs = [(collection_name(name, text_encoders), path) for name, path in jobs]
     modes = ["split", "catalogue"] if args.against == "both" else [args.against]
     for name, path in jobs:
         for mode in modes:

@@ -20,11 +20,13 @@ def load_bench():
 
 def test_collection_per_text_encoder() -> None:
     name = load_bench().collection_name
-    assert name("wdc", "text") == "wdc"  # the packaged MiniLM keeps the old collection
-    assert name("wdc", "text:runs/wdc-text-ft") == "wdc-wdc-text-ft"
-    assert name("wdc", "text:/tmp/a b/ft/") == "wdc-ft"  # trailing slash, folder name only
-    assert name("wdc", "text:runs/ft,name=text") == "wdc-ft"  # options are not the name
-    odd = name("wdc", "text:runs/é:x*y")
+    assert name("wdc", ["text"]) == "wdc"  # the packaged MiniLM keeps the old collection
+    assert name("wdc", ["text:runs/wdc-text-ft"]) == "wdc-wdc-text-ft"
+    assert name("wdc", ["text:/tmp/a b/ft/"]) == "wdc-ft"  # trailing slash, folder name only
+    assert name("wdc", ["text", "text:runs/ft,name=ft"]) == "wdc-ft"  # options not the name
+    assert name("wdc", ["text:runs/a", "text:runs/b,name=b"]) == "wdc-a-b"
+    odd = name("wdc", ["text:runs/é:x*y"])
     assert odd == "wdc-x-y"
     assert check_collection_name(odd) == odd
-    assert len(name("wdc", "text:" + "a" * 200)) == 64
+    long = name("wdc", ["text:" + "a" * 200])
+    assert len(long) == 64 and check_collection_name(long) == long
