@@ -75,10 +75,13 @@ def common_arguments(
     precision: str = "auto",
     max_steps: int = -1,
     keep: int | None = 3,
+    cpu_bf16: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments shared by our TrainingArguments subclasses: cosine schedule
     with warm-up (a fraction below 1, else steps), AMP on a GPU (bf16 where the card
-    has it), checkpoints every ``save_steps`` (the last ``keep``), every step's loss logged."""
+    has it), checkpoints every ``save_steps`` (the last ``keep``), every step's loss logged.
+    ``cpu_bf16``: ``auto`` on a CPU with native bf16 (AVX512-BF16 / AMX) trains under
+    bf16 autocast too (``cpu_autocast_bf16``); ``bf16`` asked on a CPU runs there."""
     import torch
 
     if batch_size < 1 or grad_accum < 1 or save_steps < 1:
@@ -88,6 +91,8 @@ def common_arguments(
     cuda = torch.cuda.is_available()
     bf16 = precision == "bf16" or (precision == "auto" and cuda and torch.cuda.is_bf16_supported())
     fp16 = precision == "fp16" or (precision == "auto" and cuda and not bf16)
+    if not cuda and precision == "auto" and cpu_bf16:
+        bf16 = cpu_autocast_bf16()
     return {
         "output_dir": str(checkpoints),
         "num_train_epochs": epochs,
@@ -109,4 +114,16 @@ def common_arguments(
         "report_to": "none",
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": cuda,
+        **({"use_cpu": True} if bf16 and not cuda else {}),
     }
+
+
+def cpu_autocast_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix products natively (oneDNN's check): there bf16
+    autocast trains a MiniLM cross-encoder ~1.5x faster than fp32 (README, Measured)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -197,6 +197,7 @@ def train_cross_encoder(
             seed=cfg.seed,
             precision=cfg.precision,
             max_steps=cfg.max_steps,
+            cpu_bf16=True,
         ),
         remove_unused_columns=False,
         group_size=cfg.group_size,
@@ -220,7 +221,7 @@ def train_cross_encoder(
     choice = EpochChoice(
         valid,
         out,
-        lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length),
+        lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length, bf16=args.bf16),
         lambda folder: save_model(trainer.model, tokenizer, folder),
         patience=cfg.patience,
         resume=resume,
@@ -274,9 +275,16 @@ def save_model(model: Any, tokenizer: Any, out: Path) -> None:
 
 
 def score_lists(
-    model: Any, tokenizer: Any, lists: Sequence[ValidList], max_length: int, batch_size: int = 64
+    model: Any,
+    tokenizer: Any,
+    lists: Sequence[ValidList],
+    max_length: int,
+    batch_size: int = 64,
+    *,
+    bf16: bool = False,
 ) -> list[list[float]]:
-    """Logits of every (query, candidate) pair of each list, in list order."""
+    """Logits of every (query, candidate) pair of each list, in list order (under bf16
+    autocast when the model trains so)."""
     import torch
 
     pairs = [(v.query, t) for v in lists for t in v.texts]
@@ -284,7 +292,7 @@ def score_lists(
     model.eval()
     flat: list[float] = []
     device = next(model.parameters()).device
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
         for s in range(0, len(pairs), batch_size):
             chunk = pairs[s : s + batch_size]
             enc = tokenizer(

@@ -4,9 +4,10 @@ Runs stage 1 on the train split's queries (the collection indexed first if missi
 labels each candidate by the query's matches, fits LightGBM with early stopping on the
 valid split, saves the model and reports stage 1 against stage 2 on the valid split.
 Load it with ``--reranker pair-gbdt:OUT``. With ``stack`` (``--with cross-encoder:PATH``,
-or ``stack = "..."`` in ``[train.pair-gbdt]``) the candidates of both splits are first
-scored by those rerankers and their scores become features (``rerank.stacking``);
-load it with ``--reranker pair-gbdt:OUT,with=cross-encoder:PATH``.
+or ``stack = "..."`` in ``[train.pair-gbdt]``) the trees are fitted as without, then the
+valid candidates (rows the stacked models did not train on) are scored by those
+rerankers and a blend of their scores with pair-gbdt's is fitted there
+(``rerank.blend``); load it with ``--reranker pair-gbdt:OUT,with=cross-encoder:PATH``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
     """Train the ``pair-gbdt`` reranker on one split's stage-1 candidates and save it."""
     from rerank.pair_gbdt import PairGbdtReranker
     from rerank.stacking import add_stack_features, build_stack, parse_with
-    from training.pair_gbdt import GbdtParams, fit_pair_gbdt, label_candidates
+    from training.pair_gbdt import GbdtParams, fit_blend, fit_pair_gbdt, label_candidates
 
     start = time.perf_counter()
     params = GbdtParams(objective=opts.objective)
@@ -57,12 +58,18 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
     info = {"dataset": dataset.name, "collection": name, "vector": vector, "k": opts.k}
     info["split"] = opts.split
     if stacked:
-        for queries, rows in ((train_q, train_rows), (valid_q, valid_rows)):
-            add_stack_features(stacked, [(q.product, row) for q, row in zip(queries, rows)])
+        if not valid_q:
+            raise UsageError(
+                f"{job.dataset}: stacking fits its blend on split {opts.valid_split!r}, "
+                "which has no labelled queries"
+            )
         info["stacked"] = [s.describe() for s in stacked]
     model = fit_pair_gbdt(
         examples(train_q, train_rows), examples(valid_q, valid_rows), params, info
     )
+    if stacked:  # scored after the fit: the trees never see the stacked columns
+        add_stack_features(stacked, [(q.product, row) for q, row in zip(valid_q, valid_rows)])
+        fit_blend(model, [s.column for s in stacked], examples(valid_q, valid_rows))
     path = model.save(job.out)
     reranker = PairGbdtReranker(model, stacked=stacked)
     metrics = compare_stages(reranker, valid_q, valid_rows) if valid_q else {}
