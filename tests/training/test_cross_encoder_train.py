@@ -142,3 +142,21 @@ def test_recipes_head_rate_and_no_valid(tiny_bert, tmp_path, caplog):
     assert moved > 1e-4
     again = train_cross_encoder(rows(), str(out), tmp_path / "b", config(lr=None, max_steps=1))
     assert again["recipe"] == "reranker" and again["config"]["lr"] == RECIPES["reranker"]["lr"]
+
+
+def test_precision_on_a_cpu(monkeypatch, tmp_path):
+    """auto: bf16 autocast on a CPU with native bf16 only where the trainer asks for it
+    (the cross-encoder); bf16 asked on a CPU runs there (use_cpu), no traceback."""
+    import torch
+
+    import training.callbacks as cb
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    base = dict(epochs=1.0, batch_size=2, lr=1e-4, warmup=0.0, save_steps=10)
+    for native in (True, False):
+        monkeypatch.setattr(cb, "cpu_autocast_bf16", lambda native=native: native)
+        args = cb.common_arguments(tmp_path, cpu_bf16=True, **base)
+        assert args["bf16"] is native and args.get("use_cpu", False) is native
+        assert cb.common_arguments(tmp_path, **base)["bf16"] is False
+    asked = cb.common_arguments(tmp_path, precision="bf16", **base)
+    assert asked["bf16"] and asked["use_cpu"]
