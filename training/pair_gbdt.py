@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from rerank.pair_features import FEATURES, SIM_PREFIX, STACK_PREFIX
 from rerank.blend import Blend, blend_inputs
+from rerank.pair_features import FEATURES, SIM_PREFIX, STACK_PREFIX
 from rerank.pair_gbdt import PairGbdtModel, feature_rows, import_lightgbm, query_runs
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
