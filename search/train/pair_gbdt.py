@@ -13,7 +13,7 @@ rerankers and a blend of their scores with pair-gbdt's is fitted there
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Query
@@ -32,15 +32,17 @@ class PairGbdtOptions(CandidateOptions):
     """``[train.pair-gbdt]``: the LightGBM objective (binary or lambdarank)."""
 
     objective: str = "binary"
-    stack: str | None = None  # rerankers whose scores become features: KIND:MODEL[+...]
+    stack: str | None = None  # rerankers blended with pair-gbdt: KIND:MODEL[+...]
+    stack_queries: int = 500  # valid queries (a seeded sample) the blend is fitted on; 0: all
 
 
 @register_trainer("pair-gbdt", "reranker", PairGbdtOptions)
 def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> TrainReport:
     """Train the ``pair-gbdt`` reranker on one split's stage-1 candidates and save it."""
     from rerank.pair_gbdt import PairGbdtReranker
-    from rerank.stacking import add_stack_features, build_stack, parse_with
+    from rerank.stacking import StoredScores, add_stack_features, build_stack, parse_with
     from training.pair_gbdt import GbdtParams, fit_blend, fit_pair_gbdt, label_candidates
+    from training.ranking import sample_indices
 
     start = time.perf_counter()
     params = GbdtParams(objective=opts.objective)
@@ -67,11 +69,18 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
     model = fit_pair_gbdt(
         examples(train_q, train_rows), examples(valid_q, valid_rows), params, info
     )
+    stored: list = []
     if stacked:  # scored after the fit: the trees never see the stacked columns
-        add_stack_features(stacked, [(q.product, row) for q, row in zip(valid_q, valid_rows)])
-        fit_blend(model, [s.column for s in stacked], examples(valid_q, valid_rows))
+        keep = sample_indices(len(valid_q), opts.stack_queries)
+        blend_q, blend_rows = [valid_q[i] for i in keep], [valid_rows[i] for i in keep]
+        add_stack_features(stacked, [(q.product, row) for q, row in zip(blend_q, blend_rows)])
+        fit_blend(model, [s.column for s in stacked], examples(blend_q, blend_rows))
+        model.info["stack_queries"] = len(keep)
+        # the report ranks the blend's own rows with the scores already there
+        stored = [replace(s, reranker=StoredScores(s.column)) for s in stacked]
+        valid_q, valid_rows = blend_q, blend_rows
     path = model.save(job.out)
-    reranker = PairGbdtReranker(model, stacked=stacked)
+    reranker = PairGbdtReranker(model, stacked=stored)
     metrics = compare_stages(reranker, valid_q, valid_rows) if valid_q else {}
     return TrainReport(
         "pair-gbdt",
