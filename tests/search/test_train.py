@@ -121,3 +121,10 @@ def test_cross_encoder_mines_its_own_then_stacks_into_pair_gbdt(synth, tmp_path)
     )
     assert res.exit_code != 0 and "not found" in res.output
     assert len(res.output.strip().splitlines()) == 1  # one line, no traceback
+    res = runner.invoke(  # no valid queries: the blend has no rows it could be fitted on
+        app,
+        ["train", "reranker", str(synth), "--out", str(tmp_path / "y.txt")]
+        + ["--with", f"cross-encoder:{ce}", "--valid-split", "none", *home],
+    )
+    assert res.exit_code != 0 and "no labelled queries" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "y.txt").exists()
