@@ -51,3 +51,21 @@ def run_batches(
         out.extend(scores)
         start += len(batch)
     return out, size
+
+
+def run_longest_first(
+    items: Sequence[T],
+    lengths: Sequence[int],
+    batch_size: int,
+    score: Callable[[Sequence[T]], list[float]],
+    *,
+    name: str,
+) -> list[float]:
+    """``run_batches`` over ``items`` sorted longest first (each batch pads to similar
+    lengths, and the worst out-of-memory batch comes early); scores in input order."""
+    order = sorted(range(len(items)), key=lambda i: -lengths[i])
+    sorted_scores, _ = run_batches([items[i] for i in order], batch_size, score, name=name)
+    scores = [0.0] * len(items)
+    for i, s in zip(order, sorted_scores):
+        scores[i] = s
+    return scores

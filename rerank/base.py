@@ -23,7 +23,7 @@ _MODULES = {
     "pair-gbdt": "rerank.pair_gbdt",
     "flag": "rerank.flag",
     "flag-llm": "rerank.flag",
-    "flag-layerwise": "rerank.flag",
+    "flag-layerwise": "rerank.layerwise",
 }
 
 

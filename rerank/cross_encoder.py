@@ -24,7 +24,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rerank._torch import run_batches
+from rerank._torch import run_longest_first
 from rerank.base import Formatter, Pair, RerankStats, register_reranker
 from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
@@ -108,15 +108,7 @@ class CrossEncoderReranker:
         if truncated:
             self.stats.add("truncated", truncated)
             log.debug("%s: %d of %d pairs truncated", self.spec, truncated, len(pairs))
-        # Longest first, so each batch pads to similar lengths and the worst OOM comes early.
-        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-        sorted_scores, _ = run_batches(
-            [texts[i] for i in order], self.batch_size, self._predict, name=self.spec
-        )
-        scores = [0.0] * len(texts)
-        for i, s in zip(order, sorted_scores):
-            scores[i] = s
-        return scores
+        return run_longest_first(texts, lengths, self.batch_size, self._predict, name=self.spec)
 
 
 @register_reranker("cross-encoder")

@@ -5,10 +5,8 @@
 * ``flag-llm``: ``FlagLLMReranker``, a decoder LLM scoring the "Yes" token after a
   prompt (default ``BAAI/bge-reranker-v2-gemma``); the prompt asks whether two
   listings are the same product;
-* ``flag-layerwise``: ``LayerWiseFlagLLMReranker`` (``BAAI/bge-reranker-v2-minicpm-layerwise``),
-  scoring from an intermediate layer: ``cutoff_layer`` (default 28) trades speed for
-  quality. FlagEmbedding 1.4.2's model code for it needs transformers 4.x; on 5.x the
-  kind stops with a one-line error (``check_layerwise_runs``).
+(``flag-layerwise``, FlagEmbedding's LayerWiseFlagLLMReranker, is ``rerank.layerwise``: its
+model code in FlagEmbedding 1.4.2 needs transformers 4, so the project scores it itself.)
 
 Scores go through a sigmoid (FlagEmbedding's ``normalize=True``), so they lie in
 [0, 1] and the match decision can threshold them. Options: ``device`` (auto),
@@ -40,23 +38,7 @@ PRODUCT_PROMPT = (
 DEFAULTS = {
     "flag": "BAAI/bge-reranker-v2-m3",
     "flag-llm": "BAAI/bge-reranker-v2-gemma",
-    "flag-layerwise": "BAAI/bge-reranker-v2-minicpm-layerwise",
 }
-
-
-def check_layerwise_runs() -> None:
-    """FlagEmbedding 1.4.2's layer-wise MiniCPM model calls transformers 4 APIs that 5.x
-    removed (``DynamicCache.from_legacy_cache``, list-valued ``_tied_weights_keys``, rope
-    configs with a ``type`` key): say so in one line instead of failing mid-load."""
-    import transformers
-
-    major = int(transformers.__version__.split(".", 1)[0])
-    if major >= 5:
-        raise SearchError(
-            f"flag-layerwise: FlagEmbedding's layer-wise MiniCPM model does not run on "
-            f"transformers {transformers.__version__} (it needs transformers 4.x); use the "
-            "flag or flag-llm reranker, or an environment with transformers<5"
-        )
 
 
 class FlagRerankerAdapter:
@@ -74,7 +56,6 @@ class FlagRerankerAdapter:
         query_max_length: int | None = None,
         fields: str | None = None,
         prompt: str | None = None,
-        cutoff_layer: int | None = None,
     ) -> None:
         import torch
 
@@ -82,8 +63,6 @@ class FlagRerankerAdapter:
 
         flag = import_flag()
         self.spec = f"{kind}:{model}"
-        if kind == "flag-layerwise":
-            check_layerwise_runs()
         self.device = pick_device(device)
         dtype = model_dtype(self.device, precision)
         self.batch_size, self.format = batch_size, Formatter.from_option(fields)
@@ -102,29 +81,15 @@ class FlagRerankerAdapter:
         if kind != "flag":
             common["use_bf16"] = dtype == torch.bfloat16
             self.call_options["prompt"] = prompt or PRODUCT_PROMPT
-        if kind == "flag-layerwise":
-            self.call_options["cutoff_layers"] = [cutoff_layer or 28]
         classes = {
             "flag": flag.FlagReranker,
             "flag-llm": flag.FlagLLMReranker,
-            "flag-layerwise": flag.LayerWiseFlagLLMReranker,
         }
         try:
             self.model = classes[kind](model, **common)
         except Exception as exc:  # hub misses offline, broken folders: one clear line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SearchError(f"cannot load {kind} reranker {model!r}: {first}") from exc
-        if kind == "flag-layerwise":
-            self._check_layer(cutoff_layer or 28)
-
-    def _check_layer(self, layer: int) -> None:
-        """A cutoff layer past the model's depth would fail deep inside FlagEmbedding."""
-        from retrieval.errors import UsageError
-
-        config = getattr(self.model.model, "config", None)
-        depth = getattr(config, "num_hidden_layers", None)
-        if depth is not None and not 0 < layer <= depth:
-            raise UsageError(f"cutoff_layer={layer}, but {self.spec} has layers 1..{depth}")
 
     def _score(self, texts: Sequence[tuple[str, str]]) -> list[float]:
         import numpy as np
@@ -149,40 +114,35 @@ class FlagRerankerAdapter:
         return scores
 
 
+def common_options(
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: str | int = 32,
+    max_length: str | int = 256,
+    query_max_length: str | int | None = None,
+    fields: str | None = None,
+) -> dict[str, Any]:
+    """The options every FlagEmbedding-style reranker takes, parsed (an unknown one is a
+    TypeError, which the registry reports as a bad option)."""
+    return {
+        "device": device,
+        "precision": precision,
+        "batch_size": int_option("batch_size", batch_size, minimum=1),
+        "max_length": int_option("max_length", max_length, minimum=8),
+        "query_max_length": None
+        if query_max_length is None
+        else int_option("query_max_length", query_max_length, minimum=4),
+        "fields": fields,
+    }
+
+
 def _factory(kind: str):
-    def build(
-        model: str | None = None,
-        *,
-        device: str = "auto",
-        precision: str = "auto",
-        batch_size: str | int = 32,
-        max_length: str | int = 256,
-        query_max_length: str | int | None = None,
-        fields: str | None = None,
-        **extra: str,
-    ) -> FlagRerankerAdapter:
-        allowed = {
-            "flag": set(),
-            "flag-llm": {"prompt"},
-            "flag-layerwise": {"prompt", "cutoff_layer"},
-        }
-        unknown = set(extra) - allowed[kind]
-        if unknown:
-            raise TypeError(f"unexpected option(s) {', '.join(sorted(unknown))}")
-        cutoff = extra.get("cutoff_layer")
+    def build(model: str | None = None, *, prompt: str | None = None, **options: str) -> Any:
+        if prompt is not None and kind == "flag":
+            raise TypeError("unexpected option prompt (a cross-encoder reads no prompt)")
         return FlagRerankerAdapter(
-            kind,
-            model or DEFAULTS[kind],
-            device=device,
-            precision=precision,
-            batch_size=int_option("batch_size", batch_size, minimum=1),
-            max_length=int_option("max_length", max_length, minimum=8),
-            query_max_length=None
-            if query_max_length is None
-            else int_option("query_max_length", query_max_length, minimum=4),
-            fields=fields,
-            prompt=extra.get("prompt"),
-            cutoff_layer=None if cutoff is None else int_option("cutoff_layer", cutoff, minimum=1),
+            kind, model or DEFAULTS[kind], prompt=prompt, **common_options(**options)
         )
 
     build.__doc__ = f"Build a ``{kind}`` reranker (default model {DEFAULTS[kind]})."

@@ -8,17 +8,21 @@ registers a small stand-in holding the four names those models import, with the
 semantics they rely on (additive 4-d float masks: 0 where attended, the dtype's
 minimum elsewhere), before the first import. The BGE-M3 embedder and the encoder-only
 and plain LLM rerankers never call them. Used by the ``bge-m3`` encoder and the
-``flag*`` rerankers; a missing FlagEmbedding names the ``flag`` extra.
+``flag*`` rerankers; a missing FlagEmbedding names the ``flag`` extra. ``resolve_folder``
+turns a hub name or path into the local folder that the ``bge-m3`` encoder and the
+``flag-layerwise`` reranker read.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
-from retrieval.errors import MissingExtraError
+from retrieval.errors import MissingExtraError, SearchError
 
 _MODULE = "transformers.modeling_attn_mask_utils"
 
@@ -112,3 +116,19 @@ def import_flag() -> Any:
         if (exc.name or "").split(".")[0] == "FlagEmbedding":
             raise MissingExtraError("flag", "FlagEmbedding") from exc
         raise
+
+
+def resolve_folder(model: str, kind: str) -> Path:
+    """The local folder of a model name or path (only the hub cache when HF_HUB_OFFLINE
+    is set); a miss is one line naming the ``kind`` that asked."""
+    if Path(model).is_dir():
+        return Path(model)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(model, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")))
+        )
+    except Exception as exc:  # not cached offline, no network, unknown repo
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SearchError(f"cannot load {kind} model {model!r}: {first}") from exc

@@ -94,14 +94,18 @@ class EvalConfig:
     thresholds: int = 200  # points of the threshold sweep
     out: Path | None = None  # run folder (default runs/<collection>-<timestamp>)
     # catalogues (self-match): the matcher's candidate depth, INB rounds, and whether to
-    # train a pair model on the train split's candidate edges (the match table's stage 2)
+    # train a pair model on the train split's candidate edges (the match table's stage 2),
+    # and what a split's listings are matched against: their split, or the catalogue
     match_k: int = 20
     match_inb: int = 1
     match_pair: bool = False
+    match_against: str = "split"
 
     def __post_init__(self) -> None:
         if self.match_k < 1 or not 0 <= self.match_inb <= 3:
             raise UsageError("eval.match_k must be >= 1 and eval.match_inb 0 to 3")
+        if self.match_against not in ("split", "catalogue"):
+            raise UsageError("eval.match_against must be 'split' or 'catalogue'")
         if self.out is not None:
             self.out = Path(self.out).expanduser()
         if not self.ks:

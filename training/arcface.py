@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from retrieval.errors import UsageError
+from retrieval.errors import SearchError, UsageError
+from retrieval.types import Product
 from training.loop import LoopArgs, LoopResult
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,35 @@ def label_ids(groups: Sequence[str | None]) -> tuple[list[int], list[str]]:
         raise UsageError(f"ArcFace needs at least two groups in the train split, got {len(names)}")
     where = {g: i for i, g in enumerate(names)}
     return [where[g] if g is not None else -1 for g in groups], names
+
+
+@dataclass
+class GroupedSplits:
+    """The listings an ArcFace trainer uses: grouped train listings it can read, their
+    class indices and group names, and the grouped valid listings it can score."""
+
+    train: list[Product]
+    labels: list[int]
+    names: list[str]
+    valid: list[Product]
+
+
+def grouped_splits(
+    train: Sequence[Product],
+    valid: Sequence[Product],
+    usable: Callable[[Product], bool],
+    what: str,
+    seed: int,
+) -> GroupedSplits:
+    """Seed torch, keep the grouped listings ``usable`` accepts (none in train: SearchError
+    naming ``what`` they need) and number the train groups."""
+    torch.manual_seed(seed)
+    kept = [p for p in train if usable(p) and p.group is not None]
+    if not kept:
+        raise SearchError(f"no grouped listings with {what} among {len(train)} train listings")
+    labels, names = label_ids([p.group for p in kept])
+    scored = [p for p in valid if usable(p) and p.group is not None]
+    return GroupedSplits(kept, labels, names, scored)
 
 
 def fit_arcface(

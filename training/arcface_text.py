@@ -22,7 +22,7 @@ import numpy as np
 
 from retrieval.errors import SearchError
 from retrieval.types import Product
-from training.arcface import ArcFaceArgs, fit_arcface, label_ids
+from training.arcface import ArcFaceArgs, fit_arcface, grouped_splits
 from training.loop import LoopResult
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,8 @@ def fit_text_arcface(
     from retrieval.encoders.text import resolve_model
     from training.embed_eval import group_metrics
 
-    torch.manual_seed(args.seed)
-    titled = [p for p in train if p.title.strip() and p.group is not None]
-    if not titled:
-        raise SearchError(f"no grouped listings with titles among {len(train)} train listings")
-    labels, names = label_ids([p.group for p in titled])
+    splits = grouped_splits(train, valid, lambda p: bool(p.title.strip()), "titles", args.seed)
+    titled, labels, scored = splits.train, splits.labels, splits.valid
     path = resolve_model(args.model)
     try:
         st = SentenceTransformer(path, device="cpu")
@@ -82,7 +79,6 @@ def fit_text_arcface(
     get_dim = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
     dim = int(get_dim())
     texts = [p.title.strip() for p in titled]
-    scored = [p for p in valid if p.title.strip() and p.group is not None]
 
     tokenize = getattr(st, "preprocess", None) or st.tokenize  # renamed in s-t 6
 
@@ -108,7 +104,7 @@ def fit_text_arcface(
         )
 
     dataset = list(zip(texts, labels))
-    log.info("%d train titles in %d groups; %d valid", len(texts), len(names), len(scored))
+    log.info("%d train titles in %d groups; %d valid", len(texts), len(splits.names), len(scored))
     result, best = fit_arcface(
         st,
         embed,

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from retrieval.errors import SearchError, UsageError
+from retrieval.errors import UsageError
 from retrieval.types import ComponentSpec, Product
-from training.arcface import ArcFaceArgs, fit_arcface, label_ids
+from training.arcface import ArcFaceArgs, fit_arcface, grouped_splits
 from training.loop import LoopResult
 
 log = logging.getLogger(__name__)
@@ -145,11 +145,8 @@ def fit_timm_arcface(
     from retrieval.encoders.timm_model import save_embedder, transforms
     from training.embed_eval import group_metrics
 
-    torch.manual_seed(args.seed)
-    imaged = [p for p in train if p.image_path and p.group is not None]
-    if not imaged:
-        raise SearchError(f"no grouped listings with images among {len(train)} train listings")
-    labels, names = label_ids([p.group for p in imaged])
+    splits = grouped_splits(train, valid, lambda p: bool(p.image_path), "images", args.seed)
+    imaged, labels, scored = splits.train, splits.labels, splits.valid
     embedder = start_embedder(args)
     frozen_bn = freeze_backbone(embedder, args.freeze) if args.freeze else []
     if frozen_bn:
@@ -157,7 +154,6 @@ def fit_timm_arcface(
     train_tf = transforms(embedder.config.data, train=True)
     dataset = ImageLabels(imaged, labels, train_tf, args.seed)
     eval_tf = transforms(embedder.config.data)
-    scored = [p for p in valid if p.image_path and p.group is not None]
 
     def score_valid(model: nn.Module) -> dict[str, float]:
         device = str(next(model.parameters()).device)
@@ -171,7 +167,7 @@ def fit_timm_arcface(
         model.train()
         return metrics
 
-    log.info("%d train images in %d groups; %d valid", len(imaged), len(names), len(scored))
+    log.info("%d train images in %d groups; %d valid", len(imaged), len(splits.names), len(scored))
     result, best = fit_arcface(
         embedder,
         _embed,

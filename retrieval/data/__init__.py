@@ -5,6 +5,9 @@
 | ``shopee`` | a folder or zip with ``train.csv`` / ``test.csv`` and ``*_images/`` |
 | ``query-gallery`` | a folder with ``gallery.jsonl`` and ``queries.jsonl`` |
 | ``catalog`` | one ``.jsonl`` / ``.json`` / ``.csv`` file with id, title, image, group |
+
+A Shopee folder or zip reads ``train.csv`` (else ``test.csv``); one CSV file of it is
+named by its path (``shopee/test.csv``) or, inside a zip, ``shopee.zip::test.csv``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ FORMATS: dict[str, type[Dataset]] = {
     "catalog": CatalogDataset,
 }
 
+MEMBER = "::"  # ARCHIVE.zip::FILE.csv names one CSV file inside a Shopee zip
+
 __all__ = [
     "FORMATS",
     "CatalogDataset",
@@ -39,9 +44,21 @@ __all__ = [
 ]
 
 
+def zip_member(path: str | Path) -> tuple[str, str | None]:
+    """``("shopee.zip", "test.csv")`` for ``shopee.zip::test.csv``; else ``(path, None)``."""
+    text = str(path)
+    archive, sep, member = text.rpartition(MEMBER)
+    if sep and member and archive.lower().endswith(".zip"):
+        return archive, member
+    return text, None
+
+
 def detect_format(path: str | Path) -> str | None:
     """The format of a dataset path, or ``None`` when nothing tells."""
+    path, member = zip_member(path)
     p = absolute(path)
+    if member is not None:
+        return "shopee" if p.is_file() and detect_format(p) == "shopee" else None
     if p.is_dir():
         if (p / GALLERY).is_file() and (p / QUERIES).is_file():
             return "query-gallery"
@@ -78,10 +95,19 @@ def _is_shopee_csv(path: Path) -> bool:
 def open_dataset(path: str | Path, format: str | None = None, **kwargs: Any) -> Dataset:
     """Open a dataset, detecting its format unless ``format`` names one.
 
-    ``kwargs`` go to the reader (``seed`` for all; ``csv`` for shopee)."""
-    p = absolute(path)
+    ``kwargs`` go to the reader (``seed`` for all; ``csv`` for shopee); a path
+    ``ARCHIVE.zip::FILE.csv`` reads that CSV file of a Shopee zip."""
+    archive, member = zip_member(path)
+    p = absolute(archive)
     if not p.exists():
-        raise UsageError(f"dataset not found: {path}")
+        raise UsageError(f"dataset not found: {archive}")
+    if member is not None:
+        if format not in (None, "shopee"):
+            raise UsageError(f"{path}: a CSV file inside a zip is read as shopee, not {format}")
+        if detect_format(p) != "shopee":
+            raise UsageError(f"{archive}: not a Shopee zip (no train.csv or test.csv inside)")
+        format = "shopee"
+        kwargs = {**kwargs, "csv": member}
     if format is None:
         format = detect_format(p)
         if format is None:

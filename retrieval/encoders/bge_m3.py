@@ -24,7 +24,6 @@ title), ``max_length`` (tokens, 512), ``batch_size`` (32), ``device`` (auto),
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 from retrieval.device import autocast_dtype, pick_device
 from retrieval.encoders.base import Encoded, SparseVec, Vector, VectorSpec, register_encoder
 from retrieval.errors import SearchError, UsageError
+from retrieval.flag_compat import resolve_folder
 from retrieval.registry import int_option
 from retrieval.types import Product, product_text
 
@@ -114,21 +114,6 @@ class BgeM3Encoder:
         return Encoded(cols)
 
 
-def resolve_folder(model: str) -> Path:
-    """The local folder of a model name or path (the hub cache only when offline)."""
-    if Path(model).is_dir():
-        return Path(model)
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(
-            snapshot_download(model, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")))
-        )
-    except Exception as exc:  # not cached offline, no network, unknown repo
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SearchError(f"cannot load bge-m3 model {model!r}: {first}") from exc
-
-
 def check_heads(folder: Path, kinds: Sequence[str]) -> None:
     """The ColBERT / sparse heads must be there when their vectors are asked for."""
     missing = [HEADS[k] for k in kinds if k in HEADS and not (folder / HEADS[k]).is_file()]
@@ -161,7 +146,7 @@ def build_bge_m3(
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
         raise UsageError(f"bge-m3 vectors must be some of {', '.join(KINDS)}, got {vectors!r}")
-    folder = resolve_folder(model or DEFAULT_MODEL)
+    folder = resolve_folder(model or DEFAULT_MODEL, "bge-m3")
     check_heads(folder, kinds)
     dev = pick_device(device)
     dtype = autocast_dtype(dev, precision)

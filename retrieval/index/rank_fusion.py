@@ -9,6 +9,13 @@ sorted by (score, id); a tie group that reaches the end of a full list is droppe
 points tied with it that were not returned are unknown); then the lists are fused with
 Qdrant's formulas (RRF: ``1 / (60 + rank)``, 0-based; DBSF: each list normalised by its
 mean +- 3 sample standard deviations, summed) and the result is ordered by (score, id).
+
+One departure from Qdrant's RRF: points with the same score in a list share that tie
+group's best rank. Qdrant numbers tied points in the order it returned them, so when
+many listings carry one title (56 photos titled "Juice", two products), the title list
+hands one product's photos the better ranks for every query and decides the fused order
+by id; with shared ranks the tied title is no evidence either way and the other vector
+decides.
 """
 
 from __future__ import annotations
@@ -95,9 +102,18 @@ def fuse(lists: Sequence[list[Hit]], fusion: str) -> list[Hit]:
     return sorted(fused, key=_order)
 
 
+def tied_ranks(scores: Sequence[float]) -> list[int]:
+    """0-based ranks of scores sorted best first, a tie group sharing its best rank
+    (1224 ranking)."""
+    ranks: list[int] = []
+    for i, score in enumerate(scores):
+        ranks.append(ranks[-1] if i and score == scores[i - 1] else i)
+    return ranks
+
+
 def _contributions(hits: list[Hit], fusion: str) -> list[float]:
     if fusion == "rrf":
-        return [1.0 / (RRF_K + rank) for rank in range(len(hits))]
+        return [1.0 / (RRF_K + rank) for rank in tied_ranks([h.score for h in hits])]
     values = [h.score for h in hits]
     if len(values) < 2:
         return [0.5] * len(values)

@@ -76,6 +76,14 @@ def eval_cmd(
             help="Catalogues: train a pair model on the train split's candidate edges.",
         ),
     ] = None,
+    match_against: Annotated[
+        str | None,
+        typer.Option(
+            "--match-against",
+            help="Catalogues: tune with each split's listings matched against their split "
+            "or the whole catalogue (as `search match` runs).",
+        ),
+    ] = None,
     collection: Collection = None,
     fmt: Format = None,
     *,
@@ -94,7 +102,12 @@ def eval_cmd(
             "batch_size": batch_size,
         },
         stage2={"reranker": reranker, "n": n, "blend": blend},
-        eval={"split": split, "tune_split": tune_split, "match_pair": match_pair},
+        eval={
+            "split": split,
+            "tune_split": tune_split,
+            "match_pair": match_pair,
+            "match_against": match_against,
+        },
     )
     with progress_bars() as progress:
         result = evaluate_dataset(

@@ -137,7 +137,11 @@ def evaluate_dataset(
     notes += scored.notes
     if cat is not None:
         scored.use_catalogue(cat)
-        notes.append(f"matcher tuned on {ev.tune_split!r}: {cat.path} (rule {cat.matcher.rule})")
+        against = "the whole catalogue" if ev.match_against == "catalogue" else "its split"
+        notes.append(
+            f"matcher tuned on {ev.tune_split!r} matched against {against}: {cat.path} "
+            f"(rule {cat.matcher.rule})"
+        )
     settings = _settings(cfg, dataset_path, dataset, pipe, tune is not None)
     settings["matcher"] = str(cat.path) if cat is not None else None
     result = EvalResult(folder, scored.metrics, settings, notes)
@@ -172,6 +176,7 @@ def _tune_matcher(
         k=ev.match_k,
         inb=ev.match_inb,
         pair=ev.match_pair,
+        against=ev.match_against,
         progress=progress,
     )
 

@@ -1,10 +1,13 @@
 """``search eval`` on a catalogue: the matcher tuned on valid, every rule scored on valid
 and test, the matcher written to the run folder.
 
-Each split is matched within itself (a grouped listing against its split, self
-excluded from retrieval, counted in the F1 as Shopee counts it), with the same edge,
-rule and pair-model code ``search match`` runs. With ``pair`` the pair model is
-trained on the train split's edges, cut into folds of valid's size (``folds``) and its rules are stage 2.
+With ``against="split"`` each split is matched within itself (a grouped listing
+against its split, self excluded from retrieval, counted in the F1 as Shopee counts
+it); the pair model (``pair``, its rules are stage 2) is trained on the train split's
+edges cut into folds of valid's size (``folds``). With ``against="catalogue"`` every
+split's listings are matched against the whole catalogue, as ``search match`` will
+match them: one candidate search of every listing, each split a view of its queries
+(``density``). Either way the edge, rule and pair-model code is ``search match``'s.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
+from search.match.density import AGAINST, catalogue_sets, fit_catalogue_pair
 from search.match.edgeset import EdgeSet, weights_for
 from search.match.folds import fold_count, folds
 from search.match.job import self_edgeset
@@ -84,13 +88,65 @@ def tune_catalogue(
     k: int = 20,
     inb: int = 1,
     pair: bool = False,
+    against: str = "split",
     progress: ProgressFactory | None = None,
 ) -> CatalogueScores:
-    """Tune every rule on ``tune_split``, score it on ``split``, write ``matcher.json``."""
+    """Tune every rule on ``tune_split``, score it on ``split``, write ``matcher.json``;
+    ``against``: each split matched within itself or against the whole catalogue."""
     if not dataset.self_match:
         raise UsageError(f"{dataset.name} is not a catalogue: nothing to self-match")
+    if against not in AGAINST:
+        raise UsageError(f"unknown --match-against {against!r}; known: {', '.join(AGAINST)}")
     template = Matcher(list(encoders), list(vectors), weights_for(vectors), [], "", k)
     splits = [split, tune_split] + (["train"] if pair else [])
+    if against == "catalogue":
+        sets = catalogue_sets(index, dataset, collection, template, splits, progress)
+    else:
+        sets = _split_sets(index, dataset, collection, template, splits, tune_split, progress)
+    test, valid = sets[split], sets[tune_split]
+    # a predicted group may be as large as the largest labelled one (tuning splits only)
+    labelled = [p for p in dataset.products() if p.fields.get("split") in ("train", tune_split)]
+    cap = largest_group(labelled)
+    scores = tune_all(stage1_rules(list(vectors), inb, cap), valid, test, "stage1", progress)
+    pair_model = None
+    if pair and against == "catalogue":
+        pair_model = fit_catalogue_pair(sets["train"], out, progress=progress)
+    elif pair:
+        parts = max(2, fold_count(sets["train"].n, valid.n))
+        pair_model = fit_pair(folds(sets["train"], parts), valid, test, out, progress=progress)
+    if pair:
+        scores += tune_all(pair_rules(cap), valid, test, "stage2", progress)
+    info: dict[str, Any] = {
+        "dataset": dataset.name,
+        "collection": collection,
+        "tuned_on": tune_split,
+        "tuned_against": against,
+        "tuned_listings": valid.n,  # the candidates each tuning query was matched among
+    }
+    matcher = best_matcher(scores, list(encoders), valid, pair_model, info)
+    matcher.base = out
+    path = matcher.save(out / MATCHER_FILE)
+    chosen = matcher.chosen()
+    sets_ = test.decide(chosen)
+    predictions = {
+        test.products[i].id: [test.products[j].id for j in sorted(sets_.get(int(i), ()))]
+        for i in test.queries
+    }
+    return CatalogueScores(scores, matcher, path, predictions)
+
+
+def _split_sets(
+    index: VectorIndex,
+    dataset: Dataset,
+    collection: str,
+    template: Matcher,
+    splits: Sequence[str],
+    tune_split: str,
+    progress: ProgressFactory | None,
+) -> dict[str, EdgeSet]:
+    """Each split's listings matched within the split (train searched deeper, to be cut
+    into folds of the tuning split's size)."""
+    k = template.k
     sets: dict[str, EdgeSet] = {}
     for name in splits:
         rows = [q.product for q in dataset.queries(name)]
@@ -108,28 +164,4 @@ def tune_catalogue(
         es.search(progress)
         es.k = k
         sets[name] = es
-    test, valid = sets[split], sets[tune_split]
-    # a predicted group may be as large as the largest labelled one (tuning splits only)
-    labelled = [p for p in dataset.products() if p.fields.get("split") in ("train", tune_split)]
-    cap = largest_group(labelled)
-    scores = tune_all(stage1_rules(list(vectors), inb, cap), valid, test, "stage1", progress)
-    pair_model = None
-    if pair:
-        train = folds(sets["train"], parts)
-        pair_model = fit_pair(train, valid, test, out, progress=progress)
-        scores += tune_all(pair_rules(cap), valid, test, "stage2", progress)
-    info: dict[str, Any] = {
-        "dataset": dataset.name,
-        "collection": collection,
-        "tuned_on": tune_split,
-    }
-    matcher = best_matcher(scores, list(encoders), valid, pair_model, info)
-    matcher.base = out
-    path = matcher.save(out / MATCHER_FILE)
-    chosen = matcher.chosen()
-    sets_ = test.decide(chosen)
-    predictions = {
-        test.products[i].id: [test.products[j].id for j in sorted(sets_.get(int(i), ()))]
-        for i in test.queries
-    }
-    return CatalogueScores(scores, matcher, path, predictions)
+    return sets

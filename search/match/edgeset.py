@@ -108,10 +108,11 @@ class EdgeSet:
         assert self.edges is not None, "search() first"
         return edge_features(self.edges, self.products, list(self.weights), neighbours)
 
-    def add_pair(self, booster: Any, x: np.ndarray) -> None:
-        """Score the stage-1 edges with a pair model (the ``pair`` score)."""
+    def add_pair(self, boosters: Any, x: np.ndarray) -> None:
+        """Score the stage-1 edges with a pair model, one booster or the mean of a list
+        (the ``pair`` score)."""
         assert self.edges is not None, "search() first"
-        self.edges.sims[PAIR] = pair_scores(booster, x, self.edges, self.n)
+        self.edges.sims[PAIR] = pair_scores(boosters, x, self.edges, self.n)
 
     def edges_for(self, rule: Rule, progress: ProgressFactory | None = None) -> Edges:
         """The edges a rule decides on: blended when it asks for INB rounds."""
@@ -122,9 +123,19 @@ class EdgeSet:
             return self.blended(rule.inb, rule.primary, t, progress)
         return self.edges
 
+    def query_edges(self, rule: Rule, progress: ProgressFactory | None = None) -> Edges:
+        """``edges_for(rule)``, only those whose source is a query when the rule decides
+        each listing alone (no group consistency): all a query's decision reads."""
+        edges = self.edges_for(rule, progress)
+        if rule.groups != "none" or len(self.queries) == self.n:
+            return edges
+        mask = np.zeros(self.n, dtype=bool)
+        mask[self.queries] = True
+        return edges.select(mask[edges.src])
+
     def decide(self, rule: Rule, progress: ProgressFactory | None = None) -> Sets:
         """Each query row's matched rows under the rule."""
-        return decide(self.edges_for(rule, progress), rule, self.n)
+        return decide(self.query_edges(rule, progress), rule, self.n)
 
 
 def query_filters(products: Sequence[Product], rows: np.ndarray, key: str | None) -> Any:

@@ -51,6 +51,7 @@ class MatchResult:
     seconds: float
     notes: list[str] = field(default_factory=list)
     scores: MatchScores | None = None  # Shopee F1 over the grouped listings, if labelled
+    split_scores: dict[str, MatchScores] = field(default_factory=dict)  # the same, per split
 
     @property
     def csv(self) -> Path:
@@ -126,9 +127,10 @@ def query_edgeset(
 def add_pair_scores(es: EdgeSet, matcher: Matcher, progress: ProgressFactory | None) -> None:
     """Score the edges with the matcher's pair model."""
     assert matcher.pair is not None
-    booster = load_model(matcher.pair.path(matcher.base), matcher.pair.columns)
+    cols = matcher.pair.columns
+    boosters = [load_model(path, cols) for path in matcher.pair.paths(matcher.base)]
     tick = progress("pair model", 1) if progress else None
-    es.add_pair(booster, es.features(matcher.pair.neighbours))
+    es.add_pair(boosters, es.features(matcher.pair.neighbours))
     if tick:
         tick(1)
 
@@ -163,11 +165,34 @@ def run_match(
     queried = set(es.queries.tolist())
     pairs = sum(len(v) for k, v in sets.items() if k in queried)
     result = MatchResult(out, len(es.queries), pairs, rule.name, time.perf_counter() - start)
+    result.notes += density_notes(matcher, es.n)
     targets = es.targets() if dataset.self_match else {}
     if targets:
         predicted = {r: sets.get(r, set()) for r in targets}
         result.scores = match_scores(predicted, targets, include_self=True)
+        by_split: dict[str, dict[int, set[int]]] = {}
+        for r, want in targets.items():
+            split = es.products[r].fields.get("split")
+            if split is not None:
+                by_split.setdefault(str(split), {})[r] = want
+        result.split_scores = {
+            name: match_scores({r: predicted[r] for r in t}, t, include_self=True)
+            for name, t in sorted(by_split.items())
+        }
     return result
+
+
+def density_notes(matcher: Matcher, listings: int) -> list[str]:
+    """A note when the matcher was tuned among far fewer listings than it now matches
+    among: its thresholds are then looser than this catalogue wants."""
+    tuned = int(matcher.info.get("tuned_listings") or 0)
+    if matcher.info.get("tuned_against") != "split" or not tuned or listings < 2 * tuned:
+        return []
+    return [
+        f"the matcher was tuned within a split of {tuned} listings and now matches among "
+        f"{listings}: its thresholds are looser than a whole catalogue wants; tune it with "
+        "`search eval --match-against catalogue`"
+    ]
 
 
 @dataclass

@@ -23,15 +23,25 @@ VERSION = 1
 
 @dataclass
 class PairModel:
-    """A pair model on candidate edges: a LightGBM text file beside the matcher."""
+    """A pair model on candidate edges: LightGBM text files beside the matcher, one per
+    seed (``model``, then ``model`` with ``.1``, ``.2``... before its suffix), their
+    probabilities averaged."""
 
     model: str  # path relative to the matcher file (or absolute)
     columns: list[str]
     neighbours: int = 5
+    seeds: int = 1
 
     def path(self, base: Path) -> Path:
         p = Path(self.model)
         return p if p.is_absolute() else base / p
+
+    def paths(self, base: Path) -> list[Path]:
+        """Every seed's model file."""
+        first = self.path(base)
+        return [first] + [
+            first.with_name(f"{first.stem}.{s}{first.suffix}") for s in range(1, self.seeds)
+        ]
 
 
 @dataclass
@@ -71,6 +81,7 @@ class Matcher:
                 "model": self.pair.model,
                 "columns": self.pair.columns,
                 "neighbours": self.pair.neighbours,
+                "seeds": self.pair.seeds,
             },
             "rule": self.rule,
             "rules": [r.to_json() for r in self.rules],
@@ -132,6 +143,6 @@ class Matcher:
         if "pair" in rule.scores:
             if self.pair is None:
                 raise UsageError(f"rule {rule.name!r} needs a pair model; the matcher has none")
-            path = self.pair.path(self.base)
-            if not path.is_file():
-                raise UsageError(f"the matcher's pair model {path} is missing")
+            for path in self.pair.paths(self.base):
+                if not path.is_file():
+                    raise UsageError(f"the matcher's pair model {path} is missing")

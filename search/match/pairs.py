@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,11 @@ from search.match.edges import CSLS, MEAN, Edges, ranks, reverse_index, top_stat
 from search.match.text import TEXT_FEATURES, text_features
 
 log = logging.getLogger(__name__)
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
 PAIR = "pair"
 NUM_LEAVES = 31
 NEIGHBOURS = 5  # top-k of each side's neighbourhood statistics
+SEEDS = 5  # pair models averaged (seeds of LightGBM's row and feature sampling)
 # what a pair's titles, prices and hashes tell (the stage-1 columns are this module's own)
 TITLE_FEATURES = tuple(f for f in FEATURES if not f.startswith("stage1_"))
 NEIGHBOUR_FEATURES = (
@@ -131,10 +133,32 @@ def train_pair_model(
     seed: int = 0,
     num_threads: int = 1,
     num_leaves: int = NUM_LEAVES,
+    progress: ProgressFactory | None = None,
 ) -> Any:
     """A LightGBM binary classifier of edges from group-disjoint train folds: the last
     fold held out stops the boosting, then the model is fitted again on every fold
-    with as many trees per edge (the tuning split never steers the training)."""
+    with as many trees per edge (the tuning split never steers the training). Each
+    boosting pass ticks a ``progress`` bar per tree."""
+    return train_pair_models(
+        folds, cols, seeds=1, first_seed=seed, num_threads=num_threads,
+        num_leaves=num_leaves, progress=progress,
+    )[0]  # fmt: skip
+
+
+def train_pair_models(
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    cols: Sequence[str],
+    *,
+    seeds: int = SEEDS,
+    first_seed: int = 0,
+    num_threads: int = 1,
+    num_leaves: int = NUM_LEAVES,
+    progress: ProgressFactory | None = None,
+) -> list[Any]:
+    """``seeds`` pair models (``train_pair_model``) differing only in the seed of their
+    row and feature sampling, their probabilities to be averaged: the held-out fold
+    stops the first one's boosting, every seed is then fitted on all folds with as many
+    trees."""
     from rerank.pair_gbdt import import_lightgbm
     from training.pair_gbdt import GbdtParams
 
@@ -145,9 +169,13 @@ def train_pair_model(
         raise UsageError(
             "the pair model needs matching and non-matching candidate pairs in the train split"
         )
-    params = GbdtParams(seed=seed, num_threads=num_threads).lightgbm()
-    params.update(metric=["binary_logloss"], num_leaves=num_leaves, min_data_in_leaf=20)
-    params.pop("eval_at", None)
+
+    def params(seed: int) -> dict[str, Any]:
+        out = GbdtParams(seed=seed, num_threads=num_threads).lightgbm()
+        out.update(metric=["binary_logloss"], num_leaves=num_leaves, min_data_in_leaf=20)
+        out.pop("eval_at", None)
+        return out
+
     rounds = 1000
     held = folds[-1][1] if len(folds) > 1 else np.zeros(0)
     if len(held) and held.min() != held.max():
@@ -155,30 +183,56 @@ def train_pair_model(
         data = lgb.Dataset(*fit, feature_name=list(cols), free_raw_data=False)
         stop = lgb.Dataset(folds[-1][0], held, reference=data)
         early = lgb.train(
-            params,
+            params(first_seed),
             data,
             rounds,
             valid_sets=[stop],
-            callbacks=[lgb.log_evaluation(0), lgb.early_stopping(50, verbose=False)],
+            callbacks=[
+                lgb.log_evaluation(0),
+                lgb.early_stopping(50, verbose=False),
+                *_ticks(progress, "pair model: trees until the held-out fold stops", rounds),
+            ],
         )
         best = early.best_iteration or early.current_iteration()
         rounds = max(1, round(best * len(y) / len(fit[1])))
     else:
         rounds = 200  # one fold: nothing to stop on; a moderate, fixed forest
     data = lgb.Dataset(x, y, feature_name=list(cols), free_raw_data=False)
-    booster = lgb.train(params, data, rounds, callbacks=[lgb.log_evaluation(0)])
-    log.info("pair model: %d trees on %d edges (%d positive)", rounds, len(y), int(y.sum()))
-    return booster
+    ticks = _ticks(progress, f"pair model: fitting every fold, {seeds} seed(s)", rounds * seeds)
+    boosters = [
+        lgb.train(params(first_seed + s), data, rounds, callbacks=[lgb.log_evaluation(0), *ticks])
+        for s in range(seeds)
+    ]
+    log.info(
+        "pair model: %d x %d trees on %d edges (%d positive)", seeds, rounds, len(y), int(y.sum())
+    )
+    return boosters
 
 
-def pair_scores(booster: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarray:
-    """The model's probability per edge, averaged with the reverse edge's where it exists."""
+def _ticks(progress: ProgressFactory | None, what: str, rounds: int) -> list[Callable]:
+    """A LightGBM callback ticking a progress bar once per tree (none without a bar)."""
+    if progress is None:
+        return []
+    tick = progress(what, rounds)
+    return [lambda _env: tick(1)]
+
+
+def pair_scores(boosters: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarray:
+    """The model's probability per edge (the mean over ``boosters``, one or a list),
+    averaged with the reverse edge's where it exists."""
     if not len(edges):
         return np.zeros(0, dtype=np.float32)
-    p = np.asarray(booster.predict(x, num_threads=1), dtype=np.float64)
+    models = boosters if isinstance(boosters, list | tuple) else [boosters]
+    p = np.mean([np.asarray(b.predict(x, num_threads=1), dtype=np.float64) for b in models], 0)
     rev = reverse_index(edges, n)
     both = np.where(rev >= 0, (p + p[np.maximum(rev, 0)]) / 2, p)
     return both.astype(np.float32)
+
+
+def save_models(boosters: Sequence[Any], paths: Sequence[Path]) -> None:
+    """One LightGBM text model per booster, each written whole or not at all."""
+    for booster, path in zip(boosters, paths, strict=True):
+        save_model(booster, path)
 
 
 def save_model(booster: Any, path: str | Path) -> Path:

@@ -23,10 +23,11 @@ from search.match.matcher import Matcher, PairModel
 from search.match.pairs import (
     NEIGHBOURS,
     PAIR,
+    SEEDS,
     columns,
     same_group,
-    save_model,
-    train_pair_model,
+    save_models,
+    train_pair_models,
 )
 from search.match.rules import Rule
 from search.match.tune import score_rule, tune_rule
@@ -102,10 +103,10 @@ def tune_all(
             src = tuned.get(tpl.name.split("+", 1)[1])
             if src is not None:
                 tpl = replace(tpl, inb_threshold=src.thresholds[src.primary])
-        rule = tune_rule(valid.edges_for(tpl, progress), tpl, valid.n, vt)
+        rule = tune_rule(valid.query_edges(tpl, progress), tpl, valid.n, vt)
         tuned[rule.name] = rule
-        v = score_rule(valid.edges_for(rule), rule, valid.n, vt)
-        t = score_rule(test.edges_for(rule, progress), rule, test.n, tt)
+        v = score_rule(valid.query_edges(rule), rule, valid.n, vt)
+        t = score_rule(test.query_edges(rule, progress), rule, test.n, tt)
         out.append(RuleScore(rule, stage, v, t))
         log.info("%s: valid F1 %.4f, test F1 %.4f", rule.name, v.f1, t.f1)
         if tick:
@@ -122,8 +123,9 @@ def fit_pair(
     neighbours: int = NEIGHBOURS,
     progress: ProgressFactory | None = None,
 ) -> PairModel:
-    """Train the pair model on the train folds' edges (the last fold stops the boosting),
-    score valid and test edges with it, and save it beside the matcher."""
+    """Train the pair model (``SEEDS`` seeds averaged) on the train folds' edges (the last
+    fold stops the boosting), score valid and test edges with it, and save it beside
+    the matcher."""
     names = list(valid.weights)
     cols = columns(names)
     tick = progress("pair features", len(train) + 2) if progress else None
@@ -133,11 +135,17 @@ def fit_pair(
         if tick:
             tick(1)
     labelled = [(x, same_group(es.edges, es.products)) for x, es in zip(xs, train)]
-    booster = train_pair_model(labelled, cols)
-    valid.add_pair(booster, xs[-2])
-    test.add_pair(booster, xs[-1])
-    save_model(booster, out / PAIR_FILE)
-    return PairModel(PAIR_FILE, cols, neighbours)
+    boosters = train_pair_models(labelled, cols, seeds=SEEDS, progress=progress)
+    valid.add_pair(boosters, xs[-2])
+    test.add_pair(boosters, xs[-1])
+    return save_pair(boosters, cols, out, neighbours)
+
+
+def save_pair(boosters: list, cols: list[str], out: Path, neighbours: int) -> PairModel:
+    """The pair model's files beside the matcher (one per seed) and its description."""
+    model = PairModel(PAIR_FILE, cols, neighbours, len(boosters))
+    save_models(boosters, model.paths(out))
+    return model
 
 
 def choose(scores: Sequence[RuleScore]) -> RuleScore:

@@ -46,6 +46,24 @@ def test_zip_is_shopee(shopee_dir, tmp_path):
     assert [p.id for p in data.products()] == ["a1"]
 
 
+def test_a_csv_file_inside_a_zip_is_named_with_two_colons(shopee_dir, tmp_path, write_csv):
+    write_csv(shopee_dir / "test.csv", SHOPEE[:4], [("t1", "t1.jpg", "", "x")])
+    archive = tmp_path / "kaggle.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("train.csv", "test.csv"):
+            zf.write(shopee_dir / name, f"kaggle/{name}")
+    assert detect_format(f"{archive}::test.csv") == "shopee"
+    data = open_dataset(f"{archive}::test.csv")
+    assert data.csv_files == ["test.csv"] and [p.id for p in data.products()] == ["t1"]
+    assert [p.id for p in open_dataset(archive).products()] == ["a1"]  # the zip: train.csv
+    with pytest.raises(UsageError, match="no other.csv"):
+        open_dataset(f"{archive}::other.csv")
+    with pytest.raises(UsageError, match="read as shopee"):
+        open_dataset(f"{archive}::test.csv", format="catalog")
+    with pytest.raises(UsageError, match="dataset not found"):
+        open_dataset(f"{tmp_path / 'missing.zip'}::test.csv")
+
+
 def test_zip_without_csv_is_undetectable(tmp_path):
     archive = tmp_path / "other.zip"
     with zipfile.ZipFile(archive, "w") as zf:

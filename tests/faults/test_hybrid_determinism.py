@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.encoders.base import VectorSpec
 from retrieval.index import HYBRID, SearchRequest, open_index, point_id
-from retrieval.index.rank_fusion import fuse, settled
+from retrieval.index.rank_fusion import fuse, settled, tied_ranks
 from retrieval.types import Hit
 
 SPECS = [VectorSpec("a", 4), VectorSpec("b", 4)]
@@ -90,3 +90,14 @@ def test_a_tie_group_cut_by_the_limit_is_left_out():
     assert [h.id for h in settled(hits, cut=3, fetched=10)] == ["x", "a", "b"]
     fused = fuse([[Hit("b", 1.0), Hit("a", 0.5)], [Hit("a", 1.0), Hit("b", 0.5)]], "rrf")
     assert [h.id for h in fused] == ["a", "b"] and fused[0].score == fused[1].score
+
+
+def test_tied_scores_share_a_rank_so_the_other_vector_decides():
+    # four listings share one title (tied text scores); the image list alone tells
+    # them apart, so the fused order must follow the image list, not the ids
+    title = [Hit("a", 0.9), Hit("b", 0.9), Hit("c", 0.9), Hit("d", 0.9), Hit("e", 0.2)]
+    image = [Hit("d", 0.8), Hit("c", 0.7), Hit("b", 0.6), Hit("a", 0.5), Hit("e", 0.1)]
+    fused = fuse([title, image], "rrf")
+    assert [h.id for h in fused] == ["d", "c", "b", "a", "e"]
+    assert fused[0].score == 1 / 60 + 1 / 60
+    assert tied_ranks([0.9, 0.9, 0.7, 0.7, 0.7, 0.1]) == [0, 0, 2, 2, 2, 5]

@@ -1,10 +1,23 @@
 """Tiny random decoder LLMs for FlagEmbedding's LLM rerankers, with a byte-level BPE
 tokenizer that knows "Yes" (the token those rerankers score): a Qwen2 causal LM for
-``flag-llm`` and FlagEmbedding's own layer-wise MiniCPM for ``flag-layerwise``."""
+``flag-llm`` and a layer-wise MiniCPM checkpoint for ``flag-layerwise``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+PAIR_QUERY = "samsung galaxy a52 128gb black"
+PAIR_TITLES = ("samsung galaxy a52 black", "nike air zoom shoe", "arla milk")
+
+
+def title_pairs():
+    """(query, candidate) pairs for the LLM rerankers: one match, two non-matches, in words
+    the tiny tokenizer knows."""
+    from retrieval.types import Candidate, Product
+
+    query = Product("q", PAIR_QUERY)
+    return [(query, Candidate(Product(f"c{i}", t), 0.5, i)) for i, t in enumerate(PAIR_TITLES)]
+
 
 WORDS = (
     "Yes No A B : ? . ' , given two product listings and predict whether they are the same "
@@ -72,43 +85,82 @@ def build_tiny_qwen2(path: Path) -> Path:
     return path
 
 
-def build_tiny_layerwise(path: Path, layers: int = 4) -> Path:
-    """FlagEmbedding's LayerWiseMiniCPMForCausalLM, ``layers`` deep (scoring heads from
-    layer 2 on), width 32, and its tokenizer."""
+def layerwise_config(vocab_size: int, layers: int, start_layer: int) -> dict:
+    """A config.json in the layout of BAAI/bge-reranker-v2-minicpm-layerwise's, tiny."""
+    return {
+        "architectures": ["LayerWiseMiniCPMForCausalLM"],
+        "auto_map": {
+            "AutoConfig": "configuration_minicpm_reranker.LayerWiseMiniCPMConfig",
+            "AutoModel": "modeling_minicpm_reranker.LayerWiseMiniCPMForCausalLM",
+        },
+        "model_type": "minicpm",
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "hidden_act": "silu",
+        "max_position_embeddings": 512,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "rope_scaling": None,
+        "scale_emb": 12,
+        "scale_depth": 1.4,
+        "dim_model_base": 16,
+        "start_layer": start_layer,
+        "head_type": "simple",
+        "head_multi": True,
+        "bos_token_id": 1,
+        "eos_token_id": 0,
+        "torch_dtype": "float32",
+    }
+
+
+def layerwise_tensors(config: dict, heads: bool = True) -> dict:
+    """Random tensors named as in the released checkpoint (``model.layers.N...``, one
+    ``lm_head.K.linear_head.weight`` per scored layer), large enough that layers differ."""
     import torch
 
-    from retrieval.flag_compat import import_flag
+    g = torch.Generator().manual_seed(0)
+    h, m = config["hidden_size"], config["intermediate_size"]
+    kv = h // config["num_attention_heads"] * config["num_key_value_heads"]
 
-    import_flag()
-    from FlagEmbedding.inference.reranker.decoder_only.models.configuration_minicpm_reranker import (
-        LayerWiseMiniCPMConfig,
-    )
-    from FlagEmbedding.inference.reranker.decoder_only.models.modeling_minicpm_reranker import (
-        LayerWiseMiniCPMForCausalLM,
-    )
+    def rand(*shape, scale=0.3):
+        return torch.randn(*shape, generator=g) * scale
 
+    def norm():
+        return 1.0 + rand(h, scale=0.1)
+
+    out = {"model.embed_tokens.weight": rand(config["vocab_size"], h, scale=0.05)}
+    for i in range(config["num_hidden_layers"]):
+        pre = f"model.layers.{i}."
+        for name, shape in (("q", (h, h)), ("k", (kv, h)), ("v", (kv, h)), ("o", (h, h))):
+            out[f"{pre}self_attn.{name}_proj.weight"] = rand(*shape)
+        for name, shape in (("gate", (m, h)), ("up", (m, h)), ("down", (h, m))):
+            out[f"{pre}mlp.{name}_proj.weight"] = rand(*shape, scale=0.2)
+        out[f"{pre}input_layernorm.weight"] = norm()
+        out[f"{pre}post_attention_layernorm.weight"] = norm()
+    out["model.norm.weight"] = norm()
+    if heads:
+        for k in range(config["num_hidden_layers"] - config["start_layer"] + 1):
+            out[f"lm_head.{k}.linear_head.weight"] = rand(1, h)
+    return out
+
+
+def build_tiny_layerwise(path: Path, layers: int = 4, heads: bool = True) -> Path:
+    """A tiny layer-wise MiniCPM reranker checkpoint (config.json, model.safetensors,
+    tokenizer) in the released one's layout, ``layers`` deep, heads from layer 2 on;
+    ``heads=False`` leaves out the per-layer score heads."""
+    import json
+
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer(bos=True)
-    config = LayerWiseMiniCPMConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        start_layer=2,
-        tie_word_embeddings=False,
-        head_type="simple",
-        head_multi=True,
-        attn_implementation="eager",
-        # transformers 5 fills a default rope dict without the "type" MiniCPM reads; dynamic
-        # NTK scaling is plain RoPE below max_position_embeddings
-        rope_scaling={"type": "dynamic", "factor": 2.0},
-    )
-    torch.manual_seed(0)
-    LayerWiseMiniCPMForCausalLM(config).save_pretrained(path)
+    config = layerwise_config(len(tokenizer), layers, start_layer=2)
+    config["bos_token_id"], config["eos_token_id"] = tokenizer.bos_token_id, tokenizer.eos_token_id
+    (path / "config.json").write_text(json.dumps(config))
+    save_file(layerwise_tensors(config, heads), str(path / "model.safetensors"), {"format": "pt"})
     _save_tokenizer(tokenizer, path)
     return path

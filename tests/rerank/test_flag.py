@@ -1,6 +1,6 @@
 """FlagEmbedding's rerankers by exact kind: FlagReranker on a tiny BERT cross-encoder,
-FlagLLMReranker on a tiny Qwen2 with the product prompt, the layer-wise kind's one-line
-refusal on transformers 5, and a missing FlagEmbedding naming its extra."""
+FlagLLMReranker on a tiny Qwen2 with the product prompt, and a missing FlagEmbedding
+naming its extra (the layer-wise kind: test_layerwise.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import math
 
 import pytest
 
-from retrieval.errors import MissingExtraError, SearchError, UsageError
-from retrieval.types import Candidate, Product
+from retrieval.errors import MissingExtraError, UsageError
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -20,14 +19,10 @@ try:
 except ImportError:  # pragma: no cover
     pytest.skip("FlagEmbedding is not installed", allow_module_level=True)
 
+from helpers.tiny_llm import PAIR_QUERY, PAIR_TITLES  # noqa: E402
+from helpers.tiny_llm import title_pairs as pairs  # noqa: E402
+
 from rerank import build_reranker, reranker_kinds  # noqa: E402
-
-QUERY = Product("q", "samsung galaxy a52 128gb black")
-TITLES = ["samsung galaxy a52 black", "nike air zoom shoe", "arla milk"]
-
-
-def pairs():
-    return [(QUERY, Candidate(Product(f"c{i}", t), 0.5, i)) for i, t in enumerate(TITLES)]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +51,7 @@ def test_flag_reranker_scores_are_the_sigmoid_of_the_cross_encoder_logit(cross_d
     tok = AutoTokenizer.from_pretrained(cross_dir)
     model = AutoModelForSequenceClassification.from_pretrained(cross_dir).eval()
     with torch.no_grad():
-        batch = tok([QUERY.title] * 3, TITLES, padding=True, return_tensors="pt")
+        batch = tok([PAIR_QUERY] * 3, list(PAIR_TITLES), padding=True, return_tensors="pt")
         logits = model(**batch).logits.view(-1)
     want = [1 / (1 + math.exp(-float(x))) for x in logits]
     assert scores == pytest.approx(want, abs=1e-4)
@@ -76,15 +71,6 @@ def test_flag_llm_uses_the_product_prompt_and_normalises(qwen_dir):
     assert reranker.score(pairs()) == pytest.approx(scores)
     other = build_reranker(f"flag-llm:{qwen_dir},device=cpu,prompt=Yes or No ?")
     assert other.score(pairs()) != pytest.approx(scores, abs=1e-9)  # the prompt is read
-
-
-def test_layerwise_on_transformers_5_is_a_one_line_refusal():
-    import transformers
-
-    if int(transformers.__version__.split(".")[0]) < 5:
-        pytest.skip("the layer-wise model runs on transformers 4")
-    with pytest.raises(SearchError, match="flag-layerwise: .*needs transformers 4.x"):
-        build_reranker("flag-layerwise:some/model,cutoff_layer=20")
 
 
 def test_bad_options_are_usage_errors(cross_dir):

@@ -13,7 +13,7 @@ from retrieval.metrics import match_scores
 from search.cli import app
 from search.evaluation.evaluate import evaluate_dataset
 from search.indexing import connect
-from search.match.job import match_dataset, self_edgeset
+from search.match.job import density_notes, match_dataset, self_edgeset
 from search.match.matcher import Matcher
 
 runner = CliRunner()
@@ -65,6 +65,8 @@ def test_the_tuned_matcher_drives_search_match(tuned, sparse_cfg, indexed, tmp_p
         out=tmp_path / "m",
     )
     assert res.rule == Matcher.load(tuned.out / "matcher.json").rule
+    # tuned among one split's listings, run among all of them: the user is told
+    assert any("--match-against catalogue" in note for note in res.notes)
     assert res.scores is not None and res.scores.f1 > 0.7
     assert json.loads(res.jsonl.read_text().splitlines()[0])["id"]
 
@@ -79,11 +81,17 @@ def test_pair_model_rules_are_stage_2(indexed, tmp_path):
     assert (out / "matcher.pair.txt").is_file()
     matcher = Matcher.load(out / "matcher.json")
     assert matcher.pair is not None and matcher.pair.model == "matcher.pair.txt"
+    files = matcher.pair.paths(out)  # one LightGBM file per seed, averaged
+    assert matcher.pair.seeds == 5 and [p.name for p in files][:2] == [
+        "matcher.pair.txt",
+        "matcher.pair.1.txt",
+    ]
+    assert all(p.is_file() for p in files)
     res = runner.invoke(
         app, ["match", str(indexed), *home, "-m", str(out / "matcher.json"), "--rule", "pair+min2"]
     )
     assert res.exit_code == 0, res.output
-    (out / "matcher.pair.txt").unlink()
+    files[-1].unlink()
     res = runner.invoke(
         app, ["match", str(indexed), *home, "-m", str(out / "matcher.json"), "--rule", "pair+min2"]
     )
@@ -95,3 +103,63 @@ def test_eval_of_an_unlabelled_catalogue_is_one_line(tmp_path, sparse_cfg):
     path.write_text('{"id": "a", "title": "red shoe"}\n{"id": "b", "title": "blue shoe"}\n')
     with pytest.raises(UsageError, match="no queries"):
         evaluate_dataset(sparse_cfg, str(path), out=tmp_path / "r")
+
+
+def test_tuned_against_the_catalogue_scores_each_split_among_every_listing(
+    indexed, sparse_cfg, tmp_path
+):
+    import numpy as np
+
+    from retrieval.data import open_dataset
+    from search.match.catalogue import tune_catalogue
+
+    dataset = open_dataset(str(indexed))
+    bars: dict[str, int] = {}
+
+    def progress(what: str, total: int):
+        bars[what] = 0
+
+        def tick(n: int) -> None:
+            bars[what] += n
+
+        return tick
+
+    index = connect(sparse_cfg)
+    try:
+        cat = tune_catalogue(
+            index, dataset, "shop", ["sparse"], ["sparse"], tmp_path / "cat",
+            pair=True, against="catalogue", progress=progress,
+        )  # fmt: skip
+        products = list(dataset.products())
+        es = self_edgeset(index, "shop", dataset.name, products, cat.matcher)
+        es.search()
+    finally:
+        index.close()
+    assert cat.matcher.info["tuned_against"] == "catalogue"
+    assert density_notes(cat.matcher, len(products)) == []  # tuned at this density
+    assert cat.matcher.pair is not None and (tmp_path / "cat" / "matcher.pair.txt").is_file()
+    # the reported F1: the test listings' sets decided among every listing of the catalogue
+    es.queries = np.array([i for i, p in enumerate(products) if p.fields["split"] == "test"])
+    rule = cat.matcher.chosen("sparse+min2")
+    sets, targets = es.decide(rule), es.targets()
+    assert set(targets) == set(es.queries.tolist())
+    want = match_scores({r: sets.get(r, ()) for r in targets}, targets, include_self=True)
+    assert cat.metrics()["match/sparse+min2/f1"] == pytest.approx(want.f1)
+    # the long steps of tuning show bars that move: the pair model's trees among them
+    assert bars["candidates"] == len(products)
+    assert any(what.startswith("pair model") and n > 0 for what, n in bars.items())
+    assert bars["tuning stage2 rules"] == 4
+
+
+def test_cli_match_against(indexed, tmp_path):
+    home = ["--data-dir", str(tmp_path / "home"), "-c", "shop"]
+    out = tmp_path / "run3"
+    res = runner.invoke(
+        app, ["eval", str(indexed), *home, "--match-against", "catalogue", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert Matcher.load(out / "matcher.json").info["tuned_against"] == "catalogue"
+    assert "matched against the whole catalogue" in (out / "report.md").read_text()
+    res = runner.invoke(app, ["eval", str(indexed), *home, "--match-against", "shop"])
+    assert res.exit_code == 2 and "match_against must be 'split' or 'catalogue'" in res.output
+    assert "Traceback" not in res.output

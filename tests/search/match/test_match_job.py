@@ -35,6 +35,13 @@ def test_matches_csv_is_a_submission_and_jsonl_says_why(indexed, sparse_cfg, tmp
     first = next(d for d in details if d["matches"])
     assert set(first["matches"][0]["scores"]) == {"sparse"}  # the scores the rule reads
     assert res.scores is not None and res.scores.f1 > 0.8  # reworded titles, clear groups
+    # the same F1 per split: the whole catalogue's is their mean weighted by listings
+    parts = res.split_scores
+    assert set(parts) <= {"train", "valid", "test"} and sum(s.n for s in parts.values()) == (
+        res.scores.n
+    )
+    mean = sum(s.f1 * s.n for s in parts.values()) / res.scores.n
+    assert mean == pytest.approx(res.scores.f1)
 
 
 def test_self_match_never_encodes_again(indexed, sparse_cfg, tmp_path, monkeypatch):
@@ -112,3 +119,30 @@ def test_an_unlabelled_shopee_test_csv_is_matched(tmp_path):
     }
     assert got == {"t0": ["t0", "t1"], "t1": ["t1", "t0"], "t2": ["t2"]}
     assert "F1" not in res.output  # nothing labelled to score
+
+
+def test_the_unlabelled_test_csv_inside_a_shopee_zip_is_matched(tmp_path):
+    import zipfile
+
+    train = ["posting_id,image,image_phash,title,label_group"]
+    train += [f"r{i},r{i}.jpg,,{t},g{i // 2}" for i, t in enumerate(["blue mug", "mug blue"])]
+    test = ["posting_id,image,image_phash,title"]
+    for i, title in enumerate(["nike air zoom 42", "air zoom nike 42 new", "canon eos 90d body"]):
+        test.append(f"t{i},t{i}.jpg,,{title}")
+    archive = tmp_path / "shopee.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("shopee/train.csv", "\n".join(train) + "\n")
+        zf.writestr("shopee/test.csv", "\n".join(test) + "\n")
+    home = ["--data-dir", str(tmp_path / "home"), "-e", "sparse", "-t", "sparse=0.5"]
+
+    def matched(path: str, out: str) -> dict[str, list[str]]:
+        res = runner.invoke(app, ["match", path, *home, "--out", str(tmp_path / out)])
+        assert res.exit_code == 0, res.output
+        rows = csv.DictReader((tmp_path / out / "matches.csv").open())
+        return {r["posting_id"]: r["matches"].split() for r in rows}
+
+    got = matched(f"{archive}::test.csv", "test")
+    assert got == {"t0": ["t0", "t1"], "t1": ["t1", "t0"], "t2": ["t2"]}
+    assert set(matched(str(archive), "train")) == {"r0", "r1"}  # the zip alone: train.csv
+    res = runner.invoke(app, ["match", f"{archive}::nope.csv", *home])
+    assert res.exit_code == 2 and "no nope.csv" in res.output

@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 
 from retrieval.types import Product
-from search.match.edges import MEAN, Edges, score_edges
+from search.match.edges import MEAN, Edges, reverse_index, score_edges
 from search.match.edgeset import EdgeSet
 from search.match.folds import fold_count, fold_of, folds
-from search.match.pairs import columns, edge_features, same_group, train_pair_model
+from search.match.pairs import (
+    columns,
+    edge_features,
+    pair_scores,
+    same_group,
+    train_pair_model,
+    train_pair_models,
+)
 from search.match.text import TEXT_FEATURES, bigrams, char_grams, idf_of, text_features, tfidf
 from search.match.vectors import build_store
 
@@ -105,6 +112,21 @@ def test_pair_model_learns_from_folds_and_scores_in_columns_order():
     p = model.predict(x)
     assert p[y == 1].mean() > p[y == 0].mean() + 0.3
     assert model.feature_name() == cols
+
+
+def test_seeds_of_the_pair_model_differ_and_are_averaged():
+    es = catalogue_edges(groups=30)
+    labelled = [(p.features(2), same_group(p.edges, p.products)) for p in folds(es, 3)]
+    cols = columns(["text"])
+    models = train_pair_models(labelled, cols, seeds=3)
+    assert [m.num_trees() for m in models] == [models[0].num_trees()] * 3  # one early stop
+    x = edge_features(es.edges, es.products, ["text"], 2)
+    each = [m.predict(x) for m in models]
+    assert not np.allclose(each[0], each[1])  # other row and feature samples
+    rev = reverse_index(es.edges, es.n)
+    mean = np.mean(each, axis=0)
+    want = np.where(rev >= 0, (mean + mean[np.maximum(rev, 0)]) / 2, mean)
+    assert pair_scores(models, x, es.edges, es.n) == pytest.approx(want, abs=1e-6)
 
 
 def test_pair_model_refuses_one_class():
