@@ -35,11 +35,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from benchmarks.bench_report import load_average, machine_info  # noqa: E402
-from rerank.base import build_reranker  # noqa: E402
+from rerank.base import (
+    build_reranker,  # noqa: E402
+    rerank_batch,  # noqa: E402
+)
 from retrieval.atomic import write_json, write_text  # noqa: E402
 from retrieval.encoders.text import packaged_minilm  # noqa: E402
+from retrieval.types import queries_to_qrels  # noqa: E402
 from search.config import load_config  # noqa: E402
-from search.train.candidates import compare_stages, open_for_training, stage1_splits  # noqa: E402
+from search.train.candidates import (  # noqa: E402
+    open_for_training,
+    ranking_metrics,
+    score_run,
+    stage1_splits,
+)
 from search.train.registry import TrainJob, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -80,13 +89,21 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         results["minutes"]["stack"] = round(minutes, 1)
         specs.update({"cross-encoder": with_ce, "stack": f"pair-gbdt:{stack},with={with_ce}"})
     _, ((queries, rows),) = stage1_splits(cfg, dataset, name, args.k, ["test"])
-    test: dict[str, dict[str, float]] = {}
+    qrels = queries_to_qrels(queries)
+    test = {"stage 1": ranking_metrics(score_run(queries, rows, 1), qrels, "stage1")}
+    top1: dict[str, set[str]] = {}
     for label, spec in specs.items():
-        metrics = compare_stages(build_reranker(spec), queries, rows)
-        test.setdefault("stage 1", {k: v for k, v in metrics.items() if k.startswith("stage1/")})
-        test[label] = {k: v for k, v in metrics.items() if k.startswith("stage2/")}
+        reranked = rerank_batch(
+            build_reranker(spec), [(q.product, r) for q, r in zip(queries, rows)]
+        )
+        test[label] = ranking_metrics(score_run(queries, reranked, 2), qrels, "stage2")
+        top1[label] = {q.id for q, r in zip(queries, reranked) if r and r[0].id in q.matches}
         log.warning("%s: %s", label, test[label])
     results.update(test=test, test_queries=len(queries))
+    if "cross-encoder" in top1:  # what any per-query choice of the two could reach
+        gbdt_only = len(top1["pair-gbdt"] - top1["cross-encoder"])
+        ce_only = len(top1["cross-encoder"] - top1["pair-gbdt"])
+        results["top1_only"] = {"pair-gbdt": gbdt_only, "cross-encoder": ce_only}
     return results
 
 
@@ -107,6 +124,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {label} | {metrics[f'{stage}/recall@1']:.3f} | {metrics[f'{stage}/hit@1']:.3f} "
             f"| {metrics[f'{stage}/mrr@10']:.3f} "
             f"| {minutes} |"
+        )
+    if "top1_only" in r:
+        only = r["top1_only"]
+        lines.append(
+            f"\nRight at rank 1 by one model only: pair-gbdt {only['pair-gbdt']}, "
+            f"cross-encoder {only['cross-encoder']} of {r['test_queries']} queries."
         )
     return "\n".join(lines)
 
