@@ -75,13 +75,11 @@ def common_arguments(
     precision: str = "auto",
     max_steps: int = -1,
     keep: int | None = 3,
-    cpu_bf16: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments shared by our TrainingArguments subclasses: cosine schedule
     with warm-up (a fraction below 1, else steps), AMP on a GPU (bf16 where the card
     has it), checkpoints every ``save_steps`` (the last ``keep``), every step's loss logged.
-    ``cpu_bf16``: ``auto`` on a CPU with native bf16 (AVX512-BF16 / AMX) trains under
-    bf16 autocast too (``cpu_autocast_bf16``); ``bf16`` asked on a CPU runs there."""
+    ``bf16`` asked on a CPU runs there (``use_cpu``)."""
     import torch
 
     if batch_size < 1 or grad_accum < 1 or save_steps < 1:
@@ -91,8 +89,6 @@ def common_arguments(
     cuda = torch.cuda.is_available()
     bf16 = precision == "bf16" or (precision == "auto" and cuda and torch.cuda.is_bf16_supported())
     fp16 = precision == "fp16" or (precision == "auto" and cuda and not bf16)
-    if not cuda and precision == "auto" and cpu_bf16:
-        bf16 = cpu_autocast_bf16()
     return {
         "output_dir": str(checkpoints),
         "num_train_epochs": epochs,
@@ -120,7 +116,9 @@ def common_arguments(
 
 def cpu_autocast_bf16() -> bool:
     """Whether this CPU runs bf16 matrix products natively (oneDNN's check): there bf16
-    autocast trains a MiniLM cross-encoder ~1.5x faster than fp32 (README, Measured)."""
+    autocast trains a MiniLM cross-encoder ~1.5x faster than fp32 (README, Train). The
+    trainer wraps its forward pass itself rather than setting the Trainer's ``bf16``, which
+    would fix accelerate's process-wide mixed-precision state for every later trainer."""
     import torch
 
     try:
