@@ -30,37 +30,34 @@ _, ((vq, vrows),) = stage1_splits(cfg, dataset, name, 50, ["valid"])
 _, ((tq, trows),) = stage1_splits(cfg, dataset, name, 20, ["test"])
 print("stage1", round(time.time() - t0), flush=True)
 stack = build_stack([f"cross-encoder:{ce}"])
+add_stack_features(stack, [(q.product, r) for q, r in zip(tq, trows)])  # test first
+print("test scored", round(time.time() - t0), flush=True)
+stored = [replace(s, reranker=StoredScores(s.column)) for s in stack]
+out = {}
+
+
+def measure(label, rr):
+    m = compare_stages(rr, tq, trows)
+    out.setdefault("stage 1", {k: round(v, 3) for k, v in m.items() if k.startswith("stage1/")})
+    out[label] = {k: round(v, 3) for k, v in m.items() if k.startswith("stage2/")}
+    res = {"test": out, "test_queries": len(tq), "seconds": round(time.time() - t0)}
+    res.update(load_start=l0, load_end=os.getloadavg())
+    Path("/tmp/s12/wdc/stack_result.json").write_text(json.dumps(res, indent=1))
+    print(label, out[label], flush=True)
+    return res
+
+
+measure("pair-gbdt", PairGbdtReranker(PairGbdtModel.load(gbdt)))
+measure("cross-encoder", stored[0].reranker)
 keep = sample_indices(len(vq), 500)
 bq, brows = [vq[i] for i in keep], [vrows[i] for i in keep]
 add_stack_features(stack, [(q.product, r) for q, r in zip(bq, brows)])
 print("valid scored", round(time.time() - t0), flush=True)
 model = PairGbdtModel.load(gbdt)
 model.info["stacked"] = [s.describe() for s in stack]
-fit_blend(
-    model,
-    [stack[0].column],
-    [(q.product, r, label_candidates(q.matches, r)) for q, r in zip(bq, brows)],
-)
-add_stack_features(stack, [(q.product, r) for q, r in zip(tq, trows)])
-print("test scored", round(time.time() - t0), flush=True)
-stored = [replace(s, reranker=StoredScores(s.column)) for s in stack]
-out = {}
-for label, rr in (
-    ("pair-gbdt", PairGbdtReranker(PairGbdtModel.load(gbdt))),
-    ("cross-encoder", stored[0].reranker),
-    ("stack", PairGbdtReranker(model, stacked=stored)),
-):
-    m = compare_stages(rr, tq, trows)
-    out.setdefault("stage 1", {k: round(v, 3) for k, v in m.items() if k.startswith("stage1/")})
-    out[label] = {k: round(v, 3) for k, v in m.items() if k.startswith("stage2/")}
-res = {
-    "test": out,
-    "test_queries": len(tq),
-    "blend_queries": len(keep),
-    "blend": model.info["blend"],
-    "seconds": round(time.time() - t0),
-    "load_start": l0,
-    "load_end": os.getloadavg(),
-}
+examples = [(q.product, r, label_candidates(q.matches, r)) for q, r in zip(bq, brows)]
+fit_blend(model, [stack[0].column], examples)
+res = measure("stack", PairGbdtReranker(model, stacked=stored))
+res.update(blend_queries=len(keep), blend=model.info["blend"])
 print(json.dumps(res, indent=1))
 Path("/tmp/s12/wdc/stack_result.json").write_text(json.dumps(res, indent=1))
