@@ -12,7 +12,8 @@ exactly as ``search train reranker`` does with no flag but the ones named here:
 
 and scores the test split's stage-1 top K (``search eval``'s default K) with each, loaded
 by spec as ``search eval --reranker`` loads them: recall@1 and MRR@10, and the training
-time. ``--ce-model`` reuses a cross-encoder trained the same way (skips its training).
+time. ``--ce-model`` / ``--gbdt-model`` reuse models trained the same way (skip their
+training); ``--ce-max-steps`` caps the cross-encoder's training (a cap, not a default).
 Measured, not asserted; nothing is tuned on test.
 
     python benchmarks/stage2_bench.py --data ../shared/data/abt-buy --vector text
@@ -34,11 +35,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from benchmarks.bench_report import load_average, machine_info  # noqa: E402
-from rerank.base import build_reranker  # noqa: E402
+from rerank.base import (
+    build_reranker,  # noqa: E402
+    rerank_batch,  # noqa: E402
+)
 from retrieval.atomic import write_json, write_text  # noqa: E402
 from retrieval.encoders.text import packaged_minilm  # noqa: E402
+from retrieval.types import queries_to_qrels  # noqa: E402
 from search.config import load_config  # noqa: E402
-from search.train.candidates import compare_stages, open_for_training, stage1_splits  # noqa: E402
+from search.train.candidates import (  # noqa: E402
+    open_for_training,
+    ranking_metrics,
+    score_run,
+    stage1_splits,
+)
 from search.train.registry import TrainJob, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -62,14 +72,16 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     ce = args.ce_model
     if ce is None and not args.no_ce:
         ce = home / "cross-encoder"
-        report, minutes = timed_train(
-            cfg, "cross-encoder", args.data, ce, {"model": packaged_minilm() or "all-MiniLM-L6-v2"}
-        )
+        flags = {"model": packaged_minilm() or "all-MiniLM-L6-v2"}
+        if args.ce_max_steps:
+            flags["max_steps"] = args.ce_max_steps  # a cap, reported as such
+        report, minutes = timed_train(cfg, "cross-encoder", args.data, ce, flags)
         results["minutes"]["cross-encoder"] = round(minutes, 1)
         results["info"]["cross-encoder"] = report.info
-    gbdt, stack = home / "pair-gbdt.txt", home / "stack.txt"
-    report, minutes = timed_train(cfg, "pair-gbdt", args.data, gbdt, {})
-    results["minutes"]["pair-gbdt"] = round(minutes, 1)
+    gbdt, stack = args.gbdt_model or home / "pair-gbdt.txt", home / "stack.txt"
+    if args.gbdt_model is None:
+        report, minutes = timed_train(cfg, "pair-gbdt", args.data, gbdt, {})
+        results["minutes"]["pair-gbdt"] = round(minutes, 1)
     specs = {"pair-gbdt": f"pair-gbdt:{gbdt}"}
     if ce is not None:
         with_ce = f"cross-encoder:{ce}"
@@ -77,13 +89,21 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         results["minutes"]["stack"] = round(minutes, 1)
         specs.update({"cross-encoder": with_ce, "stack": f"pair-gbdt:{stack},with={with_ce}"})
     _, ((queries, rows),) = stage1_splits(cfg, dataset, name, args.k, ["test"])
-    test: dict[str, dict[str, float]] = {}
+    qrels = queries_to_qrels(queries)
+    test = {"stage 1": ranking_metrics(score_run(queries, rows, 1), qrels, "stage1")}
+    top1: dict[str, set[str]] = {}
     for label, spec in specs.items():
-        metrics = compare_stages(build_reranker(spec), queries, rows)
-        test.setdefault("stage 1", {k: v for k, v in metrics.items() if k.startswith("stage1/")})
-        test[label] = {k: v for k, v in metrics.items() if k.startswith("stage2/")}
+        reranked = rerank_batch(
+            build_reranker(spec), [(q.product, r) for q, r in zip(queries, rows)]
+        )
+        test[label] = ranking_metrics(score_run(queries, reranked, 2), qrels, "stage2")
+        top1[label] = {q.id for q, r in zip(queries, reranked) if r and r[0].id in q.matches}
         log.warning("%s: %s", label, test[label])
     results.update(test=test, test_queries=len(queries))
+    if "cross-encoder" in top1:  # what any per-query choice of the two could reach
+        gbdt_only = len(top1["pair-gbdt"] - top1["cross-encoder"])
+        ce_only = len(top1["cross-encoder"] - top1["pair-gbdt"])
+        results["top1_only"] = {"pair-gbdt": gbdt_only, "cross-encoder": ce_only}
     return results
 
 
@@ -94,15 +114,22 @@ def markdown(report: dict[str, Any]) -> str:
         f"{Path(p['data']).name}: stage 1 `{p['vector']}` (default encoders text+sparse), "
         f"K={p['k']}, {r['test_queries']} test queries; rerankers trained with CLI defaults.",
         "",
-        "| stage 2 | R@1 | MRR@10 | training (min) |",
-        "| --- | --- | --- | --- |",
+        "| stage 2 | R@1 | hit@1 | MRR@10 | training (min) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for label, metrics in r["test"].items():
         stage = "stage1" if label == "stage 1" else "stage2"
         minutes = r["minutes"].get(label, "")
         lines.append(
-            f"| {label} | {metrics[f'{stage}/recall@1']:.3f} | {metrics[f'{stage}/mrr@10']:.3f} "
+            f"| {label} | {metrics[f'{stage}/recall@1']:.3f} | {metrics[f'{stage}/hit@1']:.3f} "
+            f"| {metrics[f'{stage}/mrr@10']:.3f} "
             f"| {minutes} |"
+        )
+    if "top1_only" in r:
+        only = r["top1_only"]
+        lines.append(
+            f"\nRight at rank 1 by one model only: pair-gbdt {only['pair-gbdt']}, "
+            f"cross-encoder {only['cross-encoder']} of {r['test_queries']} queries."
         )
     return "\n".join(lines)
 
@@ -114,6 +141,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=100, help="test candidates (search eval's K)")
     parser.add_argument("--ce-model", type=Path, default=None, help="reuse this cross-encoder")
     parser.add_argument("--no-ce", action="store_true", help="pair-gbdt only (no CE, no stack)")
+    parser.add_argument("--ce-max-steps", type=int, default=0, help="cap CE training (0: none)")
+    parser.add_argument("--gbdt-model", type=Path, default=None, help="reuse this pair-gbdt")
     parser.add_argument("--home", type=Path, default=None, help="keep the index and models here")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

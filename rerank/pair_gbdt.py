@@ -1,8 +1,8 @@
 """The ``pair-gbdt`` reranker: LightGBM over features of (query, candidate) pairs.
 
 Spec: ``pair-gbdt:MODEL.txt[,num_threads=N][,with=KIND:MODEL]`` (one thread by default,
-0 lets OpenMP choose; ``with=`` stacks other rerankers' scores as features, see
-``rerank.stacking``). The model is a LightGBM text model with a JSON sidecar next to it
+0 lets OpenMP choose; ``with=`` stacks other rerankers: their scores and the
+model's own probability are blended by weights fitted on valid, ``rerank.blend``). The model is a LightGBM text model with a JSON sidecar next to it
 (``MODEL.txt.json``) that lists the feature columns in order, the feature version and
 how the model was trained. The columns are the collection's per-vector similarities
 (``sim_<vector>``, filled by the pipeline from the stored vectors; a vector the
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rerank.base import Pair, register_reranker
+from rerank.blend import Blend, blend_inputs
 from rerank.pair_features import (
     FEATURE_VERSION,
     FEATURES,
@@ -57,17 +58,24 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def feature_rows(pairs: Sequence[Pair]) -> list[dict[str, float]]:
-    """Features of every pair; list features are computed within each query's run of
-    consecutive pairs (the order ``rerank_batch`` and the trainer pass them in)."""
-    rows = [pair_features(q, c) for q, c in pairs]
-    start = 0
+def query_runs(pairs: Sequence[Pair]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each query's run of consecutive pairs (the order
+    ``rerank_batch`` and the trainer pass them in)."""
+    runs, start = [], 0
     for i in range(1, len(pairs) + 1):
         if i == len(pairs) or pairs[i][0] is not pairs[start][0]:
-            query = pairs[start][0].title or ""
-            titles = [c.product.title or "" for _, c in pairs[start:i]]
-            list_features(rows[start:i], query, titles)
+            runs.append((start, i))
             start = i
+    return runs
+
+
+def feature_rows(pairs: Sequence[Pair]) -> list[dict[str, float]]:
+    """Features of every pair; list features are computed within each query's run."""
+    rows = [pair_features(q, c) for q, c in pairs]
+    for start, end in query_runs(pairs):
+        query = pairs[start][0].title or ""
+        titles = [c.product.title or "" for _, c in pairs[start:end]]
+        list_features(rows[start:end], query, titles)
     return rows
 
 
@@ -155,6 +163,8 @@ class PairGbdtReranker:
         self.model = model
         self.spec = spec
         self.stacked = list(stacked)
+        blend = model.info.get("blend")
+        self.blend = Blend.from_json(blend, len(self.stacked)) if blend else None
         self._checked = False
 
     def check_vectors(self, rows: Sequence[dict[str, float]]) -> None:
@@ -180,13 +190,19 @@ class PairGbdtReranker:
         """One score per pair, in order."""
         rows = feature_rows(pairs)
         self.check_vectors(rows)
+        stack: dict[str, list[float]] = {}
         if self.stacked and pairs:
             from rerank.stacking import stack_scores
 
-            for column, scores in stack_scores(self.stacked, pairs).items():
+            stack = stack_scores(self.stacked, pairs)
+            for column, scores in stack.items():  # columns of a model that reads them
                 for row, score in zip(rows, scores):
                     row[column] = score
-        return self.model.predict(rows)
+        base = self.model.predict(rows)
+        if self.blend is None or not pairs:
+            return base
+        columns = [stack[s.column] for s in self.stacked]
+        return self.blend.predict(blend_inputs(base, columns, query_runs(pairs)))
 
 
 @register_reranker("pair-gbdt")

@@ -128,6 +128,20 @@ def check_stack(trained: Sequence[dict[str, Any]], given: Sequence[Stacked], mod
     )
 
 
+class StoredScores:
+    """A stand-in for a stacked reranker that returns the scores ``add_stack_features``
+    stored on the candidates, so a trainer's report does not score the pairs again."""
+
+    needs_features = False
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]:
+        """The stored score of each pair."""
+        return [float(c.features[self.column]) for _, c in pairs]
+
+
 def stack_scores(stacked: Sequence[Stacked], pairs: Sequence[Pair]) -> dict[str, list[float]]:
     """Each stacked reranker's score of every pair, by column."""
     return {s.column: [float(v) for v in s.reranker.score(pairs)] for s in stacked}

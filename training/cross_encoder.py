@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover
     raise MissingExtraError("train", exc.name or "transformers") from exc
 from training.callbacks import (
     common_arguments,
+    cpu_autocast_bf16,
     nan_stop_callback,
     raise_if_diverged,
     resume_checkpoint,
@@ -90,14 +91,20 @@ class GroupRows:
 
 
 class GroupTrainer(Trainer):
-    """A Trainer whose loss reads each ``group_size`` logits as one softmax group, and
-    whose optimiser gives the freshly made weights (``fresh``) their own learning rate."""
+    """A Trainer whose loss reads each ``group_size`` logits as one softmax group, whose
+    optimiser gives the freshly made weights (``fresh``) their own learning rate, and
+    whose forward pass runs under bf16 autocast on a CPU with native bf16 (``cpu_bf16``)."""
 
     def __init__(
-        self, *args: Any, fresh: frozenset[str] = frozenset(), head_lr: float = 0.0, **kwargs: Any
+        self,
+        *args: Any,
+        fresh: frozenset[str] = frozenset(),
+        head_lr: float = 0.0,
+        cpu_bf16: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fresh, self.head_lr = fresh, head_lr
+        self.fresh, self.head_lr, self.cpu_bf16 = fresh, head_lr, cpu_bf16
 
     def create_optimizer(self, model=None):
         import torch
@@ -126,7 +133,8 @@ class GroupTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         import torch
 
-        outputs = model(**inputs)
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.cpu_bf16):
+            outputs = model(**inputs)
         scores = outputs.logits.float().view(-1, self.args.group_size)
         if self.args.loss_kind == "bce":
             target = torch.zeros_like(scores)
@@ -217,10 +225,13 @@ def train_cross_encoder(
             )
         )
 
+    cpu_bf16 = not args.bf16 and cfg.precision == "auto" and args.device.type == "cpu"
+    cpu_bf16 = cpu_bf16 and cpu_autocast_bf16()  # native bf16 on this CPU: autocast
+    bf16 = args.bf16 or cpu_bf16
     choice = EpochChoice(
         valid,
         out,
-        lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length),
+        lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length, bf16=bf16),
         lambda folder: save_model(trainer.model, tokenizer, folder),
         patience=cfg.patience,
         resume=resume,
@@ -245,6 +256,7 @@ def train_cross_encoder(
         callbacks=[stop, EpochEval()],
         fresh=fresh,
         head_lr=cfg.head_lr,
+        cpu_bf16=cpu_bf16,
     )
     with refused_checkpoint(start_from):
         result = trainer.train(resume_from_checkpoint=start_from)
@@ -274,9 +286,16 @@ def save_model(model: Any, tokenizer: Any, out: Path) -> None:
 
 
 def score_lists(
-    model: Any, tokenizer: Any, lists: Sequence[ValidList], max_length: int, batch_size: int = 64
+    model: Any,
+    tokenizer: Any,
+    lists: Sequence[ValidList],
+    max_length: int,
+    batch_size: int = 64,
+    *,
+    bf16: bool = False,
 ) -> list[list[float]]:
-    """Logits of every (query, candidate) pair of each list, in list order."""
+    """Logits of every (query, candidate) pair of each list, in list order (under bf16
+    autocast when the model trains so)."""
     import torch
 
     pairs = [(v.query, t) for v in lists for t in v.texts]
@@ -284,7 +303,7 @@ def score_lists(
     model.eval()
     flat: list[float] = []
     device = next(model.parameters()).device
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
         for s in range(0, len(pairs), batch_size):
             chunk = pairs[s : s + batch_size]
             enc = tokenizer(

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from rerank.blend import Blend, blend_inputs
 from rerank.pair_features import FEATURES, SIM_PREFIX, STACK_PREFIX
-from rerank.pair_gbdt import PairGbdtModel, feature_rows, import_lightgbm
+from rerank.pair_gbdt import PairGbdtModel, feature_rows, import_lightgbm, query_runs
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
 
@@ -166,3 +167,18 @@ def label_candidates(matches: Sequence[str], cands: Sequence[Candidate]) -> list
     """1 for candidates among the query's matches, else 0."""
     wanted = set(matches)
     return [int(c.id in wanted) for c in cands]
+
+
+def fit_blend(model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Example]) -> Blend:
+    """Fit the stacking blend (``rerank.blend``) on the valid examples, whose candidates
+    carry the stacked rerankers' scores in ``columns``; stored in the model's sidecar."""
+    pairs = [(q, c) for q, cands, _ in valid for c in cands]
+    labels = np.asarray([int(v) for _, _, labs in valid for v in labs], dtype=np.float64)
+    if not pairs:
+        raise UsageError("stacking fits its blend on the valid split: it has no candidates")
+    base = model.predict(feature_rows(pairs))
+    stacked = [[c.features[col] for _, c in pairs] for col in columns]
+    blend = Blend.fit(blend_inputs(base, stacked, query_runs(pairs)), labels)
+    model.info["blend"] = blend.to_json()
+    log.info("stacking blend on %d valid pairs: %s", len(pairs), blend.coef)
+    return blend

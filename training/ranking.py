@@ -47,15 +47,20 @@ def rank_metrics(lists: Sequence[ValidList], scores: Sequence[Sequence[float]]) 
     return {"hit@1": hit_rate_at_k(run, qrels, 1), "mrr@10": mrr_at_k(run, qrels, 10)}
 
 
+def sample_indices(count: int, queries: int = 0, seed: int = 0) -> list[int]:
+    """Which of ``count`` valid queries a trainer ranks: at most ``queries`` (a seeded
+    sample, in order); 0 keeps all."""
+    if not queries or count <= queries:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), queries))
+
+
 def sample_lists(
     lists: Sequence[ValidList], queries: int = 0, k: int = 0, seed: int = 0
 ) -> list[ValidList]:
     """At most ``queries`` lists (a seeded sample, in their order), each cut to its first
     ``k`` candidates (matches cut off count as missed); 0 keeps all."""
-    chosen = list(lists)
-    if queries and len(chosen) > queries:
-        keep = set(random.Random(seed).sample(range(len(chosen)), queries))
-        chosen = [v for i, v in enumerate(chosen) if i in keep]
+    chosen = [lists[i] for i in sample_indices(len(lists), queries, seed)]
     if k:
         chosen = [
             ValidList(v.query, v.texts[:k], v.labels[:k], v.missed + sum(v.labels[k:]))

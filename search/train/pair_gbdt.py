@@ -4,15 +4,16 @@ Runs stage 1 on the train split's queries (the collection indexed first if missi
 labels each candidate by the query's matches, fits LightGBM with early stopping on the
 valid split, saves the model and reports stage 1 against stage 2 on the valid split.
 Load it with ``--reranker pair-gbdt:OUT``. With ``stack`` (``--with cross-encoder:PATH``,
-or ``stack = "..."`` in ``[train.pair-gbdt]``) the candidates of both splits are first
-scored by those rerankers and their scores become features (``rerank.stacking``);
-load it with ``--reranker pair-gbdt:OUT,with=cross-encoder:PATH``.
+or ``stack = "..."`` in ``[train.pair-gbdt]``) the trees are fitted as without, then the
+valid candidates (rows the stacked models did not train on) are scored by those
+rerankers and a blend of their scores with pair-gbdt's is fitted there
+(``rerank.blend``); load it with ``--reranker pair-gbdt:OUT,with=cross-encoder:PATH``.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Query
@@ -31,15 +32,17 @@ class PairGbdtOptions(CandidateOptions):
     """``[train.pair-gbdt]``: the LightGBM objective (binary or lambdarank)."""
 
     objective: str = "binary"
-    stack: str | None = None  # rerankers whose scores become features: KIND:MODEL[+...]
+    stack: str | None = None  # rerankers blended with pair-gbdt: KIND:MODEL[+...]
+    stack_queries: int = 500  # valid queries (a seeded sample) the blend is fitted on; 0: all
 
 
 @register_trainer("pair-gbdt", "reranker", PairGbdtOptions)
 def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> TrainReport:
     """Train the ``pair-gbdt`` reranker on one split's stage-1 candidates and save it."""
     from rerank.pair_gbdt import PairGbdtReranker
-    from rerank.stacking import add_stack_features, build_stack, parse_with
-    from training.pair_gbdt import GbdtParams, fit_pair_gbdt, label_candidates
+    from rerank.stacking import StoredScores, add_stack_features, build_stack, parse_with
+    from training.pair_gbdt import GbdtParams, fit_blend, fit_pair_gbdt, label_candidates
+    from training.ranking import sample_indices
 
     start = time.perf_counter()
     params = GbdtParams(objective=opts.objective)
@@ -57,14 +60,27 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
     info = {"dataset": dataset.name, "collection": name, "vector": vector, "k": opts.k}
     info["split"] = opts.split
     if stacked:
-        for queries, rows in ((train_q, train_rows), (valid_q, valid_rows)):
-            add_stack_features(stacked, [(q.product, row) for q, row in zip(queries, rows)])
+        if not valid_q:
+            raise UsageError(
+                f"{job.dataset}: stacking fits its blend on split {opts.valid_split!r}, "
+                "which has no labelled queries"
+            )
         info["stacked"] = [s.describe() for s in stacked]
     model = fit_pair_gbdt(
         examples(train_q, train_rows), examples(valid_q, valid_rows), params, info
     )
+    stored: list = []
+    if stacked:  # scored after the fit: the trees never see the stacked columns
+        keep = sample_indices(len(valid_q), opts.stack_queries)
+        blend_q, blend_rows = [valid_q[i] for i in keep], [valid_rows[i] for i in keep]
+        add_stack_features(stacked, [(q.product, row) for q, row in zip(blend_q, blend_rows)])
+        fit_blend(model, [s.column for s in stacked], examples(blend_q, blend_rows))
+        model.info["stack_queries"] = len(keep)
+        # the report ranks the blend's own rows with the scores already there
+        stored = [replace(s, reranker=StoredScores(s.column)) for s in stacked]
+        valid_q, valid_rows = blend_q, blend_rows
     path = model.save(job.out)
-    reranker = PairGbdtReranker(model, stacked=stacked)
+    reranker = PairGbdtReranker(model, stacked=stored)
     metrics = compare_stages(reranker, valid_q, valid_rows) if valid_q else {}
     return TrainReport(
         "pair-gbdt",

@@ -1,6 +1,6 @@
-"""Stacking: pair-gbdt with another reranker's scores as a feature, the sidecar that
-records it, and the one-line refusals (missing or wrong-kind with=, other rerankers
-than the model was trained with)."""
+"""Stacking: pair-gbdt blended with another reranker's scores by weights fitted on valid,
+the sidecar that records both, and the one-line refusals (missing or wrong-kind with=,
+other rerankers than the model was trained with, a blend of the wrong shape)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ pytest.importorskip("lightgbm")
 pytest.importorskip("sentence_transformers")
 
 from rerank.base import build_reranker, rerank  # noqa: E402
-from rerank.pair_gbdt import sidecar_path  # noqa: E402
+from rerank.blend import Blend, blend_inputs  # noqa: E402
+from rerank.pair_gbdt import (  # noqa: E402
+    PairGbdtModel,
+    PairGbdtReranker,
+    feature_rows,
+    sidecar_path,
+)
 from rerank.stacking import (  # noqa: E402
     add_stack_features,
     build_stack,
@@ -23,20 +29,21 @@ from rerank.stacking import (  # noqa: E402
     parse_with,
 )
 from retrieval.errors import UsageError  # noqa: E402
-from training.pair_gbdt import GbdtParams, fit_pair_gbdt  # noqa: E402
+from training.pair_gbdt import GbdtParams, fit_blend, fit_pair_gbdt  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def stacked_model(tiny_cross_encoder, tmp_path_factory):
-    """A pair-gbdt trained on toy candidates scored by the tiny cross-encoder."""
+    """A pair-gbdt trained on toy candidates, blended with the tiny cross-encoder's scores
+    of the valid candidates (the trainer's way: the trees never see the stacked column)."""
     spec = f"cross-encoder:{tiny_cross_encoder},device=cpu"
     stack = build_stack([spec])
     train, valid = toy_examples(40, 0), toy_examples(15, 1)
-    for examples in (train, valid):
-        add_stack_features(stack, [(q, cands) for q, cands, _ in examples])
     params = GbdtParams(min_data_in_leaf=5, num_boost_round=30)
     info = {"stacked": [s.describe() for s in stack]}
     model = fit_pair_gbdt(train, valid, params, info)
+    add_stack_features(stack, [(q, cands) for q, cands, _ in valid])
+    fit_blend(model, [s.column for s in stack], valid)
     return model.save(tmp_path_factory.mktemp("stack") / "model.txt"), spec
 
 
@@ -50,22 +57,41 @@ def test_with_parses_several_rerankers_and_their_options():
         parse_with("cross-encoder:a+")
 
 
-def test_stacked_scores_are_a_column_and_the_sidecar_records_them(stacked_model):
+def test_stacked_scores_are_blended_and_the_sidecar_records_them(stacked_model):
     path, spec = stacked_model
     meta = json.loads(sidecar_path(path).read_text())
-    assert "stack1_cross_encoder" in meta["features"]
+    assert not any(f.startswith("stack") for f in meta["features"])  # trees: own features
     (entry,) = meta["stacked"]
     assert entry["kind"] == "cross-encoder" and entry["spec"] == spec
+    assert len(meta["blend"]["coef"]) == 3  # logit(pair-gbdt), logit(CE), CE's gap to the best
     reranker = build_reranker(f"pair-gbdt:{path},with={spec.replace(',', ';')}")
     query, cands, _ = toy_examples(1, 7)[0]
-    seen: list = []
-    predict = reranker.model.predict
-    reranker.model.predict = lambda rows: seen.extend(rows) or predict(rows)
-    ranked = rerank(reranker, query, cands)
-    assert len(ranked) == len(cands)
-    # the booster read the cross-encoder's own score of each pair in its column
-    direct = reranker.stacked[0].reranker.score([(query, c) for c in cands])
-    assert [r["stack1_cross_encoder"] for r in seen] == pytest.approx(direct)
+    pairs = [(query, c) for c in cands]
+    scores = reranker.score(pairs)
+    assert len(rerank(reranker, query, cands)) == len(cands) and all(0 < s < 1 for s in scores)
+    # the blend of the booster's probability and the cross-encoder's own scores of the pairs
+    base = PairGbdtModel.load(path).predict(feature_rows(pairs))
+    direct = reranker.stacked[0].reranker.score(pairs)
+    x = blend_inputs(base, [direct], [(0, len(pairs))])
+    assert scores == pytest.approx(Blend(**meta["blend"]).predict(x))
+    assert x[:, 2].min() == 0.0  # the list's best CE score has no gap
+
+
+def test_blend_fits_a_separable_signal_and_refuses_a_wrong_shape(stacked_model):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 1] > 0).astype(float)
+    blend = Blend.fit(x, y)
+    assert abs(blend.coef[1]) > 5 * max(abs(blend.coef[0]), abs(blend.coef[2]))
+    path, spec = stacked_model
+    model = PairGbdtModel.load(path)
+    model.info["blend"] = {**model.info["blend"], "coef": [1.0]}
+    with pytest.raises(UsageError, match="3 expected"):
+        PairGbdtReranker(model, stacked=build_stack([spec]))
+    with pytest.raises(UsageError, match="both kinds"):
+        Blend.fit(x, np.zeros(400))
 
 
 def test_a_model_moved_keeps_its_fingerprint(tiny_cross_encoder, tmp_path):

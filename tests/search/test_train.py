@@ -4,6 +4,8 @@ beating stage 1 on the valid split. 150 groups give a valid split of ~70 queries
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -106,7 +108,8 @@ def test_cross_encoder_mines_its_own_then_stacks_into_pair_gbdt(synth, tmp_path)
         + ["--with", f"cross-encoder:{ce}", *home],
     )
     assert res.exit_code == 0, res.output
-    assert "stack1_cross_encoder" in (tmp_path / "stack.txt.json").read_text()
+    meta = json.loads((tmp_path / "stack.txt.json").read_text())
+    assert meta["stacked"][0]["kind"] == "cross-encoder" and len(meta["blend"]["coef"]) == 3
     with pytest.raises(UsageError, match="trained with with=cross-encoder"):
         build_reranker(f"pair-gbdt:{stack}")
     reranker = build_reranker(f"pair-gbdt:{stack},with=cross-encoder:{ce}")
@@ -118,3 +121,10 @@ def test_cross_encoder_mines_its_own_then_stacks_into_pair_gbdt(synth, tmp_path)
     )
     assert res.exit_code != 0 and "not found" in res.output
     assert len(res.output.strip().splitlines()) == 1  # one line, no traceback
+    res = runner.invoke(  # no valid queries: the blend has no rows it could be fitted on
+        app,
+        ["train", "reranker", str(synth), "--out", str(tmp_path / "y.txt")]
+        + ["--with", f"cross-encoder:{ce}", "--valid-split", "none", *home],
+    )
+    assert res.exit_code != 0 and "no labelled queries" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "y.txt").exists()

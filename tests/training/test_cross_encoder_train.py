@@ -142,3 +142,48 @@ def test_recipes_head_rate_and_no_valid(tiny_bert, tmp_path, caplog):
     assert moved > 1e-4
     again = train_cross_encoder(rows(), str(out), tmp_path / "b", config(lr=None, max_steps=1))
     assert again["recipe"] == "reranker" and again["config"]["lr"] == RECIPES["reranker"]["lr"]
+
+
+def test_precision_on_a_cpu(tiny_bert, tmp_path, monkeypatch):
+    """auto on a CPU with native bf16: the forward pass runs under bf16 autocast inside
+    the trainer (accelerate's process-wide state stays fp32 for later trainers); fp32
+    asked, or a CPU without it: no autocast; bf16 asked on a CPU runs there (use_cpu)."""
+    import torch
+    from accelerate.state import AcceleratorState
+
+    import training.callbacks as cb
+    import training.cross_encoder as tce
+
+    seen: list = []
+    forward = tce.GroupTrainer.compute_loss
+
+    def spy(self, model, inputs, *a, **kw):  # is autocast on while the model runs?
+        hook = model.register_forward_pre_hook(
+            lambda *_: seen.append(torch.is_autocast_enabled("cpu"))
+        )
+        try:
+            return forward(self, model, inputs, *a, **kw)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(tce.GroupTrainer, "compute_loss", spy)
+    for native, precision, want in (
+        (True, "auto", True),
+        (False, "auto", False),
+        (True, "fp32", False),
+    ):
+        monkeypatch.setattr(tce, "cpu_autocast_bf16", lambda native=native: native)
+        seen.clear()
+        train_cross_encoder(
+            rows(),
+            str(tiny_bert),
+            tmp_path / f"{native}{precision}",
+            config(max_steps=1, precision=precision),
+        )
+        assert seen and all(s is want for s in seen)
+        assert str(AcceleratorState().mixed_precision) == "no"
+    base = dict(epochs=1.0, batch_size=2, lr=1e-4, warmup=0.0, save_steps=10)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    asked = cb.common_arguments(tmp_path, precision="bf16", **base)
+    assert asked["bf16"] and asked["use_cpu"]
+    assert "use_cpu" not in cb.common_arguments(tmp_path, **base)
