@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,24 +30,36 @@ from retrieval.errors import UsageError
 EPS = 1e-6
 
 
-def logit(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """log(p / (1 - p)), clipped away from 0 and 1; scores outside [0, 1] (a reranker
-    run with ``activation=none``) are kept as they are."""
+def logit(values: Sequence[float] | np.ndarray, raw: bool = False) -> np.ndarray:
+    """log(p / (1 - p)), clipped away from 0 and 1; ``raw`` scores (a reranker run with
+    ``activation=none``) are kept as they are."""
     x = np.asarray(values, dtype=np.float64)
-    if x.size and (np.nanmin(x) < 0.0 or np.nanmax(x) > 1.0):
+    if raw:
         return x
     p = np.clip(x, EPS, 1 - EPS)
     return np.log(p / (1 - p))
 
 
+def is_raw(values: Sequence[float]) -> bool:
+    """Whether scores are not probabilities (some fall outside [0, 1]). Decided once, on
+    the rows the blend is fitted on, and stored with it: a query's few scores could all
+    fall inside [0, 1] by chance."""
+    x = np.asarray(values, dtype=np.float64)
+    return bool(x.size and (np.nanmin(x) < 0.0 or np.nanmax(x) > 1.0))
+
+
 def blend_inputs(
-    base: Sequence[float], stacked: Sequence[Sequence[float]], runs: Sequence[tuple[int, int]]
+    base: Sequence[float],
+    stacked: Sequence[Sequence[float]],
+    runs: Sequence[tuple[int, int]],
+    raw: Sequence[bool] = (),
 ) -> np.ndarray:
     """The blend's input matrix: one row per pair, ``runs`` are the ``(start, end)`` of
-    each query's pairs (the gap features are taken within them)."""
+    each query's pairs (the gap features are taken within them); ``raw[i]``: the i-th
+    stacked reranker's scores are logits already (default: probabilities)."""
     cols = [logit(base)]
-    for scores in stacked:
-        z = logit(scores)
+    for i, scores in enumerate(stacked):
+        z = logit(scores, raw=bool(raw[i]) if i < len(raw) else False)
         gap = np.zeros_like(z)
         for start, end in runs:
             if end > start:
@@ -64,6 +76,7 @@ class Blend:
     scale: list[float]
     coef: list[float]
     intercept: float
+    raw: list[bool] = field(default_factory=list)  # per stacked reranker: scores are logits
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> Blend:
@@ -104,10 +117,13 @@ class Blend:
                 [float(v) for v in data["scale"]],
                 [float(v) for v in data["coef"]],
                 float(data["intercept"]),
+                [bool(v) for v in data.get("raw", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"bad stacking blend in the pair-gbdt sidecar: {exc}") from exc
-        if not len(blend.mean) == len(blend.scale) == len(blend.coef) == 1 + 2 * stacked:
+        if len(blend.raw) not in (0, stacked) or not (
+            len(blend.mean) == len(blend.scale) == len(blend.coef) == 1 + 2 * stacked
+        ):
             raise UsageError(
                 f"the pair-gbdt sidecar's blend has {len(blend.coef)} weights; "
                 f"{1 + 2 * stacked} expected for {stacked} stacked reranker(s)"

@@ -202,7 +202,7 @@ class PairGbdtReranker:
         if self.blend is None or not pairs:
             return base
         columns = [stack[s.column] for s in self.stacked]
-        return self.blend.predict(blend_inputs(base, columns, query_runs(pairs)))
+        return self.blend.predict(blend_inputs(base, columns, query_runs(pairs), self.blend.raw))
 
 
 @register_reranker("pair-gbdt")

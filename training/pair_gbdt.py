@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rerank.blend import Blend, blend_inputs
+from rerank.blend import Blend, blend_inputs, is_raw
 from rerank.pair_features import FEATURES, SIM_PREFIX, STACK_PREFIX
 from rerank.pair_gbdt import PairGbdtModel, feature_rows, import_lightgbm, query_runs
 from retrieval.errors import UsageError
@@ -178,7 +178,9 @@ def fit_blend(model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Exam
         raise UsageError("stacking fits its blend on the valid split: it has no candidates")
     base = model.predict(feature_rows(pairs))
     stacked = [[c.features[col] for _, c in pairs] for col in columns]
-    blend = Blend.fit(blend_inputs(base, stacked, query_runs(pairs)), labels)
+    raw = [is_raw(col) for col in stacked]
+    blend = Blend.fit(blend_inputs(base, stacked, query_runs(pairs), raw), labels)
+    blend.raw = raw
     model.info["blend"] = blend.to_json()
     log.info("stacking blend on %d valid pairs: %s", len(pairs), blend.coef)
     return blend

@@ -5,6 +5,7 @@ other rerankers than the model was trained with, a blend of the wrong shape)."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -14,7 +15,7 @@ pytest.importorskip("lightgbm")
 pytest.importorskip("sentence_transformers")
 
 from rerank.base import build_reranker, rerank  # noqa: E402
-from rerank.blend import Blend, blend_inputs  # noqa: E402
+from rerank.blend import Blend, blend_inputs, is_raw  # noqa: E402
 from rerank.pair_gbdt import (  # noqa: E402
     PairGbdtModel,
     PairGbdtReranker,
@@ -92,6 +93,17 @@ def test_blend_fits_a_separable_signal_and_refuses_a_wrong_shape(stacked_model):
         PairGbdtReranker(model, stacked=build_stack([spec]))
     with pytest.raises(UsageError, match="both kinds"):
         Blend.fit(x, np.zeros(400))
+
+
+def test_raw_scores_stay_raw_whatever_one_query_s_scores_look_like():
+    # a reranker run with activation=none: decided on the fitting rows, kept per query
+    fit_rows = [-3.0, 0.2, 4.0]
+    assert is_raw(fit_rows) and not is_raw([0.2, 0.7])
+    one_query = [0.2, 0.7]  # all inside [0, 1] by chance
+    x = blend_inputs([0.5, 0.5], [one_query], [(0, 2)], raw=[True])
+    assert x[:, 1].tolist() == one_query
+    y = blend_inputs([0.5, 0.5], [one_query], [(0, 2)])
+    assert y[0, 1] == pytest.approx(math.log(0.2 / 0.8))
 
 
 def test_a_model_moved_keeps_its_fingerprint(tiny_cross_encoder, tmp_path):
