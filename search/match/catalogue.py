@@ -13,7 +13,7 @@ match them: one candidate search of every listing, each split a view of its quer
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
+from retrieval.types import ProgressFactory
 from search.match.density import AGAINST, catalogue_sets, fit_catalogue_pair
 from search.match.edgeset import EdgeSet, weights_for
 from search.match.folds import fold_count, folds
@@ -38,7 +39,6 @@ from search.match.tuning import (
 )
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 MATCHER_FILE = "matcher.json"
 
 

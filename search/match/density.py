@@ -17,7 +17,7 @@ group-disjoint folds, the last one stopping the boosting.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import numpy as np
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
+from retrieval.types import ProgressFactory
 from search.match.edgeset import EdgeSet
 from search.match.folds import fold_of
 from search.match.matcher import Matcher, PairModel
@@ -33,7 +34,6 @@ from search.match.pairs import NEIGHBOURS, SEEDS, columns, same_group, train_pai
 from search.match.tuning import save_pair
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 AGAINST = ("split", "catalogue")  # what a split's listings are matched against when tuning
 FOLDS = 5  # group-disjoint parts of the train queries; the last stops the boosting
 

@@ -7,14 +7,14 @@ the rules read (stage 1, INB rounds, the pair model), and labels where there are
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from retrieval.index.base import VectorIndex
-from retrieval.types import Product
+from retrieval.types import Product, ProgressFactory
 from search.match.blend import blend_rounds
 from search.match.edges import Edges, score_edges, search_candidates
 from search.match.pairs import PAIR, edge_features, pair_scores
@@ -22,7 +22,6 @@ from search.match.rules import Rule, Sets, decide
 from search.match.vectors import StoredVectors
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import CollectionInfo, VectorIndex
 from retrieval.metrics import MatchScores, match_scores
-from retrieval.types import Product
+from retrieval.types import Product, ProgressFactory
 from search.config import AppConfig
 from search.match.edgeset import EdgeSet
 from search.match.matcher import Matcher
@@ -36,7 +35,6 @@ from search.match.rules import Rule
 from search.match.vectors import build_store, fetch_vectors
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 QUERY_PREFIX = "\x1fquery:"  # query rows' ids in a query/gallery store, apart from gallery ids
 
 

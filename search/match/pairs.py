@@ -25,12 +25,11 @@ import numpy as np
 from rerank.pair_features import FEATURES, pair_features
 from retrieval.atomic import write_text
 from retrieval.errors import UsageError
-from retrieval.types import Candidate, Product
+from retrieval.types import Candidate, Product, ProgressFactory
 from search.match.edges import CSLS, MEAN, Edges, ranks, reverse_index, top_stats
 from search.match.text import TEXT_FEATURES, text_features
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 PAIR = "pair"
 NUM_LEAVES = 31
 NEIGHBOURS = 5  # top-k of each side's neighbourhood statistics

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retrieval.metrics import MatchScores
-from retrieval.types import Product
+from retrieval.types import Product, ProgressFactory
 from search.match.edges import CSLS, MEAN
 from search.match.edgeset import EdgeSet
 from search.match.matcher import Matcher, PairModel
@@ -33,7 +33,6 @@ from search.match.rules import Rule
 from search.match.tune import score_rule, tune_rule
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 PAIR_FILE = "matcher.pair.txt"
 MARGIN = 0.005  # F1 on valid a more complex rule must gain to be preferred
 
