@@ -23,7 +23,7 @@ from typing import Any
 from rerank.base import Pair, Reranker, build_reranker
 from rerank.pair_features import STACK_PREFIX
 from retrieval.errors import SearchError, UsageError
-from retrieval.types import Candidate, ComponentSpec, Product
+from retrieval.types import Candidate, ComponentSpec, Product, ProgressFactory
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +148,24 @@ def stack_scores(stacked: Sequence[Stacked], pairs: Sequence[Pair]) -> dict[str,
 
 
 def add_stack_features(
-    stacked: Sequence[Stacked], items: Sequence[tuple[Product, Sequence[Candidate]]]
+    stacked: Sequence[Stacked],
+    items: Sequence[tuple[Product, Sequence[Candidate]]],
+    progress: ProgressFactory | None = None,
+    chunk: int = 16,
 ) -> None:
     """Score every (query, candidate) of ``items`` with the stacked rerankers and store
-    the scores on the candidates' features (how training candidates get their columns)."""
-    pairs = [(q, c) for q, cands in items for c in cands]
-    if not pairs or not stacked:
+    the scores on the candidates' features (how training candidates get their columns);
+    ``chunk`` queries at a time, each ticking ``progress`` (a cross-encoder pass over a
+    few hundred queries x 50 candidates takes minutes on a CPU)."""
+    if not stacked or not any(cands for _, cands in items):
         return
-    for column, scores in stack_scores(stacked, pairs).items():
-        for (_, cand), score in zip(pairs, scores):
-            cand.features[column] = score
+    tick = progress("stacked rerankers", len(items)) if progress else None
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
+        pairs = [(q, c) for q, cands in part for c in cands]
+        if pairs:
+            for column, scores in stack_scores(stacked, pairs).items():
+                for (_, cand), score in zip(pairs, scores):
+                    cand.features[column] = score
+        if tick:
+            tick(len(part))

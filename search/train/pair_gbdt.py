@@ -73,7 +73,8 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
     if stacked:  # scored after the fit: the trees never see the stacked columns
         keep = sample_indices(len(valid_q), opts.stack_queries)
         blend_q, blend_rows = [valid_q[i] for i in keep], [valid_rows[i] for i in keep]
-        add_stack_features(stacked, [(q.product, row) for q, row in zip(blend_q, blend_rows)])
+        items = [(q.product, row) for q, row in zip(blend_q, blend_rows)]
+        add_stack_features(stacked, items, job.progress)
         fit_blend(model, [s.column for s in stacked], examples(blend_q, blend_rows))
         model.info["stack_queries"] = len(keep)
         # the report ranks the blend's own rows with the scores already there

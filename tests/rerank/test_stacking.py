@@ -28,6 +28,7 @@ from rerank.stacking import (  # noqa: E402
     column_name,
     fingerprint,
     parse_with,
+    stack_scores,
 )
 from retrieval.errors import UsageError  # noqa: E402
 from training.pair_gbdt import GbdtParams, fit_blend, fit_pair_gbdt  # noqa: E402
@@ -93,6 +94,22 @@ def test_blend_fits_a_separable_signal_and_refuses_a_wrong_shape(stacked_model):
         PairGbdtReranker(model, stacked=build_stack([spec]))
     with pytest.raises(UsageError, match="both kinds"):
         Blend.fit(x, np.zeros(400))
+
+
+def test_stack_features_in_chunks_equal_one_pass_and_tick_every_query(tiny_cross_encoder):
+    stack = build_stack([f"cross-encoder:{tiny_cross_encoder},device=cpu"])
+    items = [(q, cands) for q, cands, _ in toy_examples(5, 2)]
+    ticks: list[tuple[str, int | None, int]] = []
+
+    def progress(label, total):
+        return lambda n: ticks.append((label, total, n))
+
+    add_stack_features(stack, items, progress, chunk=2)
+    pairs = [(q, c) for q, cands in items for c in cands]
+    direct = stack_scores(stack, pairs)[stack[0].column]
+    stored = [c.features[stack[0].column] for _, c in pairs]
+    assert stored == pytest.approx(direct, abs=1e-5)
+    assert [n for *_, n in ticks] == [2, 2, 1] and ticks[0][:2] == ("stacked rerankers", 5)
 
 
 def test_raw_scores_stay_raw_whatever_one_query_s_scores_look_like():
