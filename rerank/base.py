@@ -8,10 +8,14 @@ live in each implementation. Specs read ``KIND[:MODEL][,key=value...]``, e.g.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from retrieval.errors import UsageError
 from retrieval.registry import Registry
 from retrieval.types import Candidate, ComponentSpec, Product, product_text
 
@@ -42,20 +46,63 @@ class Reranker(Protocol):
         ...
 
 
+# A run of letters and digits split by hyphens or slashes (``010-00715-20``, ``lcs-twa/r``).
+_SPLIT_CODE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)+(?![A-Za-z0-9])")
+#: How a learned reranker reads text: ``raw`` as stored; ``codes``: the separators inside
+#: a product code with a digit dropped (``010-00715-20`` -> ``0100071520``,
+#: ``ysp-3050bl`` -> ``ysp3050bl``), so one code written two ways tokenises alike.
+TEXT_FORMS = ("raw", "codes")
+
+
+def join_codes(text: str) -> str:
+    """``text`` with the hyphens and slashes inside digit-bearing codes dropped; words
+    such as ``tv/dvd`` or ``over-the-range`` (no digit) are left as they are."""
+    return _SPLIT_CODE.sub(
+        lambda m: re.sub(r"[-/]", "", m[0]) if any(ch.isdigit() for ch in m[0]) else m[0], text
+    )
+
+
+def text_form(text: str, form: str) -> str:
+    """``text`` as a reranker trained on ``form`` (``TEXT_FORMS``) reads it."""
+    return join_codes(text) if form == "codes" else text
+
+
+#: Written by our reranker trainers next to the weights: how the model reads text.
+TEXT_SIDECAR = "search_reranker.json"
+
+
+def trained_text_form(model: str | Path) -> str:
+    """The text form a reranker folder was trained on (its ``TEXT_SIDECAR``); ``raw`` for
+    a hub name or a folder we did not train. A bad sidecar is one line."""
+    path = Path(model) / TEXT_SIDECAR
+    if not path.is_file():
+        return "raw"
+    try:
+        form = json.loads(path.read_text(encoding="utf-8")).get("text", "raw")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+    if form not in TEXT_FORMS:
+        raise UsageError(f"{path}: unknown text form {form!r}; expected one of {TEXT_FORMS}")
+    return form
+
+
 @dataclass(frozen=True)
 class Formatter:
     """Turns a product into the text a model reads: its title, then chosen fields
-    (``fields=brand+description`` in a spec), each as ``name: value``."""
+    (``fields=brand+description`` in a spec), each as ``name: value``, in the text form
+    the model was trained on (``TEXT_FORMS``)."""
 
     fields: tuple[str, ...] = ()
     max_chars: int = 1000
+    form: str = "raw"
 
     @classmethod
-    def from_option(cls, value: str | None) -> Formatter:
-        return cls(tuple(f for f in (value or "").split("+") if f))
+    def from_option(cls, value: str | None, form: str = "raw") -> Formatter:
+        return cls(tuple(f for f in (value or "").split("+") if f), form=form)
 
     def __call__(self, product: Product) -> str:
-        return product_text(product, self.fields, sep=" | ", labels=True)[: self.max_chars]
+        text = product_text(product, self.fields, sep=" | ", labels=True)[: self.max_chars]
+        return text_form(text, self.form)
 
 
 RERANKERS: Registry[Reranker] = Registry("reranker", lazy=_MODULES)

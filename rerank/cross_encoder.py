@@ -16,6 +16,9 @@ Options (``cross-encoder:MODEL,key=value,...``):
   ``stats.counts["truncated"]``.
 * ``fields``: product fields appended to the title, ``+``-separated (``brand+description``).
 * ``activation``: ``sigmoid`` (default; scores in [0, 1]) or ``none`` (raw logits).
+* ``text``: ``raw`` or ``codes`` (``rerank.base.TEXT_FORMS``: separators inside product
+  codes dropped). Default: the form a folder we trained records (``search_reranker.json``),
+  else ``raw``; a model reads text as it was trained to.
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from rerank._torch import run_longest_first
-from rerank.base import Formatter, Pair, RerankStats, register_reranker
+from rerank.base import (
+    TEXT_FORMS,
+    Formatter,
+    Pair,
+    RerankStats,
+    register_reranker,
+    trained_text_form,
+)
 from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
 from retrieval.registry import choice_option, int_option
@@ -50,6 +60,7 @@ class CrossEncoderReranker:
         max_length: int = 256,
         fields: str | None = None,
         activation: str = "sigmoid",
+        text: str | None = None,
     ) -> None:
         try:
             import torch
@@ -61,7 +72,8 @@ class CrossEncoderReranker:
         self.dtype = model_dtype(self.device, precision)
         self.batch_size = batch_size
         self.max_length = max_length
-        self.format = Formatter.from_option(fields)
+        form = trained_text_form(model) if text is None else choice_option("text", text, TEXT_FORMS)
+        self.format = Formatter.from_option(fields, form)
         act = choice_option("activation", activation, ("sigmoid", "none"))
         self.activation = torch.nn.Sigmoid() if act == "sigmoid" else torch.nn.Identity()
         self.stats = RerankStats()
@@ -121,6 +133,7 @@ def cross_encoder(
     max_length: str | int = 256,
     fields: str | None = None,
     activation: str = "sigmoid",
+    text: str | None = None,
 ) -> CrossEncoderReranker:
     """Build a cross-encoder reranker (default model ``BAAI/bge-reranker-v2-m3``)."""
     return CrossEncoderReranker(
@@ -131,4 +144,5 @@ def cross_encoder(
         max_length=int_option("max_length", max_length, minimum=8),
         fields=fields,
         activation=activation,
+        text=text,
     )

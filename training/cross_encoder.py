@@ -27,10 +27,12 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from rerank.base import TEXT_FORMS, TEXT_SIDECAR, text_form
+from retrieval.atomic import write_json
 from retrieval.errors import MissingExtraError, SearchError, UsageError
 
 try:  # the `train` extra; this module is only imported by training jobs
@@ -69,8 +71,18 @@ class GroupRows:
     Negatives are drawn from a generator seeded by (seed, epoch, i): a resumed run that
     replays an epoch draws the same groups."""
 
-    def __init__(self, rows: Sequence[dict[str, Any]], group_size: int, seed: int = 0) -> None:
-        self.rows = [r for r in rows if r.get("pos") and r.get("neg")]
+    def __init__(
+        self, rows: Sequence[dict[str, Any]], group_size: int, seed: int = 0, form: str = "raw"
+    ) -> None:
+        self.rows = [
+            {
+                "query": text_form(r["query"], form),
+                "pos": [text_form(t, form) for t in r["pos"]],
+                "neg": [text_form(t, form) for t in r["neg"]],
+            }
+            for r in rows
+            if r.get("pos") and r.get("neg")
+        ]
         dropped = len(rows) - len(self.rows)
         if dropped:
             log.warning("%d rows without a positive or a negative are left out", dropped)
@@ -190,8 +202,17 @@ def train_cross_encoder(
     cfg = (config or CrossEncoderConfig()).resolved(recipe)
     if cfg.loss not in LOSSES:
         raise UsageError(f"unknown loss {cfg.loss!r}; expected one of {', '.join(LOSSES)}")
-    data = GroupRows(rows, cfg.group_size, cfg.seed)
-    valid = sample_lists(valid, cfg.valid_queries, cfg.valid_k, cfg.seed)
+    if cfg.text not in TEXT_FORMS:
+        raise UsageError(f"unknown text form {cfg.text!r}; expected one of {', '.join(TEXT_FORMS)}")
+    data = GroupRows(rows, cfg.group_size, cfg.seed, cfg.text)
+    valid = [
+        replace(
+            v,
+            query=text_form(v.query, cfg.text),
+            texts=tuple(text_form(t, cfg.text) for t in v.texts),
+        )
+        for v in sample_lists(valid, cfg.valid_queries, cfg.valid_k, cfg.seed)
+    ]
     log.info("cross-encoder: %s recipe (%d fresh tensors): %s", recipe, len(fresh), cfg.as_dict())
     args = RerankerTrainingArguments(
         **common_arguments(
@@ -232,7 +253,7 @@ def train_cross_encoder(
         valid,
         out,
         lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length, bf16=bf16),
-        lambda folder: save_model(trainer.model, tokenizer, folder),
+        lambda folder: save_model(trainer.model, tokenizer, folder, cfg.text),
         patience=cfg.patience,
         resume=resume,
     )
@@ -262,7 +283,7 @@ def train_cross_encoder(
         result = trainer.train(resume_from_checkpoint=start_from)
     raise_if_diverged(stop, checkpoints)
     if not choice.chose:
-        save_model(trainer.model, tokenizer, out)
+        save_model(trainer.model, tokenizer, out, cfg.text)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "global_step": trainer.state.global_step,
@@ -278,11 +299,13 @@ def train_cross_encoder(
     }
 
 
-def save_model(model: Any, tokenizer: Any, out: Path) -> None:
-    """Save weights, config and tokenizer where CrossEncoder(out) loads them."""
+def save_model(model: Any, tokenizer: Any, out: Path, form: str = "raw") -> None:
+    """Save weights, config and tokenizer where CrossEncoder(out) loads them, and the
+    text form the model was trained on (``TEXT_SIDECAR``), which the reranker applies."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    write_json(out / TEXT_SIDECAR, {"text": form})
 
 
 def score_lists(

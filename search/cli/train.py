@@ -99,6 +99,12 @@ def train_reranker_cmd(
     group_size: _opt("--group-size", help="1 positive + N-1 negatives per group (8).") = None,
     loss: _opt("--loss", help="cross-encoder: ce (group softmax) or bce.", kind=str) = None,
     max_length: _opt("--max-length", help="cross-encoder: tokens per pair (128).") = None,
+    text: _opt(
+        "--text",
+        help="cross-encoder: titles as stored (raw) or with product-code separators "
+        "dropped (codes, the default).",
+        kind=str,
+    ) = None,
     warmup: _opt(
         "--warmup", help="cross-encoder: warm-up fraction (<1) or steps.", kind=float
     ) = None,

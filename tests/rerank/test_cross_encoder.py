@@ -133,3 +133,52 @@ def test_missing_extra(monkeypatch):
     with pytest.raises(MissingExtraError) as err:
         build_reranker("cross-encoder")
     assert err.value.extra == "text"
+
+
+@pytest.mark.parametrize(
+    "text, joined",
+    [
+        ("garmin nuvi 010-00715-20", "garmin nuvi 0100071520"),
+        ("yamaha ysp-3050bl projector", "yamaha ysp3050bl projector"),
+        ("Sharp LC-26DV24U 26 ' tv/dvd combo", "Sharp LC26DV24U 26 ' tv/dvd combo"),
+        ("over-the-range microwave, 4-cup", "over-the-range microwave, 4cup"),
+        ("sony lcs-twa/r case", "sony lcs-twa/r case"),  # no digit: a word, not a code
+    ],
+)
+def test_join_codes(text, joined):
+    from rerank.base import join_codes, text_form
+
+    assert join_codes(text) == joined
+    assert text_form(text, "raw") == text
+
+
+def test_text_form_comes_from_the_trained_folder(tiny_cross_encoder, tmp_path):
+    """A folder our trainer wrote reads titles in the form it was trained on; a spec can
+    override it; a damaged sidecar is one line."""
+    import shutil
+
+    from rerank.base import TEXT_SIDECAR
+
+    folder = tmp_path / "ce"
+    shutil.copytree(tiny_cross_encoder, folder)
+    product = Product("p", "garmin 010-00715-20")
+    plain = build_reranker(f"cross-encoder:{folder},device=cpu")
+    assert plain.format(product) == "garmin 010-00715-20"  # no sidecar: as stored
+    (folder / TEXT_SIDECAR).write_text('{"text": "codes"}')
+    trained = build_reranker(f"cross-encoder:{folder},device=cpu")
+    assert trained.format(product) == "garmin 0100071520"
+    pairs = [(product, Candidate(Product("c", "garmin 010-00715-20"), 0.5, 1))]
+    same = [
+        (Product("p", "garmin 0100071520"), Candidate(Product("c", "garmin 0100071520"), 0.5, 1))
+    ]
+    assert trained.score(pairs) == pytest.approx(plain.score(same), abs=1e-6)
+    raw = build_reranker(f"cross-encoder:{folder},device=cpu,text=raw")
+    assert raw.format(product) == "garmin 010-00715-20"
+    with pytest.raises(UsageError, match="text"):
+        build_reranker(f"cross-encoder:{folder},device=cpu,text=lower")
+    (folder / TEXT_SIDECAR).write_text('{"text": "zip"}')
+    with pytest.raises(UsageError, match="unknown text form 'zip'"):
+        build_reranker(f"cross-encoder:{folder},device=cpu")
+    (folder / TEXT_SIDECAR).write_text("{not json")
+    with pytest.raises(UsageError, match="cannot read"):
+        build_reranker(f"cross-encoder:{folder},device=cpu")

@@ -3,15 +3,19 @@ the same scores, --resume continues the step count, a NaN loss stops the run."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("transformers")
 
+from rerank.base import TEXT_SIDECAR  # noqa: E402
 from rerank.cross_encoder import CrossEncoderReranker  # noqa: E402
 from retrieval.errors import UsageError  # noqa: E402
 from retrieval.types import Candidate, Product  # noqa: E402
 from training.cross_encoder import (  # noqa: E402
     CrossEncoderConfig,
+    GroupRows,
     load_model,
     score_lists,
     train_cross_encoder,
@@ -67,6 +71,8 @@ def test_loss_falls_and_model_reloads(tiny_bert, tmp_path, loss):
     # ... and its valid metrics are the ones recorded for the best epoch
     again = rank_metrics(VALID, [direct])
     assert again == pytest.approx({k: summary["best"][k] for k in again}, abs=1e-6)
+    # the text form it was trained on is recorded for the reranker
+    assert json.loads((out / TEXT_SIDECAR).read_text()) == {"text": "codes"}
     reranker = CrossEncoderReranker(str(out), device="cpu", max_length=32, activation="none")
     pairs = [
         (Product("q", VALID[0].query), Candidate(Product(f"c{i}", t), 0.5, i))
@@ -106,9 +112,21 @@ def test_nan_loss_stops_with_the_step(tiny_bert, tmp_path, monkeypatch):
     assert not (out / "checkpoints" / "checkpoint-8").exists()
 
 
+def test_rows_are_read_in_the_configured_text_form():
+    row = {"query": "garmin 010-00715-20", "pos": ["nuvi 010-00715-20"], "neg": ["tv/dvd 2-pack"]}
+    codes = GroupRows([row], 2, form="codes")[0]
+    assert codes == [
+        ("garmin 0100071520", "nuvi 0100071520"),
+        ("garmin 0100071520", "tv/dvd 2pack"),
+    ]
+    assert GroupRows([row], 2, form="raw")[0][0] == ("garmin 010-00715-20", "nuvi 010-00715-20")
+
+
 def test_bad_options(tiny_bert, tmp_path):
     with pytest.raises(UsageError, match="group-size"):
         train_cross_encoder(rows(), str(tiny_bert), tmp_path, config(group_size=1))
+    with pytest.raises(UsageError, match="unknown text form"):
+        train_cross_encoder(rows(), str(tiny_bert), tmp_path, config(text="lower"))
     with pytest.raises(UsageError, match="positive and a negative"):
         train_cross_encoder([{"query": "a", "pos": ["b"], "neg": []}], str(tiny_bert), tmp_path)
 
