@@ -13,6 +13,16 @@ from rich.table import Table
 COLUMNS = ("back-end", "hnsw_ef", "p50 ms", "p95 ms", "mean ms", "batched q/s", "recall@k", "load")
 
 
+def shared_data(name: str) -> Path:
+    """The shared real data set ``name`` (a folder or file under ``shared/data``):
+    ``$SEARCH_SHARED_DATA/NAME``, else ``shared/data/NAME`` beside this checkout or any
+    folder above it (a git worktree may sit deeper than the main checkout); the first
+    candidate when none exists, so the error names a path."""
+    env = os.environ.get("SEARCH_SHARED_DATA")
+    roots = [Path(env)] if env else [p / "shared" / "data" for p in Path(__file__).parents]
+    return next((root / name for root in roots if (root / name).exists()), roots[0] / name)
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -26,7 +26,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from benchmarks.bench_report import load_average, machine_info  # noqa: E402
+from benchmarks.bench_report import load_average, machine_info, shared_data  # noqa: E402
 from rerank.base import rerank_batch  # noqa: E402
 from rerank.cross_encoder import CrossEncoderReranker  # noqa: E402
 from retrieval.data import open_dataset  # noqa: E402
@@ -44,7 +44,7 @@ from search.train.cross_encoder import (  # noqa: E402
 from search.train.registry import TrainJob  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DATA = ROOT.parent.parent / "shared" / "data" / "abt-buy"
+DATA = shared_data("abt-buy")
 METRICS = ("recall@1", "recall@10", "mrr@10")
 
 

@@ -23,18 +23,22 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from retrieval.data import open_dataset
-from retrieval.encoders import build_encoder
-from retrieval.metrics import match_scores
-from training.embed_eval import group_metrics
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from benchmarks.bench_report import shared_data  # noqa: E402
+from retrieval.data import open_dataset  # noqa: E402
+from retrieval.encoders import build_encoder  # noqa: E402
+from retrieval.metrics import match_scores  # noqa: E402
+from training.embed_eval import group_metrics  # noqa: E402
 
 log = logging.getLogger("image_bench")
-DATA = Path(__file__).resolve().parents[2] / "shared/data/grocery-packages/catalog.jsonl"
+DATA = shared_data("grocery-packages/catalog.jsonl")
 SPLITS = ("train", "valid", "test")
 
 

@@ -30,7 +30,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from benchmarks.bench_report import load_average, machine_info  # noqa: E402
+from benchmarks.bench_report import load_average, machine_info, shared_data  # noqa: E402
 from rerank.pair_gbdt import PairGbdtModel, PairGbdtReranker  # noqa: E402
 from retrieval.data import open_dataset  # noqa: E402
 from retrieval.retriever import Retriever  # noqa: E402
@@ -42,7 +42,7 @@ from search.train.pair_gbdt import PairGbdtOptions, train_pair_gbdt  # noqa: E40
 from search.train.registry import TrainJob  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DATA = ROOT.parent.parent / "shared" / "data" / "abt-buy"
+DATA = shared_data("abt-buy")
 METRICS = ("recall@1", "recall@10", "mrr@10")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
+from benchmarks.bench_report import shared_data  # noqa: E402
 from retrieval.data import open_dataset  # noqa: E402
 from retrieval.encoders.text import packaged_minilm  # noqa: E402
 
@@ -137,7 +138,7 @@ def run(data: str, k: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/data/abt-buy")
+    parser.add_argument("--data", default=str(shared_data("abt-buy")))
     parser.add_argument("--k", type=int, default=50)
     args = parser.parse_args()
     print(json.dumps(run(args.data, args.k), indent=1))

@@ -34,7 +34,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from benchmarks.bench_report import load_average, machine_info  # noqa: E402
+from benchmarks.bench_report import load_average, machine_info, shared_data  # noqa: E402
 from rerank.base import (
     build_reranker,  # noqa: E402
     rerank_batch,  # noqa: E402
@@ -136,7 +136,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/data/abt-buy")
+    parser.add_argument("--data", default=str(shared_data("abt-buy")))
     parser.add_argument("--vector", default=None, help="stage-1 vector (default: hybrid)")
     parser.add_argument("--k", type=int, default=100, help="test candidates (search eval's K)")
     parser.add_argument("--ce-model", type=Path, default=None, help="reuse this cross-encoder")
