@@ -62,28 +62,36 @@ def join_codes(text: str) -> str:
     )
 
 
+def parse_fields(value: str | None) -> tuple[str, ...]:
+    """``brand+description`` -> ``("brand", "description")``."""
+    return tuple(f.strip() for f in (value or "").split("+") if f.strip())
+
+
 def text_form(text: str, form: str) -> str:
     """``text`` as a reranker trained on ``form`` (``TEXT_FORMS``) reads it."""
     return join_codes(text) if form == "codes" else text
 
 
-#: Written by our reranker trainers next to the weights: how the model reads text.
+#: Written by our reranker trainers next to the weights: how the model reads products
+#: (``{"text": FORM, "fields": [...]}``), so the reranker reads them alike.
 TEXT_SIDECAR = "search_reranker.json"
 
 
-def trained_text_form(model: str | Path) -> str:
-    """The text form a reranker folder was trained on (its ``TEXT_SIDECAR``); ``raw`` for
-    a hub name or a folder we did not train. A bad sidecar is one line."""
+def trained_reading(model: str | Path) -> tuple[str, tuple[str, ...]]:
+    """The text form and product fields a reranker folder was trained on (its
+    ``TEXT_SIDECAR``); ``("raw", ())`` for a hub name or a folder we did not train. A bad
+    sidecar is one line."""
     path = Path(model) / TEXT_SIDECAR
     if not path.is_file():
-        return "raw"
+        return "raw", ()
     try:
-        form = json.loads(path.read_text(encoding="utf-8")).get("text", "raw")
-    except (OSError, ValueError, AttributeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        form, fields = data.get("text", "raw"), tuple(str(f) for f in data.get("fields", []))
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
     if form not in TEXT_FORMS:
         raise UsageError(f"{path}: unknown text form {form!r}; expected one of {TEXT_FORMS}")
-    return form
+    return form, fields
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,7 @@ class Formatter:
 
     @classmethod
     def from_option(cls, value: str | None, form: str = "raw") -> Formatter:
-        return cls(tuple(f for f in (value or "").split("+") if f), form=form)
+        return cls(parse_fields(value), form=form)
 
     def __call__(self, product: Product) -> str:
         text = product_text(product, self.fields, sep=" | ", labels=True)[: self.max_chars]

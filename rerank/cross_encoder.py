@@ -14,11 +14,12 @@ Options (``cross-encoder:MODEL,key=value,...``):
 * ``batch_size`` (32): pairs per forward pass; halved and retried on GPU out-of-memory.
 * ``max_length`` (256): tokens per pair; longer pairs are truncated and counted in
   ``stats.counts["truncated"]``.
-* ``fields``: product fields appended to the title, ``+``-separated (``brand+description``).
+* ``fields``: product fields appended to the title, ``+``-separated (``brand+description``);
+  default: the fields a folder we trained records (``search_reranker.json``), else none.
 * ``activation``: ``sigmoid`` (default; scores in [0, 1]) or ``none`` (raw logits).
 * ``text``: ``raw`` or ``codes`` (``rerank.base.TEXT_FORMS``: separators inside product
-  codes dropped). Default: the form a folder we trained records (``search_reranker.json``),
-  else ``raw``; a model reads text as it was trained to.
+  codes dropped). Default: the form a folder we trained records, else ``raw``; a model
+  reads text as it was trained to.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from rerank.base import (
     Pair,
     RerankStats,
     register_reranker,
-    trained_text_form,
+    trained_reading,
 )
 from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
@@ -72,8 +73,11 @@ class CrossEncoderReranker:
         self.dtype = model_dtype(self.device, precision)
         self.batch_size = batch_size
         self.max_length = max_length
-        form = trained_text_form(model) if text is None else choice_option("text", text, TEXT_FORMS)
-        self.format = Formatter.from_option(fields, form)
+        trained_form, trained_fields = trained_reading(model)
+        form = trained_form if text is None else choice_option("text", text, TEXT_FORMS)
+        self.format = Formatter.from_option(
+            "+".join(trained_fields) if fields is None else fields, form
+        )
         act = choice_option("activation", activation, ("sigmoid", "none"))
         self.activation = torch.nn.Sigmoid() if act == "sigmoid" else torch.nn.Identity()
         self.stats = RerankStats()

@@ -1,7 +1,8 @@
 """Cross-encoder reranker training (FlagEmbedding's recipe) on mined negatives.
 
 Each training row is a group: the query with one positive and ``group_size - 1``
-negatives (sampled per epoch, with replacement when a row has too few). The loss is a
+negatives (texts: titles, or titles with product fields, as the caller made them; read
+in ``config.text`` form and both recorded next to the weights) (sampled per epoch, with replacement when a row has too few). The loss is a
 softmax cross-entropy over the group's logits with the positive as the target, or a
 binary cross-entropy per pair (``loss="bce"``). The model is any HF encoder checkpoint
 with a one-logit sequence-classification head (a fresh head where it has none); the
@@ -31,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rerank.base import TEXT_FORMS, TEXT_SIDECAR, text_form
+from rerank.base import TEXT_FORMS, TEXT_SIDECAR, parse_fields, text_form
 from retrieval.atomic import write_json
 from retrieval.errors import MissingExtraError, SearchError, UsageError
 
@@ -253,7 +254,7 @@ def train_cross_encoder(
         valid,
         out,
         lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length, bf16=bf16),
-        lambda folder: save_model(trainer.model, tokenizer, folder, cfg.text),
+        lambda folder: save_model(trainer.model, tokenizer, folder, cfg.text, cfg.fields),
         patience=cfg.patience,
         resume=resume,
     )
@@ -283,7 +284,7 @@ def train_cross_encoder(
         result = trainer.train(resume_from_checkpoint=start_from)
     raise_if_diverged(stop, checkpoints)
     if not choice.chose:
-        save_model(trainer.model, tokenizer, out, cfg.text)
+        save_model(trainer.model, tokenizer, out, cfg.text, cfg.fields)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "global_step": trainer.state.global_step,
@@ -299,13 +300,14 @@ def train_cross_encoder(
     }
 
 
-def save_model(model: Any, tokenizer: Any, out: Path, form: str = "raw") -> None:
+def save_model(model: Any, tokenizer: Any, out: Path, form: str = "raw", fields: str = "") -> None:
     """Save weights, config and tokenizer where CrossEncoder(out) loads them, and the
-    text form the model was trained on (``TEXT_SIDECAR``), which the reranker applies."""
+    text form and product fields the model was trained on (``TEXT_SIDECAR``), which the
+    reranker applies."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    write_json(out / TEXT_SIDECAR, {"text": form})
+    write_json(out / TEXT_SIDECAR, {"text": form, "fields": list(parse_fields(fields))})
 
 
 def score_lists(

@@ -7,11 +7,11 @@ with, so a trainer's valid hit@1 / MRR@10 agree with the evaluator's on the same
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from retrieval.metrics import hit_rate_at_k, mrr_at_k
-from retrieval.types import Candidate, Qrels, Query, Run
+from retrieval.types import Candidate, Product, Qrels, Query, Run
 
 
 @dataclass(frozen=True)
@@ -81,15 +81,21 @@ def epoch_table(history: Sequence[dict[str, float]], best_epoch: float | None = 
     return "\n".join(lines) + "\n"
 
 
-def valid_lists(queries: Sequence[Query], rows: Sequence[Sequence[Candidate]]) -> list[ValidList]:
-    """The valid split's stage-1 candidate lists as the trainer ranks them (titles), with
-    the matches stage 1 missed, so the per-epoch checks count as ``search eval`` does."""
+def valid_lists(
+    queries: Sequence[Query],
+    rows: Sequence[Sequence[Candidate]],
+    text: Callable[[Product], str] | None = None,
+) -> list[ValidList]:
+    """The valid split's stage-1 candidate lists as the trainer ranks them (titles, or
+    ``text(product)``), with the matches stage 1 missed, so the per-epoch checks count as
+    ``search eval`` does."""
+    read = text or (lambda p: p.title)
     lists = []
     for q, row in zip(queries, rows):
         found = {c.id for c in row}
         missed = len(set(q.matches) - found - {q.id})
         labels = tuple(int(c.id in q.matches) for c in row)
         lists.append(
-            ValidList(q.product.title, tuple(c.product.title for c in row), labels, missed)
+            ValidList(read(q.product), tuple(read(c.product) for c in row), labels, missed)
         )
     return lists

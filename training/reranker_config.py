@@ -60,6 +60,9 @@ class CrossEncoderConfig(ValidChoice):
     # reranker reads them alike: ``codes`` drops the separators inside product codes
     # (``010-00715-20`` = ``0100071520``); on Abt-Buy, valid hit@1 0.878 -> 0.907.
     text: str = "codes"
+    # Product fields read after the title, "+"-separated ("description", "brand+price"),
+    # as the reranker's ``fields=``; recorded next to the weights. "": the title only.
+    fields: str = ""
 
     def resolved(self, recipe: str) -> CrossEncoderConfig:
         """This config with its unset fields taken from ``RECIPES[recipe]``."""

@@ -99,6 +99,12 @@ def train_reranker_cmd(
     group_size: _opt("--group-size", help="1 positive + N-1 negatives per group (8).") = None,
     loss: _opt("--loss", help="cross-encoder: ce (group softmax) or bce.", kind=str) = None,
     max_length: _opt("--max-length", help="cross-encoder: tokens per pair (128).") = None,
+    fields: _opt(
+        "--fields",
+        help="cross-encoder: product fields read after the title, '+'-separated "
+        "(description, brand+price; default: the title only).",
+        kind=str,
+    ) = None,
     text: _opt(
         "--text",
         help="cross-encoder: titles as stored (raw) or with product-code separators "

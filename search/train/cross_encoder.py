@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
+from rerank.base import Formatter, parse_fields
 from retrieval.errors import UsageError
+from retrieval.types import Product
 from search.config import AppConfig
 from search.train.candidates import (
     CandidateOptions,
@@ -44,6 +48,33 @@ class CrossEncoderOptions(CandidateOptions, CrossEncoderConfig):
     resume: bool = False
 
 
+def with_fields(
+    rows: list[dict[str, Any]], dataset: Any, text: Callable[[Product], str]
+) -> list[dict[str, Any]]:
+    """Mined rows whose texts are rebuilt from their ids (``query_id``, ``pos_ids``,
+    ``neg_ids``) as ``text(product)``; a row without ids, or an id the dataset lacks, is
+    one line (the rows must come from this dataset)."""
+    products = {p.id: p for p in dataset.products()}
+    products.update({q.id: q.product for q in dataset.queries()})
+    out = []
+    for i, row in enumerate(rows):
+        try:
+            out.append(
+                {
+                    **row,
+                    "query": text(products[row["query_id"]]),
+                    "pos": [text(products[x]) for x in row["pos_ids"]],
+                    "neg": [text(products[x]) for x in row["neg_ids"]],
+                }
+            )
+        except KeyError as exc:
+            raise UsageError(
+                f"mined row {i + 1}: {exc.args[0]!r} is not in the dataset or the row has no "
+                "ids; --fields reads each product's fields by id (mine from this dataset)"
+            ) from exc
+    return out
+
+
 @register_trainer("cross-encoder", "reranker", CrossEncoderOptions)
 def train_cross_encoder_reranker(
     cfg: AppConfig, job: TrainJob, opts: CrossEncoderOptions
@@ -63,12 +94,16 @@ def train_cross_encoder_reranker(
     )
     dataset, name = open_for_training(cfg, job.dataset, job.collection, job.fmt, job.progress)
     rows, mined, vector, (valid_q, valid_rows) = mined_rows(cfg, job, opts, dataset, name)
+    text = None
+    if parse_fields(config.fields):  # the rows' texts: titles and those fields
+        text = Formatter.from_option(config.fields)
+        rows = with_fields(rows, dataset, text)
     summary = train_cross_encoder(
         rows,
         resolve_model(opts.model),
         job.out,
         config,
-        valid=valid_lists(valid_q, valid_rows),
+        valid=valid_lists(valid_q, valid_rows, text),
         resume=opts.resume,
     )
     metrics: dict[str, float] = {}

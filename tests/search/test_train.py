@@ -97,10 +97,31 @@ def test_cross_encoder_mines_its_own_then_stacks_into_pair_gbdt(synth, tmp_path)
     res = runner.invoke(
         app,
         ["train", "reranker", str(synth), "--kind", "cross-encoder", "--model", str(bert)]
-        + ["--out", str(ce), "--max-steps", "2", "--max-length", "32", *home],
+        + ["--out", str(ce), "--max-steps", "2", "--max-length", "32", "--fields", "source"]
+        + home,
     )
     assert res.exit_code == 0, res.output
     assert "fresh-head recipe" in res.output and (ce / "valid_epochs.md").is_file()
+    # how it read products is recorded, and the reranker reads them alike
+    sidecar = json.loads((ce / "search_reranker.json").read_text())
+    assert sidecar == {"text": "codes", "fields": ["source"]}
+    product = next(open_dataset(str(synth)).products())
+    assert (
+        build_reranker(f"cross-encoder:{ce}")
+        .format(product)
+        .endswith(f" | source: {product.fields['source']}")
+    )
+    # --fields rebuilds the texts from the rows' ids: rows without them are one line
+    mined = tmp_path / "mined.jsonl"
+    mined.write_text(json.dumps({"query": "a", "pos": ["b"], "neg": ["c"]}) + "\n")
+    res = runner.invoke(
+        app,
+        ["train", "reranker", str(synth), "--kind", "cross-encoder", "--model", str(bert)]
+        + ["--out", str(tmp_path / "ce2"), "--negatives", str(mined), "--fields", "source"]
+        + home,
+    )
+    assert res.exit_code != 0 and "--fields reads each product's fields by id" in res.output
+    assert len(res.output.strip().splitlines()) == 1
     stack = tmp_path / "stack.txt"
     res = runner.invoke(
         app,

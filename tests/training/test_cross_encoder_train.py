@@ -72,7 +72,7 @@ def test_loss_falls_and_model_reloads(tiny_bert, tmp_path, loss):
     again = rank_metrics(VALID, [direct])
     assert again == pytest.approx({k: summary["best"][k] for k in again}, abs=1e-6)
     # the text form it was trained on is recorded for the reranker
-    assert json.loads((out / TEXT_SIDECAR).read_text()) == {"text": "codes"}
+    assert json.loads((out / TEXT_SIDECAR).read_text()) == {"text": "codes", "fields": []}
     reranker = CrossEncoderReranker(str(out), device="cpu", max_length=32, activation="none")
     pairs = [
         (Product("q", VALID[0].query), Candidate(Product(f"c{i}", t), 0.5, i))
