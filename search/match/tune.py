@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from retrieval.metrics import MatchScores, match_scores
+from retrieval.types import Progress
 from search.match.edges import Edges
 from search.match.rules import Rule, decide
 
@@ -40,7 +41,13 @@ def grid(values: np.ndarray, points: int = 48) -> list[float]:
 
 
 def _best(
-    edges: Edges, rule: Rule, n: int, targets: Targets, field: str, values: Sequence[object]
+    edges: Edges,
+    rule: Rule,
+    n: int,
+    targets: Targets,
+    field: str,
+    values: Sequence[object],
+    tick: Progress | None = None,
 ) -> tuple[Rule, float]:
     best, best_f1 = rule, -1.0
     for v in values:
@@ -48,6 +55,8 @@ def _best(
         if cand is None:
             continue
         f1 = score_rule(edges, cand, n, targets).f1
+        if tick:
+            tick(1)
         if f1 > best_f1 + 1e-12:
             best, best_f1 = cand, f1
     return best, best_f1
@@ -62,29 +71,38 @@ def _with(rule: Rule, field: str, value: object) -> Rule | None:
     return replace(rule, **{field: value})
 
 
-def tune_rule(edges: Edges, rule: Rule, n: int, targets: Targets, passes: int = 2) -> Rule:
-    """The rule with thresholds (and min2 floor, group cap) that maximise F1 on ``targets``."""
+def tune_rule(
+    edges: Edges,
+    rule: Rule,
+    n: int,
+    targets: Targets,
+    passes: int = 2,
+    tick: Progress | None = None,
+) -> Rule:
+    """The rule with thresholds (and min2 floor, group cap) that maximise F1 on ``targets``;
+    ``tick(1)`` after each F1 evaluated (agglomerative grouping makes each one slow)."""
     if not len(edges):
         return rule
     grids = {s: grid(edges.sims[s]) for s in rule.scores}
     th = {}
     for s in rule.thresholds:  # each score's own best as the start
         solo = replace(rule, thresholds={s: OFF}, primary=s, min2=None, groups="none")
-        th[s] = _best(edges, solo, n, targets, f"t:{s}", grids[s])[0].thresholds[s]
+        th[s] = _best(edges, solo, n, targets, f"t:{s}", grids[s], tick)[0].thresholds[s]
     rule = replace(rule, thresholds=th)
     want_min2, groups = rule.min2 is not None, rule.groups
     rule = replace(rule, min2=None, groups="none")
-    rule = _ascend(edges, rule, n, targets, grids, passes)
+    rule = _ascend(edges, rule, n, targets, grids, passes, tick)
     if want_min2:
         lower = [v for v in grids[rule.primary] if v <= rule.thresholds[rule.primary]]
-        rule, _ = _best(edges, rule, n, targets, "min2", lower or grids[rule.primary])
+        rule, _ = _best(edges, rule, n, targets, "min2", lower or grids[rule.primary], tick)
     if groups != "none":
         rule = replace(rule, groups=groups)
         if groups in ("components", "agglomerative") and not rule.group_cap:
-            rule, _ = _best(edges, rule, n, targets, "group_cap", CAPS)
+            rule, _ = _best(edges, rule, n, targets, "group_cap", CAPS, tick)
         if groups == "agglomerative":
-            rule, _ = _best(edges, rule, n, targets, "group_threshold", grids[rule.primary])
-        rule = _ascend(edges, rule, n, targets, grids, 1)
+            grid_ = grids[rule.primary]
+            rule, _ = _best(edges, rule, n, targets, "group_threshold", grid_, tick)
+        rule = _ascend(edges, rule, n, targets, grids, 1, tick)
     live = {s: t for s, t in rule.thresholds.items() if t != OFF or s == rule.primary}
     rule = replace(rule, thresholds=live, notes=dict(rule.notes))
     rule.notes["tune_f1"] = round(score_rule(edges, rule, n, targets).f1, 6)
@@ -98,13 +116,14 @@ def _ascend(
     targets: Targets,
     grids: Mapping[str, list[float]],
     passes: int,
+    tick: Progress | None = None,
 ) -> Rule:
     several = len(rule.thresholds) > 1
     for _ in range(passes):
         before = dict(rule.thresholds)
         for s in rule.thresholds:
             values: list[float] = list(grids[s]) + ([OFF] if several and s != rule.primary else [])
-            rule, _ = _best(edges, rule, n, targets, f"t:{s}", values)
+            rule, _ = _best(edges, rule, n, targets, f"t:{s}", values, tick)
         if rule.thresholds == before:
             break
     return rule

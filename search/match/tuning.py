@@ -97,12 +97,15 @@ def tune_all(
     tuned: dict[str, Rule] = {}
     out = []
     tick = progress(f"tuning {stage} rules", len(templates)) if progress else None
+    # one F1 evaluation at a time: agglomerative rules against a whole catalogue take
+    # minutes each, which a per-rule bar showed as a frozen tick
+    evals = progress(f"{stage} rules: F1 evaluations", None) if progress else None
     for tpl in templates:
         if tpl.inb and tpl.inb_threshold is None:  # blend the matches of the rule it extends
             src = tuned.get(tpl.name.split("+", 1)[1])
             if src is not None:
                 tpl = replace(tpl, inb_threshold=src.thresholds[src.primary])
-        rule = tune_rule(valid.query_edges(tpl, progress), tpl, valid.n, vt)
+        rule = tune_rule(valid.query_edges(tpl, progress), tpl, valid.n, vt, tick=evals)
         tuned[rule.name] = rule
         v = score_rule(valid.query_edges(rule), rule, valid.n, vt)
         t = score_rule(test.query_edges(rule, progress), rule, test.n, tt)
