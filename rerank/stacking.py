@@ -136,6 +136,7 @@ class StoredScores:
 
     def __init__(self, column: str) -> None:
         self.column = column
+        self.spec = f"stored:{column}"
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
         """The stored score of each pair."""

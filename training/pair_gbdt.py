@@ -169,9 +169,11 @@ def label_candidates(matches: Sequence[str], cands: Sequence[Candidate]) -> list
     return [int(c.id in wanted) for c in cands]
 
 
-def fit_blend(model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Example]) -> Blend:
-    """Fit the stacking blend (``rerank.blend``) on the valid examples, whose candidates
-    carry the stacked rerankers' scores in ``columns``; stored in the model's sidecar."""
+def _blend_rows(
+    model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Example]
+) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """The blend's inputs and labels over every valid pair, and per stacked column
+    whether its scores are logits already."""
     pairs = [(q, c) for q, cands, _ in valid for c in cands]
     labels = np.asarray([int(v) for _, _, labs in valid for v in labs], dtype=np.float64)
     if not pairs:
@@ -179,8 +181,36 @@ def fit_blend(model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Exam
     base = model.predict(feature_rows(pairs))
     stacked = [[c.features[col] for _, c in pairs] for col in columns]
     raw = [is_raw(col) for col in stacked]
-    blend = Blend.fit(blend_inputs(base, stacked, query_runs(pairs), raw), labels)
+    return blend_inputs(base, stacked, query_runs(pairs), raw), labels, raw
+
+
+def fit_blend(model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Example]) -> Blend:
+    """Fit the stacking blend (``rerank.blend``) on the valid examples, whose candidates
+    carry the stacked rerankers' scores in ``columns``; stored in the model's sidecar."""
+    x, labels, raw = _blend_rows(model, columns, valid)
+    blend = Blend.fit(x, labels)
     blend.raw = raw
     model.info["blend"] = blend.to_json()
-    log.info("stacking blend on %d valid pairs: %s", len(pairs), blend.coef)
+    log.info("stacking blend on %d valid pairs: %s", len(labels), blend.coef)
     return blend
+
+
+def blend_out_of_fold(
+    model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Example], folds: int = 5
+) -> list[float] | None:
+    """Each valid pair's blend probability from a blend fitted without its query's fold
+    (queries dealt round-robin into ``folds``), so the stack's valid figures are not
+    measured on the rows its weights were fitted on. None when a fold cannot be fitted
+    (fewer queries than folds, or a fold's rest holds one label only)."""
+    if len(valid) < folds:
+        return None
+    x, labels, _ = _blend_rows(model, columns, valid)
+    fold = np.repeat(np.arange(len(valid)) % folds, [len(cands) for _, cands, _ in valid])
+    out = np.zeros(len(labels))
+    for f in range(folds):
+        held = fold == f
+        try:
+            out[held] = Blend.fit(x[~held], labels[~held]).predict(x[held])
+        except UsageError:
+            return None
+    return out.tolist()

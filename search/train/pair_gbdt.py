@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Query
@@ -36,12 +37,21 @@ class PairGbdtOptions(CandidateOptions):
     stack_queries: int = 500  # valid queries (a seeded sample) the blend is fitted on; 0: all
 
 
+OOF_COLUMN = "blend_oof"  # not a stack* column: the trees never read it
+
+
 @register_trainer("pair-gbdt", "reranker", PairGbdtOptions)
 def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> TrainReport:
     """Train the ``pair-gbdt`` reranker on one split's stage-1 candidates and save it."""
     from rerank.pair_gbdt import PairGbdtReranker
     from rerank.stacking import StoredScores, add_stack_features, build_stack, parse_with
-    from training.pair_gbdt import GbdtParams, fit_blend, fit_pair_gbdt, label_candidates
+    from training.pair_gbdt import (
+        GbdtParams,
+        blend_out_of_fold,
+        fit_blend,
+        fit_pair_gbdt,
+        label_candidates,
+    )
     from training.ranking import sample_indices
 
     start = time.perf_counter()
@@ -70,18 +80,30 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
         examples(train_q, train_rows), examples(valid_q, valid_rows), params, info
     )
     stored: list = []
+    oof = None
     if stacked:  # scored after the fit: the trees never see the stacked columns
         keep = sample_indices(len(valid_q), opts.stack_queries)
         blend_q, blend_rows = [valid_q[i] for i in keep], [valid_rows[i] for i in keep]
         items = [(q.product, row) for q, row in zip(blend_q, blend_rows)]
         add_stack_features(stacked, items, job.progress)
-        fit_blend(model, [s.column for s in stacked], examples(blend_q, blend_rows))
+        columns, blend_ex = [s.column for s in stacked], examples(blend_q, blend_rows)
+        fit_blend(model, columns, blend_ex)
         model.info["stack_queries"] = len(keep)
-        # the report ranks the blend's own rows with the scores already there
+        # the report ranks the blend's own rows with the scores already there, each query
+        # by a blend fitted without it where the rows allow (else in-sample, and said so)
         stored = [replace(s, reranker=StoredScores(s.column)) for s in stacked]
         valid_q, valid_rows = blend_q, blend_rows
+        oof = blend_out_of_fold(model, columns, blend_ex)
+        model.info["valid_metrics"] = "blend out-of-fold (5 folds of valid queries)"
+        if oof is None:
+            model.info["valid_metrics"] = "blend in-sample (too few valid queries for 5 folds)"
+        else:
+            for c, value in zip((c for row in blend_rows for c in row), oof):
+                c.features[OOF_COLUMN] = value
     path = model.save(job.out)
-    reranker = PairGbdtReranker(model, stacked=stored)
+    reranker: Any = PairGbdtReranker(model, stacked=stored)
+    if oof is not None:
+        reranker = StoredScores(OOF_COLUMN)
     metrics = compare_stages(reranker, valid_q, valid_rows) if valid_q else {}
     return TrainReport(
         "pair-gbdt",

@@ -156,3 +156,27 @@ def test_missing_or_wrong_kind_with_is_one_line(stacked_model, tmp_path):
     with pytest.raises(UsageError, match=r"with=cross-encoder:.*model\.txt") as wrong:
         build_reranker(f"pair-gbdt:{path},with=cross-encoder:{path}")
     assert "\n" not in str(wrong.value)
+
+
+def test_out_of_fold_blend_holds_each_query_out_of_its_own_fit(tiny_cross_encoder):
+    """The stack's valid figures come from blends fitted without the query's fold: each
+    held-out probability equals a blend fitted on the other folds by hand; too few
+    queries for the folds is None (the trainer then says its figures are in-sample)."""
+    from training.pair_gbdt import _blend_rows, blend_out_of_fold
+
+    stack = build_stack([f"cross-encoder:{tiny_cross_encoder},device=cpu"])
+    train, valid = toy_examples(40, 0), toy_examples(15, 1)
+    model = fit_pair_gbdt(train, valid, GbdtParams(min_data_in_leaf=5, num_boost_round=30))
+    add_stack_features(stack, [(q, cands) for q, cands, _ in valid])
+    cols = [s.column for s in stack]
+    oof = blend_out_of_fold(model, cols, valid, folds=3)
+    x, y, _ = _blend_rows(model, cols, valid)
+    assert oof is not None and len(oof) == len(y) and all(0 < p < 1 for p in oof)
+    fold = [i % 3 for i, (_, cands, _) in enumerate(valid) for _ in cands]
+    held = [f == 1 for f in fold]
+    rest = [not h for h in held]
+    by_hand = Blend.fit(x[rest], y[rest]).predict(x[held])
+    assert [p for p, h in zip(oof, held) if h] == pytest.approx(by_hand)
+    in_sample = fit_blend(model, cols, valid).predict(x)
+    assert oof != pytest.approx(in_sample)  # not the weights fitted on every row
+    assert blend_out_of_fold(model, cols, valid[:2], folds=3) is None

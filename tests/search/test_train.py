@@ -131,6 +131,7 @@ def test_cross_encoder_mines_its_own_then_stacks_into_pair_gbdt(synth, tmp_path)
     assert res.exit_code == 0, res.output
     meta = json.loads((tmp_path / "stack.txt.json").read_text())
     assert meta["stacked"][0]["kind"] == "cross-encoder" and len(meta["blend"]["coef"]) == 3
+    assert meta["valid_metrics"].startswith("blend out-of-fold")  # not the blend's own rows
     with pytest.raises(UsageError, match="trained with with=cross-encoder"):
         build_reranker(f"pair-gbdt:{stack}")
     reranker = build_reranker(f"pair-gbdt:{stack},with=cross-encoder:{ce}")
