@@ -1,8 +1,10 @@
 """Cross-encoder reranker training (FlagEmbedding's recipe) on mined negatives.
 
 Each training row is a group: the query with one positive and ``group_size - 1``
-negatives (texts: titles, or titles with product fields, as the caller made them; read
-in ``config.text`` form and both recorded next to the weights) (sampled per epoch, with replacement when a row has too few). The loss is a
+negatives (sampled per epoch, with replacement when a row has too few). Texts are
+titles, or titles with product fields as the caller formatted them (``config.fields``),
+read in the ``config.text`` form; both are recorded next to the weights
+(``rerank.base.TEXT_SIDECAR``) so the reranker reads products alike. The loss is a
 softmax cross-entropy over the group's logits with the positive as the target, or a
 binary cross-entropy per pair (``loss="bce"``). The model is any HF encoder checkpoint
 with a one-logit sequence-classification head (a fresh head where it has none); the
