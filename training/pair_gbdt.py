@@ -169,9 +169,10 @@ def label_candidates(matches: Sequence[str], cands: Sequence[Candidate]) -> list
     return [int(c.id in wanted) for c in cands]
 
 
-def _blend_rows(
-    model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Example]
-) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+BlendRows = tuple[np.ndarray, np.ndarray, list[bool]]
+
+
+def blend_rows(model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Example]) -> BlendRows:
     """The blend's inputs and labels over every valid pair, and per stacked column
     whether its scores are logits already."""
     pairs = [(q, c) for q, cands, _ in valid for c in cands]
@@ -184,10 +185,16 @@ def _blend_rows(
     return blend_inputs(base, stacked, query_runs(pairs), raw), labels, raw
 
 
-def fit_blend(model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Example]) -> Blend:
+def fit_blend(
+    model: PairGbdtModel,
+    columns: Sequence[str],
+    valid: Sequence[Example],
+    rows: BlendRows | None = None,
+) -> Blend:
     """Fit the stacking blend (``rerank.blend``) on the valid examples, whose candidates
-    carry the stacked rerankers' scores in ``columns``; stored in the model's sidecar."""
-    x, labels, raw = _blend_rows(model, columns, valid)
+    carry the stacked rerankers' scores in ``columns``; stored in the model's sidecar.
+    ``rows``: ``blend_rows`` of the same arguments, when the caller has them already."""
+    x, labels, raw = rows or blend_rows(model, columns, valid)
     blend = Blend.fit(x, labels)
     blend.raw = raw
     model.info["blend"] = blend.to_json()
@@ -196,7 +203,11 @@ def fit_blend(model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Exam
 
 
 def blend_out_of_fold(
-    model: PairGbdtModel, columns: Sequence[str], valid: Sequence[Example], folds: int = 5
+    model: PairGbdtModel,
+    columns: Sequence[str],
+    valid: Sequence[Example],
+    folds: int = 5,
+    rows: BlendRows | None = None,
 ) -> list[float] | None:
     """Each valid pair's blend probability from a blend fitted without its query's fold
     (queries dealt round-robin into ``folds``), so the stack's valid figures are not
@@ -204,7 +215,7 @@ def blend_out_of_fold(
     (fewer queries than folds, or a fold's rest holds one label only)."""
     if len(valid) < folds:
         return None
-    x, labels, _ = _blend_rows(model, columns, valid)
+    x, labels, _ = rows or blend_rows(model, columns, valid)
     fold = np.repeat(np.arange(len(valid)) % folds, [len(cands) for _, cands, _ in valid])
     out = np.zeros(len(labels))
     for f in range(folds):

@@ -56,6 +56,10 @@ def with_fields(
     one line (the rows must come from this dataset)."""
     products = {p.id: p for p in dataset.products()}
     products.update({q.id: q.product for q in dataset.queries()})
+    wanted = getattr(text, "fields", ())
+    absent = [f for f in wanted if not any(p.fields.get(f) for p in products.values())]
+    if absent:  # a misspelt field would silently train on titles alone
+        raise UsageError(f"--fields: no product of the dataset has {', '.join(map(repr, absent))}")
     out = []
     for i, row in enumerate(rows):
         try:

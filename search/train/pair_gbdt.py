@@ -52,6 +52,9 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
         fit_pair_gbdt,
         label_candidates,
     )
+    from training.pair_gbdt import (
+        blend_rows as blend_inputs_of,
+    )
     from training.ranking import sample_indices
 
     start = time.perf_counter()
@@ -87,13 +90,14 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
         items = [(q.product, row) for q, row in zip(blend_q, blend_rows)]
         add_stack_features(stacked, items, job.progress)
         columns, blend_ex = [s.column for s in stacked], examples(blend_q, blend_rows)
-        fit_blend(model, columns, blend_ex)
+        rows = blend_inputs_of(model, columns, blend_ex)  # features of the valid pairs, once
+        fit_blend(model, columns, blend_ex, rows)
         model.info["stack_queries"] = len(keep)
         # the report ranks the blend's own rows with the scores already there, each query
         # by a blend fitted without it where the rows allow (else in-sample, and said so)
         stored = [replace(s, reranker=StoredScores(s.column)) for s in stacked]
         valid_q, valid_rows = blend_q, blend_rows
-        oof = blend_out_of_fold(model, columns, blend_ex)
+        oof = blend_out_of_fold(model, columns, blend_ex, rows=rows)
         model.info["valid_metrics"] = "blend out-of-fold (5 folds of valid queries)"
         if oof is None:
             model.info["valid_metrics"] = "blend in-sample (too few valid queries for 5 folds)"

@@ -162,7 +162,7 @@ def test_out_of_fold_blend_holds_each_query_out_of_its_own_fit(tiny_cross_encode
     """The stack's valid figures come from blends fitted without the query's fold: each
     held-out probability equals a blend fitted on the other folds by hand; too few
     queries for the folds is None (the trainer then says its figures are in-sample)."""
-    from training.pair_gbdt import _blend_rows, blend_out_of_fold
+    from training.pair_gbdt import blend_out_of_fold, blend_rows
 
     stack = build_stack([f"cross-encoder:{tiny_cross_encoder},device=cpu"])
     train, valid = toy_examples(40, 0), toy_examples(15, 1)
@@ -170,7 +170,7 @@ def test_out_of_fold_blend_holds_each_query_out_of_its_own_fit(tiny_cross_encode
     add_stack_features(stack, [(q, cands) for q, cands, _ in valid])
     cols = [s.column for s in stack]
     oof = blend_out_of_fold(model, cols, valid, folds=3)
-    x, y, _ = _blend_rows(model, cols, valid)
+    x, y, _ = blend_rows(model, cols, valid)
     assert oof is not None and len(oof) == len(y) and all(0 < p < 1 for p in oof)
     fold = [i % 3 for i, (_, cands, _) in enumerate(valid) for _ in cands]
     held = [f == 1 for f in fold]

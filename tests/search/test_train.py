@@ -122,6 +122,14 @@ def test_cross_encoder_mines_its_own_then_stacks_into_pair_gbdt(synth, tmp_path)
     )
     assert res.exit_code != 0 and "--fields reads each product's fields by id" in res.output
     assert len(res.output.strip().splitlines()) == 1
+    res = runner.invoke(  # a misspelt field would train on titles alone: refused
+        app,
+        ["train", "reranker", str(synth), "--kind", "cross-encoder", "--model", str(bert)]
+        + ["--out", str(tmp_path / "ce3"), "--fields", "sorce"]
+        + home,
+    )
+    assert res.exit_code != 0 and "no product of the dataset has 'sorce'" in res.output
+    assert len(res.output.strip().splitlines()) == 1
     stack = tmp_path / "stack.txt"
     res = runner.invoke(
         app,
