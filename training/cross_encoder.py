@@ -298,6 +298,8 @@ def train_cross_encoder(
         "valid_queries": len(valid),
         "valid_table": choice.table() if valid else "",
         "best": choice.best(),
+        "valid_stage1": choice.stage1,
+        "verdict": choice.verdict(),
         "out": str(out),
     }
 

@@ -225,6 +225,8 @@ def train_qwen_vl(
         "valid_queries": len(valid),
         "valid_table": choice.table() if valid else "",
         "best": choice.best(),
+        "valid_stage1": choice.stage1,
+        "verdict": choice.verdict(),
     }
 
 

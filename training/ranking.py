@@ -69,9 +69,21 @@ def sample_lists(
     return chosen
 
 
-def epoch_table(history: Sequence[dict[str, float]], best_epoch: float | None = None) -> str:
-    """The valid metrics of every epoch as a Markdown table, the kept one marked."""
+def stage1_metrics(lists: Sequence[ValidList]) -> dict[str, float]:
+    """hit@1 and MRR@10 of the lists as stage 1 ranked them: the bar a reranker must pass."""
+    return rank_metrics(lists, [[-float(i) for i in range(len(v.texts))] for v in lists])
+
+
+def epoch_table(
+    history: Sequence[dict[str, float]],
+    best_epoch: float | None = None,
+    stage1: dict[str, float] | None = None,
+) -> str:
+    """The valid metrics of every epoch as a Markdown table, the kept one marked; with
+    ``stage1``, a first row for the stage-1 order of the same lists."""
     lines = ["| epoch | step | hit@1 | MRR@10 | kept |", "| --- | --- | --- | --- | --- |"]
+    if stage1:
+        lines.append(f"| stage 1 | | {stage1['hit@1']:.3f} | {stage1['mrr@10']:.3f} | |")
     for row in history:
         kept = "yes" if best_epoch is not None and row.get("epoch") == best_epoch else ""
         lines.append(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.atomic import write_json, write_text
-from training.ranking import ValidList, epoch_table, rank_metrics
+from training.ranking import ValidList, epoch_table, rank_metrics, stage1_metrics
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class EpochChoice:
             json.loads(best.read_text()) if resume and best.is_file() else {}
         )
         self.history: list[dict[str, float]] = list(self.state.get("history", []))
+        self.stage1 = stage1_metrics(self.valid) if self.valid else {}
         if not self.valid:
             log.warning("no valid queries: no epoch can be chosen; keeping the last epoch")
 
@@ -71,17 +72,30 @@ class EpochChoice:
             if stop:
                 log.info("no gain on valid for %d epochs: stopping", self.state["stale"])
         self.state["history"] = self.history
+        self.state["stage1"] = self.stage1
         write_json(self.out / BEST, self.state)
         write_text(self.out / TABLE, self.table())
         return stop
 
     def table(self) -> str:
         """The per-epoch Markdown table, the kept epoch marked."""
-        return epoch_table(self.history, self.state.get("epoch"))
+        return epoch_table(self.history, self.state.get("epoch"), self.stage1)
 
     def best(self) -> dict[str, Any]:
         """The kept epoch's metrics (empty when none was chosen)."""
-        return {k: v for k, v in self.state.items() if k not in ("stale", "history")}
+        return {k: v for k, v in self.state.items() if k not in ("stale", "history", "stage1")}
+
+    def verdict(self) -> str:
+        """One line when the kept epoch ranks valid no better than stage 1 did (the
+        reranker would not pay off there); "" otherwise or without a choice."""
+        if not self.chose or self._key(self.state) > self._key(self.stage1):
+            return ""
+        return (
+            f"the trained reranker ranks valid no better than stage 1 (hit@1 "
+            f"{self.state['hit@1']:.3f} vs {self.stage1['hit@1']:.3f}, MRR@10 "
+            f"{self.state['mrr@10']:.3f} vs {self.stage1['mrr@10']:.3f}): check its data "
+            "and recipe before using it"
+        )
 
     @staticmethod
     def _key(metrics: dict[str, Any], default: float = 0.0) -> tuple[float, float]:

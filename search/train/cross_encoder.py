@@ -121,6 +121,8 @@ def train_cross_encoder_reranker(
         )
     if summary["valid_table"]:
         log.info("valid per epoch (%s):\n%s", job.out, summary["valid_table"])
+    if summary["verdict"]:
+        log.warning("%s: %s", job.out, summary["verdict"])
     info = {
         "steps": summary["global_step"],
         "train_loss": summary["train_loss"],

@@ -113,6 +113,8 @@ def train_qwen_vl_reranker(cfg: AppConfig, job: TrainJob, opts: QwenVLOptions) -
     )
     if info["valid_table"]:
         log.info("valid per epoch (%s):\n%s", out, info["valid_table"])
+    if info["verdict"]:
+        log.warning("%s: %s", out, info["verdict"])
     info.update({"model": base, "dataset": ex.dataset, "split": opts.split, "mining": ex.mining})
     info["max_pixels"] = opts.max_pixels
     info["spec"] = (

@@ -62,7 +62,10 @@ def test_loss_falls_and_model_reloads(tiny_bert, tmp_path, loss):
     assert summary["best"]["hit@1"] == max(epoch["hit@1"] for epoch in summary["valid"])
     # the per-epoch table is in the folder, the kept epoch marked
     table = (out / "valid_epochs.md").read_text().splitlines()
-    assert len(table) == 2 + 4 and sum("yes" in line for line in table) == 1
+    assert len(table) == 3 + 4 and sum("yes" in line for line in table) == 1
+    # ... below the bar it must pass: the same lists in stage-1 order (positive second)
+    assert table[2] == "| stage 1 | | 0.000 | 0.500 | |"
+    assert summary["valid_stage1"] == {"hit@1": 0.0, "mrr@10": 0.5}
     assert (out / "checkpoints" / "checkpoint-16").is_dir()
     # the saved folder is the best epoch; it loads as the reranker and gives its scores
     tokenizer, model, fresh = load_model(str(out))
