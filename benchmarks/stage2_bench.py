@@ -35,9 +35,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from benchmarks.bench_report import load_average, machine_info, shared_data  # noqa: E402
-from rerank.base import (
-    build_reranker,  # noqa: E402
-    rerank_batch,  # noqa: E402
+from rerank.base import (  # noqa: E402
+    build_reranker,
+    rerank_batch,
+    trained_reading,
 )
 from retrieval.atomic import write_json, write_text  # noqa: E402
 from retrieval.encoders.text import packaged_minilm  # noqa: E402
@@ -90,6 +91,8 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         report, minutes = timed_train(cfg, "pair-gbdt", args.data, stack, {"stack": with_ce})
         results["minutes"]["stack"] = round(minutes, 1)
         specs.update({"cross-encoder": with_ce, "stack": f"pair-gbdt:{stack},with={with_ce}"})
+        if trained_reading(ce).stage1_weight:  # what the model alone ranks, for the record
+            specs["cross-encoder alone"] = f"{with_ce},stage1_weight=0"
     _, ((queries, rows),) = stage1_splits(cfg, dataset, name, args.k, ["test"])
     qrels = queries_to_qrels(queries)
     test = {"stage 1": ranking_metrics(score_run(queries, rows, 1), qrels, "stage1")}

@@ -9,6 +9,7 @@ live in each implementation. Specs read ``KIND[:MODEL][,key=value...]``, e.g.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -73,25 +74,51 @@ def text_form(text: str, form: str) -> str:
 
 
 #: Written by our reranker trainers next to the weights: how the model reads products
-#: (``{"text": FORM, "fields": [...]}``), so the reranker reads them alike.
+#: and how far it leans on stage 1 (``{"text": FORM, "fields": [...], "stage1_weight": W}``),
+#: so the reranker reads and scores alike.
 TEXT_SIDECAR = "search_reranker.json"
 
 
-def trained_reading(model: str | Path) -> tuple[str, tuple[str, ...]]:
-    """The text form and product fields a reranker folder was trained on (its
-    ``TEXT_SIDECAR``); ``("raw", ())`` for a hub name or a folder we did not train. A bad
-    sidecar is one line."""
+def stage1_prior(rank: int) -> float:
+    """What a candidate's stage-1 rank adds to a reranker's logit per unit of weight:
+    ``-log2(1 + rank)`` (rank 1 first: -1, rank 3: -2, rank 7: -3); 0 for an unknown rank
+    (below 1). Logarithmic, so the top of the list is told apart and the tail is not."""
+    return -math.log2(1 + rank) if rank >= 1 else 0.0
+
+
+@dataclass(frozen=True)
+class TrainedReading:
+    """What a reranker folder we trained records (``TEXT_SIDECAR``): the text form, the
+    product fields, and ``stage1_weight``: the weight of ``stage1_prior`` added to the
+    model's logit, chosen on valid by the trainer (0: the model alone)."""
+
+    form: str = "raw"
+    fields: tuple[str, ...] = ()
+    stage1_weight: float = 0.0
+
+
+def trained_reading(model: str | Path) -> TrainedReading:
+    """The sidecar of a reranker folder; the defaults (raw titles, no fields, no stage-1
+    weight) for a hub name or a folder we did not train. A bad sidecar is one line."""
     path = Path(model) / TEXT_SIDECAR
     if not path.is_file():
-        return "raw", ()
+        return TrainedReading()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        form, fields = data.get("text", "raw"), tuple(str(f) for f in data.get("fields", []))
+        reading = TrainedReading(
+            data.get("text", "raw"),
+            tuple(str(f) for f in data.get("fields", [])),
+            float(data.get("stage1_weight", 0.0)),
+        )
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
-    if form not in TEXT_FORMS:
-        raise UsageError(f"{path}: unknown text form {form!r}; expected one of {TEXT_FORMS}")
-    return form, fields
+    if reading.form not in TEXT_FORMS:
+        raise UsageError(
+            f"{path}: unknown text form {reading.form!r}; expected one of {TEXT_FORMS}"
+        )
+    if not math.isfinite(reading.stage1_weight) or reading.stage1_weight < 0:
+        raise UsageError(f"{path}: stage1_weight must be a number >= 0")
+    return reading
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ Options (``cross-encoder:MODEL,key=value,...``):
 * ``fields``: product fields appended to the title, ``+``-separated (``brand+description``);
   default: the fields a folder we trained records (``search_reranker.json``), else none.
 * ``activation``: ``sigmoid`` (default; scores in [0, 1]) or ``none`` (raw logits).
+* ``stage1_weight``: how much the candidate's stage-1 rank adds to the logit
+  (``weight * rerank.base.stage1_prior(rank)``, i.e. ``-weight * log2(1 + rank)``).
+  Default: the weight a folder we trained records (chosen on valid: where the model alone
+  ranks worse than stage 1, leaning on stage 1 wins it back), else 0 (the model alone).
 * ``text``: ``raw`` or ``codes`` (``rerank.base.TEXT_FORMS``: separators inside product
   codes dropped). Default: the form a folder we trained records, else ``raw``; a model
   reads text as it was trained to.
@@ -25,6 +29,7 @@ Options (``cross-encoder:MODEL,key=value,...``):
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,11 +40,12 @@ from rerank.base import (
     Pair,
     RerankStats,
     register_reranker,
+    stage1_prior,
     trained_reading,
 )
 from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
-from retrieval.registry import choice_option, int_option
+from retrieval.registry import choice_option, float_option, int_option
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ class CrossEncoderReranker:
         fields: str | None = None,
         activation: str = "sigmoid",
         text: str | None = None,
+        stage1_weight: float | None = None,
     ) -> None:
         try:
             import torch
@@ -73,13 +80,13 @@ class CrossEncoderReranker:
         self.dtype = model_dtype(self.device, precision)
         self.batch_size = batch_size
         self.max_length = max_length
-        trained_form, trained_fields = trained_reading(model)
-        form = trained_form if text is None else choice_option("text", text, TEXT_FORMS)
+        trained = trained_reading(model)
+        form = trained.form if text is None else choice_option("text", text, TEXT_FORMS)
         self.format = Formatter.from_option(
-            "+".join(trained_fields) if fields is None else fields, form
+            "+".join(trained.fields) if fields is None else fields, form
         )
-        act = choice_option("activation", activation, ("sigmoid", "none"))
-        self.activation = torch.nn.Sigmoid() if act == "sigmoid" else torch.nn.Identity()
+        self.sigmoid = choice_option("activation", activation, ("sigmoid", "none")) == "sigmoid"
+        self.stage1_weight = trained.stage1_weight if stage1_weight is None else stage1_weight
         self.stats = RerankStats()
         try:
             self.model = CrossEncoder(model, device=self.device, max_length=max_length)
@@ -108,14 +115,15 @@ class CrossEncoderReranker:
             scores = self.model.predict(
                 list(texts),
                 batch_size=len(texts),
-                activation_fn=self.activation,
+                activation_fn=torch.nn.Identity(),
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
         return [float(s) for s in scores.reshape(-1)]
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
-        """One score per (query, candidate) pair, in input order."""
+        """One score per (query, candidate) pair, in input order: the model's logit plus
+        ``stage1_weight`` times the candidate's ``stage1_prior``, through the activation."""
         if not pairs:
             return []
         texts = [(self.format(q), self.format(c.product)) for q, c in pairs]
@@ -124,7 +132,15 @@ class CrossEncoderReranker:
         if truncated:
             self.stats.add("truncated", truncated)
             log.debug("%s: %d of %d pairs truncated", self.spec, truncated, len(pairs))
-        return run_longest_first(texts, lengths, self.batch_size, self._predict, name=self.spec)
+        logits = run_longest_first(texts, lengths, self.batch_size, self._predict, name=self.spec)
+        if self.stage1_weight:
+            logits = [
+                z + self.stage1_weight * stage1_prior(c.stage1_rank)
+                for z, (_, c) in zip(logits, pairs)
+            ]
+        return [
+            1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0))) if self.sigmoid else z for z in logits
+        ]
 
 
 @register_reranker("cross-encoder")
@@ -138,6 +154,7 @@ def cross_encoder(
     fields: str | None = None,
     activation: str = "sigmoid",
     text: str | None = None,
+    stage1_weight: str | float | None = None,
 ) -> CrossEncoderReranker:
     """Build a cross-encoder reranker (default model ``BAAI/bge-reranker-v2-m3``)."""
     return CrossEncoderReranker(
@@ -149,4 +166,7 @@ def cross_encoder(
         fields=fields,
         activation=activation,
         text=text,
+        stage1_weight=None
+        if stage1_weight is None
+        else float_option("stage1_weight", stage1_weight),
     )

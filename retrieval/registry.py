@@ -9,6 +9,8 @@ every encoder and reranker.
 
 from __future__ import annotations
 
+import math
+
 import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -79,6 +81,17 @@ def int_option(
         raise UsageError(f"option {name}={value!r} is not an integer") from None
     if number < minimum:
         raise UsageError(f"option {name}={number} must be at least {minimum}")
+    return number
+
+
+def float_option(name: str, value: str | float, *, minimum: float = 0.0) -> float:
+    """A finite number factory option, at least ``minimum``; anything else is a UsageError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"option {name}={value!r} is not a number") from None
+    if not math.isfinite(number) or number < minimum:
+        raise UsageError(f"option {name}={number} must be a finite number >= {minimum:g}")
     return number
 
 

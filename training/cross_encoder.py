@@ -21,8 +21,12 @@ and the ``[train.cross-encoder]`` config section only override them):
 
 With a valid set (queries with scored candidate lists), every epoch ranks it; the best
 epoch by hit@1 (then MRR@10) is what ``out`` holds, ``patience`` epochs without gain
-stop the run, and the per-epoch table goes to ``out/valid_epochs.md``. Without valid
-queries no choice is possible: the run says so and keeps the last epoch.
+stop the run, and the per-epoch table (with stage 1's own order of the same lists as the
+first row) goes to ``out/valid_epochs.md``. Then the weight of stage 1's rank added to
+the kept model's logit (``rerank.base.stage1_prior``; 0 = the model alone) is chosen on
+the same lists and recorded for the reranker: where the model alone ranks below stage 1
+(wdc-products: valid hit@1 0.596 vs 0.648), leaning on stage 1 wins it back. Without
+valid queries no choice is possible: the run says so and keeps the last epoch.
 """
 
 from __future__ import annotations
@@ -205,6 +209,8 @@ def train_cross_encoder(
     cfg = (config or CrossEncoderConfig()).resolved(recipe)
     if cfg.loss not in LOSSES:
         raise UsageError(f"unknown loss {cfg.loss!r}; expected one of {', '.join(LOSSES)}")
+    if cfg.stage1_weight is not None and not 0 <= cfg.stage1_weight < float("inf"):
+        raise UsageError(f"stage1_weight must be a number >= 0, not {cfg.stage1_weight}")
     if cfg.text not in TEXT_FORMS:
         raise UsageError(f"unknown text form {cfg.text!r}; expected one of {', '.join(TEXT_FORMS)}")
     data = GroupRows(rows, cfg.group_size, cfg.seed, cfg.text)
@@ -256,7 +262,9 @@ def train_cross_encoder(
         valid,
         out,
         lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length, bf16=bf16),
-        lambda folder: save_model(trainer.model, tokenizer, folder, cfg.text, cfg.fields),
+        lambda folder: save_model(
+            trainer.model, tokenizer, folder, cfg.text, cfg.fields, cfg.stage1_weight or 0.0
+        ),
         patience=cfg.patience,
         resume=resume,
     )
@@ -285,8 +293,17 @@ def train_cross_encoder(
     with refused_checkpoint(start_from):
         result = trainer.train(resume_from_checkpoint=start_from)
     raise_if_diverged(stop, checkpoints)
+    weight = cfg.stage1_weight or 0.0
     if not choice.chose:
-        save_model(trainer.model, tokenizer, out, cfg.text, cfg.fields)
+        save_model(trainer.model, tokenizer, out, cfg.text, cfg.fields, weight)
+    elif cfg.stage1_weight is None:  # how far the kept model leans on stage 1: valid says
+
+        def rescore() -> list[list[float]]:
+            _, kept, _ = load_model(str(out))
+            return score_lists(kept, tokenizer, valid, cfg.max_length, bf16=bf16)
+
+        weight = choice.choose_stage1_weight(rescore)
+        write_reading(out, cfg.text, cfg.fields, weight)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "global_step": trainer.state.global_step,
@@ -298,20 +315,36 @@ def train_cross_encoder(
         "valid_queries": len(valid),
         "valid_table": choice.table() if valid else "",
         "best": choice.best(),
+        "stage1_weight": weight,
         "valid_stage1": choice.stage1,
         "verdict": choice.verdict(),
         "out": str(out),
     }
 
 
-def save_model(model: Any, tokenizer: Any, out: Path, form: str = "raw", fields: str = "") -> None:
-    """Save weights, config and tokenizer where CrossEncoder(out) loads them, and the
-    text form and product fields the model was trained on (``TEXT_SIDECAR``), which the
-    reranker applies."""
+def save_model(
+    model: Any,
+    tokenizer: Any,
+    out: Path,
+    form: str = "raw",
+    fields: str = "",
+    stage1_weight: float = 0.0,
+) -> None:
+    """Save weights, config and tokenizer where CrossEncoder(out) loads them, and how the
+    model reads products and leans on stage 1 (``write_reading``)."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    write_json(out / TEXT_SIDECAR, {"text": form, "fields": list(parse_fields(fields))})
+    write_reading(out, form, fields, stage1_weight)
+
+
+def write_reading(out: Path, form: str, fields: str, stage1_weight: float) -> None:
+    """The sidecar the reranker applies (``TEXT_SIDECAR``): the text form and product
+    fields the model was trained on, and the weight of stage 1's rank in its score."""
+    write_json(
+        out / TEXT_SIDECAR,
+        {"text": form, "fields": list(parse_fields(fields)), "stage1_weight": stage1_weight},
+    )
 
 
 def score_lists(

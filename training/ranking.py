@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rerank.base import stage1_prior
 from retrieval.metrics import hit_rate_at_k, mrr_at_k
 from retrieval.types import Candidate, Product, Qrels, Query, Run
 
@@ -72,6 +73,52 @@ def sample_lists(
 def stage1_metrics(lists: Sequence[ValidList]) -> dict[str, float]:
     """hit@1 and MRR@10 of the lists as stage 1 ranked them: the bar a reranker must pass."""
     return rank_metrics(lists, [[-float(i) for i in range(len(v.texts))] for v in lists])
+
+
+#: The weights of stage 1's rank a trainer tries on valid (``choose_stage1_weight``).
+STAGE1_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def lean_on_stage1(
+    lists: Sequence[ValidList], scores: Sequence[Sequence[float]], weight: float
+) -> list[list[float]]:
+    """Each list's scores plus ``weight * stage1_prior(rank)``, the lists being in stage-1
+    order (rank 1 first), as the reranker adds it at query time."""
+    return [
+        [s + weight * stage1_prior(i) for i, s in enumerate(row, 1)] for row in scores[: len(lists)]
+    ]
+
+
+def choose_stage1_weight(
+    lists: Sequence[ValidList],
+    scores: Sequence[Sequence[float]],
+    weights: Sequence[float] = STAGE1_WEIGHTS,
+) -> tuple[float, list[dict[str, float]]]:
+    """The weight of stage 1's rank that ranks the lists best (hit@1, then MRR@10; a tie
+    keeps the smaller weight, 0 first: the model alone), and every weight's metrics."""
+    rows = [
+        {"stage1_weight": w, **rank_metrics(lists, lean_on_stage1(lists, scores, w))}
+        for w in sorted(weights)
+    ]
+    best = rows[0]
+    for row in rows[1:]:
+        if (row["hit@1"], row["mrr@10"]) > (best["hit@1"], best["mrr@10"]):
+            best = row
+    return best["stage1_weight"], rows
+
+
+def weight_table(rows: Sequence[dict[str, float]], kept: float | None = None) -> str:
+    """The valid metrics of each stage-1 weight as a Markdown table, the kept one marked."""
+    lines = [
+        "| stage-1 weight | hit@1 | MRR@10 | kept |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        mark = "yes" if row["stage1_weight"] == kept else ""
+        lines.append(
+            f"| {row['stage1_weight']:g} | {row['hit@1']:.3f} | {row['mrr@10']:.3f} | {mark} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def epoch_table(

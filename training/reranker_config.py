@@ -63,6 +63,10 @@ class CrossEncoderConfig(ValidChoice):
     # Product fields read after the title, "+"-separated ("description", "brand+price"),
     # as the reranker's ``fields=``; recorded next to the weights. "": the title only.
     fields: str = ""
+    # The weight of stage 1's rank added to the model's logit at query time
+    # (``rerank.base.stage1_prior``), recorded next to the weights. None: chosen on valid
+    # after the epoch (``training.ranking.STAGE1_WEIGHTS``, 0 included); a number: fixed.
+    stage1_weight: float | None = None
 
     def resolved(self, recipe: str) -> CrossEncoderConfig:
         """This config with its unset fields taken from ``RECIPES[recipe]``."""

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.atomic import write_json, write_text
-from training.ranking import ValidList, epoch_table, rank_metrics, stage1_metrics
+from training.ranking import (
+    ValidList,
+    choose_stage1_weight,
+    epoch_table,
+    rank_metrics,
+    stage1_metrics,
+    weight_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,7 @@ class EpochChoice:
         )
         self.history: list[dict[str, float]] = list(self.state.get("history", []))
         self.stage1 = stage1_metrics(self.valid) if self.valid else {}
+        self.kept_scores: list[list[float]] | None = None  # the kept epoch's, this process
         if not self.valid:
             log.warning("no valid queries: no epoch can be chosen; keeping the last epoch")
 
@@ -58,13 +66,17 @@ class EpochChoice:
         ``patience`` epochs passed without gain (the run should stop)."""
         if not self.valid:
             return False
-        metrics = rank_metrics(self.valid, self.score(self.valid))
+        scores = self.score(self.valid)
+        metrics = rank_metrics(self.valid, scores)
         metrics.update(epoch=round(epoch, 3), step=step)
         self.history.append(metrics)
         log.info("valid after epoch %s: hit@1 %.3f, MRR@10 %.3f", epoch, *self._key(metrics))
         stop = False
         if self._key(metrics) > self._key(self.state, -1.0):
+            for stale_choice in ("stage1_weight", "stage1_weights", "with_stage1"):
+                self.state.pop(stale_choice, None)  # chosen for an earlier kept epoch
             self.state.update(metrics, stale=0)
+            self.kept_scores = scores
             self.save(self.out)
         else:
             self.state["stale"] = self.state.get("stale", 0) + 1
@@ -78,22 +90,56 @@ class EpochChoice:
         return stop
 
     def table(self) -> str:
-        """The per-epoch Markdown table, the kept epoch marked."""
-        return epoch_table(self.history, self.state.get("epoch"), self.stage1)
+        """The per-epoch Markdown table, the kept epoch marked; then, once chosen, the
+        table of stage-1 weights."""
+        table = epoch_table(self.history, self.state.get("epoch"), self.stage1)
+        if self.state.get("stage1_weights"):
+            kept = self.state.get("stage1_weight")
+            table += "\n" + weight_table(self.state["stage1_weights"], kept)
+        return table
+
+    def choose_stage1_weight(self, rescore: Callable[[], list[list[float]]]) -> float:
+        """The weight of stage 1's rank added to the kept epoch's scores that ranks valid
+        best (``training.ranking.choose_stage1_weight``; 0 when no epoch was chosen).
+        ``rescore()`` scores the valid lists with the kept model when this process did not
+        (a resumed run whose best epoch came before it). Recorded in ``best.json`` and the
+        table (``with_stage1``: the kept epoch's metrics with that weight)."""
+        if not self.chose:
+            return 0.0
+        scores = self.kept_scores if self.kept_scores is not None else rescore()
+        weight, rows = choose_stage1_weight(self.valid, scores)
+        kept = next(r for r in rows if r["stage1_weight"] == weight)
+        self.state.update(stage1_weight=weight, stage1_weights=rows)
+        self.state["with_stage1"] = {k: kept[k] for k in ("hit@1", "mrr@10")}
+        write_json(self.out / BEST, self.state)
+        write_text(self.out / TABLE, self.table())
+        if weight:
+            log.info(
+                "valid ranks best with stage 1's rank at weight %g: hit@1 %.3f (model alone %.3f)",
+                weight,
+                kept["hit@1"],
+                self.state["hit@1"],
+            )
+        return weight
 
     def best(self) -> dict[str, Any]:
         """The kept epoch's metrics (empty when none was chosen)."""
-        return {k: v for k, v in self.state.items() if k not in ("stale", "history", "stage1")}
+        skip = ("stale", "history", "stage1", "stage1_weights")
+        return {k: v for k, v in self.state.items() if k not in skip}
 
     def verdict(self) -> str:
-        """One line when the kept epoch ranks valid no better than stage 1 did (the
-        reranker would not pay off there); "" otherwise or without a choice."""
-        if not self.chose or self._key(self.state) > self._key(self.stage1):
+        """One line when the kept model (with its stage-1 weight, once chosen) ranks valid
+        no better than stage 1 did: the reranker would not pay off there; "" otherwise
+        or without a choice."""
+        if not self.chose:
+            return ""
+        kept = self.state.get("with_stage1", self.state)
+        if self._key(kept) > self._key(self.stage1):
             return ""
         return (
             f"the trained reranker ranks valid no better than stage 1 (hit@1 "
-            f"{self.state['hit@1']:.3f} vs {self.stage1['hit@1']:.3f}, MRR@10 "
-            f"{self.state['mrr@10']:.3f} vs {self.stage1['mrr@10']:.3f}): check its data "
+            f"{kept['hit@1']:.3f} vs {self.stage1['hit@1']:.3f}, MRR@10 "
+            f"{kept['mrr@10']:.3f} vs {self.stage1['mrr@10']:.3f}): check its data "
             "and recipe before using it"
         )
 

@@ -114,6 +114,12 @@ def train_reranker_cmd(
     warmup: _opt(
         "--warmup", help="cross-encoder: warm-up fraction (<1) or steps.", kind=float
     ) = None,
+    stage1_weight: _opt(
+        "--stage1-weight",
+        help="cross-encoder: weight of stage 1's rank added to the score "
+        "(default: chosen on valid; 0: the model alone).",
+        kind=float,
+    ) = None,
     patience: _opt(
         "--patience", help="Stop after N epochs without gain on valid (0: never)."
     ) = None,

@@ -129,6 +129,7 @@ def train_cross_encoder_reranker(
         "recipe": summary["recipe"],
         "config": summary["config"],
         "best": summary["best"],
+        "stage1_weight": summary["stage1_weight"],
         "valid_per_epoch": summary["valid"],
         "negatives": str(opts.negatives) if opts.negatives else "mined from stage 1",
         "mining": mined,

@@ -61,8 +61,20 @@ def test_known_logit(tiny_cross_encoder, make_pairs):
         head.bias.fill_(0.75)
     pairs = make_pairs(ROWS)
     assert rr.score(pairs) == pytest.approx([0.75] * len(pairs), abs=1e-6)
-    rr.activation = torch.nn.Sigmoid()
+    rr.sigmoid = True
     assert rr.score(pairs) == pytest.approx([1 / (1 + math.exp(-0.75))] * len(pairs), abs=1e-6)
+    # leaning on stage 1: -weight * log2(1 + rank) added to the logit; rank 0 is unknown
+    rr.sigmoid, rr.stage1_weight = False, 2.0
+    ranks = [c.stage1_rank for _, c in pairs]
+    expected = [0.75 - 2.0 * math.log2(1 + r) if r >= 1 else 0.75 for r in ranks]
+    assert rr.score(pairs) == pytest.approx(expected, abs=1e-6)
+    assert expected[2] == pytest.approx(0.75 - 2.0 * math.log2(3))
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "nan"])
+def test_bad_stage1_weight_is_one_line(tiny_cross_encoder, value):
+    with pytest.raises(UsageError, match="stage1_weight"):
+        build_reranker(f"cross-encoder:{tiny_cross_encoder},device=cpu,stage1_weight={value}")
 
 
 def test_truncation_counted(tiny_cross_encoder, make_pairs):
@@ -176,6 +188,14 @@ def test_text_form_comes_from_the_trained_folder(tiny_cross_encoder, tmp_path):
     assert raw.format(product) == "garmin 010-00715-20"
     with pytest.raises(UsageError, match="text"):
         build_reranker(f"cross-encoder:{folder},device=cpu,text=lower")
+    # the stage-1 weight the trainer chose comes from the folder; a spec can override it
+    (folder / TEXT_SIDECAR).write_text('{"text": "codes", "stage1_weight": 1.5}')
+    assert build_reranker(f"cross-encoder:{folder},device=cpu").stage1_weight == 1.5
+    alone = build_reranker(f"cross-encoder:{folder},device=cpu,stage1_weight=0")
+    assert alone.stage1_weight == 0.0
+    (folder / TEXT_SIDECAR).write_text('{"stage1_weight": -2}')
+    with pytest.raises(UsageError, match="stage1_weight must be"):
+        build_reranker(f"cross-encoder:{folder},device=cpu")
     (folder / TEXT_SIDECAR).write_text('{"text": "zip"}')
     with pytest.raises(UsageError, match="unknown text form 'zip'"):
         build_reranker(f"cross-encoder:{folder},device=cpu")

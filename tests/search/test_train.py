@@ -5,6 +5,7 @@ beating stage 1 on the valid split. 150 groups give a valid split of ~70 queries
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from search.pipeline import Pipeline
 pytest.importorskip("lightgbm")
 from search.train.pair_gbdt import PairGbdtOptions, train_pair_gbdt  # noqa: E402
 from search.train.registry import TrainJob  # noqa: E402
+from training.ranking import STAGE1_WEIGHTS  # noqa: E402
 
 runner = CliRunner()
 
@@ -104,7 +106,22 @@ def test_cross_encoder_mines_its_own_then_stacks_into_pair_gbdt(synth, tmp_path)
     assert "fresh-head recipe" in res.output and (ce / "valid_epochs.md").is_file()
     # how it read products is recorded, and the reranker reads them alike
     sidecar = json.loads((ce / "search_reranker.json").read_text())
-    assert sidecar == {"text": "codes", "fields": ["source"]}
+    assert sidecar == {"text": "codes", "fields": ["source"], "stage1_weight": ANY}
+    # ... with the weight of stage 1's rank chosen on valid, stage 1's own row first
+    assert sidecar["stage1_weight"] in STAGE1_WEIGHTS
+    table = (ce / "valid_epochs.md").read_text()
+    assert "| stage 1 |" in table and "| stage-1 weight |" in table
+    assert build_reranker(f"cross-encoder:{ce}").stage1_weight == sidecar["stage1_weight"]
+    fixed = tmp_path / "ce-fixed"  # a weight given is kept, not chosen
+    res = runner.invoke(
+        app,
+        ["train", "reranker", str(synth), "--kind", "cross-encoder", "--model", str(bert)]
+        + ["--out", str(fixed), "--max-steps", "1", "--max-length", "32"]
+        + ["--stage1-weight", "0.5", *home],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((fixed / "search_reranker.json").read_text())["stage1_weight"] == 0.5
+    assert "| stage-1 weight |" not in (fixed / "valid_epochs.md").read_text()
     product = next(open_dataset(str(synth)).products())
     assert (
         build_reranker(f"cross-encoder:{ce}")

@@ -20,7 +20,7 @@ from training.cross_encoder import (  # noqa: E402
     score_lists,
     train_cross_encoder,
 )
-from training.ranking import ValidList, rank_metrics  # noqa: E402
+from training.ranking import STAGE1_WEIGHTS, ValidList, lean_on_stage1, rank_metrics  # noqa: E402
 from training.reranker_config import RECIPES  # noqa: E402
 from training.resume import TrainingDivergedError  # noqa: E402
 
@@ -61,8 +61,13 @@ def test_loss_falls_and_model_reloads(tiny_bert, tmp_path, loss):
     assert len(summary["valid"]) == 4
     assert summary["best"]["hit@1"] == max(epoch["hit@1"] for epoch in summary["valid"])
     # the per-epoch table is in the folder, the kept epoch marked
-    table = (out / "valid_epochs.md").read_text().splitlines()
+    epochs, weights = (out / "valid_epochs.md").read_text().split("\n\n")
+    table = epochs.splitlines()
     assert len(table) == 3 + 4 and sum("yes" in line for line in table) == 1
+    # ... then the stage-1 weights tried on the kept epoch, the chosen one marked
+    weights = weights.splitlines()
+    assert len(weights) == 2 + len(STAGE1_WEIGHTS) and sum("yes" in w for w in weights) == 1
+    assert f"| {summary['stage1_weight']:g} |" in next(w for w in weights if "yes" in w)
     # ... below the bar it must pass: the same lists in stage-1 order (positive second)
     assert table[2] == "| stage 1 | | 0.000 | 0.500 | |"
     assert summary["valid_stage1"] == {"hit@1": 0.0, "mrr@10": 0.5}
@@ -75,13 +80,21 @@ def test_loss_falls_and_model_reloads(tiny_bert, tmp_path, loss):
     again = rank_metrics(VALID, [direct])
     assert again == pytest.approx({k: summary["best"][k] for k in again}, abs=1e-6)
     # the text form it was trained on is recorded for the reranker
-    assert json.loads((out / TEXT_SIDECAR).read_text()) == {"text": "codes", "fields": []}
+    weight = summary["stage1_weight"]
+    assert json.loads((out / TEXT_SIDECAR).read_text()) == {
+        "text": "codes",
+        "fields": [],
+        "stage1_weight": weight,
+    }
+    # ... and the reranker adds stage 1's rank at that weight, as the trainer ranked valid
     reranker = CrossEncoderReranker(str(out), device="cpu", max_length=32, activation="none")
+    assert reranker.stage1_weight == weight
     pairs = [
-        (Product("q", VALID[0].query), Candidate(Product(f"c{i}", t), 0.5, i))
+        (Product("q", VALID[0].query), Candidate(Product(f"c{i}", t), 0.5, i + 1))
         for i, t in enumerate(VALID[0].texts)
     ]
-    assert reranker.score(pairs) == pytest.approx(direct, abs=1e-4)
+    leaned = lean_on_stage1(VALID, [direct], weight)[0]
+    assert reranker.score(pairs) == pytest.approx(leaned, abs=1e-4)
 
 
 def test_resume_continues_the_step_count(tiny_bert, tmp_path):

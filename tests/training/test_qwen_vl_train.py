@@ -170,7 +170,8 @@ def test_cli_trains_on_stage1_negatives_and_a_mined_file(base, tmp_path):
     assert info["mining"]["hard"] > 0 and info["mining"]["random"] > 0
     assert len(info["valid"]) == 2 and info["best"]["epoch"] in (1.0, 2.0)
     table = (out / "valid_epochs.md").read_text().splitlines()
-    assert len(table) == 2 + 2 and sum("yes" in line for line in table) == 1
+    assert len(table) == 3 + 2 and sum("yes" in line for line in table) == 1
+    assert table[2].startswith("| stage 1 |")
     loaded = build_reranker(f"{info['spec']},device=cpu")
     query = open_dataset(str(synth)).queries("valid")[0]
     assert 0.0 < loaded.score([(query.product, Candidate(query.product, 0.5, 1))])[0] < 1.0

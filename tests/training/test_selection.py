@@ -4,8 +4,11 @@ verdict when the kept epoch does not beat stage 1's order of the same lists."""
 from __future__ import annotations
 
 import json
+import math
 
-from training.ranking import ValidList
+import pytest
+
+from training.ranking import STAGE1_WEIGHTS, ValidList, choose_stage1_weight, lean_on_stage1
 from training.selection import BEST, TABLE, EpochChoice
 
 # Two valid queries; stage 1 puts the match first in one and second in the other.
@@ -49,3 +52,39 @@ def test_without_valid_lists_nothing_is_chosen_or_said(tmp_path):
     choice = EpochChoice([], tmp_path, lambda lists: [], lambda out: None)
     assert not choice.epoch_end(1, 10) and not choice.chose
     assert choice.stage1 == {} and choice.verdict() == ""
+
+
+def test_stage1_weight_is_chosen_on_the_kept_epoch(tmp_path):
+    """The model alone puts the match second in one list (by a hair) where stage 1 had it
+    first: a weight on stage 1's rank mends that without breaking the other list, and the
+    smallest such weight is kept; the table and best.json record every weight."""
+    close = [[1.0, 0.0], [0.9, 1.0]]  # list 2: stage 1 had "y" first; the model has b1 first
+    hair = [[0.99, 1.0], [0.0, 1.0]]  # list 1: the model prefers "x" over a1 by 0.01
+    choice, _ = run(tmp_path, [close])
+    assert choice.choose_stage1_weight(lambda: pytest.fail("scores are in memory")) == 0.0
+    assert choice.verdict() == ""  # 1.0 hit@1 against stage 1's 0.5
+
+    choice, _ = run(tmp_path / "b", [hair])
+    weight = choice.choose_stage1_weight(lambda: pytest.fail("scores are in memory"))
+    assert weight == 0.25  # 0.99 - 0.25 * log2(2) vs 1.0 - 0.25 * log2(3): a1 first again
+    assert choice.best()["with_stage1"] == {"hit@1": 1.0, "mrr@10": 1.0}
+    assert choice.best()["hit@1"] == 0.5  # the model alone, as the epoch table says
+    saved = json.loads((tmp_path / "b" / BEST).read_text())
+    assert saved["stage1_weight"] == 0.25 and len(saved["stage1_weights"]) == len(STAGE1_WEIGHTS)
+    assert "| 0.25 | 1.000 | 1.000 | yes |" in (tmp_path / "b" / TABLE).read_text()
+
+
+def test_a_resumed_choice_rescores_the_kept_model(tmp_path):
+    """A run resumed after its best epoch has no kept scores in memory: the kept model
+    scores valid again (``rescore``)."""
+    run(tmp_path, [[[0.99, 1.0], [0.0, 1.0]]])
+    resumed = EpochChoice(LISTS, tmp_path, lambda lists: [], lambda out: None, resume=True)
+    assert resumed.chose and resumed.kept_scores is None
+    assert resumed.choose_stage1_weight(lambda: [[0.99, 1.0], [0.0, 1.0]]) == 0.25
+
+
+def test_weights_tie_to_the_smaller_and_shift_scores_by_rank():
+    scores = [[0.0, 0.0], [0.0, 0.0]]  # the model has no opinion: stage 1's order
+    assert lean_on_stage1(LISTS, scores, 1.0) == [[-1.0, -math.log2(3)]] * 2
+    weight, rows = choose_stage1_weight(LISTS, scores)
+    assert weight == 0.0 and [r["stage1_weight"] for r in rows] == sorted(STAGE1_WEIGHTS)
