@@ -86,6 +86,20 @@ def stage1_prior(rank: int) -> float:
     return -math.log2(1 + rank) if rank >= 1 else 0.0
 
 
+def lean_on_stage1_rank(
+    logits: Sequence[float], pairs: Sequence[Pair], weight: float
+) -> list[float]:
+    """Each pair's logit plus ``weight * stage1_prior`` of its candidate's stage-1 rank."""
+    if not weight:
+        return list(logits)
+    return [z + weight * stage1_prior(c.stage1_rank) for z, (_, c) in zip(logits, pairs)]
+
+
+def sigmoid(z: float) -> float:
+    """1 / (1 + e^-z), clipped so a huge logit cannot overflow."""
+    return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
+
+
 @dataclass(frozen=True)
 class TrainedReading:
     """What a reranker folder we trained records (``TEXT_SIDECAR``): the text form, the

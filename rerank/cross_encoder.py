@@ -29,7 +29,6 @@ Options (``cross-encoder:MODEL,key=value,...``):
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,8 +38,9 @@ from rerank.base import (
     Formatter,
     Pair,
     RerankStats,
+    lean_on_stage1_rank,
     register_reranker,
-    stage1_prior,
+    sigmoid,
     trained_reading,
 )
 from retrieval.device import model_dtype, pick_device
@@ -133,14 +133,8 @@ class CrossEncoderReranker:
             self.stats.add("truncated", truncated)
             log.debug("%s: %d of %d pairs truncated", self.spec, truncated, len(pairs))
         logits = run_longest_first(texts, lengths, self.batch_size, self._predict, name=self.spec)
-        if self.stage1_weight:
-            logits = [
-                z + self.stage1_weight * stage1_prior(c.stage1_rank)
-                for z, (_, c) in zip(logits, pairs)
-            ]
-        return [
-            1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0))) if self.sigmoid else z for z in logits
-        ]
+        logits = lean_on_stage1_rank(logits, pairs, self.stage1_weight)
+        return [sigmoid(z) for z in logits] if self.sigmoid else logits
 
 
 @register_reranker("cross-encoder")

@@ -17,6 +17,9 @@ Options (``qwen-vl:MODEL,key=value,...``):
 * ``fields``: product fields appended to the title, ``+``-separated.
 * ``yes_token`` / ``no_token`` ("yes" / "no"): must each be one token.
 * ``instruction``: the question asked before the listings (no commas: specs split on them).
+* ``stage1_weight``: adds ``-weight * log2(1 + stage-1 rank)`` to the yes-no logit
+  (``rerank.base.stage1_prior``) before the probability. Default: what a folder trained
+  by ``search train reranker --kind qwen-vl`` records (chosen on valid), else 0.
 
 A side with no image, or one that cannot be read, goes in as text only; ``stats.counts``
 counts them under ``no_image`` and ``unreadable_image``.
@@ -31,11 +34,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from rerank._torch import run_batches
-from rerank.base import Formatter, Pair, RerankStats, register_reranker
+from rerank.base import (
+    Formatter,
+    Pair,
+    RerankStats,
+    lean_on_stage1_rank,
+    register_reranker,
+    sigmoid,
+    trained_reading,
+)
 from retrieval.data.images import load_image
 from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
-from retrieval.registry import int_option
+from retrieval.registry import float_option, int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -65,6 +76,7 @@ class QwenVLReranker:
         yes_token: str = "yes",
         no_token: str = "no",
         instruction: str = INSTRUCTION,
+        stage1_weight: float | None = None,
     ) -> None:
         try:
             import torch  # noqa: F401
@@ -86,6 +98,8 @@ class QwenVLReranker:
         self.pixels = {"min_pixels": min_pixels, "max_pixels": max_pixels}
         self.format = Formatter.from_option(fields)
         self.instruction = instruction
+        weight = trained_reading(model).stage1_weight if stage1_weight is None else stage1_weight
+        self.stage1_weight = weight
         self.stats = RerankStats()
         self._fetch_image = fetch_image
         self._images: OrderedDict[str, Any] = OrderedDict()
@@ -180,7 +194,7 @@ class QwenVLReranker:
         batch = self.inputs(items)
         with torch.inference_mode():
             yes_no = answer_logits(self.model, batch, self.token_ids).float()
-        return torch.softmax(yes_no, dim=-1)[:, 0].tolist()
+        return (yes_no[:, 0] - yes_no[:, 1]).tolist()  # logit of P(yes) = softmax's first
 
     def _cost(self, item: Item) -> int:
         """About how many tokens an item takes (its text, plus each image's tokens)."""
@@ -188,7 +202,13 @@ class QwenVLReranker:
         return len(item[0]) // 4 + sum(w * h // merged for w, h in (i.size for i in item[1]))
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
-        """P(yes) for each (query, candidate) pair, in input order."""
+        """P(yes) for each (query, candidate) pair, in input order (with the stage-1 rank
+        term at ``stage1_weight``)."""
+        logits = lean_on_stage1_rank(self.margins(pairs), pairs, self.stage1_weight)
+        return [sigmoid(z) for z in logits]
+
+    def margins(self, pairs: Sequence[Pair]) -> list[float]:
+        """The yes-minus-no logit of each pair (P(yes) before the sigmoid), in order."""
         scores: list[float] = []
         chunk = max(64, 4 * self.batch_size)  # pairs prepared at a time: bounds image memory
         for start in range(0, len(pairs), chunk):
@@ -224,6 +244,7 @@ def qwen_vl(
     yes_token: str = "yes",
     no_token: str = "no",
     instruction: str = INSTRUCTION,
+    stage1_weight: str | float | None = None,
 ) -> QwenVLReranker:
     """Build a Qwen-VL yes/no reranker (default model ``Qwen/Qwen2-VL-2B-Instruct``)."""
     return QwenVLReranker(
@@ -237,4 +258,7 @@ def qwen_vl(
         yes_token=yes_token,
         no_token=no_token,
         instruction=instruction,
+        stage1_weight=None
+        if stage1_weight is None
+        else float_option("stage1_weight", stage1_weight),
     )

@@ -20,7 +20,9 @@ from typing import Any
 
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from rerank.base import TEXT_SIDECAR
 from rerank.qwen_vl import QwenVLReranker, answer_logits
+from retrieval.atomic import write_json
 from retrieval.errors import UsageError
 from retrieval.types import Product, Query
 from training.callbacks import resume_checkpoint
@@ -206,13 +208,17 @@ def train_qwen_vl(
             len(choice.history),
             choice.state["hit@1"],
         )
+    # how far the kept model leans on stage 1's rank, chosen on valid as the cross-encoder's
+    weight = choice.choose_stage1_weight(lambda: choice.score(choice.valid))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out / "adapter")
     merged = model.merge_and_unload()
     merged.save_pretrained(out)
     reranker.processor.save_pretrained(out)
+    write_json(out / TEXT_SIDECAR, {"text": "raw", "fields": [], "stage1_weight": weight})
     reranker.model = merged.eval()
+    reranker.stage1_weight = weight
     log.info("saved the merged model to %s and the adapters to %s", out, out / "adapter")
     return {
         "steps": trainer.state.global_step,
@@ -225,6 +231,7 @@ def train_qwen_vl(
         "valid_queries": len(valid),
         "valid_table": choice.table() if valid else "",
         "best": choice.best(),
+        "stage1_weight": weight,
         "valid_stage1": choice.stage1,
         "verdict": choice.verdict(),
     }
@@ -264,7 +271,7 @@ def _epoch_choice(
     def score(_: Sequence[ValidList]) -> list[list[float]]:
         model.eval()
         try:
-            flat = reranker.score([(q, c) for q, cands, _ in valid for c in cands])
+            flat = reranker.margins([(q, c) for q, cands, _ in valid for c in cands])
         finally:
             model.train()
         out_, at = [], 0

@@ -6,7 +6,8 @@ without one, are mined here from the train split's stage-1 candidates with the d
 of ``search mine`` (``training.mining.MineConfig``: hard, a few random, the
 false-negative guard). Each epoch is checked on the valid split's stage-1 candidates
 (``training.selection``, the cross-encoder's rule): the best epoch's adapters are merged,
-and ``OUT/valid_epochs.md`` holds the per-epoch table. The merged model goes to OUT (load it with
+and ``OUT/valid_epochs.md`` holds the per-epoch table; then the weight of stage 1's rank
+in the score is chosen on the same lists and recorded (``OUT/search_reranker.json``). The merged model goes to OUT (load it with
 ``--reranker qwen-vl:OUT``), the adapters to OUT/adapter, checkpoints to OUT/checkpoints.
 """
 

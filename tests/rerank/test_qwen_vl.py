@@ -95,6 +95,15 @@ def test_known_logits(tiny_qwen_vl, make_pairs, rows):
         hidden = rr.model.model(**rr.inputs(items)).last_hidden_state[:, -1, k]
     expected = [1 / (1 + math.exp(-c * float(h))) for h in hidden]
     assert rr.score(pairs) == pytest.approx(expected, abs=1e-5)
+    assert rr.margins(pairs) == pytest.approx([c * float(h) for h in hidden], abs=1e-4)
+    # leaning on stage 1: -w * log2(1 + rank) joins the yes-no logit before the sigmoid
+    rr.stage1_weight = 0.5
+    ranks = [cand.stage1_rank for _, cand in pairs]
+    leaned = [
+        1 / (1 + math.exp(-(c * float(h) - (0.5 * math.log2(1 + r) if r >= 1 else 0.0))))
+        for h, r in zip(hidden, ranks)
+    ]
+    assert rr.score(pairs) == pytest.approx(leaned, abs=1e-5)
 
 
 def test_custom_tokens_and_instruction(tiny_qwen_vl, make_pairs):
@@ -134,6 +143,7 @@ def test_oom_halves_the_batch(tiny_qwen_vl, make_pairs, rows, monkeypatch):
         (",min_pixels=1000,max_pixels=10", UsageError, "above max_pixels"),
         (",batch_size=x", UsageError, "not an integer"),
         (",temperature=2", UsageError, "bad options"),
+        (",stage1_weight=-1", UsageError, "stage1_weight"),
     ],
 )
 def test_bad_options(tiny_qwen_vl, options, error, message):

@@ -169,10 +169,14 @@ def test_cli_trains_on_stage1_negatives_and_a_mined_file(base, tmp_path):
     # the cross-encoder's defaults: mined hard + random negatives, the epoch chosen on valid
     assert info["mining"]["hard"] > 0 and info["mining"]["random"] > 0
     assert len(info["valid"]) == 2 and info["best"]["epoch"] in (1.0, 2.0)
-    table = (out / "valid_epochs.md").read_text().splitlines()
+    table = (out / "valid_epochs.md").read_text().split("\n\n")[0].splitlines()
     assert len(table) == 3 + 2 and sum("yes" in line for line in table) == 1
     assert table[2].startswith("| stage 1 |")
     loaded = build_reranker(f"{info['spec']},device=cpu")
+    # the weight of stage 1's rank chosen on valid is recorded and applied on loading
+    sidecar = json.loads((out / "search_reranker.json").read_text())
+    assert sidecar["stage1_weight"] == info["stage1_weight"] == loaded.stage1_weight
+    assert "| stage-1 weight |" in (out / "valid_epochs.md").read_text()
     query = open_dataset(str(synth)).queries("valid")[0]
     assert 0.0 < loaded.score([(query.product, Candidate(query.product, 0.5, 1))])[0] < 1.0
 
