@@ -9,9 +9,8 @@ every encoder and reranker.
 
 from __future__ import annotations
 
-import math
-
 import importlib
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 

@@ -7,8 +7,9 @@ of ``search mine`` (``training.mining.MineConfig``: hard, a few random, the
 false-negative guard). Each epoch is checked on the valid split's stage-1 candidates
 (``training.selection``, the cross-encoder's rule): the best epoch's adapters are merged,
 and ``OUT/valid_epochs.md`` holds the per-epoch table; then the weight of stage 1's rank
-in the score is chosen on the same lists and recorded (``OUT/search_reranker.json``). The merged model goes to OUT (load it with
-``--reranker qwen-vl:OUT``), the adapters to OUT/adapter, checkpoints to OUT/checkpoints.
+in the score is chosen on the same lists and recorded (``OUT/search_reranker.json``).
+The merged model goes to OUT (load it with ``--reranker qwen-vl:OUT``), the adapters to
+OUT/adapter, checkpoints to OUT/checkpoints.
 """
 
 from __future__ import annotations
