@@ -78,6 +78,8 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             flags["max_steps"] = args.ce_max_steps  # a cap, reported as such
         if args.ce_fields:
             flags["fields"] = args.ce_fields  # not a default: reported in the params
+        if args.ce_seed:
+            flags["seed"] = args.ce_seed  # another draw of the same defaults
         report, minutes = timed_train(cfg, "cross-encoder", args.data, ce, flags)
         results["minutes"]["cross-encoder"] = round(minutes, 1)
         results["info"]["cross-encoder"] = report.info
@@ -148,6 +150,7 @@ def main() -> None:
     parser.add_argument("--no-ce", action="store_true", help="pair-gbdt only (no CE, no stack)")
     parser.add_argument("--ce-max-steps", type=int, default=0, help="cap CE training (0: none)")
     parser.add_argument("--ce-fields", default="", help="CE reads these fields (--fields)")
+    parser.add_argument("--ce-seed", type=int, default=0, help="CE training seed (0: default)")
     parser.add_argument("--gbdt-model", type=Path, default=None, help="reuse this pair-gbdt")
     parser.add_argument("--home", type=Path, default=None, help="keep the index and models here")
     parser.add_argument("--out", type=Path, default=None)

@@ -3,8 +3,11 @@
 After each epoch the trainer's model ranks the valid lists; the best epoch by hit@1
 (then MRR@10) is saved (``save(out)``), ``patience`` epochs without gain stop the run,
 and every epoch's metrics go to ``out/best.json`` and to a short Markdown table,
-``out/valid_epochs.md`` (written whole or not at all). Without valid lists there is
-nothing to choose from: the caller keeps the last epoch, and ``EpochChoice`` says so.
+``out/valid_epochs.md`` (written whole or not at all), under a first row for stage 1's
+own order of the same lists (the bar; ``verdict`` says when the kept epoch does not pass
+it). After training, ``choose_stage1_weight`` picks how far the kept model's scores lean
+on stage 1's rank (``training.ranking.choose_stage1_weight``). Without valid lists there
+is nothing to choose from: the caller keeps the last epoch, and ``EpochChoice`` says so.
 """
 
 from __future__ import annotations
