@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from retrieval.atomic import write_json
 from retrieval.errors import UsageError
 from retrieval.registry import Registry
 from retrieval.types import Candidate, ComponentSpec, Product, product_text
@@ -133,6 +134,19 @@ def trained_reading(model: str | Path) -> TrainedReading:
     if not math.isfinite(reading.stage1_weight) or reading.stage1_weight < 0:
         raise UsageError(f"{path}: stage1_weight must be a number >= 0")
     return reading
+
+
+def write_reading(out: str | Path, reading: TrainedReading) -> None:
+    """Write a trained folder's ``TEXT_SIDECAR`` (whole or not at all), as
+    ``trained_reading`` reads it back."""
+    write_json(
+        Path(out) / TEXT_SIDECAR,
+        {
+            "text": reading.form,
+            "fields": list(reading.fields),
+            "stage1_weight": reading.stage1_weight,
+        },
+    )
 
 
 @dataclass(frozen=True)

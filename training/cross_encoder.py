@@ -38,8 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rerank.base import TEXT_FORMS, TEXT_SIDECAR, parse_fields, text_form
-from retrieval.atomic import write_json
+from rerank.base import TEXT_FORMS, TrainedReading, parse_fields, text_form, write_reading
 from retrieval.errors import MissingExtraError, SearchError, UsageError
 
 try:  # the `train` extra; this module is only imported by training jobs
@@ -303,7 +302,7 @@ def train_cross_encoder(
             return score_lists(kept, tokenizer, valid, cfg.max_length, bf16=bf16)
 
         weight = choice.choose_stage1_weight(rescore)
-        write_reading(out, cfg.text, cfg.fields, weight)
+        write_reading(out, TrainedReading(cfg.text, parse_fields(cfg.fields), weight))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "global_step": trainer.state.global_step,
@@ -331,20 +330,11 @@ def save_model(
     stage1_weight: float = 0.0,
 ) -> None:
     """Save weights, config and tokenizer where CrossEncoder(out) loads them, and how the
-    model reads products and leans on stage 1 (``write_reading``)."""
+    model reads products and leans on stage 1 (``rerank.base.write_reading``)."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    write_reading(out, form, fields, stage1_weight)
-
-
-def write_reading(out: Path, form: str, fields: str, stage1_weight: float) -> None:
-    """The sidecar the reranker applies (``TEXT_SIDECAR``): the text form and product
-    fields the model was trained on, and the weight of stage 1's rank in its score."""
-    write_json(
-        out / TEXT_SIDECAR,
-        {"text": form, "fields": list(parse_fields(fields)), "stage1_weight": stage1_weight},
-    )
+    write_reading(out, TrainedReading(form, parse_fields(fields), stage1_weight))
 
 
 def score_lists(

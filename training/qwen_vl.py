@@ -20,9 +20,8 @@ from typing import Any
 
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from rerank.base import TEXT_SIDECAR
+from rerank.base import TrainedReading, write_reading
 from rerank.qwen_vl import QwenVLReranker, answer_logits
-from retrieval.atomic import write_json
 from retrieval.errors import UsageError
 from retrieval.types import Product, Query
 from training.callbacks import resume_checkpoint
@@ -216,7 +215,7 @@ def train_qwen_vl(
     merged = model.merge_and_unload()
     merged.save_pretrained(out)
     reranker.processor.save_pretrained(out)
-    write_json(out / TEXT_SIDECAR, {"text": "raw", "fields": [], "stage1_weight": weight})
+    write_reading(out, TrainedReading(stage1_weight=weight))
     reranker.model = merged.eval()
     reranker.stage1_weight = weight
     log.info("saved the merged model to %s and the adapters to %s", out, out / "adapter")
