@@ -94,15 +94,20 @@ def choose_stage1_weight(
     scores: Sequence[Sequence[float]],
     weights: Sequence[float] = STAGE1_WEIGHTS,
 ) -> tuple[float, list[dict[str, float]]]:
-    """The weight of stage 1's rank that ranks the lists best (hit@1, then MRR@10; a tie
-    keeps the smaller weight, 0 first: the model alone), and every weight's metrics."""
+    """The weight of stage 1's rank that ranks the lists best, and every weight's metrics.
+
+    The model alone (the smallest weight, 0) is kept unless a weight puts the match first
+    in more lists (hit@1): a gain in MRR@10 alone is a few lists' second places, too
+    little to add a term for. Among the weights that do, hit@1 then MRR@10 decide, a tie
+    keeping the smaller."""
     rows = [
         {"stage1_weight": w, **rank_metrics(lists, lean_on_stage1(lists, scores, w))}
         for w in sorted(weights)
     ]
-    best = rows[0]
+    alone = best = rows[0]
     for row in rows[1:]:
-        if (row["hit@1"], row["mrr@10"]) > (best["hit@1"], best["mrr@10"]):
+        better = (row["hit@1"], row["mrr@10"]) > (best["hit@1"], best["mrr@10"])
+        if row["hit@1"] > alone["hit@1"] and better:
             best = row
     return best["stage1_weight"], rows
 

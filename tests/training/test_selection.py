@@ -88,3 +88,18 @@ def test_weights_tie_to_the_smaller_and_shift_scores_by_rank():
     assert lean_on_stage1(LISTS, scores, 1.0) == [[-1.0, -math.log2(3)]] * 2
     weight, rows = choose_stage1_weight(LISTS, scores)
     assert weight == 0.0 and [r["stage1_weight"] for r in rows] == sorted(STAGE1_WEIGHTS)
+
+
+def test_a_weight_that_gains_mrr_alone_is_not_taken():
+    """The model alone puts both matches first bar one third place that stage 1's rank
+    lifts to second: MRR@10 rises, hit@1 does not, so the model alone (0) is kept."""
+    lists = [
+        ValidList("a", ("a1", "x"), (1, 0)),
+        ValidList("c", ("c1", "y", "z"), (1, 0, 0)),
+        ValidList("d", ("p", "d1", "q"), (0, 1, 0)),
+    ]
+    scores = [[1.0, 0.0], [1.0, 0.0, 0.0], [0.3, 0.0, 0.5]]  # d1 third alone, first for none
+    weight, rows = choose_stage1_weight(lists, scores)
+    assert max(r["mrr@10"] for r in rows) > rows[0]["mrr@10"]  # w >= 2: d1 second
+    assert all(r["hit@1"] == rows[0]["hit@1"] for r in rows)
+    assert weight == 0.0
