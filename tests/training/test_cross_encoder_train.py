@@ -110,6 +110,41 @@ def test_resume_continues_the_step_count(tiny_bert, tmp_path):
         train_cross_encoder(rows(), str(tiny_bert), tmp_path / "fresh", config(), resume=True)
 
 
+def test_a_resumed_run_chooses_the_weight_on_the_kept_folder(tiny_bert, tmp_path, monkeypatch):
+    """Resumed after its kept epoch, the run has no kept scores in memory: the stage-1
+    weight is chosen on the valid scores of the folder it keeps, loaded again."""
+    import training.cross_encoder as ce
+
+    calls: list[str] = []
+    real = ce.load_model
+
+    def right(model, tokenizer, lists, max_length, **kw):  # epoch 1: the match first
+        calls.append("score")
+        return [[float(label) for label in v.labels] for v in lists]
+
+    def flat(model, tokenizer, lists, max_length, **kw):  # epoch 2: stage 1's order
+        calls.append("score")
+        return [[0.0] * len(v.texts) for v in lists]
+
+    def load(path):
+        calls.append(f"load {path}")
+        return real(path)
+
+    out = tmp_path / "ce"
+    monkeypatch.setattr(ce, "score_lists", right)
+    first = train_cross_encoder(rows(), str(tiny_bert), out, config(epochs=1), valid=VALID)
+    assert first["best"]["hit@1"] == 1.0 and first["stage1_weight"] == 0.0
+    monkeypatch.setattr(ce, "score_lists", flat)
+    monkeypatch.setattr(ce, "load_model", load)
+    calls.clear()
+    more = train_cross_encoder(
+        rows(), str(tiny_bert), out, config(epochs=2), valid=VALID, resume=True
+    )
+    assert more["best"]["epoch"] == 1 and len(more["valid"]) == 2  # epoch 2 not kept
+    assert calls[-2:] == [f"load {out}", "score"]  # the kept folder, scored again
+    assert json.loads((out / TEXT_SIDECAR).read_text())["stage1_weight"] == more["stage1_weight"]
+
+
 def test_nan_loss_stops_with_the_step(tiny_bert, tmp_path, monkeypatch):
     import torch
 
