@@ -85,7 +85,9 @@ class CrossEncoderReranker:
         self.format = Formatter.from_option(
             "+".join(trained.fields) if fields is None else fields, form
         )
-        self.sigmoid = choice_option("activation", activation, ("sigmoid", "none")) == "sigmoid"
+        self.probabilities = (
+            choice_option("activation", activation, ("sigmoid", "none")) == "sigmoid"
+        )
         self.stage1_weight = trained.stage1_weight if stage1_weight is None else stage1_weight
         self.stats = RerankStats()
         try:
@@ -134,7 +136,7 @@ class CrossEncoderReranker:
             log.debug("%s: %d of %d pairs truncated", self.spec, truncated, len(pairs))
         logits = run_longest_first(texts, lengths, self.batch_size, self._predict, name=self.spec)
         logits = lean_on_stage1_rank(logits, pairs, self.stage1_weight)
-        return [sigmoid(z) for z in logits] if self.sigmoid else logits
+        return [sigmoid(z) for z in logits] if self.probabilities else logits
 
 
 @register_reranker("cross-encoder")

@@ -347,8 +347,10 @@ def score_lists(
     bf16: bool = False,
 ) -> list[list[float]]:
     """Logits of every (query, candidate) pair of each list, in list order (under bf16
-    autocast when the model trains so)."""
+    autocast when the model trains so), under a progress bar (a valid pass is minutes on a
+    CPU: 10,000 pairs on Abt-Buy)."""
     import torch
+    from tqdm.auto import tqdm
 
     pairs = [(v.query, t) for v in lists for t in v.texts]
     was_training = model.training
@@ -356,7 +358,8 @@ def score_lists(
     flat: list[float] = []
     device = next(model.parameters()).device
     with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-        for s in range(0, len(pairs), batch_size):
+        starts = range(0, len(pairs), batch_size)
+        for s in tqdm(starts, desc="valid pairs", unit="batch", leave=False):
             chunk = pairs[s : s + batch_size]
             enc = tokenizer(
                 [q for q, _ in chunk],

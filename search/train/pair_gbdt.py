@@ -48,12 +48,10 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
     from training.pair_gbdt import (
         GbdtParams,
         blend_out_of_fold,
+        blend_rows,
         fit_blend,
         fit_pair_gbdt,
         label_candidates,
-    )
-    from training.pair_gbdt import (
-        blend_rows as blend_inputs_of,
     )
     from training.ranking import sample_indices
 
@@ -86,23 +84,23 @@ def train_pair_gbdt(cfg: AppConfig, job: TrainJob, opts: PairGbdtOptions) -> Tra
     oof = None
     if stacked:  # scored after the fit: the trees never see the stacked columns
         keep = sample_indices(len(valid_q), opts.stack_queries)
-        blend_q, blend_rows = [valid_q[i] for i in keep], [valid_rows[i] for i in keep]
-        items = [(q.product, row) for q, row in zip(blend_q, blend_rows)]
+        blend_q, blend_cands = [valid_q[i] for i in keep], [valid_rows[i] for i in keep]
+        items = [(q.product, row) for q, row in zip(blend_q, blend_cands)]
         add_stack_features(stacked, items, job.progress)
-        columns, blend_ex = [s.column for s in stacked], examples(blend_q, blend_rows)
-        rows = blend_inputs_of(model, columns, blend_ex)  # features of the valid pairs, once
+        columns, blend_ex = [s.column for s in stacked], examples(blend_q, blend_cands)
+        rows = blend_rows(model, columns, blend_ex)  # features of the valid pairs, once
         fit_blend(model, columns, blend_ex, rows)
         model.info["stack_queries"] = len(keep)
         # the report ranks the blend's own rows with the scores already there, each query
         # by a blend fitted without it where the rows allow (else in-sample, and said so)
         stored = [replace(s, reranker=StoredScores(s.column)) for s in stacked]
-        valid_q, valid_rows = blend_q, blend_rows
+        valid_q, valid_rows = blend_q, blend_cands
         oof = blend_out_of_fold(model, columns, blend_ex, rows=rows)
         model.info["valid_metrics"] = "blend out-of-fold (5 folds of valid queries)"
         if oof is None:
             model.info["valid_metrics"] = "blend in-sample (too few valid queries for 5 folds)"
         else:
-            for c, value in zip((c for row in blend_rows for c in row), oof):
+            for c, value in zip((c for row in blend_cands for c in row), oof):
                 c.features[OOF_COLUMN] = value
     path = model.save(job.out)
     reranker: Any = PairGbdtReranker(model, stacked=stored)

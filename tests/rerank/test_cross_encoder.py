@@ -61,10 +61,10 @@ def test_known_logit(tiny_cross_encoder, make_pairs):
         head.bias.fill_(0.75)
     pairs = make_pairs(ROWS)
     assert rr.score(pairs) == pytest.approx([0.75] * len(pairs), abs=1e-6)
-    rr.sigmoid = True
+    rr.probabilities = True
     assert rr.score(pairs) == pytest.approx([1 / (1 + math.exp(-0.75))] * len(pairs), abs=1e-6)
     # leaning on stage 1: -weight * log2(1 + rank) added to the logit; rank 0 is unknown
-    rr.sigmoid, rr.stage1_weight = False, 2.0
+    rr.probabilities, rr.stage1_weight = False, 2.0
     ranks = [c.stage1_rank for _, c in pairs]
     expected = [0.75 - 2.0 * math.log2(1 + r) if r >= 1 else 0.75 for r in ranks]
     assert rr.score(pairs) == pytest.approx(expected, abs=1e-6)
