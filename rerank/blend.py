@@ -18,13 +18,13 @@ unpickled.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from rerank.base import sigmoid
 from retrieval.errors import UsageError
 
 EPS = 1e-6
@@ -103,7 +103,7 @@ class Blend:
         if not len(x):
             return []
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        return [1.0 / (1.0 + math.exp(-v)) for v in z @ np.asarray(self.coef) + self.intercept]
+        return [sigmoid(float(v)) for v in z @ np.asarray(self.coef) + self.intercept]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
