@@ -9,6 +9,14 @@ whose IDF comes from the query's own candidate list (n-grams every candidate sha
 the brand or the product type, weigh little; the model number that tells siblings
 apart weighs much). A value that cannot be computed is NaN; LightGBM learns where NaN
 goes.
+
+The trees score each pair on its own, so a pair's features also say how it stands
+against the rest of its query's list: for the agreement features in ``MARGINS``, the
+``<feature>_margin`` is its value minus the best value among the other candidates
+(positive only for the one candidate that agrees best). On Abt-Buy's stage-1 siblings
+(``cli-8c`` vs ``cli-8pc``, ``gld4355rfs`` vs ``gld4355rf``) the absolute values differ
+by one code, which the trees weighed less than stage 1's rank; the margin makes "the only
+candidate sharing the code" one split (README, Measured).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from functools import lru_cache
 from retrieval.types import Candidate, Product
 
 #: Bumped whenever a feature's definition changes, so old model files refuse to load.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 #: The features this module computes, in model column order (``sim_*`` columns come first
 #: and depend on the collection's vectors).
 FEATURES: tuple[str, ...] = (
@@ -46,6 +54,20 @@ FEATURES: tuple[str, ...] = (
     "price_ratio",
     "char_tfidf",
 )
+#: Features whose value is also given against the best other candidate of the query's
+#: list (``<name>_margin``), appended to ``FEATURES`` in this order.
+MARGINS: tuple[str, ...] = (
+    "model_shared",
+    "model_substring",
+    "model_conflict",
+    "char_tfidf",
+    "title_jaccard",
+    "char3_jaccard",
+    "number_shared",
+    "number_conflict",
+)
+MARGIN_SUFFIX = "_margin"
+FEATURES += tuple(f"{name}{MARGIN_SUFFIX}" for name in MARGINS)
 SIM_PREFIX = "sim_"
 #: Columns holding the scores of stacked rerankers (``rerank.stacking``), after ``sim_*``.
 STACK_PREFIX = "stack"
@@ -131,12 +153,23 @@ def overlap(a: set[str], b: set[str]) -> tuple[float, float]:
     return float(len(a & b)), float(min(len(a - b), len(b - a)))
 
 
+#: Digits-only tokens this long count as part numbers (``010-00715-20``, a UPC); shorter
+#: ones are sizes, years and counts, which ``numbers`` compares.
+PART_NUMBER_DIGITS = 6
+
+
 def model_codes(text: str) -> set[str]:
-    """Model-number-like tokens: letters and digits mixed, hyphens and slashes dropped
-    (``lc-26dv24u`` -> ``lc26dv24u``), at least 3 characters, not a number+unit."""
+    """Model-number-like tokens, hyphens and slashes dropped (``lc-26dv24u`` ->
+    ``lc26dv24u``, ``010-00715-20`` -> ``0100071520``): letters and digits mixed and at
+    least 3 characters, not a number+unit; or digits only and at least
+    ``PART_NUMBER_DIGITS`` long."""
     out = set()
     for tok in _COMPOUND_RE.findall(normalize(text)):
         code = tok.replace("-", "").replace("/", "")
+        if code.isdigit():
+            if len(code) >= PART_NUMBER_DIGITS:
+                out.add(code)
+            continue
         if len(code) < 3 or not re.search(r"\d", code) or not re.search(r"[a-z]", code):
             continue
         if _NUM_UNIT_RE.fullmatch(code):
@@ -223,6 +256,7 @@ def pair_features(query: Product, candidate: Candidate) -> dict[str, float]:
         _price(query.fields.get("price")), _price(cand.fields.get("price"))
     )
     feats["char_tfidf"] = NAN
+    feats.update((name + MARGIN_SUFFIX, NAN) for name in MARGINS)
     return feats
 
 
@@ -262,8 +296,8 @@ def list_features(
     rows: Sequence[dict[str, float]], query: str | None = None, titles: Sequence[str] = ()
 ) -> None:
     """Fill the features that need the query's whole list: the stage-1 score's gap to
-    the top score and its ratio (so they do not depend on K), and, given the titles,
-    the list-IDF char TF-IDF cosine."""
+    the top score and its ratio (so they do not depend on K), given the titles the
+    list-IDF char TF-IDF cosine, and the ``MARGINS`` (``margins``)."""
     if not rows:
         return
     if query is not None and len(titles) == len(rows):
@@ -273,3 +307,17 @@ def list_features(
     for r in rows:
         r["stage1_gap"] = top - r["stage1_score"]
         r["stage1_ratio"] = r["stage1_score"] / top if top > 0 else NAN
+    for name in MARGINS:
+        for r, value in zip(rows, margins([r.get(name, NAN) for r in rows])):
+            r[name + MARGIN_SUFFIX] = value
+
+
+def margins(values: Sequence[float]) -> list[float]:
+    """Each value minus the largest of the others (NaN values are skipped; NaN when the
+    value or every other one is missing): ``[3, 1, 2]`` -> ``[1, -2, -1]``."""
+    known = sorted(((v, i) for i, v in enumerate(values) if not math.isnan(v)), reverse=True)
+    out = []
+    for i, v in enumerate(values):
+        others = [u for u, j in known[:2] if j != i]
+        out.append(v - others[0] if others and not math.isnan(v) else NAN)
+    return out

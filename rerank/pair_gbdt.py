@@ -4,7 +4,8 @@ Spec: ``pair-gbdt:MODEL.txt[,num_threads=N][,with=KIND:MODEL]`` (one thread by d
 0 lets OpenMP choose; ``with=`` stacks other rerankers: their scores and the
 model's own probability are blended by weights fitted on valid, ``rerank.blend``). The model is a LightGBM text model with a JSON sidecar next to it
 (``MODEL.txt.json``) that lists the feature columns in order, the feature version and
-how the model was trained. The columns are the collection's per-vector similarities
+how the model was trained; a ranker's (``lambdarank``) sidecar also holds the
+``calibration`` its raw scores go through, so every pair-gbdt score is a probability. The columns are the collection's per-vector similarities
 (``sim_<vector>``, filled by the pipeline from the stored vectors; a vector the
 collection lacks is NaN) followed by ``rerank.pair_features.FEATURES``. Train one
 with ``search train reranker --kind pair-gbdt DATASET --out MODEL.txt``.
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rerank.base import Pair, register_reranker
+from rerank.base import Pair, register_reranker, sigmoid
 from rerank.blend import Blend, blend_inputs
 from rerank.pair_features import (
     FEATURE_VERSION,
@@ -99,11 +100,16 @@ class PairGbdtModel:
         ).reshape(len(rows), len(self.features))
 
     def predict(self, rows: Sequence[dict[str, float]]) -> list[float]:
-        """One score per feature row (higher: more likely the same product)."""
+        """One score per feature row (higher: more likely the same product): the
+        booster's probability, or a ranker's raw score through its ``calibration``."""
         if not rows:
             return []
         scores = self.booster.predict(self.matrix(rows), num_threads=self.num_threads)
-        return [float(s) for s in scores]
+        scaling = calibration(self.info)
+        if scaling is None:
+            return [float(s) for s in scores]
+        slope, intercept = scaling
+        return [sigmoid(slope * float(s) + intercept) for s in scores]
 
     def save(self, path: str | Path) -> Path:
         """Write the LightGBM text model and its JSON sidecar; returns the model path."""
@@ -146,7 +152,23 @@ class PairGbdtModel:
             raise UsageError(
                 f"pair-gbdt model {path} and its sidecar list different features; {TRAIN_HINT}"
             )
+        try:
+            calibration(meta)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"bad calibration in pair-gbdt sidecar {side}: {exc}") from exc
         return cls(booster, features, meta, num_threads)
+
+
+def calibration(info: dict[str, Any]) -> tuple[float, float] | None:
+    """The (slope, intercept) a ranker's scores go through, from the sidecar facts; None
+    for a binary model, whose scores are probabilities already."""
+    scaling = info.get("calibration")
+    if scaling is None:
+        return None
+    slope, intercept = float(scaling["slope"]), float(scaling["intercept"])
+    if not (math.isfinite(slope) and math.isfinite(intercept) and slope > 0):
+        raise ValueError(f"slope {slope}, intercept {intercept}")
+    return slope, intercept
 
 
 class PairGbdtReranker:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rerank.pair_features import FEATURES, pair_features
+from rerank.pair_features import FEATURES, MARGIN_SUFFIX, pair_features
 from retrieval.atomic import write_text
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product, ProgressFactory
@@ -34,8 +34,11 @@ PAIR = "pair"
 NUM_LEAVES = 31
 NEIGHBOURS = 5  # top-k of each side's neighbourhood statistics
 SEEDS = 5  # pair models averaged (seeds of LightGBM's row and feature sampling)
-# what a pair's titles, prices and hashes tell (the stage-1 columns are this module's own)
-TITLE_FEATURES = tuple(f for f in FEATURES if not f.startswith("stage1_"))
+# what a pair's titles, prices and hashes tell (the stage-1 columns are this module's own;
+# the margins need a query's candidate list, which an edge has not)
+TITLE_FEATURES = tuple(
+    f for f in FEATURES if not f.startswith("stage1_") and not f.endswith(MARGIN_SUFFIX)
+)
 NEIGHBOUR_FEATURES = (
     "shared_neighbours",
     "src_top_mean",
@@ -170,7 +173,7 @@ def train_pair_models(
         )
 
     def params(seed: int) -> dict[str, Any]:
-        out = GbdtParams(seed=seed, num_threads=num_threads).lightgbm()
+        out = GbdtParams("binary", seed=seed, num_threads=num_threads).lightgbm()
         out.update(metric=["binary_logloss"], num_leaves=num_leaves, min_data_in_leaf=20)
         out.pop("eval_at", None)
         return out

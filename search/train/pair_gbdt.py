@@ -26,13 +26,15 @@ from search.train.candidates import (
     stage1_splits,
 )
 from search.train.registry import TrainJob, TrainReport, register_trainer
+from training.pair_gbdt import DEFAULT_OBJECTIVE
 
 
 @dataclass
 class PairGbdtOptions(CandidateOptions):
-    """``[train.pair-gbdt]``: the LightGBM objective (binary or lambdarank)."""
+    """``[train.pair-gbdt]``: the LightGBM objective (lambdarank, calibrated on valid; or
+    binary)."""
 
-    objective: str = "binary"
+    objective: str = DEFAULT_OBJECTIVE
     stack: str | None = None  # rerankers blended with pair-gbdt: KIND:MODEL[+...]
     stack_queries: int = 500  # valid queries (a seeded sample) the blend is fitted on; 0: all
 

@@ -17,6 +17,8 @@ from rerank.pair_features import (
     char_ngrams,
     jaccard,
     list_features,
+    margins,
+    model_codes,
     pair_features,
     unit_agreement,
 )
@@ -75,6 +77,30 @@ def test_list_features_compare_with_the_top_candidate():
     assert [r["stage1_gap"] for r in feature_rows(pairs)] == [0.0, 0.5, 0.0]
 
 
+def test_digit_part_numbers_are_codes_and_short_numbers_are_not():
+    # 010-00715-20 and 0100071520 are one Garmin part number; 2009 and 1080 are not codes
+    assert model_codes("garmin nuvi 765t 0100071520") == {"765t", "0100071520"}
+    assert model_codes("garmin auto nav 010-00715-20 2009 1080p") == {"0100071520", "1080p"}
+    f = pair_features(Product("q", "nuvi 0100071520"), cand("garmin 010-00715-20"))
+    assert (f["model_shared"], f["model_conflict"]) == (1.0, 0.0)
+
+
+def test_margins_against_the_best_other_candidate():
+    assert margins([3.0, 1.0, 2.0]) == [1.0, -2.0, -1.0]
+    assert margins([2.0, 2.0]) == [0.0, 0.0]  # a tie: neither stands out
+    nan = margins([1.0, math.nan, 0.5])
+    assert nan[0] == 0.5 and math.isnan(nan[1]) and nan[2] == -0.5
+    assert math.isnan(margins([4.0])[0])  # nothing to compare with
+    # only the candidate sharing the query's code has a positive code margin
+    query = Product("q", "canon cyan ink cli8c")
+    cands = [cand("canon cli-8pc photo cyan ink", 0.9, 1), cand("canon cli-8c ink", 0.8, 2)]
+    rows = feature_rows([(query, c) for c in cands])
+    assert [r["model_shared_margin"] for r in rows] == [-1.0, 1.0]
+    assert rows[0]["model_conflict_margin"] == 1.0  # cli8pc conflicts, cli8c does not
+    alone = pair_features(query, cands[0])  # no list: the margins are unknown
+    assert math.isnan(alone["model_shared_margin"])
+
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     params = GbdtParams(min_data_in_leaf=5, num_boost_round=60)
@@ -119,6 +145,21 @@ def test_candidates_without_the_models_vectors_are_refused(model_file):
         UsageError, match="trained on the vectors text; these candidates have image"
     ):
         reranker.score([(query, cand("phone x1 64gb", sim_image=0.5))])
+
+
+def test_a_bad_calibration_in_the_sidecar_is_one_line(model_file, tmp_path):
+    copy = tmp_path / "cal.txt"
+    copy.write_text(model_file.read_text())
+    meta = json.loads(sidecar_path(model_file).read_text())
+    assert meta["calibration"]["slope"] > 0  # the default ranker is calibrated
+    meta["calibration"] = {"slope": -1.0, "intercept": 0.0}
+    sidecar_path(copy).write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match="bad calibration"):
+        PairGbdtModel.load(copy)
+    meta["calibration"] = {"slope": "x"}
+    sidecar_path(copy).write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match="bad calibration"):
+        PairGbdtModel.load(copy)
 
 
 def test_missing_lightgbm_names_the_extra(model_file, monkeypatch):

@@ -1,4 +1,5 @@
-"""Fitting pair-gbdt: both objectives, early stopping, the saved file, bad input.
+"""Fitting pair-gbdt: both objectives, early stopping, the ranker's calibration, the
+saved file, bad input.
 
 The toy lists hold one match per query among siblings that differ in capacity or
 model code; stage 1 (the list order) finds the match first only by chance."""
@@ -76,6 +77,31 @@ def test_both_objectives_learn_and_stop_early(data, objective):
     assert model.info["best_iteration"] < params.num_boost_round
     assert model.info["params"]["objective"] == objective and model.info["dataset"] == "toy"
     assert "ndcg@10" in model.info["valid_scores"]
+    scores = model.predict(feature_rows([(q, c) for q, cands, _ in test for c in cands]))
+    assert all(0.0 < p < 1.0 for p in scores)  # both give probabilities
+    assert ("calibration" in model.info) == (objective == "lambdarank")
+
+
+def test_the_rankers_calibration_keeps_its_order_and_matches_the_valid_rate(data):
+    train, valid, _ = data
+    model = fit_pair_gbdt(train, valid, GbdtParams(min_data_in_leaf=5))
+    scaling = model.info["calibration"]
+    assert model.info["params"]["objective"] == "lambdarank"  # the default
+    assert scaling["fitted_on"] == "valid" and scaling["slope"] > 0
+    rows = feature_rows([(q, c) for q, cands, _ in valid for c in cands])
+    raw = model.booster.predict(model.matrix(rows))
+    probs = model.predict(rows)
+    by_raw = sorted(range(len(raw)), key=lambda i: raw[i])
+    assert sorted(probs) == [probs[i] for i in by_raw]  # increasing in the raw score
+    # Platt scaling's intercept makes the mean probability the valid positive rate
+    labels = [v for _, _, labs in valid for v in labs]
+    assert sum(probs) / len(probs) == pytest.approx(sum(labels) / len(labels), abs=0.01)
+
+
+def test_without_valid_pairs_of_both_kinds_the_train_pairs_calibrate(data):
+    negatives = [(q, cands, [0] * len(cands)) for q, cands, _ in data[1]]
+    model = fit_pair_gbdt(data[0], negatives, GbdtParams(min_data_in_leaf=5))
+    assert model.info["calibration"]["fitted_on"] == "train"
 
 
 def test_saved_model_scores_identically(data, tmp_path):
@@ -101,7 +127,7 @@ def test_bad_input_is_one_clear_error(data):
     negatives = [(q, cands, [0] * len(cands)) for q, cands, _ in data[0]]
     with pytest.raises(UsageError, match="0 matching"):
         fit_pair_gbdt(negatives)
-    with pytest.raises(UsageError, match="known: binary, lambdarank"):
+    with pytest.raises(UsageError, match="known: lambdarank, binary"):
         GbdtParams(objective="regression")
     q, cands, labels = data[0][0]
     with pytest.raises(ValueError, match="labels"):
