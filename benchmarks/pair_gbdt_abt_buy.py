@@ -8,7 +8,7 @@ scores the test split: recall@1, recall@10 and MRR@10 of both stages on the same
 candidates. Nothing is tuned on test. Measured, not asserted.
 
     python benchmarks/pair_gbdt_abt_buy.py                  # 3 runs, 1-2 minutes each on 2 cores
-    python benchmarks/pair_gbdt_abt_buy.py --objective lambdarank --k 100 --repeat 1
+    python benchmarks/pair_gbdt_abt_buy.py --objective binary --k 100 --repeat 1
 
 Stage 1 moves a little between runs (a fresh index gives slightly different sparse
 scores, and Qdrant orders RRF ties arbitrarily), so the script repeats the whole run
@@ -40,6 +40,7 @@ from search.pipeline import Pipeline  # noqa: E402
 from search.train.candidates import compare_stages, stage1_candidates  # noqa: E402
 from search.train.pair_gbdt import PairGbdtOptions, train_pair_gbdt  # noqa: E402
 from search.train.registry import TrainJob  # noqa: E402
+from training.pair_gbdt import DEFAULT_OBJECTIVE, OBJECTIVES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DATA = shared_data("abt-buy")
@@ -124,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--k", type=int, default=50, help="stage-1 candidates per query")
-    parser.add_argument("--objective", default="binary", choices=("binary", "lambdarank"))
+    parser.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=OBJECTIVES)
     parser.add_argument("--repeat", type=int, default=3, help="runs, each on a fresh index")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "pair_gbdt_abt_buy")
     args = parser.parse_args()

@@ -13,7 +13,8 @@ goes.
 The trees score each pair on its own, so a pair's features also say how it stands
 against the rest of its query's list: for the agreement features in ``MARGINS``, the
 ``<feature>_margin`` is its value minus the best value among the other candidates
-(positive only for the one candidate that agrees best). On Abt-Buy's stage-1 siblings
+(positive only for the one candidate that agrees best). Digits-only part numbers
+(``010-00715-20`` = ``0100071520``, a UPC) are compared on their own (``part_*``). On Abt-Buy's stage-1 siblings
 (``cli-8c`` vs ``cli-8pc``, ``gld4355rfs`` vs ``gld4355rf``) the absolute values differ
 by one code, which the trees weighed less than stage 1's rank; the margin makes "the only
 candidate sharing the code" one split (README, Measured).
@@ -53,6 +54,8 @@ FEATURES: tuple[str, ...] = (
     "same_brand",
     "price_ratio",
     "char_tfidf",
+    "part_shared",
+    "part_conflict",
 )
 #: Features whose value is also given against the best other candidate of the query's
 #: list (``<name>_margin``), appended to ``FEATURES`` in this order.
@@ -65,6 +68,8 @@ MARGINS: tuple[str, ...] = (
     "char3_jaccard",
     "number_shared",
     "number_conflict",
+    "part_shared",
+    "part_conflict",
 )
 MARGIN_SUFFIX = "_margin"
 FEATURES += tuple(f"{name}{MARGIN_SUFFIX}" for name in MARGINS)
@@ -153,23 +158,28 @@ def overlap(a: set[str], b: set[str]) -> tuple[float, float]:
     return float(len(a & b)), float(min(len(a - b), len(b - a)))
 
 
-#: Digits-only tokens this long count as part numbers (``010-00715-20``, a UPC); shorter
-#: ones are sizes, years and counts, which ``numbers`` compares.
+#: Digits-only tokens this long are part numbers (``010-00715-20``, a UPC); shorter ones
+#: are sizes, years and counts, which ``numbers`` compares.
 PART_NUMBER_DIGITS = 6
 
 
-def model_codes(text: str) -> set[str]:
-    """Model-number-like tokens, hyphens and slashes dropped (``lc-26dv24u`` ->
-    ``lc26dv24u``, ``010-00715-20`` -> ``0100071520``): letters and digits mixed and at
-    least 3 characters, not a number+unit; or digits only and at least
-    ``PART_NUMBER_DIGITS`` long."""
+def part_numbers(text: str) -> set[str]:
+    """Digits-only part numbers, hyphens and slashes dropped (``010-00715-20`` ->
+    ``0100071520``), at least ``PART_NUMBER_DIGITS`` long."""
     out = set()
     for tok in _COMPOUND_RE.findall(normalize(text)):
         code = tok.replace("-", "").replace("/", "")
-        if code.isdigit():
-            if len(code) >= PART_NUMBER_DIGITS:
-                out.add(code)
-            continue
+        if code.isdigit() and len(code) >= PART_NUMBER_DIGITS:
+            out.add(code)
+    return out
+
+
+def model_codes(text: str) -> set[str]:
+    """Model-number-like tokens: letters and digits mixed, hyphens and slashes dropped
+    (``lc-26dv24u`` -> ``lc26dv24u``), at least 3 characters, not a number+unit."""
+    out = set()
+    for tok in _COMPOUND_RE.findall(normalize(text)):
+        code = tok.replace("-", "").replace("/", "")
         if len(code) < 3 or not re.search(r"\d", code) or not re.search(r"[a-z]", code):
             continue
         if _NUM_UNIT_RE.fullmatch(code):
@@ -240,6 +250,7 @@ def pair_features(query: Product, candidate: Candidate) -> dict[str, float]:
     feats["char3_jaccard"] = jaccard(char_ngrams(qt), char_ngrams(ct))
     feats["num_unit_shared"], feats["num_unit_conflict"] = unit_agreement(qt, ct)
     feats["number_shared"], feats["number_conflict"] = overlap(numbers(qt), numbers(ct))
+    feats["part_shared"], feats["part_conflict"] = overlap(part_numbers(qt), part_numbers(ct))
     shared, conflict, substring = model_agreement(qt, ct)
     feats["model_shared"], feats["model_conflict"], feats["model_substring"] = (
         shared,

@@ -18,9 +18,7 @@ from retrieval.index.base import CollectionInfo
 from search.match.rules import Rule
 
 FORMAT = "product-search-matcher"
-#: 2: the pair model's title features count digits-only part numbers as model codes
-#: (``rerank.pair_features`` version 3), so an older matcher's pair model read other inputs.
-VERSION = 2
+VERSION = 1
 
 
 @dataclass

@@ -20,6 +20,7 @@ from rerank.pair_features import (
     margins,
     model_codes,
     pair_features,
+    part_numbers,
     unit_agreement,
 )
 from rerank.pair_gbdt import PairGbdtModel, feature_rows, sidecar_path
@@ -77,12 +78,15 @@ def test_list_features_compare_with_the_top_candidate():
     assert [r["stage1_gap"] for r in feature_rows(pairs)] == [0.0, 0.5, 0.0]
 
 
-def test_digit_part_numbers_are_codes_and_short_numbers_are_not():
-    # 010-00715-20 and 0100071520 are one Garmin part number; 2009 and 1080 are not codes
-    assert model_codes("garmin nuvi 765t 0100071520") == {"765t", "0100071520"}
-    assert model_codes("garmin auto nav 010-00715-20 2009 1080p") == {"0100071520", "1080p"}
+def test_digits_only_part_numbers_and_not_short_numbers():
+    # 010-00715-20 and 0100071520 are one Garmin part number; 2009 and 1080 are not
+    assert part_numbers("garmin nuvi 765t 0100071520") == {"0100071520"}
+    assert part_numbers("garmin auto nav 010-00715-20 2009 1080p") == {"0100071520"}
+    assert model_codes("garmin auto nav 010-00715-20 2009 1080p") == {"1080p"}
     f = pair_features(Product("q", "nuvi 0100071520"), cand("garmin 010-00715-20"))
-    assert (f["model_shared"], f["model_conflict"]) == (1.0, 0.0)
+    assert (f["part_shared"], f["part_conflict"]) == (1.0, 0.0)
+    g = pair_features(Product("q", "nuvi 0100071520"), cand("garmin 010-00715-30"))
+    assert (g["part_shared"], g["part_conflict"]) == (0.0, 1.0)
 
 
 def test_margins_against_the_best_other_candidate():
