@@ -2,13 +2,15 @@
 
 Spec: ``pair-gbdt:MODEL.txt[,num_threads=N][,with=KIND:MODEL]`` (one thread by default,
 0 lets OpenMP choose; ``with=`` stacks other rerankers: their scores and the
-model's own probability are blended by weights fitted on valid, ``rerank.blend``). The model is a LightGBM text model with a JSON sidecar next to it
-(``MODEL.txt.json``) that lists the feature columns in order, the feature version and
-how the model was trained; a ranker's (``lambdarank``) sidecar also holds the
-``calibration`` its raw scores go through, so every pair-gbdt score is a probability. The columns are the collection's per-vector similarities
-(``sim_<vector>``, filled by the pipeline from the stored vectors; a vector the
-collection lacks is NaN) followed by ``rerank.pair_features.FEATURES``. Train one
-with ``search train reranker --kind pair-gbdt DATASET --out MODEL.txt``.
+model's own probability are blended by weights fitted on valid, ``rerank.blend``).
+The model is a LightGBM text model with a JSON sidecar next to it (``MODEL.txt.json``)
+that lists the feature columns in order, the feature version and how the model was
+trained; a ranker's (``lambdarank``) sidecar also holds the ``calibration`` its raw
+scores go through, so every pair-gbdt score is a probability. The columns are the
+collection's per-vector similarities (``sim_<vector>``, filled by the pipeline from
+the stored vectors; a vector the collection lacks is NaN) followed by
+``rerank.pair_features.FEATURES``. Train one with ``search train reranker --kind
+pair-gbdt DATASET --out MODEL.txt``.
 """
 
 from __future__ import annotations

@@ -14,11 +14,11 @@ per candidate. Two objectives:
 * ``binary``: each pair is classified on its own; early stopping watches the valid
   logloss; scores are probabilities as they come.
 
-Measured on the hybrid stage 1 (README, Measured; three seeds, valid chose): on
-wdc-products' 1,250 valid queries lambdarank put the match first for 0.718 against
-binary's 0.683 (test 0.709 against 0.688); on Abt-Buy's 205, 0.953 against 0.945. One
-thread is the default: a few hundred thousand pairs fit in seconds, and OpenMP threads
-on a busy machine slow LightGBM down many times over.
+Measured on the hybrid stage 1 with the version-2 features (README, Measured; three
+seeds, valid chose): on wdc-products' 1,250 valid queries lambdarank put the match first
+for 0.718 against binary's 0.683 (test 0.709 against 0.688); on Abt-Buy's 205, 0.953
+against 0.945. One thread is the default: a few hundred thousand pairs fit in seconds,
+and OpenMP threads on a busy machine slow LightGBM down many times over.
 """
 
 from __future__ import annotations
@@ -155,8 +155,8 @@ def fit_pair_gbdt(
     best = booster.best_iteration or booster.current_iteration()
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     if params.objective != "binary":
-        calibration = platt_scaling(booster, [(vx, vy, "valid")] if len(vy) else [], (x, y))
-        info = {**(info or {}), "calibration": calibration}
+        rows = ([(vx, vy, "valid")] if len(vy) else []) + [(x, y, "train")]
+        info = {**(info or {}), "calibration": platt_scaling(booster, rows)}
     facts = {
         "params": asdict(params),
         "best_iteration": best,
@@ -171,15 +171,13 @@ def fit_pair_gbdt(
 
 
 def platt_scaling(
-    booster: Any, preferred: Sequence[tuple[np.ndarray, np.ndarray, str]], train: tuple
+    booster: Any, rows: Sequence[tuple[np.ndarray, np.ndarray, str]]
 ) -> dict[str, Any]:
     """Slope and intercept of ``sigmoid(slope * raw + intercept)`` fitted to the labels of
-    the first rows given that hold both kinds (valid, else the train rows the trees
-    learned from, which is said). The slope is kept positive so the order stays the
-    ranker's."""
-    for x, y, name in [*preferred, (*train, "train")]:
-        if len(y) and y.min() != y.max():
-            break
+    the first of ``rows`` (features, labels, name) that holds both kinds: valid, else the
+    train rows the trees learned from (said in a warning; ``fit_pair_gbdt`` has checked
+    they hold both). The slope is kept positive so the order stays the ranker's."""
+    x, y, name = next(r for r in rows if len(r[1]) and r[1].min() != r[1].max())
     raw = np.asarray(booster.predict(x), dtype=np.float64)
     fit = Blend.fit(raw[:, None], y)
     slope = max(fit.coef[0] / fit.scale[0], 1e-6)

@@ -2,6 +2,7 @@
 # Lab record of session 17 (README, Measured): kept as run, /tmp paths as used then.
 """The shipped pair-gbdt (this checkout's features and default objective) on the cached
 candidates of s17_featlab.py: mean of seeds 0-2, valid and test (R@1, hit@1, MRR@10)."""
+
 import pickle, sys
 import numpy as np
 
@@ -12,10 +13,15 @@ from training.pair_gbdt import GbdtParams, fit_pair_gbdt, label_candidates
 SET = sys.argv[1]
 OBJ = sys.argv[2] if len(sys.argv) > 2 else None
 if SET == "abt":
-    D = {s: pickle.loads(open(f"/tmp/s12/lab/abt_hybrid.{s}", "rb").read()) for s in ("train", "valid", "test")}
+    D = {
+        s: pickle.loads(open(f"/tmp/s12/lab/abt_hybrid.{s}", "rb").read())
+        for s in ("train", "valid", "test")
+    }
     KS = {"train": 50, "valid": 50, "test": 100}
 else:
-    D = {s: pickle.loads(open(f"/tmp/s17/wdc.{s}", "rb").read()) for s in ("train", "valid", "test")}
+    D = {
+        s: pickle.loads(open(f"/tmp/s17/wdc.{s}", "rb").read()) for s in ("train", "valid", "test")
+    }
     KS = {"train": 50, "valid": 50, "test": 20}
 ROWS = {}
 for s, (qs, rows) in D.items():
@@ -25,7 +31,9 @@ for s, (qs, rows) in D.items():
 
 def ex(s):
     qs, rows = D[s]
-    return [(q.product, r[: KS[s]], label_candidates(q.matches, r[: KS[s]])) for q, r in zip(qs, rows)]
+    return [
+        (q.product, r[: KS[s]], label_candidates(q.matches, r[: KS[s]])) for q, r in zip(qs, rows)
+    ]
 
 
 def evaluate(model, s):
@@ -58,5 +66,7 @@ for seed in (0, 1, 2):
     model = fit_pair_gbdt(ex("train"), ex("valid"), params, {})
     for s in res:
         res[s].append(evaluate(model, s))
-out = {s: tuple(round(float(np.mean([x[j] for x in v])), 4) for j in range(3)) for s, v in res.items()}
+out = {
+    s: tuple(round(float(np.mean([x[j] for x in v])), 4) for j in range(3)) for s, v in res.items()
+}
 print(SET, params.objective, "valid R@1/hit@1/MRR", out["valid"], "test", out["test"], flush=True)

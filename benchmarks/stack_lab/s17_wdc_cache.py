@@ -1,10 +1,12 @@
 # ruff: noqa
 # Lab record of session 17 (README, Measured): kept as run, /tmp paths as used then.
 import logging, pickle, sys, time
+
 sys.path.insert(0, "/work/main")
 from pathlib import Path
 from search.config import load_config
 from search.train.candidates import open_for_training, stage1_splits
+
 logging.basicConfig(level=logging.WARNING)
 home, data = Path(sys.argv[1]), sys.argv[2]
 t0 = time.time()

@@ -73,7 +73,11 @@ def train_reranker_cmd(
     ] = None,
     k: _opt("--k", help="Stage-1 candidates per query (50).") = None,
     vector: Vector = None,
-    objective: _opt("--objective", help="pair-gbdt: lambdarank (default; calibrated on valid) or binary.", kind=str) = None,
+    objective: _opt(
+        "--objective",
+        help="pair-gbdt: lambdarank (default; calibrated on valid) or binary.",
+        kind=str,
+    ) = None,
     stack: _opt(
         "--with",
         help="pair-gbdt: stack these rerankers' scores as features (cross-encoder:PATH[+...]).",

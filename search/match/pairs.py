@@ -38,9 +38,7 @@ SEEDS = 5  # pair models averaged (seeds of LightGBM's row and feature sampling)
 # the margins need a query's candidate list, which an edge has not; part numbers counted
 # as model codes lowered wdc-products' valid F1 here, 0.780 -> 0.776, README Measured)
 TITLE_FEATURES = tuple(
-    f
-    for f in FEATURES
-    if not f.startswith(("stage1_", "part_")) and not f.endswith(MARGIN_SUFFIX)
+    f for f in FEATURES if not f.startswith(("stage1_", "part_")) and not f.endswith(MARGIN_SUFFIX)
 )
 NEIGHBOUR_FEATURES = (
     "shared_neighbours",
