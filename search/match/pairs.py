@@ -36,7 +36,7 @@ NEIGHBOURS = 5  # top-k of each side's neighbourhood statistics
 SEEDS = 5  # pair models averaged (seeds of LightGBM's row and feature sampling)
 # what a pair's titles, prices and hashes tell (the stage-1 columns are this module's own;
 # the margins need a query's candidate list, which an edge has not; part numbers counted
-# as model codes lowered wdc-products' valid F1 here, 0.780 -> 0.776, README Measured)
+# as model codes lowered wdc-products' valid F1 here, 0.778 -> 0.776, README Measured)
 TITLE_FEATURES = tuple(
     f for f in FEATURES if not f.startswith(("stage1_", "part_")) and not f.endswith(MARGIN_SUFFIX)
 )
