@@ -71,24 +71,44 @@ class RerankerTrainingArguments(TrainingArguments):
     max_length: int = 128
 
 
+def read_alike(text: str) -> str:
+    """A text as an uncased reader sees it: case and runs of whitespace do not count."""
+    return " ".join(text.casefold().split())
+
+
 class GroupRows:
     """Torch-style dataset: item i is the (query, text) pairs of one group, positive first.
 
     Negatives are drawn from a generator seeded by (seed, epoch, i): a resumed run that
-    replays an epoch draws the same groups."""
+    replays an epoch draws the same groups. A negative whose text reads like the query's
+    or a positive's (``read_alike``) is left out and counted (``identical``): the model
+    sees the same input labelled both ways and can only learn that identical text is no
+    evidence of a match. On wdc-products, where offers with one title sit in different
+    groups, that was 17% of the mined negatives (57% of the rows), and the model trained
+    on them ranked a match whose title is the query's own at 4.7 on average (valid); on
+    Abt-Buy, 2 of 5,445."""
 
     def __init__(
         self, rows: Sequence[dict[str, Any]], group_size: int, seed: int = 0, form: str = "raw"
     ) -> None:
-        self.rows = [
-            {
-                "query": text_form(r["query"], form),
-                "pos": [text_form(t, form) for t in r["pos"]],
-                "neg": [text_form(t, form) for t in r["neg"]],
-            }
-            for r in rows
-            if r.get("pos") and r.get("neg")
-        ]
+        self.rows, self.identical = [], 0
+        for r in rows:
+            if not (r.get("pos") and r.get("neg")):
+                continue
+            query = text_form(r["query"], form)
+            pos = [text_form(t, form) for t in r["pos"]]
+            seen = {read_alike(query), *(read_alike(t) for t in pos)}
+            neg = [text_form(t, form) for t in r["neg"]]
+            kept = [t for t in neg if read_alike(t) not in seen]
+            self.identical += len(neg) - len(kept)
+            if kept:
+                self.rows.append({"query": query, "pos": pos, "neg": kept})
+        if self.identical:
+            log.warning(
+                "%d negatives that read like their query or a positive are left out "
+                "(a text model cannot tell them apart)",
+                self.identical,
+            )
         dropped = len(rows) - len(self.rows)
         if dropped:
             log.warning("%d rows without a positive or a negative are left out", dropped)
@@ -312,6 +332,8 @@ def train_cross_encoder(
         "config": cfg.as_dict(),
         "valid": choice.history,
         "valid_queries": len(valid),
+        "rows": len(data),
+        "identical_negatives": data.identical,
         "valid_table": choice.table() if valid else "",
         "best": choice.best(),
         "stage1_weight": weight,

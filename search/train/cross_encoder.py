@@ -133,6 +133,8 @@ def train_cross_encoder_reranker(
         "valid_per_epoch": summary["valid"],
         "negatives": str(opts.negatives) if opts.negatives else "mined from stage 1",
         "mining": mined,
+        # negatives left out for reading like their query or a positive (GroupRows)
+        "identical_negatives": summary["identical_negatives"],
         "model": opts.model,
     }
     return TrainReport(

@@ -173,6 +173,26 @@ def test_rows_are_read_in_the_configured_text_form():
     assert GroupRows([row], 2, form="raw")[0][0] == ("garmin 010-00715-20", "nuvi 010-00715-20")
 
 
+def test_negatives_that_read_like_the_query_or_a_positive_are_left_out(caplog):
+    rows = [
+        {  # wdc-products: offers with one title in different groups
+            "query": "Kingston 8GB DDR3 1600MHz",
+            "pos": ["KINGSTON 8GB DDR3 1600MHz CL10", "Kingston 8gb ddr3  1600mhz"],
+            "neg": ["kingston 8GB ddr3 1600MHZ", "Kingston 8GB DDR3 1600MHz cl10", "Corsair 8GB"],
+        },
+        {"query": "a b", "pos": ["a b c"], "neg": ["A  B"]},  # nothing left to learn from
+    ]
+    with caplog.at_level("WARNING"):
+        data = GroupRows(rows, 3, form="codes")
+    assert data.identical == 3
+    assert len(data) == 1 and data.rows[0]["neg"] == ["Corsair 8GB"]
+    assert all(t == "Corsair 8GB" for _, t in data[0][1:])
+    assert "3 negatives that read like their query or a positive" in caplog.text
+    assert "1 rows without a positive or a negative" in caplog.text
+    # a dash is read, so a different code is no duplicate
+    assert GroupRows([{"query": "x-1", "pos": ["y"], "neg": ["x 1"]}], 2).identical == 0
+
+
 def test_bad_options(tiny_bert, tmp_path):
     with pytest.raises(UsageError, match="group-size"):
         train_cross_encoder(rows(), str(tiny_bert), tmp_path, config(group_size=1))
