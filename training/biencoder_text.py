@@ -34,6 +34,7 @@ from training.callbacks import (
     raise_if_diverged,
     resume_checkpoint,
 )
+from training.mining import unlike
 from training.resume import refused_checkpoint
 from training.sampler import GroupBatchSampler
 from training.text_eval import RecallEvaluator
@@ -136,17 +137,22 @@ def build_rows(
     hard_negatives: int = 1,
 ) -> PairRows:
     """One row per (query, known match); with ``mined`` rows (by ``query_id``), each row
-    gets ``hard_negatives`` negative columns and rows of unmined queries are left out."""
+    gets ``hard_negatives`` negative columns and rows of unmined queries are left out;
+    mined negatives titled like the query or a match are dropped (``training.mining.unlike``)."""
     comp = match_components(queries)
     negs = {str(r["query_id"]): list(r.get("neg_ids") or []) for r in mined if "query_id" in r}
     n_neg = hard_negatives if mined else 0
     rows = PairRows(
         {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(n_neg)}}
     )
-    skipped = 0
+    skipped = identical = 0
     for q in queries:
         text = q.product.title
         neg_ids = [n for n in negs.get(q.id, []) if n in products and products[n].title]
+        if text and neg_ids:  # a negative titled like the query or a match teaches noise
+            titles = [products[m].title for m in q.matches if m in products]
+            kept = [neg_ids[i] for i in unlike([products[n].title for n in neg_ids], text, *titles)]
+            identical, neg_ids = identical + len(neg_ids) - len(kept), kept
         if not text or (n_neg and not neg_ids):
             skipped += bool(q.matches)
             continue
@@ -159,6 +165,8 @@ def build_rows(
                 rows.columns[f"negative_{i + 1}"].append(products[neg_ids[i % len(neg_ids)]].title)
             rows.groups.append(comp.get(q.id, q.id))
             rows.neg_groups.append(frozenset(comp.get(n, n) for n in neg_ids[:n_neg]))
+    if identical:
+        log.warning("%d mined negatives titled like their query or a match are left out", identical)
     if skipped:
         log.warning("%d queries without a title or mined negatives are left out", skipped)
     return rows

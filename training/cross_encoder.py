@@ -52,6 +52,7 @@ from training.callbacks import (
     raise_if_diverged,
     resume_checkpoint,
 )
+from training.mining import unlike
 from training.ranking import ValidList, sample_lists
 from training.reranker_config import CrossEncoderConfig
 from training.resume import refused_checkpoint
@@ -71,22 +72,14 @@ class RerankerTrainingArguments(TrainingArguments):
     max_length: int = 128
 
 
-def read_alike(text: str) -> str:
-    """A text as an uncased reader sees it: case and runs of whitespace do not count."""
-    return " ".join(text.casefold().split())
-
-
 class GroupRows:
     """Torch-style dataset: item i is the (query, text) pairs of one group, positive first.
 
     Negatives are drawn from a generator seeded by (seed, epoch, i): a resumed run that
-    replays an epoch draws the same groups. A negative whose text reads like the query's
-    or a positive's (``read_alike``) is left out and counted (``identical``): the model
-    sees the same input labelled both ways and can only learn that identical text is no
-    evidence of a match. On wdc-products, where offers with one title sit in different
-    groups, that was 17% of the mined negatives (57% of the rows), and the model trained
-    on them ranked a match whose title is the query's own at 4.7 on average (valid); on
-    Abt-Buy, 2 of 5,445."""
+    replays an epoch draws the same groups. A negative that reads, in the configured text
+    form, like the query or a positive is left out and counted (``identical``;
+    ``training.mining.unlike``): 17% of the mined negatives on wdc-products, 2 of 5,445
+    on Abt-Buy."""
 
     def __init__(
         self, rows: Sequence[dict[str, Any]], group_size: int, seed: int = 0, form: str = "raw"
@@ -97,9 +90,8 @@ class GroupRows:
                 continue
             query = text_form(r["query"], form)
             pos = [text_form(t, form) for t in r["pos"]]
-            seen = {read_alike(query), *(read_alike(t) for t in pos)}
             neg = [text_form(t, form) for t in r["neg"]]
-            kept = [t for t in neg if read_alike(t) not in seen]
+            kept = [neg[i] for i in unlike(neg, query, *pos)]
             self.identical += len(neg) - len(kept)
             if kept:
                 self.rows.append({"query": query, "pos": pos, "neg": kept})

@@ -78,6 +78,23 @@ def test_negatives_columns_and_clashes():
     assert all(len(b) == 1 for b in sampler)  # a's negative is of b's group: kept apart
 
 
+def test_mined_negatives_titled_like_the_query_or_a_match_are_dropped(caplog):
+    products = {
+        "p1": Product("p1", "Kingston 8GB DDR3 CL10"),
+        "p2": Product("p2", "kingston 8gb  ddr3"),  # the query's title, another group
+        "p3": Product("p3", "KINGSTON 8GB DDR3 cl10"),  # the match's title, another group
+        "p4": Product("p4", "Corsair 8GB DDR3"),
+    }
+    queries = [Query(Product("p0", "Kingston 8GB DDR3"), ("p1",))]
+    mined = [{"query_id": "p0", "neg_ids": ["p2", "p3", "p4"]}]
+    with caplog.at_level("WARNING"):
+        pairs = build_rows(queries, products, mined, hard_negatives=2)
+    assert pairs.columns["negative_1"] == pairs.columns["negative_2"] == ["Corsair 8GB DDR3"]
+    assert "2 mined negatives titled like their query or a match" in caplog.text
+    only_clones = [{"query_id": "p0", "neg_ids": ["p2"]}]
+    assert len(build_rows(queries, products, only_clones)) == 0  # nothing left to learn from
+
+
 def test_too_few_groups_says_so_before_training():
     with pytest.raises(UsageError, match="only 10 match groups.*--batch-size 16"):
         check_groups(rows(), 16)
