@@ -67,6 +67,7 @@ class MineCounts:
     random: int = 0
     guarded: int = 0  # candidates dropped by the false-negative guard
     short: int = 0  # rows with fewer hard negatives than asked
+    identical: int = 0  # negatives titled like their query or a positive (``unlike``)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,7 +78,8 @@ class MineCounts:
         return (
             f"{self.rows} rows: {self.hard} hard + {self.random} random negatives; "
             f"{self.guarded} candidates above a positive by the margin dropped as likely "
-            f"false negatives; {self.short} rows short of hard negatives"
+            f"false negatives; {self.short} rows short of hard negatives; {self.identical} "
+            "negatives titled like their query or a positive (kept; text trainers skip them)"
         )
 
 
@@ -194,11 +196,14 @@ def mine_negatives(
         counts.random += len(easy)
         counts.guarded += guarded
         counts.short += len(hard) < cfg.hard
+        negs = [h.title for h in hard] + [p.title for p in easy]
+        pos_titles = [products[m].title for m in pos_ids]
+        counts.identical += len(negs) - len(unlike(negs, query.product.title, *pos_titles))
         rows.append(
             {
                 "query": query.product.title,
-                "pos": [products[m].title for m in pos_ids],
-                "neg": [h.title for h in hard] + [p.title for p in easy],
+                "pos": pos_titles,
+                "neg": negs,
                 "query_id": query.id,
                 "pos_ids": pos_ids,
                 "neg_ids": [h.id for h in hard] + [p.id for p in easy],

@@ -92,7 +92,9 @@ def mine_cmd(
     c = report.counts
     out.print(
         f"{c['hard']} hard + {c['random']} random negatives; {c['guarded']} candidates above "
-        f"a positive by the margin dropped; {c['short']} rows short of hard negatives",
+        f"a positive by the margin dropped; {c['short']} rows short of hard negatives; "
+        f"{c.get('identical', 0)} titled like their query or a positive (kept in the file; "
+        "the text trainers leave them out)",
         highlight=False,
     )
     out.print(

@@ -92,6 +92,13 @@ def test_rows_in_flag_embedding_layout_with_counts(tmp_path):
     assert len(row["neg"]) == 5 and row["neg"] == [products[i].title for i in row["neg_ids"]]
     assert (counts.queries, counts.rows, counts.hard, counts.random) == (2, 1, 3, 2)
     assert "3 hard + 2 random" in counts.describe()
+    assert counts.identical == 0
+    clones = hits(30)  # p0 titled like the query, p1 like its match
+    clones[0].payload["title"], clones[1].payload["title"] = "FIRST ", "Item  2"
+    again = MineCounts()
+    kept = mine_negatives(queries[:1], [clones], products, config, counts=again)
+    assert kept[0]["neg_ids"] == row["neg_ids"]  # counted, kept for image-text trainers
+    assert again.identical == 2 and "2 negatives titled like" in again.describe()
     path = write_jsonl(rows, tmp_path / "sub" / "neg.jsonl")
     assert json.loads(path.read_text().splitlines()[0])["query_id"] == "q1"
     assert read_mined(path) == rows
