@@ -125,7 +125,7 @@ def train_reranker_cmd(
         kind=float,
     ) = None,
     patience: _opt(
-        "--patience", help="Stop after N epochs without gain on valid (0: never)."
+        "--patience", help="Stop after N epochs without gain on valid (1; 0: never)."
     ) = None,
     collection: Collection = None,
     fmt: Format = None,

@@ -46,7 +46,14 @@ VALID = [ValidList("samsung galaxy 3", ("xiaomi redmi 3", "samsung galaxy 3 orig
 
 def config(**kw) -> CrossEncoderConfig:
     base = dict(
-        epochs=4, batch_size=4, group_size=4, lr=1e-3, warmup=0.1, save_steps=4, max_length=32
+        epochs=4,
+        batch_size=4,
+        group_size=4,
+        lr=1e-3,
+        warmup=0.1,
+        save_steps=4,
+        max_length=32,
+        patience=0,  # every epoch runs
     )
     return CrossEncoderConfig(**{**base, **kw})
 
@@ -171,6 +178,17 @@ def test_rows_are_read_in_the_configured_text_form():
         ("garmin 0100071520", "tv/dvd 2pack"),
     ]
     assert GroupRows([row], 2, form="raw")[0][0] == ("garmin 010-00715-20", "nuvi 010-00715-20")
+
+
+def test_by_default_an_epoch_without_gain_ends_the_run(tiny_bert, tmp_path):
+    # the match and the candidate before it read alike: no epoch can rank valid better
+    stuck = [ValidList("samsung galaxy 3", ("xiaomi redmi 3", "xiaomi redmi 3"), (0, 1))]
+    cfg = CrossEncoderConfig(
+        **{**config().as_dict(), "patience": CrossEncoderConfig().patience, "stage1_weight": 0}
+    )
+    summary = train_cross_encoder(rows(), str(tiny_bert), tmp_path / "ce", cfg, valid=stuck)
+    assert len(summary["valid"]) == 2 and summary["global_step"] == 8  # of 4 epochs
+    assert summary["best"]["epoch"] == 1.0
 
 
 def test_negatives_that_read_like_the_query_or_a_positive_are_left_out(caplog):
