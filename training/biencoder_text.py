@@ -6,8 +6,7 @@ query/gallery sets), plus mined hard negatives as extra columns. The loss is
 MultipleNegativesRankingLoss (in-batch negatives) or its cached variant for big
 batches; ``training.sampler.GroupBatchSampler`` (through GroupedTextBatchSampler)
 keeps rows of one group, and rows whose hard negatives are of that group, out of each
-other's batches; listings titled alike count as one group there (a title is never its
-own in-batch negative). Each
+other's batches. Each
 epoch reports stage-1 recall@k on the valid split; the model saved in OUT loads with
 ``--encoder text:OUT``.
 """
@@ -35,7 +34,7 @@ from training.callbacks import (
     raise_if_diverged,
     resume_checkpoint,
 )
-from training.mining import read_alike, unlike
+from training.mining import unlike
 from training.resume import refused_checkpoint
 from training.sampler import GroupBatchSampler
 from training.text_eval import RecallEvaluator
@@ -114,14 +113,8 @@ class PairRows:
         return len(self.groups)
 
 
-def match_components(
-    queries: Sequence[Query], titles: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """Union-find over query -> match links: id -> a representative of its group. With
-    ``titles`` (id -> title), listings whose titles read alike (``training.mining.
-    read_alike``) join one component too, so the batch sampler never makes one the
-    in-batch negative of another: on a catalogue where one title sits in several groups
-    (wdc-products) the loss would push a title away from itself."""
+def match_components(queries: Sequence[Query]) -> dict[str, str]:
+    """Union-find over query -> match links: id -> a representative of its group."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -134,11 +127,6 @@ def match_components(
     for q in queries:
         for m in q.matches:
             parent[find(q.id)] = find(m)
-    first: dict[str, str] = {}
-    for x, title in (titles or {}).items():
-        key = read_alike(title)
-        if key:
-            parent[find(x)] = find(first.setdefault(key, x))
     return {x: find(x) for x in list(parent)}
 
 
@@ -151,13 +139,8 @@ def build_rows(
     """One row per (query, known match); with ``mined`` rows (by ``query_id``), each row
     gets ``hard_negatives`` negative columns and rows of unmined queries are left out;
     mined negatives titled like the query or a match are dropped (``training.mining.unlike``)."""
+    comp = match_components(queries)
     negs = {str(r["query_id"]): list(r.get("neg_ids") or []) for r in mined if "query_id" in r}
-    titles = {q.id: q.product.title for q in queries}
-    for q in queries:
-        for x in (*q.matches, *negs.get(q.id, [])):
-            if x in products:
-                titles[x] = products[x].title
-    comp = match_components(queries, titles)
     n_neg = hard_negatives if mined else 0
     rows = PairRows(
         {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(n_neg)}}

@@ -18,7 +18,6 @@ from training.biencoder_text import (  # noqa: E402
     TextBiencoderConfig,
     build_rows,
     check_groups,
-    match_components,
     train_text_biencoder,
 )
 from training.resume import TrainingDivergedError  # noqa: E402
@@ -94,29 +93,6 @@ def test_mined_negatives_titled_like_the_query_or_a_match_are_dropped(caplog):
     assert "2 mined negatives titled like their query or a match" in caplog.text
     only_clones = [{"query_id": "p0", "neg_ids": ["p2"]}]
     assert len(build_rows(queries, products, only_clones)) == 0  # nothing left to learn from
-
-
-def test_listings_titled_alike_never_meet_in_a_batch():
-    products = {
-        "a1": Product("a1", "Gardeon 5 Piece Wicker Set", group="a"),
-        "b1": Product("b1", "gardeon 5 piece  wicker set", group="b"),  # b's, a's title
-        "c1": Product("c1", "Corsair 8GB", group="c"),
-    }
-    queries = [
-        Query(Product("a0", "Gardeon Wicker Dining Set", group="a"), ("a1",)),
-        Query(Product("b0", "Gardeon outdoor set", group="b"), ("b1",)),
-        Query(Product("c0", "Corsair 8GB DDR3", group="c"), ("c1",)),
-    ]
-    pairs = build_rows(queries, products)
-    assert pairs.groups[0] == pairs.groups[1] != pairs.groups[2]
-    assert match_components(queries) == {
-        "a0": "a1",
-        "a1": "a1",
-        "b0": "b1",
-        "b1": "b1",
-        "c0": "c1",
-        "c1": "c1",
-    }  # without titles: the labels' groups only
 
 
 def test_too_few_groups_says_so_before_training():
