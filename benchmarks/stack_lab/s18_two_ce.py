@@ -16,7 +16,12 @@ sys.path.insert(0, "/work/main")
 from rerank.base import build_reranker
 from rerank.pair_gbdt import feature_rows
 from training.pair_gbdt import (
-    GbdtParams, blend_out_of_fold, blend_rows, fit_blend, fit_pair_gbdt, label_candidates,
+    GbdtParams,
+    blend_out_of_fold,
+    blend_rows,
+    fit_blend,
+    fit_pair_gbdt,
+    label_candidates,
 )
 
 KS = {"train": 50, "valid": 50, "test": 100}
@@ -85,8 +90,13 @@ def fit(cols):
     res = {}
     for seed in (0, 1, 2):
         model = fit_pair_gbdt(tr, va, GbdtParams(seed=seed, num_threads=2), {})
-        base = {s: model.predict(feature_rows([(p, c) for p, cs, _ in e for c in cs])) for s, e in (("valid", va), ("test", te))}
-        res.setdefault("pair-gbdt", []).append((metrics(va, base["valid"]), metrics(te, base["test"])))
+        base = {
+            s: model.predict(feature_rows([(p, c) for p, cs, _ in e for c in cs]))
+            for s, e in (("valid", va), ("test", te))
+        }
+        res.setdefault("pair-gbdt", []).append(
+            (metrics(va, base["valid"]), metrics(te, base["test"]))
+        )
         for c in cols:
             for s, e in (("valid", va), ("test", te)):
                 pass
@@ -99,13 +109,27 @@ def fit(cols):
             pt = blend.predict(xt)
             res.setdefault("+".join(combo), []).append((metrics(va, oof), metrics(te, pt)))
             if seed == 0:
-                print("  seed 0", "+".join(combo), "coef", np.round(blend.coef, 2), "test misses", sorted(misses(te, pt)), flush=True)
+                print(
+                    "  seed 0",
+                    "+".join(combo),
+                    "coef",
+                    np.round(blend.coef, 2),
+                    "test misses",
+                    sorted(misses(te, pt)),
+                    flush=True,
+                )
         if seed == 0:
             print("  seed 0 pair-gbdt test misses", sorted(misses(te, base["test"])), flush=True)
     for c in cols:
-        print(c, "alone: valid", metrics(va, [x.features[c] for _, cs, _ in va for x in cs]).round(4),
-              "test", metrics(te, [x.features[c] for _, cs, _ in te for x in cs]).round(4),
-              "test misses", sorted(misses(te, [x.features[c] for _, cs, _ in te for x in cs])))
+        print(
+            c,
+            "alone: valid",
+            metrics(va, [x.features[c] for _, cs, _ in va for x in cs]).round(4),
+            "test",
+            metrics(te, [x.features[c] for _, cs, _ in te for x in cs]).round(4),
+            "test misses",
+            sorted(misses(te, [x.features[c] for _, cs, _ in te for x in cs])),
+        )
     for name, v in res.items():
         va_m = np.mean([a for a, _ in v], 0).round(4)
         te_m = np.mean([b for _, b in v], 0).round(4)
