@@ -93,8 +93,9 @@ def unlike(negatives: Sequence[str], *texts: str) -> list[int]:
     its positives). A text model trained on a negative that reads like its query or a
     positive sees one input labelled both ways and can only learn that identical text is
     no evidence of a match: on wdc-products, where offers with one title sit in different
-    groups, 17% of the mined negatives (57% of the rows) were such, and the cross-encoder
-    trained on them ranked a match with the query's own title at 4.7 on average (valid).
+    groups, 6,413 of 49,446 mined negatives (over half the rows) were such, and the
+    cross-encoder trained on them scored a match with the query's own title below other
+    matches (0.56 against 0.69, valid); left out, its test recall@1 went 0.254 -> 0.343.
     The trainers that read text alone leave them out; an image-text model need not."""
     seen = {read_alike(t) for t in texts}
     return [i for i, t in enumerate(negatives) if read_alike(t) not in seen]
