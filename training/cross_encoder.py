@@ -324,7 +324,6 @@ def train_cross_encoder(
         "config": cfg.as_dict(),
         "valid": choice.history,
         "valid_queries": len(valid),
-        "rows": len(data),
         "identical_negatives": data.identical,
         "valid_table": choice.table() if valid else "",
         "best": choice.best(),

@@ -97,9 +97,6 @@ def fit(cols):
         res.setdefault("pair-gbdt", []).append(
             (metrics(va, base["valid"]), metrics(te, base["test"]))
         )
-        for c in cols:
-            for s, e in (("valid", va), ("test", te)):
-                pass
         combos = [[c] for c in cols] + ([cols] if len(cols) > 1 else [])
         for combo in combos:
             rows = blend_rows(model, combo, va)

@@ -64,7 +64,7 @@ def mine_cmd(
     import dataclasses
 
     from search.train.mine import mine
-    from training.mining import MineConfig, parse_range, with_overrides
+    from training.mining import MineConfig, MineCounts, parse_range, with_overrides
 
     config = with_overrides(
         MineConfig(),
@@ -89,14 +89,7 @@ def mine_cmd(
             split=split,
             progress=progress,
         )
-    c = report.counts
-    out.print(
-        f"{c['hard']} hard + {c['random']} random negatives; {c['guarded']} candidates above "
-        f"a positive by the margin dropped; {c['short']} rows short of hard negatives; "
-        f"{c.get('identical', 0)} titled like their query or a positive (kept in the file; "
-        "the text trainers leave them out)",
-        highlight=False,
-    )
+    out.print(MineCounts(**report.counts).describe(), highlight=False)
     out.print(
         f"{report.rows} of {report.queries} {split} queries, {report.negatives} negatives "
         f"({report.collection} · {report.vector}, {report.seconds:.1f}s): {report.out}",
