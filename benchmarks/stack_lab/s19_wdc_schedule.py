@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,7 +38,7 @@ def prep(home: str, data: str, out: str) -> None:
     rows, mined, _, (vq, vr) = mined_rows(
         cfg, TrainJob(data, Path(home) / "x"), opts, dataset, name
     )
-    lists = [v.__dict__ for v in valid_lists(vq, vr)]
+    lists = [asdict(v) for v in valid_lists(vq, vr)]
     write_json(Path(out), {"rows": rows, "mined": mined, "valid": lists})
     print(len(rows), "rows;", len(lists), "valid lists;", mined)
 
@@ -53,12 +54,13 @@ def train(prep_file: str, out: str, overrides: list[str]) -> None:
         ValidList(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
         for d in blob["valid"]
     ]
-    kw = {}
-    for item in overrides:
+    default, kw = CrossEncoderConfig(), {}
+    for item in overrides:  # each value as the type of its default (None: a float)
         k, v = item.split("=", 1)
-        kw[k] = type(getattr(CrossEncoderConfig(), k) or 0.0)(v) if v != "None" else None
+        current = getattr(default, k, None)
+        kw[k] = None if v == "None" else (float if current is None else type(current))(v)
     summary = train_cross_encoder(
-        blob["rows"], packaged_minilm(), out, CrossEncoderConfig(**kw), valid=valid
+        blob["rows"], packaged_minilm(), out, CrossEncoderConfig.from_options(kw), valid=valid
     )
     print(summary["valid_table"])
     print("stage-1 weight", summary["stage1_weight"], "steps", summary["global_step"])

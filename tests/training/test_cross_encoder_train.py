@@ -183,9 +183,7 @@ def test_rows_are_read_in_the_configured_text_form():
 def test_by_default_an_epoch_without_gain_ends_the_run(tiny_bert, tmp_path):
     # the match and the candidate before it read alike: no epoch can rank valid better
     stuck = [ValidList("samsung galaxy 3", ("xiaomi redmi 3", "xiaomi redmi 3"), (0, 1))]
-    cfg = CrossEncoderConfig(
-        **{**config().as_dict(), "patience": CrossEncoderConfig().patience, "stage1_weight": 0}
-    )
+    cfg = config(patience=CrossEncoderConfig().patience, stage1_weight=0)
     summary = train_cross_encoder(rows(), str(tiny_bert), tmp_path / "ce", cfg, valid=stuck)
     assert len(summary["valid"]) == 2 and summary["global_step"] == 8  # of 4 epochs
     assert summary["best"]["epoch"] == 1.0
