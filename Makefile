@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= all,dev
 export SEARCH_HOME ?= $(CURDIR)/.search-home
 
-.PHONY: install test lint demo bench clean
+.PHONY: install qdrant browser test lint demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,18 @@ $(VENV)/.installed: pyproject.toml $(BIN)/python
 
 install: $(VENV)/.installed
 
-test: install
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
+# The pinned Qdrant server binary for the server and cluster tests (sha256 checked).
+qdrant:
+	bash tools/fetch_qdrant.sh
+
+# Debian's Chromium for the browser tests (root only; skipped with the reason elsewhere).
+browser:
+	bash tools/install_browser.sh
+
+# The suite runs in a private network namespace where we may make one (root): every server
+# a test starts (Qdrant, Ray, the viewer, Chromium) talks over loopback only.
+test: install qdrant browser
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 bash tools/in_netns.sh $(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check retrieval rerank training search tests benchmarks
