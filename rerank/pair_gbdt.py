@@ -2,7 +2,7 @@
 
 Spec: ``pair-gbdt:MODEL.txt[,num_threads=N][,with=KIND:MODEL]`` (one thread by default,
 0 lets OpenMP choose; ``with=`` stacks other rerankers: their scores and the
-model's own probability are blended by weights fitted on valid, ``rerank.blend``).
+model's own probability are blended by weights fitted on valid, ``rerank.stack_blend``).
 The model is a LightGBM text model with a JSON sidecar next to it (``MODEL.txt.json``)
 that lists the feature columns in order, the feature version and how the model was
 trained; a ranker's (``lambdarank``) sidecar also holds the ``calibration`` its raw
@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from rerank.base import Pair, register_reranker, sigmoid
-from rerank.blend import Blend, blend_inputs
 from rerank.pair_features import (
     FEATURE_VERSION,
     FEATURES,
@@ -35,6 +34,7 @@ from rerank.pair_features import (
     list_features,
     pair_features,
 )
+from rerank.stack_blend import Blend, blend_inputs
 from retrieval.atomic import write_text
 from retrieval.errors import MissingExtraError, UsageError
 from retrieval.registry import int_option

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from rerank.blend import Blend, blend_inputs, is_raw
 from rerank.pair_features import FEATURES, SIM_PREFIX, STACK_PREFIX
 from rerank.pair_gbdt import PairGbdtModel, feature_rows, import_lightgbm, query_runs
+from rerank.stack_blend import Blend, blend_inputs, is_raw
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
 
@@ -215,7 +215,7 @@ def fit_blend(
     valid: Sequence[Example],
     rows: BlendRows | None = None,
 ) -> Blend:
-    """Fit the stacking blend (``rerank.blend``) on the valid examples, whose candidates
+    """Fit the stacking blend (``rerank.stack_blend``) on the valid examples, whose candidates
     carry the stacked rerankers' scores in ``columns``; stored in the model's sidecar.
     ``rows``: ``blend_rows`` of the same arguments, when the caller has them already."""
     x, labels, raw = rows or blend_rows(model, columns, valid)

@@ -7,7 +7,7 @@ Load it with ``--reranker pair-gbdt:OUT``. With ``stack`` (``--with cross-encode
 or ``stack = "..."`` in ``[train.pair-gbdt]``) the trees are fitted as without, then the
 valid candidates (rows the stacked models did not train on) are scored by those
 rerankers and a blend of their scores with pair-gbdt's is fitted there
-(``rerank.blend``); load it with ``--reranker pair-gbdt:OUT,with=cross-encoder:PATH``.
+(``rerank.stack_blend``); load it with ``--reranker pair-gbdt:OUT,with=cross-encoder:PATH``.
 """
 
 from __future__ import annotations

@@ -15,13 +15,13 @@ pytest.importorskip("lightgbm")
 pytest.importorskip("sentence_transformers")
 
 from rerank.base import build_reranker, rerank  # noqa: E402
-from rerank.blend import Blend, blend_inputs, is_raw  # noqa: E402
 from rerank.pair_gbdt import (  # noqa: E402
     PairGbdtModel,
     PairGbdtReranker,
     feature_rows,
     sidecar_path,
 )
+from rerank.stack_blend import Blend, blend_inputs, is_raw  # noqa: E402
 from rerank.stacking import (  # noqa: E402
     add_stack_features,
     build_stack,
