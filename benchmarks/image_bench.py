@@ -67,7 +67,7 @@ def encode(spec: str, products: list, cache: Path, name: str) -> tuple[np.ndarra
 
 def fine_tune(train: list, valid: list, out: Path, args: argparse.Namespace) -> Path:
     """ArcFace on the train split from the zero-shot weights (resumes an earlier run)."""
-    from training.biencoder_timm import TimmArcFaceArgs, fit_timm_arcface
+    from training.timm import TimmArcFaceArgs, fit_timm_arcface
 
     if (out / "timm_config.json").is_file() and (out / "done").is_file():
         return out

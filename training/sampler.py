@@ -6,7 +6,7 @@ most one item per group (and, with ``buckets``, items of one bucket only, e.g. o
 pair kind; with ``neg_groups``, no item whose hard negatives are of another item's
 group), in an order fixed by (seed, epoch), and can start an epoch part-way through
 for a resumed run. The CLIP loop uses it directly, the sentence-transformers trainer
-through ``training.biencoder_text.GroupedTextBatchSampler``.
+through ``training.text.GroupedTextBatchSampler``.
 """
 
 from __future__ import annotations

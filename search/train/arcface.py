@@ -91,7 +91,7 @@ def _report(
 @register_trainer("timm", "biencoder", TimmOptions)
 def train_timm(cfg: AppConfig, job: TrainJob, opts: TimmOptions) -> TrainReport:
     """ArcFace fine-tuning of a timm backbone; needs no collection."""
-    from training.biencoder_timm import TimmArcFaceArgs, fit_timm_arcface
+    from training.timm import TimmArcFaceArgs, fit_timm_arcface
 
     start = time.perf_counter()
     if opts.loss not in LOSSES:

@@ -1,7 +1,7 @@
 """``clip``: fine-tune an open_clip model contrastively on a dataset's product groups.
 
 Reads the dataset's train and valid splits, hands them to
-``training.biencoder.fit_clip_biencoder`` and reports the loss curve, the valid
+``training.clip.fit_clip_biencoder`` and reports the loss curve, the valid
 recall@k of each epoch and where the model went (a folder that
 ``search index --encoder clip:FOLDER`` loads).
 """
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClipOptions(SplitOptions):
-    """``[train.clip]``: the start model and ``training.biencoder.BiencoderArgs``."""
+    """``[train.clip]``: the start model and ``training.clip.BiencoderArgs``."""
 
     model: str | None = None  # ARCH/TAG, hf-hub:..., ARCH,pretrained=PATH|none, a folder
     loss: str = "infonce"  # or siglip
@@ -69,7 +69,7 @@ def split_products(
 def train_clip_biencoder(cfg: AppConfig, job: TrainJob, opts: ClipOptions) -> TrainReport:
     """Fine-tune a CLIP / SigLIP model contrastively on a dataset's groups; the folder
     it writes is an encoder spec (``--encoder clip:OUT``). Needs no collection."""
-    from training.biencoder import BiencoderArgs, fit_clip_biencoder
+    from training.clip import BiencoderArgs, fit_clip_biencoder
     from training.clip_data import parse_pair_kinds
 
     start = time.perf_counter()

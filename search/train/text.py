@@ -25,7 +25,7 @@ LOSSES = ("mnrl", "arcface")
 
 @dataclass
 class TextOptions(ArcFaceOptions, SplitOptions):
-    """``[train.text]``: the start model and ``training.biencoder_text.TextBiencoderConfig``;
+    """``[train.text]``: the start model and ``training.text.TextBiencoderConfig``;
     with ``loss = "arcface"``, ``training.arcface_text.TextArcFaceArgs`` (margin head)."""
 
     model: str | None = None  # hub name or local path (all-MiniLM-L6-v2: the packaged copy)
@@ -50,11 +50,11 @@ class TextOptions(ArcFaceOptions, SplitOptions):
 @register_trainer("text", "biencoder", TextOptions)
 def train_text(cfg: AppConfig, job: TrainJob, opts: TextOptions) -> TrainReport:
     """Fine-tune a text bi-encoder on ``opts.split`` with
-    ``training.biencoder_text.train_text_biencoder`` and save it to ``job.out``."""
+    ``training.text.train_text_biencoder`` and save it to ``job.out``."""
     from retrieval.data import open_dataset
     from retrieval.encoders.text import resolve_model
-    from training.biencoder_text import TextBiencoderConfig, build_rows, train_text_biencoder
     from training.mining import read_mined
+    from training.text import TextBiencoderConfig, build_rows, train_text_biencoder
 
     start = time.perf_counter()
     if opts.loss not in LOSSES:

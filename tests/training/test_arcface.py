@@ -78,7 +78,7 @@ def _splits(synth_set):
 
 def test_timm_arcface_trains_resumes_and_loads_as_an_encoder(synth_set, tmp_path):
     from retrieval.encoders import build_encoder
-    from training.biencoder_timm import TimmArcFaceArgs, fit_timm_arcface
+    from training.timm import TimmArcFaceArgs, fit_timm_arcface
 
     train, valid = _splits(synth_set)
     out = tmp_path / "timm-arcface"
@@ -115,7 +115,7 @@ def test_timm_arcface_trains_resumes_and_loads_as_an_encoder(synth_set, tmp_path
 
 def test_frozen_backbone_part_does_not_move(synth_set, tmp_path):
     from retrieval.encoders.timm_model import load_embedder
-    from training.biencoder_timm import TimmArcFaceArgs, fit_timm_arcface
+    from training.timm import TimmArcFaceArgs, fit_timm_arcface
 
     train, _ = _splits(synth_set)
     args = TimmArcFaceArgs(
@@ -135,7 +135,7 @@ def test_frozen_backbone_part_does_not_move(synth_set, tmp_path):
     fit_timm_arcface(train, [], args)
     trained = load_embedder(tmp_path / "frozen")
     torch.manual_seed(5)
-    from training.biencoder_timm import start_embedder
+    from training.timm import start_embedder
 
     start = start_embedder(args)
     a, b = start.backbone.state_dict(), trained.backbone.state_dict()
@@ -170,7 +170,7 @@ def test_text_arcface_trains_and_loads_as_text_encoder(synth_set, tiny_bert, tmp
 
 
 def test_bad_arcface_arguments_are_usage_errors(synth_set, tmp_path):
-    from training.biencoder_timm import TimmArcFaceArgs, fit_timm_arcface
+    from training.timm import TimmArcFaceArgs, fit_timm_arcface
 
     train, _ = _splits(synth_set)
     with pytest.raises(UsageError, match="--margin"):

@@ -19,7 +19,7 @@ from retrieval.data.synth import synthesize  # noqa: E402
 from retrieval.encoders import build_encoder  # noqa: E402
 from retrieval.errors import UsageError  # noqa: E402
 from search.train.clip import split_products  # noqa: E402
-from training.biencoder import BiencoderArgs, fit_clip_biencoder  # noqa: E402
+from training.clip import BiencoderArgs, fit_clip_biencoder  # noqa: E402
 from training.loop import checkpoints  # noqa: E402
 from training.resume import TrainingDivergedError  # noqa: E402
 
@@ -84,7 +84,7 @@ def test_loss_falls_and_checkpoint_reloads_as_clip_encoder(tiny_arch, splits, tm
     assert len(checkpoints(folder)) == 2  # keep=2
     # the saved folder loads through the clip encoder and embeds as the trained model does
     encoder = build_encoder(f"clip:{folder},device=cpu,num_workers=0,precision=fp32")
-    from training.biencoder import load_clip, recall_eval
+    from training.clip import load_clip, recall_eval
 
     reloaded = load_clip(str(folder))
     ours = recall_eval(reloaded, valid, 10)

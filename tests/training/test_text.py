@@ -12,7 +12,8 @@ pytest.importorskip("datasets")
 from retrieval.data import open_dataset  # noqa: E402
 from retrieval.errors import UsageError  # noqa: E402
 from retrieval.types import Product, Query  # noqa: E402
-from training.biencoder_text import (  # noqa: E402
+from training.resume import TrainingDivergedError  # noqa: E402
+from training.text import (  # noqa: E402
     GroupedTextBatchSampler,
     PairRows,
     TextBiencoderConfig,
@@ -20,7 +21,6 @@ from training.biencoder_text import (  # noqa: E402
     check_groups,
     train_text_biencoder,
 )
-from training.resume import TrainingDivergedError  # noqa: E402
 
 BRANDS = ["samsung galaxy", "xiaomi redmi", "nike air zoom", "apple iphone", "usb cable"]
 
