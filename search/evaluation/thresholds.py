@@ -1,10 +1,10 @@
 """The match decision swept over thresholds: F1 of the match sets as a function of it.
 
-A stage's ranked candidates become a match set by ``search.pipeline.decide``: every
-candidate whose score reaches the threshold and, with ``keep_nearest``, always the
-first one. Here the same rule runs on padded score matrices, so hundreds of
-thresholds cost one vectorised pass each; ``MatchLists.scores_at`` agrees with
-``retrieval.metrics.match_scores`` on the sets ``decide`` would return (tested).
+A stage's ranked candidates become a match set by ``match_sets``: every candidate
+whose score reaches the threshold and, with ``keep_nearest``, always the first one.
+``MatchLists`` runs the same rule on padded score matrices, so hundreds of thresholds
+cost one vectorised pass each; ``MatchLists.scores_at`` agrees with
+``retrieval.metrics.match_scores`` on the sets ``match_sets`` returns (tested).
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def sweep(lists: MatchLists, thresholds: np.ndarray, keep_nearest: bool) -> Swee
 def match_sets(
     rows: Mapping[str, Ranked], threshold: float, keep_nearest: bool
 ) -> dict[str, list[str]]:
-    """The predicted matches of every query (the ``decide`` rule on (id, score) rows)."""
+    """The predicted matches of every query: each (id, score) row's ids whose score
+    reaches ``threshold`` and, with ``keep_nearest``, always its first one."""
     out: dict[str, list[str]] = {}
     for q, row in rows.items():
         keep = [doc for doc, score in row if score >= threshold]

@@ -1,7 +1,6 @@
 """The match decision: which candidates of a listing count as its matches.
 
-``decision`` holds the per-query threshold rule of the ranking pipeline. The rest is
-catalogue matching on calibrated scores: ``vectors`` (stored vectors fetched by id),
+Catalogue matching on calibrated scores: ``vectors`` (stored vectors fetched by id),
 ``edges`` (candidate edges and their cosines), ``rules`` / ``groups`` / ``blend`` (the
 Shopee winners' rules), ``pairs`` (a pair model on edges), ``tune`` / ``tuning`` /
 ``catalogue`` (thresholds chosen on valid), ``matcher`` (the saved matcher) and

@@ -12,12 +12,10 @@ from typer.testing import CliRunner
 from retrieval.data import open_dataset
 from retrieval.errors import UsageError
 from retrieval.metrics import match_scores, shopee_f1
-from retrieval.types import Candidate, Product
 from search.cli import app
 from search.config import load_config
 from search.evaluation.evaluate import evaluate_dataset
 from search.evaluation.thresholds import MatchLists, match_sets
-from search.match.decision import decide
 
 ranx = pytest.importorskip("ranx")
 OUTPUTS = (
@@ -96,7 +94,15 @@ def test_reuses_the_collection(tiny_set, tmp_path, tiny_eval):
     assert again.metrics["stage1/recall@5"] == tiny_eval.metrics["stage1/recall@5"]
 
 
-def test_threshold_sweep_agrees_with_decide():
+def test_match_sets_threshold_and_keep_nearest():
+    rows = {"q": [("1", 0.9), ("2", 0.4), ("3", 0.2)], "empty": []}
+    assert match_sets(rows, 0.5, False) == {"q": ["1"], "empty": []}
+    assert match_sets(rows, 0.95, True) == {"q": ["1"], "empty": []}  # the nearest kept
+    assert match_sets(rows, 0.95, False) == {"q": [], "empty": []}
+    assert match_sets(rows, 0.3, False)["q"] == ["1", "2"]
+
+
+def test_threshold_sweep_agrees_with_match_sets():
     rng = random.Random(3)
     rows, targets = {}, {}
     for q in range(40):
@@ -108,12 +114,7 @@ def test_threshold_sweep_agrees_with_decide():
         lists = MatchLists.build(rows, targets, include_self=include_self)
         for t in (0.0, 0.3, 0.5, 0.9, 2.0):
             for keep in (False, True):
-                cands = {
-                    q: [Candidate(Product(d), s, i, score=s) for i, (d, s) in enumerate(r, 1)]
-                    for q, r in rows.items()
-                }
-                sets = {q: [c.id for c in decide(c, t, keep)] for q, c in cands.items()}
-                assert sets == match_sets(rows, t, keep)
+                sets = match_sets(rows, t, keep)
                 want = match_scores(sets, targets, include_self=include_self)
                 got = lists.scores_at(t, keep)
                 assert (got.precision, got.recall, got.f1) == pytest.approx(
