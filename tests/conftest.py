@@ -64,3 +64,38 @@ def abt_buy_indexed(tmp_path_factory) -> IndexedSet:
         index.close()
     assert not report.failures, report.failures
     return IndexedSet(path, data_dir, dataset.name, encoders)
+
+
+# -- real Qdrant engines (tests/qdrant_server.py) ---------------------------------------
+def _need_qdrant() -> None:
+    from qdrant_server import missing_reason
+
+    reason = missing_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI"):  # CI must run the server tests, never skip them
+        pytest.fail(f"CI has no Qdrant server to test against: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def qdrant_node(tmp_path_factory):
+    """One real Qdrant node on loopback for the whole session (tests use their own
+    collection names and drop them)."""
+    _need_qdrant()
+    from qdrant_server import QdrantNode
+
+    node = QdrantNode(tmp_path_factory.mktemp("qdrant-node")).start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def qdrant_cluster(tmp_path_factory):
+    """A real 3-peer Qdrant cluster on loopback for the whole session."""
+    _need_qdrant()
+    from qdrant_server import QdrantCluster
+
+    cluster = QdrantCluster.start(tmp_path_factory.mktemp("qdrant-cluster"), size=3)
+    yield cluster
+    cluster.stop()

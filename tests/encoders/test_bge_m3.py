@@ -67,18 +67,20 @@ def test_vectors_follow_the_m3_outputs(m3, m3_dir):
     np.testing.assert_allclose(again, dense, atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["edge", "memory"])
-def test_hybrid_query_prefetches_dense_and_sparse_then_rescores_with_colbert(m3, tmp_path, backend):
+@pytest.mark.parametrize("backend", ["edge", "server"])
+def test_hybrid_query_prefetches_dense_and_sparse_then_rescores_with_colbert(
+    m3, tmp_path, backend, request
+):
     from retrieval.index import HYBRID, open_index
     from retrieval.retriever import Retriever
 
     index = (
         open_index("edge", data_dir=tmp_path)
         if backend == "edge"
-        else open_index("server", url=":memory:")
+        else open_index("server", url=request.getfixturevalue("qdrant_node").url)
     )
     retriever = Retriever([m3], index, "m3")
-    retriever.index_dataset(products(), "ds")
+    retriever.index_dataset(products(), "ds", recreate=True)
     enc = retriever.encode(products()[:3], query=True)
     reqs = retriever.requests(enc, 3, using=HYBRID, k=3)
     assert all(

@@ -72,11 +72,18 @@ def test_hybrid_prefetch_rescored_by_multivector(index):
     }
     req = SearchRequest(query, HYBRID, 4, ("dense", "lex"), prefetch_limit=2, rescore="colbert")
     hits = index.search(name, [req])[0]
+    assert hits[0].id == "p5"  # its own token vectors win MAX_SIM
+    scores = [max_sim(cols[5], cols[int(h.id[1:])]) for h in hits]
+    np.testing.assert_allclose([h.score for h in hits], scores, atol=1e-4)
+    if getattr(index, "config", None) is not None and index.config.shards > 1:
+        # Qdrant runs the whole query on every shard and merges: the prefetch limit holds
+        # per shard, so the pool is each shard's top 2 (a superset of the global top 2)
+        assert scores == sorted(scores, reverse=True) and len(hits) == 4
+        return
     dense_top = list(np.argsort(-(dense @ dense[3]))[:2])
     pool = sorted(set(dense_top) | {3, 5})
     expected = sorted(pool, key=lambda i: -max_sim(cols[5], cols[i]))
     assert [h.id for h in hits] == [f"p{i}" for i in expected][:4]
-    assert hits[0].id == "p5"  # its own token vectors win MAX_SIM
 
 
 def test_multivector_query_errors_are_one_line(index):

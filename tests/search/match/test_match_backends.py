@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.encoders.base import SparseVec, VectorSpec
 from retrieval.errors import UsageError
-from retrieval.index import open_index, point_id
+from retrieval.index import IndexConfig, open_index, point_id
 from search.match.edges import MEAN, score_edges, search_candidates
 from search.match.vectors import fetch_vectors
 
@@ -24,14 +24,16 @@ DENSE = {
 TERMS = {"a": [1, 2, 3], "b": [1, 2, 4], "c": [5, 6], "d": [5, 6, 7], "e": [8, 9]}
 
 
-@pytest.fixture(params=["edge", "memory"])
+@pytest.fixture(params=["edge", "server", "cluster"])
 def index(request, tmp_path):
-    idx = (
-        open_index("edge", data_dir=tmp_path)
-        if request.param == "edge"
-        else open_index("server", url=":memory:")
-    )
-    idx.create("c", SPECS, {"encoders": ["x"], "dataset": "ds"})
+    if request.param == "edge":
+        idx = open_index("edge", data_dir=tmp_path)
+    elif request.param == "server":
+        idx = open_index("server", url=request.getfixturevalue("qdrant_node").url)
+    else:  # sharded and replicated: batched fetches and searches merge across peers
+        cluster = request.getfixturevalue("qdrant_cluster")
+        idx = open_index("server", url=cluster.url, config=IndexConfig(shards=3, replicas=2))
+    idx.create("c", SPECS, {"encoders": ["x"], "dataset": "ds"}, recreate=True)
     ids = list(DENSE)
     vectors = {
         "text": [np.array(DENSE[i], dtype=np.float32) for i in ids],
