@@ -34,6 +34,14 @@ def serve_cmd(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="0 picks a free port.")
     ] = 8000,
+    models_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--models-dir",
+            help="A folder the page may load local reranker models from (repeat for several; "
+            "without one, only hub names load).",
+        ),
+    ] = None,
     *,
     store: StoreFlags,
 ) -> None:
@@ -41,8 +49,12 @@ def serve_cmd(
     from search.web.server import serve
 
     cfg = store.load()
+    dirs = tuple(models_dir or ())
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        raise SearchError(f"--models-dir {missing[0]} is not a folder")
     try:
-        server = serve(cfg, runs, host, port, allow_hosts=tuple(allow_host or ()))
+        server = serve(cfg, runs, host, port, allow_hosts=tuple(allow_host or ()), models_dirs=dirs)
     except OSError as exc:  # port in use, host not local
         raise SearchError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; try --port 0"
@@ -51,7 +63,7 @@ def serve_cmd(
         f"viewer at http://{host}:{server.server_address[1]}/  (Ctrl+C stops)", highlight=False
     )
     try:
-        server.serve_forever()
+        server.serve_forever()  # uvicorn stops on Ctrl+C / SIGTERM, then re-raises it
     except KeyboardInterrupt:
         pass
     finally:

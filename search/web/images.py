@@ -3,17 +3,21 @@ roots (a dataset folder, or members of its zip archive), only after they decode 
 image, typed by the decoded format and never by the file name.
 
 A catalogue row naming ``/etc/passwd``, ``page.html`` or ``logo.svg`` as its image is
-therefore refused, whatever an answer listed.
+therefore refused, whatever an answer listed. Reads are bounded before they start: a
+file's size comes from ``fstat`` of the opened descriptor (a FIFO, a device or
+``/dev/zero`` is refused, never read), a zip member's from the archive's directory.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.data.images import ZIP_SEP, read_image_bytes
+from retrieval.data.images import ZIP_ERRORS, ZIP_SEP
 from retrieval.errors import SearchError
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -64,16 +68,62 @@ class ImageRoots:
         return any(root == real.parent or root in real.parents for root in self.folders)
 
 
+def _too_big(cap: int) -> ImageRefused:
+    return ImageRefused(f"image larger than {cap / 2**20:g} MB")
+
+
+def _open_regular(path: str) -> int:
+    """A read descriptor of ``path`` once ``fstat`` shows a regular file (``O_NONBLOCK``:
+    opening a FIFO never waits for a writer)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageRefused("not a regular file")
+    return fd
+
+
+def _read_file(path: str, cap: int) -> bytes:
+    fd = _open_regular(path)
+    with os.fdopen(fd, "rb") as fh:
+        if os.fstat(fd).st_size > cap:
+            raise _too_big(cap)
+        data = fh.read(cap + 1)  # the file may have grown since fstat
+    if len(data) > cap:
+        raise _too_big(cap)
+    return data
+
+
+def _read_member(archive: str, member: str, cap: int) -> bytes:
+    fd = _open_regular(archive)
+    with os.fdopen(fd, "rb") as fh, zipfile.ZipFile(fh) as zf:
+        if zf.getinfo(member).file_size > cap:
+            raise _too_big(cap)
+        with zf.open(member) as src:
+            data = src.read(cap + 1)  # a lying directory entry stops here
+    if len(data) > cap:
+        raise _too_big(cap)
+    return data
+
+
+def read_capped(ref: str, cap: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of a regular file or zip member of at most ``cap`` bytes, the size
+    checked before any byte is read; anything else is ImageRefused."""
+    try:
+        if ZIP_SEP in ref:
+            return _read_member(*ref.split(ZIP_SEP, 1), cap)
+        return _read_file(ref, cap)
+    except ImageRefused:
+        raise
+    except (OSError, *ZIP_ERRORS) as exc:  # ValueError too: a NUL byte in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise ImageRefused(f"cannot read image: {reason}") from exc
+
+
 def image_response(ref: str) -> tuple[bytes, str]:
     """The bytes of ``ref`` and their content type, after decoding them as an image."""
     from PIL import Image
 
-    try:
-        data = read_image_bytes(ref)
-    except OSError as exc:
-        raise ImageRefused(f"cannot read image: {exc.strerror or exc}") from exc
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ImageRefused("image larger than 20 MB")
+    data = read_capped(ref)
     try:
         with Image.open(io.BytesIO(data)) as img:
             kind = img.format

@@ -17,6 +17,7 @@ MAX_TEXT = 10_000
 MAX_NAME = 512
 MAX_N = 1_000
 MAX_K = 10_000
+MAX_DEPTH = 32  # nesting of JSON arrays and objects a body may hold
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,42 @@ class QueryParams:
     k: int = 50
 
 
+def json_depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings do not
+    count); stops counting past ``limit``. One pass over the bytes, no recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
 def parse_json_body(raw: bytes) -> dict[str, Any]:
-    """A request body that must be one JSON object."""
+    """A request body that must be one JSON object nested at most ``MAX_DEPTH`` deep."""
+    if not raw.strip():
+        return {}
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and json_depth(raw) > MAX_DEPTH:
+        raise UsageError(f"body nests deeper than {MAX_DEPTH} levels")
     try:
-        body = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        body = json.loads(raw.decode("utf-8"))
+    except RecursionError as exc:  # unreachable after the depth check; kept as a guard
+        raise UsageError(f"body nests deeper than {MAX_DEPTH} levels") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise UsageError("body is not JSON") from exc
     if not isinstance(body, dict):

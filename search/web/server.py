@@ -1,208 +1,185 @@
 """``search serve``: a local result viewer over the index and the evaluation runs.
 
-A threaded stdlib HTTP server that is safe to leave running: every connection has a
-socket timeout (an idle client or a body shorter than its ``Content-Length`` costs one
-thread for a few seconds, never the whole viewer), bodies are capped, concurrent
-connections are bounded, and every API call must carry an allowed ``Host`` (no DNS
-rebinding) and, when the browser sends one, a same-origin ``Origin`` (no cross-site
-POST). Queries are JSON bodies only. Index work runs under one lock: the embedded
-index is opened per query and closed after it, so `search index` can write between
-queries (an edge shard admits one process at a time); models are built once and cached.
+The ASGI app of ``search.web.app`` served by uvicorn on one asyncio loop, so an idle or
+slow client costs a task, never a thread, and a normal request answers beside hundreds
+of them. What uvicorn leaves open is closed here (``DeadlineProtocol``): a request must
+arrive whole (headers and body) within ``request_timeout`` seconds of the connection
+opening or of the previous answer, or the connection is dropped; so is a connection that
+never sends a byte. A malformed request is one JSON error line (a bad ``Content-Length``
+411, headers past ``MAX_HEADER_BYTES`` 431). It listens on 127.0.0.1 unless told
+otherwise (anything else logs a warning).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import json
 import logging
+import socket
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
-from retrieval.errors import SearchError, UsageError
-from search.web.params import MAX_BODY, parse_json_body, query_arg
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from search.web.app import create_app
+from search.web.guard import LOCAL_NAMES, is_ip, is_local
+from search.web.models import ViewerModels
 from search.web.viewer import Viewer
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).parent / "static"
-SOCKET_TIMEOUT = 10.0  # seconds a connection may stay silent
-MAX_CONNECTIONS = 64
-LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-PAGE_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "img-src 'self' data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'"
-)
+REQUEST_TIMEOUT = 10.0  # seconds for a whole request to arrive
+KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers
+MAX_CONNECTIONS = 1000  # open connections; past it, requests are 503
 
 
-def host_name(header: str) -> str:
-    """The host part of a ``Host`` header or an origin's netloc, lower-cased."""
-    host = header.strip().lower()
-    if host.startswith("["):  # [::1]:8000
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+class DeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a whole-request deadline and JSON protocol errors."""
 
+    request_timeout = REQUEST_TIMEOUT
 
-def is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._protocol_error: h11.RemoteProtocolError | None = None
+        next_event = self.conn.next_event
 
-
-def is_local(host: str) -> bool:
-    """Whether a bind address only listens on this machine."""
-    return host in LOCAL_NAMES or (is_ip(host) and ipaddress.ip_address(host).is_loopback)
-
-
-class ViewerServer(ThreadingHTTPServer):
-    """One thread per connection, at most ``MAX_CONNECTIONS`` at a time."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type, allowed_hosts: set[str]) -> None:
-        self.allowed_hosts = allowed_hosts
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):  # full: drop, do not queue
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-
-class Handler(BaseHTTPRequestHandler):
-    """Routes: ``/`` (the page), ``GET /api/collections|runs|run|image``, ``POST /api/query``."""
-
-    server: ViewerServer
-    viewer: Viewer
-    timeout = SOCKET_TIMEOUT  # StreamRequestHandler sets it on the socket
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), fmt % args)
-
-    def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in {**SECURITY_HEADERS, **(headers or {})}.items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, data: Any, status: int = 200) -> None:
-        body = json.dumps(data, ensure_ascii=False).encode()
-        self._send(status, body, "application/json; charset=utf-8")
-
-    def _error(self, status: int, message: str) -> None:
-        self._json({"error": message}, status)
-
-    def _trusted(self) -> bool:
-        """Host allow-list and same-origin check; answers 403 itself when they fail."""
-        host = self.headers.get("Host", "")
-        name = host_name(host)
-        if not host or not (is_ip(name) or name in self.server.allowed_hosts):
-            self._error(HTTPStatus.FORBIDDEN, f"host {name!r} not allowed (see --allow-host)")
-            return False
-        origin = self.headers.get("Origin")
-        if origin is not None:
+        def remember_error() -> Any:  # what h11 disliked, for send_400_response
             try:
-                parsed = urlparse(origin)
-            except ValueError:  # "http://[" and the like
-                parsed = urlparse("")
-            if parsed.scheme != "http" or parsed.netloc.lower() != host.strip().lower():
-                self._error(HTTPStatus.FORBIDDEN, "cross-origin request refused")
-                return False
-        if self.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-            self._error(HTTPStatus.FORBIDDEN, "cross-site request refused")
-            return False
-        return True
+                return next_event()
+            except h11.RemoteProtocolError as exc:
+                self._protocol_error = exc
+                raise
 
-    def _guard(self, fn: Any) -> None:
+        self.conn.next_event = remember_error  # type: ignore[method-assign]
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.request_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()  # the app, if it waits for the body, sees a disconnect
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and self.conn.their_state is h11.IDLE:
+            self._arm()  # the first byte of the next request on a kept-alive connection
+        super().data_received(data)
+        if self.conn.their_state is h11.DONE:
+            self._disarm()  # all of it is here; the app may take its time
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm()
+
+    def send_400_response(self, msg: str) -> None:
+        exc = self._protocol_error
+        status, message = 400, "malformed HTTP request"
+        if exc is not None:
+            status = exc.error_status_hint or 400
+            text = str(exc)
+            if "Content-Length" in text:
+                status, message = 411, "a Content-Length is required"
+            elif status == 431:
+                message = "request headers too large"
+            elif text:
+                message = f"malformed HTTP request: {text}"
+        body = json.dumps({"error": message}).encode()
+        headers = [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         try:
-            fn()
-        except UsageError as exc:
-            self._error(HTTPStatus.BAD_REQUEST, str(exc))
-        except SearchError as exc:
-            self._error(HTTPStatus.NOT_FOUND, str(exc))
-        except (OSError, ValueError) as exc:
-            self._error(HTTPStatus.BAD_REQUEST, str(exc))
-        except Exception as exc:  # keep serving; the log has the traceback
-            log.exception("request failed")
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(exc).__name__}")
+            for event in (
+                h11.Response(status_code=status, headers=headers),
+                h11.Data(data=body),
+                h11.EndOfMessage(),
+            ):
+                self.transport.write(self.conn.send(event))
+        except h11.LocalProtocolError:  # h11 is past answering on this connection
+            pass
+        self.transport.close()
 
-    def do_HEAD(self) -> None:  # noqa: N802 (http.server's name)
-        self.do_GET()
 
-    def do_GET(self) -> None:  # noqa: N802
-        if not self._trusted():
-            return
+class ViewerServer:
+    """uvicorn on a socket bound at construction (port 0 picks a free port); call
+    ``serve_forever`` in one thread and ``shutdown`` from another."""
+
+    def __init__(
+        self, app: Any, sock: socket.socket, request_timeout: float = REQUEST_TIMEOUT
+    ) -> None:
+        self.socket = sock
+        self.server_address = sock.getsockname()[:2]
+        protocol = type("Protocol", (DeadlineProtocol,), {"request_timeout": request_timeout})
+        config = uvicorn.Config(
+            app,
+            http=protocol,
+            loop="asyncio",
+            lifespan="off",
+            log_config=None,
+            server_header=False,
+            timeout_keep_alive=KEEP_ALIVE,
+            timeout_graceful_shutdown=2,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            limit_concurrency=MAX_CONNECTIONS,
+        )
+        self.uvicorn = uvicorn.Server(config)
+        self.app = app
+        self._done = threading.Event()
+
+    @property
+    def viewer(self) -> Viewer:
+        return self.app.state.viewer
+
+    def serve_forever(self) -> None:
+        """Serve until ``shutdown`` (or Ctrl+C in the main thread)."""
         try:
-            url = urlparse(self.path)
-            args = parse_qs(url.query, max_num_fields=20)
-        except ValueError:
-            self._error(HTTPStatus.BAD_REQUEST, "bad URL")
-            return
-        viewer = self.viewer
-        if url.path in ("/", "/index.html"):
-            page = (STATIC / "index.html").read_bytes()
-            self._send(200, page, "text/html; charset=utf-8", {"Content-Security-Policy": PAGE_CSP})
-        elif url.path == "/api/collections":
-            self._guard(lambda: self._json(viewer.collections()))
-        elif url.path == "/api/runs":
-            self._guard(lambda: self._json(viewer.run_list()))
-        elif url.path == "/api/run":
-            self._guard(lambda: self._json(viewer.run(query_arg(args, "path"))))
-        elif url.path == "/api/image":
-            self._guard(lambda: self._send(200, *viewer.image(query_arg(args, "ref"))))
-        else:
-            self._error(HTTPStatus.NOT_FOUND, "not found")
+            self.uvicorn.run(sockets=[self.socket])
+        finally:
+            self._done.set()
 
-    def do_POST(self) -> None:  # noqa: N802
-        if not self._trusted():
-            return
-        if self.path.split("?", 1)[0] != "/api/query":
-            self._error(HTTPStatus.NOT_FOUND, "not found")
-            return
-        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the query as application/json")
-            return
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit() or len(length) > 12:
-            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is required")
-            return
-        if int(length) > MAX_BODY:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
-            return
-        raw = self.rfile.read(int(length))  # a short body times out after SOCKET_TIMEOUT
-        if len(raw) < int(length):
-            self.close_connection = True
-            return
-        self._guard(lambda: self._json(self.viewer.query(parse_json_body(raw))))
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Ask the server to stop and wait (up to ``timeout`` s) until it has."""
+        self.uvicorn.should_exit = True
+        self._done.wait(timeout)
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port``; raises OSError as ``bind`` does."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def serve(
@@ -211,11 +188,14 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     allow_hosts: tuple[str, ...] = (),
+    models_dirs: tuple[Path, ...] = (),
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> ViewerServer:
-    """A ready HTTP server (call ``serve_forever``); port 0 picks a free port.
+    """A ready server (call ``serve_forever``); port 0 picks a free port.
 
-    ``Host`` headers must name an IP address, ``localhost``, the bound host, or one
-    of ``allow_hosts``; binding other than to loopback logs a warning."""
+    ``Host`` headers must name an IP address, ``localhost``, the bound host, or one of
+    ``allow_hosts``; local models load only from ``models_dirs``; binding other than to
+    loopback logs a warning."""
     if not is_local(host):
         log.warning(
             "the viewer listens on %s: anyone who can reach this machine can query the index "
@@ -225,5 +205,10 @@ def serve(
     allowed = set(LOCAL_NAMES) | {h.lower() for h in allow_hosts}
     if host and not is_ip(host):
         allowed.add(host.lower())
-    handler = type("BoundHandler", (Handler,), {"viewer": Viewer(cfg, runs_root)})
-    return ViewerServer((host, port), handler, allowed)
+    try:
+        sock = bind(host, port)
+    except socket.gaierror as exc:
+        raise OSError(exc.errno, exc.strerror) from exc
+    viewer = Viewer(cfg, runs_root, ViewerModels(models_dirs))
+    app = create_app(viewer, frozenset(allowed))
+    return ViewerServer(app, sock, request_timeout)

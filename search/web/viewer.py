@@ -1,4 +1,4 @@
-"""What the viewer's HTTP handler calls: queries, collections, runs, images.
+"""What the viewer's routes call: queries, collections, runs, images.
 
 An image is served only when a recent answer listed it *and* it lies inside the image
 roots of the dataset that answer came from (see ``search.web.images``).
@@ -16,8 +16,9 @@ from typing import Any
 from retrieval.atomic import write_bytes
 from retrieval.errors import SearchError
 from search.indexing import connect, list_collections
-from search.query import ModelCache, query
+from search.query import query
 from search.web.images import ImageRefused, ImageRoots, image_response
+from search.web.models import ViewerModels
 from search.web.params import parse_query
 from search.web.runs import RunBrowser, find_runs
 
@@ -28,9 +29,9 @@ MAX_LISTED = 200_000
 class Viewer:
     """Queries, collections, runs and images for one config and one runs folder."""
 
-    def __init__(self, cfg: Any, runs_root: Path) -> None:
+    def __init__(self, cfg: Any, runs_root: Path, models: ViewerModels | None = None) -> None:
         self.cfg = cfg
-        self.models = ModelCache()
+        self.models = models if models is not None else ViewerModels()
         self.runs = RunBrowser(runs_root)
         self.images: set[str] = set()  # image refs a recent answer listed, inside a root
         self.index_lock = threading.Lock()  # one index user at a time (edge: one opener)

@@ -24,8 +24,8 @@ def site(tmp_path_factory):
     catalog = hostile_catalog(root)
     res = CliRunner().invoke(app, ["index", str(catalog), "-e", "sparse", "-c", "shop"])
     assert res.exit_code == 0, res.output
-    mp.setattr(web_server.Handler, "timeout", 1.0)  # idle sockets are dropped after 1 s
-    server = web_server.serve(load_config(None), root / "runs", port=0)
+    # a request must arrive whole within 1 s: idle and slow sockets are dropped after it
+    server = web_server.serve(load_config(None), root / "runs", port=0, request_timeout=1.0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield "127.0.0.1", server.server_address[1], root

@@ -62,7 +62,7 @@ def request(site, method, path, body=None, headers=None, timeout=30):
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body)
         res = conn.getresponse()
-        return res.status, dict(res.getheaders()), res.read()
+        return res.status, res.headers, res.read()  # headers: case-insensitive
     finally:
         conn.close()
 

@@ -1,0 +1,146 @@
+"""The viewer as an ASGI app (Starlette): the page, ``GET /api/collections|runs|run|image``
+and ``POST /api/query``.
+
+Every answer is JSON or an image; an error is one JSON line (``{"error": ...}``): a bad
+parameter 400, something not there 404, a body that is not JSON 415, a body without a
+length 411, a body too large 413. Blocking work (the index, models, files) runs in
+Starlette's thread pool; the event loop only parses and routes, so a slow client costs
+a task, not a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from retrieval.errors import SearchError, UsageError
+from search.web.guard import SecurityHeaders, TrustedClient
+from search.web.params import MAX_BODY, parse_json_body, query_arg
+from search.web.viewer import Viewer
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+MAX_FIELDS = 20  # URL query fields; more is a 400
+PAGE_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'"
+)
+
+
+class Json(JSONResponse):
+    media_type = "application/json; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False).encode()
+
+
+def error(status: int, message: str) -> Response:
+    return Json({"error": message}, status)
+
+
+def url_args(request: Request) -> dict[str, list[str]]:
+    """The URL's query arguments, at most ``MAX_FIELDS``; more is a UsageError."""
+    try:
+        query = request.scope["query_string"].decode("latin-1")
+        return parse_qs(query, max_num_fields=MAX_FIELDS)
+    except ValueError as exc:
+        raise UsageError("bad URL") from exc
+
+
+async def guarded(fn: Callable[[], Any]) -> Response:
+    """Run ``fn`` in the thread pool and turn what it returns or raises into an answer."""
+    try:
+        result = await run_in_threadpool(fn)
+    except UsageError as exc:
+        return error(400, str(exc))
+    except SearchError as exc:
+        return error(404, str(exc))
+    except (OSError, ValueError) as exc:
+        return error(400, str(exc))
+    except Exception as exc:  # keep serving; the log has the traceback
+        log.exception("request failed")
+        return error(500, f"internal error: {type(exc).__name__}")
+    return result if isinstance(result, Response) else Json(result)
+
+
+def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
+    """The viewer's ASGI app: routes behind the host/origin check and security headers."""
+
+    async def page(request: Request) -> Response:
+        body = await run_in_threadpool((STATIC / "index.html").read_bytes)
+        return Response(
+            body,
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Security-Policy": PAGE_CSP},
+        )
+
+    async def collections(request: Request) -> Response:
+        return await guarded(viewer.collections)
+
+    async def runs(request: Request) -> Response:
+        return await guarded(viewer.run_list)
+
+    async def run(request: Request) -> Response:
+        return await guarded(lambda: viewer.run(query_arg(url_args(request), "path")))
+
+    async def image(request: Request) -> Response:
+        def answer() -> Response:
+            data, ctype = viewer.image(query_arg(url_args(request), "ref"))
+            return Response(data, media_type=ctype)
+
+        return await guarded(answer)
+
+    async def query(request: Request) -> Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return error(415, "send the query as application/json")
+        length = request.headers.get("content-length", "")
+        if not length.isdigit() or len(length) > 12:
+            return error(411, "a Content-Length is required")
+        if int(length) > MAX_BODY:
+            return error(413, "request too large")
+        try:
+            raw = await request.body()  # the server's request deadline bounds a slow body
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening any more
+        return await guarded(lambda: viewer.query(parse_json_body(raw)))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, "not found")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error(exc.status_code, str(exc.detail).lower())
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/index.html", page, methods=["GET"]),
+        Route("/api/collections", collections, methods=["GET"]),
+        Route("/api/runs", runs, methods=["GET"]),
+        Route("/api/run", run, methods=["GET"]),
+        Route("/api/image", image, methods=["GET"]),
+        Route("/api/query", query, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(TrustedClient, allowed_hosts=allowed_hosts),
+        ],
+        exception_handlers={404: not_found, HTTPException: http_error},
+    )
+    app.router.redirect_slashes = False
+    app.state.viewer = viewer
+    return app
