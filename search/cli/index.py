@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from retrieval.checks import MAX_COUNT
+from retrieval.errors import UsageError
 from search.cli.common import (
     Collection,
     Encoders,
@@ -64,12 +65,32 @@ def index_cmd(
     replicas: Annotated[
         int | None, typer.Option("--replicas", min=1, max=1000, help="Server cluster: replicas.")
     ] = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Encode on Ray Data workers (needs --qdrant-url).")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            metavar="HOST:PORT",
+            help="Ray cluster to join (implies --ray; default RAY_ADDRESS, else a local one).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=10000, help="Ray: encoder actors.")
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option("--gpus-per-worker", min=0, max=64, help="Ray: GPUs per actor.")
+    ] = 0.0,
     *,
     store: StoreFlags,
 ) -> None:
     """Encode a dataset and store it in a collection (a killed run resumes)."""
     from search.indexing import index_dataset
 
+    ray = ray or ray_address is not None
+    if not ray and (workers is not None or gpus_per_worker):
+        raise UsageError("--workers and --gpus-per-worker need --ray")
     cfg = store.load(
         index={
             "hnsw_m": hnsw_m,
@@ -83,8 +104,24 @@ def index_cmd(
     )
     with progress_bars() as bars:
         progress = functools.partial(bars, "indexing")
-        report, path = index_dataset(
-            cfg, dataset, fmt=fmt, collection=collection, recreate=recreate, progress=progress
+        job, scale = index_dataset, {}
+        if ray:
+            from search.indexing_ray import index_dataset_ray
+
+            job = index_dataset_ray
+            scale = {
+                "address": ray_address,
+                "workers": workers or 1,
+                "gpus_per_worker": gpus_per_worker,
+            }
+        report, path = job(
+            cfg,
+            dataset,
+            fmt=fmt,
+            collection=collection,
+            recreate=recreate,
+            progress=progress,
+            **scale,
         )
     out.print(
         f"collection [bold]{report.collection}[/bold]: {report.written} written, "

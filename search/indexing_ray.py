@@ -1,0 +1,426 @@
+"""``search index --ray``: the index job scaled out on Ray Data.
+
+The catalogue is read in blocks by Ray read tasks (each opens the dataset and streams its
+own range of products), the encoders run as an actor pool (``map_batches`` with a class:
+models load once per worker, ``num_gpus`` per worker, images decoded in the workers), and
+every worker writes its batches straight to the Qdrant server with the point ids of the
+single-process path (``point_id``): points already stored are skipped, so a re-run or a
+task Ray retries after a worker died never duplicates. The driver creates the collection,
+sums the workers' per-batch counts into the same ``IndexReport``, and optimizes at the end.
+
+Unreadable items are appended to the run's failure log by a small actor pinned to the
+driver's node before their batch is stored (as ``Retriever.index_dataset`` does), so a run
+killed and resumed reports the same failures as a clean one.
+
+The embedded (edge) index is one process per shard and cannot be written from workers:
+``--ray`` needs a Qdrant server (``--qdrant-url``). Ray is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import SearchError, UsageError
+from retrieval.failure_log import FailureLog
+from retrieval.index.base import IndexConfig, check_collection_name, point_id
+from retrieval.retriever import IndexReport, Retriever, batched, write_report
+from search.config import AppConfig
+from search.indexing import _previous_failures, connect, reports_dir
+
+log = logging.getLogger(__name__)
+
+RAY_EXTRA = "distributed"
+CONNECT_TIMEOUT_S = 10.0  # a Ray address that does not answer within this is an error
+MAX_RETRIES = 3  # restarts of a dead worker, and retries of the batch it held
+READ_TASKS_PER_WORKER = 2  # each read task re-opens the dataset: keep them few
+
+
+def index_dataset_ray(
+    cfg: AppConfig,
+    dataset_path: str,
+    *,
+    fmt: str | None = None,
+    collection: str | None = None,
+    recreate: bool = False,
+    workers: int = 1,
+    gpus_per_worker: float = 0.0,
+    address: str | None = None,
+    progress: Callable[[int | None], Callable[[int], None]] | None = None,
+) -> tuple[IndexReport, Path]:
+    """Index a dataset into a server collection with ``workers`` Ray actors; returns the
+    run's report and its path, as ``search.indexing.index_dataset`` does.
+
+    ``address``: a Ray cluster (``HOST:PORT`` or ``auto``); None (and no ``RAY_ADDRESS``)
+    or ``local`` starts a local one; a process already connected to Ray uses that."""
+    ray = import_ray()
+    if cfg.store.backend != "server":
+        raise UsageError(
+            "--ray writes from the workers to a Qdrant server: pass --qdrant-url URL "
+            "(the embedded index is one process)"
+        )
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {workers}")
+    if not 0 <= gpus_per_worker <= 64:
+        raise UsageError(f"--gpus-per-worker must be in [0, 64], not {gpus_per_worker}")
+    from retrieval.data import open_dataset
+
+    start = time.perf_counter()
+    dataset = open_dataset(dataset_path, format=fmt)
+    name = check_collection_name(collection or dataset.name)
+    index = connect(cfg)
+    owns_ray = False
+    try:
+        retriever = Retriever.from_specs(cfg.stage1.encoders, index, name)
+        report_path = reports_dir(cfg) / f"{name}-index-report.json"
+        owns_ray = connect_ray(ray, address)
+        survey = ray.get(
+            ray.remote(_survey).remote(
+                dataset_path,
+                fmt,
+                [] if recreate else sorted(_previous_failures(report_path, _AnyId())),
+            )
+        )
+        if not survey["total"]:
+            raise UsageError(f"dataset {dataset_path} has no products")
+        meta = {
+            "encoders": retriever.encoder_specs,
+            "dataset": dataset.name,
+            "format": dataset.format,
+            "source": str(Path(dataset_path).resolve()),
+        }
+        index.create(name, retriever.specs, meta, recreate=recreate)
+        report = IndexReport(name, dataset.name)
+        for row in _run(
+            ray,
+            cfg,
+            index,
+            dataset_path,
+            fmt,
+            name=name,
+            dataset=dataset.name,
+            total=survey["total"],
+            workers=workers,
+            gpus=gpus_per_worker,
+            journal_path=reports_dir(cfg) / f"{name}-index-failures.jsonl",
+            fresh=recreate,
+            progress=progress(survey["total"]) if progress else None,
+        ):
+            report.seen += row["seen"]
+            report.written += row["written"]
+            report.skipped_existing += row["skipped"]
+            report.failures.update(json.loads(row["failures"]))
+        if report.seen != survey["total"]:  # a lost block would be a bug, never a silent gap
+            raise SearchError(
+                f"the Ray run saw {report.seen} of {survey['total']} products; re-run to resume"
+            )
+        index.optimize(name)
+        previous = {} if recreate else _previous_failures(report_path, set(survey["failed"]))
+        report.failures = {**previous, **report.failures}
+        report.duplicates += survey["duplicates"]  # rows the reader dropped
+        report.seconds = time.perf_counter() - start
+        return report, write_report(report, reports_dir(cfg))
+    finally:
+        index.close()
+        if owns_ray:
+            ray.shutdown()
+
+
+def import_ray() -> Any:
+    """The ``ray`` module with Ray Data, or one line naming the extra to install."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"--ray needs Ray Data: pip install '.[{RAY_EXTRA}]' (or pip install 'ray[data]')"
+        ) from exc
+    return ray
+
+
+def connect_ray(ray: Any, address: str | None) -> bool:
+    """Join the Ray cluster at ``address`` (None / ``local``: start one here); True when
+    this call connected (the caller shuts it down), False when Ray was already up."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    opts: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
+    if address in (None, "", "local"):
+        ray.init(**opts)
+    else:
+        if address != "auto":
+            _probe(address)
+        try:
+            ray.init(address=address, **opts)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SearchError(f"cannot join the Ray cluster at {address}: {first}") from exc
+    _quiet(ray)
+    return True
+
+
+def _probe(address: str) -> None:
+    """Fail in ``CONNECT_TIMEOUT_S`` with one line when nothing answers at HOST:PORT."""
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise UsageError(f"bad Ray address {address!r}: expected HOST:PORT, auto or local")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise SearchError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+            "`ray start --head` or pass its address to --ray"
+        ) from exc
+
+
+def _quiet(ray: Any) -> None:
+    """Our progress bar stands in for Ray Data's."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def _run(
+    ray: Any,
+    cfg: AppConfig,
+    index: Any,
+    dataset_path: str,
+    fmt: str | None,
+    *,
+    name: str,
+    dataset: str,
+    total: int,
+    workers: int,
+    gpus: float,
+    journal_path: Path,
+    fresh: bool,
+    progress: Callable[[int], None] | None,
+) -> Iterator[dict[str, Any]]:
+    """Stream the catalogue through the worker pool; one summary row per stored batch."""
+    from ray.data import ActorPoolStrategy
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    batch_size = cfg.stage1.batch_size
+    here = ray.get_runtime_context().get_node_id()
+    journal = (
+        ray.remote(_Journal)
+        .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
+        .remote(str(journal_path), fresh)
+    )
+    ray.get(journal.ready.remote())
+    blocks = min(math.ceil(total / batch_size), READ_TASKS_PER_WORKER * workers)
+    source = _ProductSource(dataset_path, fmt, total, batch_size)
+    products = ray.data.read_datasource(source, override_num_blocks=blocks)
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    # on a small machine the workers share what the read tasks leave
+    per_worker = min(1.0, max(0.1, (cpus - 1) / workers)) if cpus > 1 else 0.5
+    out = products.map_batches(
+        _IndexWorker,
+        fn_constructor_kwargs={
+            "specs": list(cfg.stage1.encoders),
+            "url": index.url,
+            "api_key": cfg.store.api_key or os.environ.get("QDRANT_API_KEY") or None,
+            "config": cfg.index,
+            "collection": name,
+            "dataset": dataset,
+            "journal": journal,
+        },
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        compute=ActorPoolStrategy(size=workers),
+        num_cpus=per_worker,
+        num_gpus=gpus or None,
+        max_restarts=MAX_RETRIES,
+        max_task_retries=MAX_RETRIES,
+    )
+    try:
+        for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for row in batch.to_pylist():
+                log.info(
+                    "stored %d, skipped %d of %d seen by a worker",
+                    row["written"],
+                    row["skipped"],
+                    row["seen"],
+                )
+                yield row
+                if progress:
+                    progress(row["seen"])
+    except Exception as exc:
+        err = _user_error(exc)
+        if err is None:
+            raise
+        raise err from exc
+
+
+def _user_error(exc: BaseException) -> SearchError | None:
+    """The SearchError a worker raised, dug out of Ray's wrappers (None if there is none)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, SearchError):
+            return type(err)(str(err).strip().splitlines()[0] if str(err).strip() else "")
+        todo += [err.__cause__, err.__context__, getattr(err, "cause", None)]
+    return None
+
+
+class _AnyId:
+    """Every product id (reads a whole earlier report; the survey keeps this dataset's)."""
+
+    def __contains__(self, _: object) -> bool:
+        return True
+
+
+def _survey(dataset_path: str, fmt: str | None, failed_before: Sequence[str]) -> dict[str, Any]:
+    """In a Ray task, not the driver: the product count, the rows the reader dropped, and
+    which ids of an earlier report's failures are products of this dataset."""
+    from retrieval.data import open_dataset
+
+    dataset = open_dataset(dataset_path, format=fmt)
+    listed, failed, total = set(failed_before), [], 0
+    for product in dataset.products():
+        total += 1
+        if product.id in listed:
+            failed.append(product.id)
+    return {"total": total, "duplicates": dataset.skipped_duplicates, "failed": failed}
+
+
+def _read_range(
+    dataset_path: str, fmt: str | None, start: int, stop: int, block_rows: int
+) -> Iterator[Any]:
+    """Products ``start:stop`` of the dataset as Arrow blocks of ``block_rows`` pickled
+    products (a read task; the products are decoded again in the worker)."""
+    import pyarrow as pa
+
+    from retrieval.data import open_dataset
+
+    dataset = open_dataset(dataset_path, format=fmt)
+    for chunk in batched(islice(dataset.products(), start, stop), block_rows):
+        yield pa.table({"product": pa.array([pickle.dumps(p) for p in chunk], pa.binary())})
+
+
+def _ranges(total: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` consecutive, nearly equal ranges covering ``range(total)``."""
+    parts = max(1, min(parts, total))
+    bounds = [total * i // parts for i in range(parts + 1)]
+    return list(zip(bounds, bounds[1:]))
+
+
+def _product_source_class() -> type:
+    from ray.data import Datasource, ReadTask
+    from ray.data.block import BlockMetadata
+
+    class ProductSource(Datasource):
+        """The reader's products split into ranges, one read task each."""
+
+        def __init__(self, dataset_path: str, fmt: str | None, total: int, rows: int) -> None:
+            self.args = (dataset_path, fmt)
+            self.total, self.rows = total, rows
+
+        def estimate_inmemory_data_size(self) -> int | None:
+            return None
+
+        def get_read_tasks(self, parallelism: int, per_task_row_limit: Any = None, **_: Any):
+            def read(start: int, stop: int) -> Callable[[], Iterator[Any]]:
+                return lambda: _read_range(*self.args, start, stop, self.rows)
+
+            return [
+                ReadTask(
+                    read(a, b),
+                    BlockMetadata(
+                        num_rows=b - a, size_bytes=None, exec_stats=None, input_files=None
+                    ),
+                    per_task_row_limit=per_task_row_limit,
+                )
+                for a, b in _ranges(self.total, parallelism)
+            ]
+
+    return ProductSource
+
+
+def _ProductSource(dataset_path: str, fmt: str | None, total: int, rows: int) -> Any:  # noqa: N802
+    return _product_source_class()(dataset_path, fmt, total, rows)
+
+
+class _Journal:
+    """The run's failure log, kept by one actor on the driver's node: workers append a
+    batch's unreadable items before they store the batch."""
+
+    def __init__(self, path: str, fresh: bool) -> None:
+        self.log = FailureLog(Path(path), fresh=fresh)
+
+    def ready(self) -> bool:
+        return True
+
+    def append(self, failures: dict[str, str]) -> None:
+        self.log.append(failures)
+
+    def failures_of(self, ids: list[str]) -> dict[str, str]:
+        return self.log.failures_of(ids)
+
+
+class _IndexWorker:
+    """One actor of the pool: the encoders, loaded once, and a client of the server."""
+
+    def __init__(
+        self,
+        specs: list[str],
+        url: str,
+        api_key: str | None,
+        config: IndexConfig,
+        collection: str,
+        dataset: str,
+        journal: Any,
+    ) -> None:
+        from retrieval.index.server import ServerIndex
+
+        self.index = ServerIndex(url, api_key, config)
+        self.retriever = Retriever.from_specs(specs, self.index, collection)
+        self.collection, self.dataset, self.journal = collection, dataset, journal
+
+    def __call__(self, batch: Any) -> Any:
+        """Store the batch's products not stored yet; one summary row back to the driver."""
+        import pyarrow as pa
+        import ray
+
+        products = [pickle.loads(b) for b in batch.column("product").to_pylist()]
+        ids = [point_id(self.dataset, p.id) for p in products]
+        stored = self.index.existing(self.collection, ids)
+        todo = [(pid, p) for pid, p in zip(ids, products) if pid not in stored]
+        done = [p.id for pid, p in zip(ids, products) if pid in stored]
+        failures = ray.get(self.journal.failures_of.remote(done)) if done else {}
+        if todo:
+            items = [p for _, p in todo]
+            enc = self.retriever.encode(items)
+            if enc.failures:  # logged before the batch is stored: a resumed run finds them
+                ray.get(self.journal.append.remote(enc.failures))
+                failures.update(enc.failures)
+            payloads = [p.payload(self.dataset) for p in items]
+            self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
+        return pa.table(
+            {
+                "seen": [len(products)],
+                "written": [len(todo)],
+                "skipped": [len(done)],
+                "failures": [json.dumps(failures)],
+            }
+        )
