@@ -33,8 +33,8 @@ from retrieval.atomic import write_json
 from retrieval.data import open_dataset
 from search.config import load_config
 from search.indexing import connect, index_dataset
-from search.match.catalogue import tune_catalogue
 from search.match.job import run_match
+from search.match.tuning.catalogue import tune_catalogue
 
 WDC = Path("../shared/data/wdc-products")  # relative to the repository root
 log = logging.getLogger("match_bench")

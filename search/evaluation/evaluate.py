@@ -157,11 +157,11 @@ def _tune_matcher(
     folder: Path,
     progress: ProgressFactory | None,
 ) -> Any:
-    """On a catalogue: the matcher tuned on the tuning split (``search.match.catalogue``);
-    None for a query/gallery set."""
+    """On a catalogue: the matcher tuned on the tuning split
+    (``search.match.tuning.catalogue``); None for a query/gallery set."""
     if not opened.dataset.self_match:
         return None
-    from search.match.catalogue import tune_catalogue
+    from search.match.tuning.catalogue import tune_catalogue
 
     ev = cfg.eval
     return tune_catalogue(

@@ -69,7 +69,7 @@ class Scored:
     predictions: dict[str, list[str]]
     skipped: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    catalogue: Any = None  # search.match.catalogue.CatalogueScores on a catalogue
+    catalogue: Any = None  # search.match.tuning.catalogue.CatalogueScores on a catalogue
 
     def use_catalogue(self, cat: Any) -> None:
         """On a catalogue the match sets come from the tuned matcher (calibrated scores),

@@ -1,8 +1,35 @@
-"""The match decision: which candidates of a listing count as its matches.
+"""The match decision: which listings of a catalogue (or a gallery) are the same product
+as each listing, on calibrated pair scores, never on a rank-fusion score.
 
-Catalogue matching on calibrated scores: ``vectors`` (stored vectors fetched by id),
-``edges`` (candidate edges and their cosines), ``rules`` / ``groups`` / ``blend`` (the
-Shopee winners' rules), ``pairs`` (a pair model on edges), ``tune`` / ``tuning`` /
-``catalogue`` (thresholds chosen on valid), ``matcher`` (the saved matcher) and
-``job`` / ``output`` (``search match``).
+```
+vectors.py        StoredVectors: a catalogue's vectors fetched from the index by point
+                  id (never encoded again), pair cosines, TF-IDF rows of sparse vectors
+edges.py          Edges: directed candidate edges asked of the index in batches, their
+                  cosines and weighted mean, local scaling, ranks, neighbour statistics
+inb.py            neighbourhood blending (INB): rounds of blended vectors searched again
+text_features.py  title features of edges weighted by how rare each token is
+pair_model.py     the pair model applied: its feature columns, probability per edge,
+                  LightGBM text files (fitted in training.match_pair)
+groups.py         group consistency: mutual, symmetric, components, agglomerative
+rules.py          Rule and decide(): thresholds, union, min2, groups, INB as switches
+matcher.py        Matcher: the saved matcher (encoders, vectors, rules, pair model)
+edgeset.py        EdgeSet: one set of listings matched together, and its constructors
+                  self_edgeset (a catalogue against itself) and query_edgeset
+output.py         matches.csv (Kaggle submission layout) and matches.jsonl
+job.py            `search match`: a dataset matched with a saved matcher (or flags)
+tuning/           `search eval` on a catalogue: a matcher tuned on valid
+  thresholds.py   one rule's thresholds by coordinate ascent on F1
+  menu.py         the menu of rules, each tuned and scored (tune_all), the choice
+  folds.py        the train split cut into group-disjoint folds of valid's size
+  splits.py       the edge sets tuned on: each split within itself, or a view per
+                  split of one search of the whole catalogue
+  pair.py         the pair model fitted on train folds and saved beside the matcher
+  catalogue.py    tune_catalogue: every rule tuned, scored, the matcher written
+```
+
+Arrows point one way: `job` and `tuning` -> `output` -> `edgeset` -> `matcher`, `inb`,
+`pair_model` -> `rules`, `text_features` -> `groups` -> `edges` -> `vectors`. The
+tuning never imports the job that applies its matcher, and the job never imports the
+tuning; both build the same edge sets and decide with the same rules. The
+import-linter contract `search-match` in pyproject.toml holds these arrows.
 """

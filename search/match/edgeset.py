@@ -1,7 +1,11 @@
 """One set of listings matched together: stored vectors, candidate edges, the scores
-the rules read (stage 1, INB rounds, the pair model), and labels where there are any.
+the rules read (stage 1, INB rounds, the pair model), and labels where there are any;
+and its two constructors: a catalogue matched against itself (``self_edgeset``, every
+vector fetched from the index, none encoded) and queries matched to a gallery
+(``query_edgeset``, the queries encoded now).
 
-``search match`` builds one over the whole catalogue; ``search eval`` one per split.
+``search match`` builds one over the whole catalogue; ``search eval`` one per split, or
+one over the catalogue with a view per split (``search.match.tuning.splits``).
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.data.base import Dataset
 from retrieval.index.base import VectorIndex
 from retrieval.types import Product, ProgressFactory
-from search.match.blend import blend_rounds
 from search.match.edges import Edges, score_edges, search_candidates
-from search.match.pairs import PAIR, edge_features, pair_scores
+from search.match.inb import blend_rounds
+from search.match.matcher import Matcher
+from search.match.pair_model import PAIR, edge_features, pair_scores
 from search.match.rules import Rule, Sets, decide
-from search.match.vectors import StoredVectors
+from search.match.vectors import StoredVectors, build_store, fetch_vectors
 
 log = logging.getLogger(__name__)
+QUERY_PREFIX = "\x1fquery:"  # query rows' ids in a query/gallery store, apart from gallery ids
 
 
 @dataclass
@@ -149,3 +156,59 @@ def weights_for(names: Sequence[str], given: Mapping[str, float] | None = None) 
     if given:
         return {n: float(given.get(n, 0.0)) for n in names}
     return dict.fromkeys(names, 1.0)
+
+
+def self_edgeset(
+    index: VectorIndex,
+    collection: str,
+    dataset: str,
+    products: list[Product],
+    matcher: Matcher,
+    *,
+    filter_key: str | None = None,
+    progress: ProgressFactory | None = None,
+) -> EdgeSet:
+    """Listings matched against each other, with their stored vectors."""
+    tick = progress("fetching vectors", len(products)) if progress else None
+    store = fetch_vectors(
+        index, collection, dataset, [p.id for p in products], matcher.vectors, progress=tick
+    )
+    rows = np.arange(len(products))
+    flt = query_filters(products, rows, filter_key)
+    return EdgeSet(index, collection, products, store, rows, matcher.weights, matcher.k, flt)
+
+
+def query_edgeset(
+    index: VectorIndex,
+    collection: str,
+    dataset: Dataset,
+    matcher: Matcher,
+    progress: ProgressFactory | None = None,
+) -> EdgeSet:
+    """Queries (encoded now) matched to the gallery (stored vectors)."""
+    from retrieval.retriever import Retriever
+
+    gallery = list(dataset.products())
+    queries = [q.product for q in dataset.queries()]
+    tick = progress("fetching vectors", len(gallery)) if progress else None
+    g = fetch_vectors(
+        index, collection, dataset.name, [p.id for p in gallery], matcher.vectors, progress=tick
+    )
+    retriever = Retriever.for_collection(index, collection)
+    raw: list[dict[str, Any]] = []
+    tick = progress("encoding queries", len(queries)) if progress else None
+    for start in range(0, len(queries), 64):
+        batch = queries[start : start + 64]
+        enc = retriever.encode(batch, query=True)
+        for i in range(len(batch)):
+            raw.append({n: col[i] for n, col in enc.vectors.items() if col[i] is not None})
+        if tick:
+            tick(len(batch))
+    ids = g.ids + [QUERY_PREFIX + q.id for q in queries]
+    store = build_store(ids, g.raw + raw, matcher.vectors)
+    products = gallery + queries
+    allowed = np.r_[np.ones(len(gallery), bool), np.zeros(len(queries), bool)]
+    rows = np.arange(len(gallery), len(products))
+    return EdgeSet(
+        index, collection, products, store, rows, matcher.weights, matcher.k, None, allowed
+    )

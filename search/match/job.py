@@ -17,25 +17,21 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import CollectionInfo, VectorIndex
 from retrieval.metrics import MatchScores, match_scores
-from retrieval.types import Product, ProgressFactory
+from retrieval.types import ProgressFactory
 from search.config import AppConfig
-from search.match.edgeset import EdgeSet
+from search.match.edges import CSLS, MEAN
+from search.match.edgeset import EdgeSet, query_edgeset, self_edgeset, weights_for
 from search.match.matcher import Matcher
 from search.match.output import explain, write_matches
-from search.match.pairs import load_model
+from search.match.pair_model import load_model
 from search.match.rules import Rule
-from search.match.vectors import build_store, fetch_vectors
 
 log = logging.getLogger(__name__)
-QUERY_PREFIX = "\x1fquery:"  # query rows' ids in a query/gallery store, apart from gallery ids
 
 
 @dataclass
@@ -62,64 +58,6 @@ class MatchResult:
     @property
     def rate(self) -> float:
         return self.listings / self.seconds if self.seconds else 0.0
-
-
-def self_edgeset(
-    index: VectorIndex,
-    collection: str,
-    dataset: str,
-    products: list[Product],
-    matcher: Matcher,
-    *,
-    filter_key: str | None = None,
-    progress: ProgressFactory | None = None,
-) -> EdgeSet:
-    """Listings matched against each other, with their stored vectors."""
-    from search.match.edgeset import query_filters
-
-    tick = progress("fetching vectors", len(products)) if progress else None
-    store = fetch_vectors(
-        index, collection, dataset, [p.id for p in products], matcher.vectors, progress=tick
-    )
-    rows = np.arange(len(products))
-    flt = query_filters(products, rows, filter_key)
-    return EdgeSet(index, collection, products, store, rows, matcher.weights, matcher.k, flt)
-
-
-def query_edgeset(
-    index: VectorIndex,
-    collection: str,
-    dataset: Dataset,
-    matcher: Matcher,
-    progress: ProgressFactory | None = None,
-) -> EdgeSet:
-    """Queries (encoded now) matched to the gallery (stored vectors)."""
-    from retrieval.retriever import Retriever
-
-    gallery = list(dataset.products())
-    queries = [q.product for q in dataset.queries()]
-    tick = progress("fetching vectors", len(gallery)) if progress else None
-    g = fetch_vectors(
-        index, collection, dataset.name, [p.id for p in gallery], matcher.vectors, progress=tick
-    )
-    retriever = Retriever.for_collection(index, collection)
-    raw: list[dict[str, Any]] = []
-    tick = progress("encoding queries", len(queries)) if progress else None
-    for start in range(0, len(queries), 64):
-        batch = queries[start : start + 64]
-        enc = retriever.encode(batch, query=True)
-        for i in range(len(batch)):
-            raw.append({n: col[i] for n, col in enc.vectors.items() if col[i] is not None})
-        if tick:
-            tick(len(batch))
-    ids = g.ids + [QUERY_PREFIX + q.id for q in queries]
-    store = build_store(ids, g.raw + raw, matcher.vectors)
-    products = gallery + queries
-    allowed = np.r_[np.ones(len(gallery), bool), np.zeros(len(queries), bool)]
-    rows = np.arange(len(gallery), len(products))
-    return EdgeSet(
-        index, collection, products, store, rows, matcher.weights, matcher.k, None, allowed
-    )
 
 
 def add_pair_scores(es: EdgeSet, matcher: Matcher, progress: ProgressFactory | None) -> None:
@@ -206,9 +144,6 @@ class RuleFlags:
 
     def matcher(self, info: CollectionInfo) -> Matcher:
         """A matcher over every vector of the collection, applying this one rule."""
-        from search.match.edges import CSLS, MEAN
-        from search.match.edgeset import weights_for
-
         names = [v.name for v in info.vectors]
         known = [*names, MEAN]
         unknown = sorted(set(self.thresholds) - {*known, *(CSLS + n for n in known)})

@@ -12,7 +12,7 @@ sets, 1st place), then optionally:
 
 Scores are calibrated (cosines, their weighted mean, a pair model's probability), so
 one threshold means the same for every listing. ``inb`` names how many rounds of
-neighbourhood blending the edges went through first (``search.match.blend``).
+neighbourhood blending the edges went through first (``search.match.inb``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``search eval`` on a catalogue: the matcher tuned on valid, every rule scored on valid
-and test, the matcher written to the run folder.
+and test, the matcher written to the run folder (``tune_catalogue``).
 
 With ``against="split"`` each split is matched within itself (a grouped listing
 against its split, self excluded from retrieval, counted in the F1 as Shopee counts
@@ -7,14 +7,15 @@ it); the pair model (``pair``, its rules are stage 2) is trained on the train sp
 edges cut into folds of valid's size (``folds``). With ``against="catalogue"`` every
 split's listings are matched against the whole catalogue, as ``search match`` will
 match them: one candidate search of every listing, each split a view of its queries
-(``density``). Either way the edge, rule and pair-model code is ``search match``'s.
+(``splits``). Either way the edge set, rules and pair model are the ones ``search
+match`` applies (``search.match.edgeset``, ``rules``, ``pair_model``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +23,20 @@ from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
 from retrieval.types import ProgressFactory
-from search.match.density import AGAINST, catalogue_sets, fit_catalogue_pair
-from search.match.edgeset import EdgeSet, weights_for
-from search.match.folds import fold_count, folds
-from search.match.job import self_edgeset
+from search.match.edgeset import weights_for
 from search.match.matcher import Matcher
-from search.match.tuning import (
+from search.match.tuning.folds import fold_count, folds
+from search.match.tuning.menu import (
     RuleScore,
     best_matcher,
     choose,
-    fit_pair,
     largest_group,
     pair_rules,
     stage1_rules,
     tune_all,
 )
+from search.match.tuning.pair import fit_catalogue_pair, fit_pair
+from search.match.tuning.splits import AGAINST, catalogue_sets, split_sets
 
 log = logging.getLogger(__name__)
 MATCHER_FILE = "matcher.json"
@@ -102,7 +102,7 @@ def tune_catalogue(
     if against == "catalogue":
         sets = catalogue_sets(index, dataset, collection, template, splits, progress)
     else:
-        sets = _split_sets(index, dataset, collection, template, splits, tune_split, progress)
+        sets = split_sets(index, dataset, collection, template, splits, tune_split, progress)
     test, valid = sets[split], sets[tune_split]
     # a predicted group may be as large as the largest labelled one (tuning splits only)
     labelled = [p for p in dataset.products() if p.fields.get("split") in ("train", tune_split)]
@@ -133,35 +133,3 @@ def tune_catalogue(
         for i in test.queries
     }
     return CatalogueScores(scores, matcher, path, predictions)
-
-
-def _split_sets(
-    index: VectorIndex,
-    dataset: Dataset,
-    collection: str,
-    template: Matcher,
-    splits: Sequence[str],
-    tune_split: str,
-    progress: ProgressFactory | None,
-) -> dict[str, EdgeSet]:
-    """Each split's listings matched within the split (train searched deeper, to be cut
-    into folds of the tuning split's size)."""
-    k = template.k
-    sets: dict[str, EdgeSet] = {}
-    for name in splits:
-        rows = [q.product for q in dataset.queries(name)]
-        if not rows:
-            raise UsageError(
-                f"split {name!r} of {dataset.name} has no labelled listings: cannot tune a matcher"
-            )
-        deep = template
-        if name == "train":  # searched deeper, then cut into folds the size of valid
-            parts = max(2, fold_count(len(rows), sets[tune_split].n))
-            deep = replace(template, k=k * parts)
-        es = self_edgeset(
-            index, collection, dataset.name, rows, deep, filter_key="split", progress=progress
-        )
-        es.search(progress)
-        es.k = k
-        sets[name] = es
-    return sets

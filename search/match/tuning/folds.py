@@ -8,7 +8,7 @@ its edges learns ranks and margins it never sees again. ``folds`` cuts the train
 split's edges into group-disjoint folds of about the tuning split's size (groups
 never straddle a fold), keeps each listing's ``k`` best per vector inside its fold,
 and scores them again within the fold. One fold is then held out to stop the
-boosting (``pairs.train_pair_model``), so the valid split only chooses thresholds.
+boosting (``training.match_pair``), so the valid split only chooses thresholds.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Tune a matcher on a labelled catalogue: every rule's thresholds on the valid split,
-its F1 on valid and test, an optional pair model trained on the train split, and the
-saved matcher naming the rule that did best on valid.
+"""The menu of rules a matcher is tuned from, each tuned on the valid split and scored
+on valid and test (``tune_all``), and the choice among them (``choose``,
+``best_matcher``: the simplest rule within ``MARGIN`` of the best F1 on valid).
 
 Each rule is a switch a user can read off the table: per-vector thresholds, their
 weighted mean, min2, the union, group consistency, neighbourhood blending and, with a
@@ -13,27 +13,17 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from retrieval.metrics import MatchScores
 from retrieval.types import Product, ProgressFactory
 from search.match.edges import CSLS, MEAN
 from search.match.edgeset import EdgeSet
 from search.match.matcher import Matcher, PairModel
-from search.match.pairs import (
-    NEIGHBOURS,
-    PAIR,
-    SEEDS,
-    columns,
-    same_group,
-    save_models,
-    train_pair_models,
-)
+from search.match.pair_model import PAIR
 from search.match.rules import Rule
-from search.match.tune import score_rule, tune_rule
+from search.match.tuning.thresholds import score_rule, tune_rule
 
 log = logging.getLogger(__name__)
-PAIR_FILE = "matcher.pair.txt"
 MARGIN = 0.005  # F1 on valid a more complex rule must gain to be preferred
 
 
@@ -114,40 +104,6 @@ def tune_all(
         if tick:
             tick(1)
     return out
-
-
-def fit_pair(
-    train: Sequence[EdgeSet],
-    valid: EdgeSet,
-    test: EdgeSet,
-    out: Path,
-    *,
-    neighbours: int = NEIGHBOURS,
-    progress: ProgressFactory | None = None,
-) -> PairModel:
-    """Train the pair model (``SEEDS`` seeds averaged) on the train folds' edges (the last
-    fold stops the boosting), score valid and test edges with it, and save it beside
-    the matcher."""
-    names = list(valid.weights)
-    cols = columns(names)
-    tick = progress("pair features", len(train) + 2) if progress else None
-    xs = []
-    for es in [*train, valid, test]:
-        xs.append(es.features(neighbours))
-        if tick:
-            tick(1)
-    labelled = [(x, same_group(es.edges, es.products)) for x, es in zip(xs, train)]
-    boosters = train_pair_models(labelled, cols, seeds=SEEDS, progress=progress)
-    valid.add_pair(boosters, xs[-2])
-    test.add_pair(boosters, xs[-1])
-    return save_pair(boosters, cols, out, neighbours)
-
-
-def save_pair(boosters: list, cols: list[str], out: Path, neighbours: int) -> PairModel:
-    """The pair model's files beside the matcher (one per seed) and its description."""
-    model = PairModel(PAIR_FILE, cols, neighbours, len(boosters))
-    save_models(boosters, model.paths(out))
-    return model
 
 
 def choose(scores: Sequence[RuleScore]) -> RuleScore:

@@ -13,7 +13,8 @@ from retrieval.metrics import match_scores
 from search.cli import app
 from search.evaluation.evaluate import evaluate_dataset
 from search.indexing import connect
-from search.match.job import density_notes, match_dataset, self_edgeset
+from search.match.edgeset import self_edgeset
+from search.match.job import density_notes, match_dataset
 from search.match.matcher import Matcher
 
 runner = CliRunner()
@@ -111,7 +112,7 @@ def test_tuned_against_the_catalogue_scores_each_split_among_every_listing(
     import numpy as np
 
     from retrieval.data import open_dataset
-    from search.match.catalogue import tune_catalogue
+    from search.match.tuning.catalogue import tune_catalogue
 
     dataset = open_dataset(str(indexed))
     bars: dict[str, int] = {}

@@ -10,18 +10,18 @@ import pytest
 from retrieval.types import Product
 from search.match.edges import MEAN, Edges, reverse_index, score_edges
 from search.match.edgeset import EdgeSet
-from search.match.folds import fold_count, fold_of, folds
-from search.match.pairs import (
-    TITLE_FEATURES,
-    columns,
-    edge_features,
-    pair_scores,
-    same_group,
-    train_pair_model,
-    train_pair_models,
+from search.match.pair_model import TITLE_FEATURES, columns, edge_features, pair_scores, same_group
+from search.match.text_features import (
+    TEXT_FEATURES,
+    bigrams,
+    char_grams,
+    idf_of,
+    text_features,
+    tfidf,
 )
-from search.match.text import TEXT_FEATURES, bigrams, char_grams, idf_of, text_features, tfidf
+from search.match.tuning.folds import fold_count, fold_of, folds
 from search.match.vectors import build_store
+from training.match_pair import train_pair_model, train_pair_models
 
 PRODUCTS = [
     Product("a", "Sony WH1000XM3 headphones black", fields={"brand": "Sony"}),

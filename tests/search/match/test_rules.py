@@ -10,7 +10,7 @@ from retrieval.metrics import match_scores
 from search.match.edges import MEAN, Edges, ranks, reverse_index
 from search.match.groups import average_linkage, capped_components
 from search.match.rules import Rule, decide
-from search.match.tune import score_rule, tune_rule
+from search.match.tuning.thresholds import score_rule, tune_rule
 
 
 def edges(rows: list[tuple[int, int, float, float]]) -> Edges:
@@ -108,7 +108,7 @@ def test_tuned_rule_f1_is_the_metrics_function_on_the_decided_sets():
 def test_tuning_ticks_once_per_f1_evaluated(monkeypatch):
     """The progress tick counts every F1 the tuner evaluates (one by one, so a slow
     agglomerative rule shows it is alive), and ticking changes nothing it chooses."""
-    import search.match.tune as tune
+    import search.match.tuning.thresholds as tune
 
     targets = {0: {1}, 1: {0}, 2: {3}, 3: {2}, 4: set(), 5: set()}
     tpl = Rule("u", {"text": 0.5, "sparse": 0.5}, "text", min2=0.1, groups="agglomerative")

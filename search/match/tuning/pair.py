@@ -1,0 +1,89 @@
+"""The pair model fitted for a matcher and saved beside it: on the train split's folds
+of the tuning split's size (``fit_pair``, splits matched within themselves) or on the
+train view's queries of one search of the whole catalogue (``fit_catalogue_pair``, its
+features read the whole catalogue's neighbourhoods; the train queries cut into
+group-disjoint folds, the last one stopping the boosting). The boosting itself is
+``training.match_pair``'s; the features and files are ``search.match.pair_model``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.types import ProgressFactory
+from search.match.edgeset import EdgeSet
+from search.match.matcher import PairModel
+from search.match.pair_model import NEIGHBOURS, columns, same_group, save_models
+from search.match.tuning.folds import fold_of
+from training.match_pair import SEEDS, train_pair_models
+
+log = logging.getLogger(__name__)
+PAIR_FILE = "matcher.pair.txt"
+FOLDS = 5  # group-disjoint parts of the train queries; the last stops the boosting
+
+
+def fit_pair(
+    train: Sequence[EdgeSet],
+    valid: EdgeSet,
+    test: EdgeSet,
+    out: Path,
+    *,
+    neighbours: int = NEIGHBOURS,
+    progress: ProgressFactory | None = None,
+) -> PairModel:
+    """Train the pair model (``SEEDS`` seeds averaged) on the train folds' edges (the last
+    fold stops the boosting), score valid and test edges with it, and save it beside
+    the matcher."""
+    names = list(valid.weights)
+    cols = columns(names)
+    tick = progress("pair features", len(train) + 2) if progress else None
+    xs = []
+    for es in [*train, valid, test]:
+        xs.append(es.features(neighbours))
+        if tick:
+            tick(1)
+    labelled = [(x, same_group(es.edges, es.products)) for x, es in zip(xs, train)]
+    boosters = train_pair_models(labelled, cols, seeds=SEEDS, progress=progress)
+    valid.add_pair(boosters, xs[-2])
+    test.add_pair(boosters, xs[-1])
+    return save_pair(boosters, cols, out, neighbours)
+
+
+def save_pair(boosters: list, cols: list[str], out: Path, neighbours: int) -> PairModel:
+    """The pair model's files beside the matcher (one per seed) and its description."""
+    model = PairModel(PAIR_FILE, cols, neighbours, len(boosters))
+    save_models(boosters, model.paths(out))
+    return model
+
+
+def fit_catalogue_pair(
+    train: EdgeSet,
+    out: Path,
+    *,
+    neighbours: int = NEIGHBOURS,
+    progress: ProgressFactory | None = None,
+) -> PairModel:
+    """Train the pair model on the edges of the train view's queries (features over the
+    whole catalogue's edges), score every edge with it (all views share the edges), and
+    save it beside the matcher."""
+    assert train.edges is not None, "search() first"
+    tick = progress("pair features", 1) if progress else None
+    x = train.features(neighbours)
+    if tick:
+        tick(1)
+    y = same_group(train.edges, train.products)
+    part = np.full(train.n, -1, dtype=np.int64)
+    for i in train.queries.tolist():
+        p = train.products[i]
+        part[i] = fold_of(p.group, p.id, FOLDS)
+    src_part = part[train.edges.src]  # -1: an edge of another split's query
+    folds = [(x[src_part == f], y[src_part == f]) for f in range(FOLDS) if (src_part == f).any()]
+    cols = columns(list(train.weights))
+    boosters = train_pair_models(folds, cols, seeds=SEEDS, progress=progress)
+    train.add_pair(boosters, x)
+    log.info("pair model trained on %d train queries against the catalogue", len(train.queries))
+    return save_pair(boosters, cols, out, neighbours)
