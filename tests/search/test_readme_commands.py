@@ -1,6 +1,6 @@
-"""Every `search ...` command line of the README and the Makefile still parses: each
-command, option and argument is accepted by the CLI (nothing runs; a user's scripts
-must not break when the CLI is reorganised)."""
+"""Every `search ...` command line of the README, the docs pages (docs/*.md) and the
+Makefile still parses: each command, option and argument is accepted by the CLI
+(nothing runs; a user's scripts must not break when the CLI is reorganised)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,26 @@ from search.cli import app
 ROOT = Path(__file__).resolve().parents[2]
 
 
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+
+
+def commands_in(text: str) -> list[str]:
+    """The ``search ...`` lines of a Markdown page (continuations joined, comments cut)."""
+    lines = [line.split("#")[0].strip() for line in text.replace("\\\n", " ").splitlines()]
+    return [line for line in lines if line.startswith("search ") and "..." not in line]
+
+
 def command_lines() -> list[str]:
-    readme = (ROOT / "README.md").read_text().replace("\\\n", " ")
-    lines = [line.split("#")[0].strip() for line in readme.splitlines()]
+    lines = []
+    for page in [ROOT / "README.md", *DOCS]:
+        lines += commands_in(page.read_text())
     make = (ROOT / "Makefile").read_text().replace("\\\n", " ")
     lines += [
-        "search " + line.split("$(BIN)/search", 1)[1]
+        "search " + line.split("$(BIN)/search", 1)[1].replace("$(DEMO)", "/tmp/demo").strip()
         for line in make.splitlines()
         if "$(BIN)/search" in line
     ]
-    lines = [line.replace("$(DEMO)", "/tmp/demo") for line in lines]
-    return [line for line in lines if line.startswith("search ") and "..." not in line]
+    return lines
 
 
 ROOT_COMMAND = typer.main.get_command(app)
@@ -40,8 +49,10 @@ def parse(args: list[str]) -> None:
     cmd.make_context(name, list(args))
 
 
-def test_readme_has_command_lines():
+def test_readme_and_docs_have_command_lines():
     assert len(command_lines()) >= 20
+    assert len(DOCS) >= 8, "the docs pages are read"
+    assert sum(len(commands_in(page.read_text())) for page in DOCS) >= 20
 
 
 @pytest.mark.parametrize("line", command_lines())
