@@ -1,4 +1,4 @@
-"""The pair model's catalogue title features, its train folds and its fold-stopped fit."""
+"""The pair model applied to edges: its catalogue title features, columns and scores."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from helpers.match_edges import catalogue_edges
 
 from retrieval.types import Product
-from search.match.edges import MEAN, Edges, reverse_index, score_edges
-from search.match.edgeset import EdgeSet
+from search.match.edges import Edges, reverse_index
 from search.match.pair_model import TITLE_FEATURES, columns, edge_features, pair_scores, same_group
 from search.match.text_features import (
     TEXT_FEATURES,
@@ -19,9 +19,8 @@ from search.match.text_features import (
     text_features,
     tfidf,
 )
-from search.match.tuning.folds import fold_count, fold_of, folds
-from search.match.vectors import build_store
-from training.match_pair import train_pair_model, train_pair_models
+from search.match.tuning.folds import folds
+from training.match_pair import train_pair_models
 
 PRODUCTS = [
     Product("a", "Sony WH1000XM3 headphones black", fields={"brand": "Sony"}),
@@ -75,54 +74,6 @@ def test_edge_title_columns_leave_out_what_needs_a_list_or_changed_the_matcher()
     assert set(TITLE_FEATURES) <= set(columns(["text"]))
 
 
-def catalogue_edges(groups: int = 12, size: int = 3) -> EdgeSet:
-    """An edge set of ``groups`` groups (random unit vectors, members close) with all
-    pairs as edges, scored as stage 1 scores them."""
-    rng = np.random.default_rng(0)
-    products, raw = [], []
-    for g in range(groups):
-        centre = rng.normal(size=8)
-        for m in range(size):
-            products.append(Product(f"p{g}-{m}", f"item {g} model x{g}{m % 2}", group=f"g{g}"))
-            raw.append({"text": (centre + 0.3 * rng.normal(size=8)).astype(np.float32)})
-    store = build_store([p.id for p in products], raw, ["text"])
-    n = len(products)
-    src, dst = np.nonzero(~np.eye(n, dtype=bool))
-    es = EdgeSet(None, "c", products, store, np.arange(n), {"text": 1.0}, 4)  # type: ignore[arg-type]
-    es.edges = score_edges(store, src, dst, es.weights)
-    return es
-
-
-def test_folds_are_group_disjoint_and_keep_k_per_listing():
-    es = catalogue_edges()
-    parts = folds(es, 3)
-    assert sum(p.n for p in parts) == es.n
-    seen = [{p.group for p in part.products} for part in parts]
-    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1 :])
-    for part in parts:
-        assert part.edges is not None and part.edges.src.max() < part.n
-        counts = np.bincount(part.edges.src, minlength=part.n)
-        assert counts.max() <= es.k
-        assert MEAN in part.edges.sims  # scored again within the fold
-    assert folds(es, 1) == [es]
-    assert fold_of("g1", "x", 4) == fold_of("g1", "y", 4)
-    assert fold_count(6272, 1401) == 4 and fold_count(10, 100) == 1
-
-
-def test_pair_model_learns_from_folds_and_scores_in_columns_order():
-    es = catalogue_edges(groups=30)
-    parts = folds(es, 3)
-    labelled = [(p.features(2), same_group(p.edges, p.products)) for p in parts]
-    cols = columns(["text"])
-    assert labelled[0][0].shape[1] == len(cols)
-    model = train_pair_model(labelled, cols)
-    x = edge_features(es.edges, es.products, ["text"], 2)
-    y = same_group(es.edges, es.products)
-    p = model.predict(x)
-    assert p[y == 1].mean() > p[y == 0].mean() + 0.3
-    assert model.feature_name() == cols
-
-
 def test_seeds_of_the_pair_model_differ_and_are_averaged():
     es = catalogue_edges(groups=30)
     labelled = [(p.features(2), same_group(p.edges, p.products)) for p in folds(es, 3)]
@@ -136,13 +87,6 @@ def test_seeds_of_the_pair_model_differ_and_are_averaged():
     mean = np.mean(each, axis=0)
     want = np.where(rev >= 0, (mean + mean[np.maximum(rev, 0)]) / 2, mean)
     assert pair_scores(models, x, es.edges, es.n) == pytest.approx(want, abs=1e-6)
-
-
-def test_pair_model_refuses_one_class():
-    es = catalogue_edges()
-    x = edge_features(es.edges, es.products, ["text"], 2)
-    with pytest.raises(Exception, match="matching and non-matching"):
-        train_pair_model([(x, np.zeros(len(x)))], columns(["text"]))
 
 
 def test_empty_edges_give_empty_features():
