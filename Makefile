@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= all,dev
 export SEARCH_HOME ?= $(CURDIR)/.search-home
 
-.PHONY: install qdrant browser test lint demo bench clean
+.PHONY: install qdrant browser test docs lint demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ browser:
 # a test starts (Qdrant, Ray, the viewer, Chromium) talks over loopback only.
 test: install qdrant browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 bash tools/in_netns.sh $(BIN)/python -m pytest -q
+	$(MAKE) docs
+
+# The docs site (mkdocs.yml, docs/): warnings (a broken link or anchor) fail the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d .cache/site
 
 lint: install
 	$(BIN)/ruff check retrieval rerank training search tests benchmarks
