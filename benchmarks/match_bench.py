@@ -13,8 +13,8 @@ indexes with another text encoder (a fine-tuned one: ``text:runs/wdc-text-ft``;
 repeated, several, each with its own ``name=``) into a collection of its own. Writes
 ``match_bench.json`` and prints Markdown tables.
 
-    python benchmarks/match_bench.py --home /tmp/bench-home --synth 34250 --against both
-    python benchmarks/match_bench.py --home /tmp/ft-home --text-encoder text:runs/wdc-text-ft
+    python benchmarks/match_bench.py --home runs/bench-home --synth 34250 --against both
+    python benchmarks/match_bench.py --home runs/ft-home --text-encoder text:runs/wdc-text-ft
 
 Measured, not asserted; the machine may be shared: say so with the figures.
 """

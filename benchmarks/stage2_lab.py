@@ -5,11 +5,11 @@ Indexes a dataset once (``text`` = packaged all-MiniLM-L6-v2, and ``sparse``) in
 candidates, mines negatives from the train candidates, trains a cross-encoder from
 the packaged MiniLM (the trainer's defaults unless ``--ce key=value`` overrides
 them), and reports test recall@1 / MRR@10 of stage 1 and of the reranker. Used to
-find why the old CLI defaults gave almost nothing (see the README's stage-2 section).
+find why the old CLI defaults gave almost nothing (docs/training.md, mining negatives).
 Measured, not asserted; nothing is tuned on test.
 
-    python benchmarks/stage2_lab.py --home /tmp/abt --mine old --ce epochs=1 lr=2e-5 batch_size=4
-    python benchmarks/stage2_lab.py --home /tmp/abt          # today's defaults
+    python benchmarks/stage2_lab.py --home runs/abt-lab --mine old --ce epochs=1 lr=2e-5 batch_size=4
+    python benchmarks/stage2_lab.py --home runs/abt-lab      # the defaults
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from benchmarks.bench_report import machine_info  # noqa: E402
+from benchmarks.bench_report import machine_info, shared_data  # noqa: E402
 from retrieval.atomic import write_json  # noqa: E402
 from retrieval.encoders.text import packaged_minilm  # noqa: E402
 from retrieval.types import Hit, Query  # noqa: E402
@@ -35,7 +35,7 @@ from search.config import load_config  # noqa: E402
 from search.train.candidates import compare_stages, open_for_training, stage1_splits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DATA = Path("/work/shared/data/abt-buy")
+DATA = shared_data("abt-buy")
 
 
 def old_mining(queries: list[Query], hits: list[list[Hit]], products: dict, n: int = 15) -> list:
