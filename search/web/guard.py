@@ -1,6 +1,7 @@
 """ASGI middleware of the viewer: who may call it, and the headers every answer carries.
 
-``TrustedClient`` admits a request only with a ``Host`` that is an IP address or an
+``TrustedClient`` refuses headers past ``MAX_HEADER_BYTES`` (431; uvicorn's h11 limit
+only holds for headers still arriving) and admits a request only with a ``Host`` that is an IP address or an
 allowed name (no DNS rebinding) and, when the browser sends them, a same-origin
 ``Origin`` and ``Sec-Fetch-Site`` (no cross-site POST); ``SecurityHeaders`` adds
 ``nosniff``, no framing, no referrer and no caching to every answer, errors included.
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MAX_HEADER_BYTES = 64 * 1024  # request target and headers
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -89,6 +91,11 @@ class TrustedClient:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            size = len(scope["raw_path"]) + len(scope["query_string"])
+            size += sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+            if size > MAX_HEADER_BYTES:
+                await send_error(send, 431, "request headers too large")
+                return
             why = refusal(Headers(scope=scope), self.allowed_hosts)
             if why is not None:
                 await send_error(send, 403, why)

@@ -25,14 +25,13 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from search.web.app import create_app
-from search.web.guard import LOCAL_NAMES, is_ip, is_local
+from search.web.guard import LOCAL_NAMES, MAX_HEADER_BYTES, is_ip, is_local
 from search.web.models import ViewerModels
 from search.web.viewer import Viewer
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 10.0  # seconds for a whole request to arrive
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
-MAX_HEADER_BYTES = 64 * 1024  # request line and headers
 MAX_CONNECTIONS = 1000  # open connections; past it, requests are 503
 
 
