@@ -1,6 +1,6 @@
-"""Property-based fuzz of the viewer's API parameters (issue 10, items 1, 2, 11): any
-body, query string or header gets an answer of 200 or a 4xx with one JSON error line,
-never a 500 or a hang. Traffic goes to 127.0.0.1 only; examples are bounded in count and
+"""Property-based fuzz of the viewer's API parameters (issue 10, items 1, 2, 11; issue 23,
+cases 7 and 9): any body (nested to any depth, naming any model path), query string or
+header gets an answer of 200 or a 4xx with one JSON error line, never a 500 or a hang. Traffic goes to 127.0.0.1 only; examples are bounded in count and
 every request in time (the client's socket timeout)."""
 
 from __future__ import annotations
@@ -27,6 +27,16 @@ scalars = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=40)
     | st.sampled_from(["shop", "sparse", "hybrid", "", "0", "-1", "1e9", "pair-gbdt:/etc/passwd"])
+    | st.sampled_from(  # local models outside --models-dir (none given): refused unloaded
+        [
+            "cross-encoder:/tmp",
+            "cross-encoder:.,batch_size=2",
+            "pair-gbdt:~/x.txt",
+            "pair-gbdt:m.txt,with=cross-encoder:/",
+            "cross-encoder:/dev/zero,batch_size=0",
+            "qwen-vl:/proc/self",
+        ]
+    )
 )
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=5)
 bodies = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), values, max_size=6)
@@ -79,4 +89,17 @@ def test_host_and_origin_headers(site, host, origin):
     if origin is not None:
         headers["Origin"] = origin
     status, _, out = request(site, "GET", "/api/collections", headers=headers)
+    check(status, out)
+
+
+@FUZZ
+@given(
+    depth=st.integers(min_value=0, max_value=60_000),
+    opener=st.sampled_from([b"[", b"{", b'{"a":', b'{"text": ', b'{"n": [']),
+    closed=st.booleans(),
+)
+def test_nested_bodies(site, depth, opener, closed):
+    closer = b"}" if opener.startswith(b"{") else b"]"
+    raw = opener * depth + b"1" + (closer * depth if closed else b"")
+    status, _, out = request(site, "POST", "/api/query", raw, {"Content-Type": "application/json"})
     check(status, out)
