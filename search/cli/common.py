@@ -1,6 +1,10 @@
 """What every command module shares: consoles, error handling, progress bars, and the
-store options (``--config --data-dir --backend --qdrant-url --qdrant-api-key``) declared
-once and turned into the run's config by ``StoreFlags.config``.
+options several commands take, each declared once as an ``Annotated`` alias. Groups of
+them are dataclasses handed to a command whole (``option_group``): the store options
+(``--config --data-dir --backend --qdrant-url --qdrant-api-key``, ``StoreFlags``, turned
+into the run's config by ``StoreFlags.load``) and the pipeline's stage options
+(``--encoder --vector --hybrid --fusion --k --batch-size --reranker --n --blend``,
+``StageFlags``, turned into config sections by ``StageFlags.sections``).
 
 Command modules import this module; it imports none of them.
 """
@@ -12,7 +16,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_type_hints
 
@@ -20,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from retrieval.checks import MAX_COUNT, MAX_HITS
 from retrieval.errors import SearchError
 from retrieval.types import ProgressFactory
 
@@ -80,6 +85,22 @@ RerankerSpec = Annotated[
 Format = Annotated[
     str | None,
     typer.Option("--format", help="Force the dataset format: shopee, query-gallery, catalog."),
+]
+StageK = Annotated[
+    int | None,
+    typer.Option("--k", min=1, max=MAX_HITS, help="Stage-1 candidates (default 100)."),
+]
+KeptN = Annotated[
+    int | None,
+    typer.Option("--n", min=1, max=MAX_HITS, help="Kept after stage 2 (default 10)."),
+]
+Blend = Annotated[
+    float | None,
+    typer.Option("--blend", min=0.0, max=1.0, help="Stage-1 score weight in stage 2 (0-1)."),
+]
+QueryBatch = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, max=MAX_COUNT, help="Queries per pipeline batch (256)."),
 ]
 
 
@@ -155,11 +176,11 @@ def progress_bars() -> Iterator[ProgressFactory]:
 class StoreFlags:
     """The store options of one command line, and the config they select."""
 
-    config: Path | None = None
-    data_dir: Path | None = None
-    backend: str | None = None
-    qdrant_url: str | None = None
-    qdrant_api_key: str | None = None
+    config: ConfigFile = None
+    data_dir: DataDir = None
+    backend: Backend = None
+    qdrant_url: Url = None
+    qdrant_api_key: ApiKey = None
 
     @property
     def store(self) -> dict[str, Any]:
@@ -179,36 +200,63 @@ class StoreFlags:
         return load_config(self.config, store=self.store, **sections)
 
 
-_STORE_OPTIONS = {
-    "config": ConfigFile,
-    "data_dir": DataDir,
-    "backend": Backend,
-    "qdrant_url": Url,
-    "qdrant_api_key": ApiKey,
-}
+@dataclass(frozen=True)
+class StageFlags:
+    """The stage options of a command that runs the pipeline over a dataset."""
+
+    encoder: Encoders = None
+    vector: Vector = None
+    hybrid: Hybrid = None
+    fusion: Fusion = None
+    k: StageK = None
+    batch_size: QueryBatch = None
+    reranker: RerankerSpec = None
+    n: KeptN = None
+    blend: Blend = None
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """The ``stage1`` and ``stage2`` overrides these flags make (for ``StoreFlags.load``)."""
+        return {
+            "stage1": {
+                "encoders": self.encoder or None,
+                "vector": self.vector,
+                "hybrid": comma_list(self.hybrid),
+                "fusion": self.fusion,
+                "k": self.k,
+                "batch_size": self.batch_size,
+            },
+            "stage2": {"reranker": self.reranker, "n": self.n, "blend": self.blend},
+        }
 
 
-def store_options(*names: str) -> Callable[[F], F]:
-    """Give a command the store options (all five, or the ``names`` given) and call it
-    with ``store=StoreFlags(...)`` instead: the options are declared here only."""
-    chosen = names or tuple(_STORE_OPTIONS)
+def option_group(cls: type, param: str, names: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Give a command the options of ``cls`` (a dataclass whose fields are ``Annotated``
+    typer options; all of them, or the ``names`` given) and call it with
+    ``param=cls(...)`` instead: the options are declared once, in ``cls``."""
+    declared = {f.name: f for f in fields(cls)}
+    hints = get_type_hints(cls, include_extras=True)
+    chosen = names or tuple(declared)
+
+    def default(name: str) -> Any:
+        value = declared[name].default
+        return None if value is MISSING else value
 
     def decorate(fn: F) -> F:
-        hints = get_type_hints(fn, include_extras=True)
+        fn_hints = get_type_hints(fn, include_extras=True)
         sig = inspect.signature(fn)
-        params = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values()]
-        params = [p for p in params if p.name != "store"]
+        params = [p.replace(annotation=fn_hints[p.name]) for p in sig.parameters.values()]
+        params = [p for p in params if p.name != param]
         params += [
             inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_STORE_OPTIONS[name]
+                name, inspect.Parameter.KEYWORD_ONLY, default=default(name), annotation=hints[name]
             )
             for name in chosen
         ]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            flags = StoreFlags(**{name: kwargs.pop(name, None) for name in chosen})
-            return fn(*args, store=flags, **kwargs)
+            group = cls(**{name: kwargs.pop(name, default(name)) for name in chosen})
+            return fn(*args, **{param: group}, **kwargs)
 
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
@@ -216,3 +264,14 @@ def store_options(*names: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def store_options(*names: str) -> Callable[[F], F]:
+    """Give a command the store options (all five, or the ``names`` given) and call it
+    with ``store=StoreFlags(...)`` instead."""
+    return option_group(StoreFlags, "store", names)
+
+
+def stage_options() -> Callable[[F], F]:
+    """Give a command the stage options and call it with ``stages=StageFlags(...)``."""
+    return option_group(StageFlags, "stages")

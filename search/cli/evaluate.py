@@ -10,21 +10,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from retrieval.checks import MAX_COUNT, MAX_HITS
 from search.cli.common import (
     Collection,
-    Encoders,
     Format,
-    Fusion,
-    Hybrid,
-    RerankerSpec,
+    StageFlags,
     StoreFlags,
-    Vector,
-    comma_list,
     err,
     handle_errors,
     out,
     progress_bars,
+    stage_options,
     store_options,
 )
 
@@ -34,36 +29,14 @@ app = typer.Typer()
 @app.command("eval")
 @handle_errors
 @store_options()
+@stage_options()
 def eval_cmd(
     dataset: Annotated[
         str, typer.Argument(help="Dataset path (Shopee, query-gallery, catalogue).")
     ],
-    encoder: Encoders = None,
-    vector: Vector = None,
-    hybrid: Hybrid = None,
-    fusion: Fusion = None,
-    k: Annotated[
-        int | None,
-        typer.Option("--k", min=1, max=MAX_HITS, help="Stage-1 candidates (default 100)."),
-    ] = None,
-    reranker: RerankerSpec = None,
-    n: Annotated[
-        int | None,
-        typer.Option("--n", min=1, max=MAX_HITS, help="Kept after stage 2 (default 10)."),
-    ] = None,
-    blend: Annotated[
-        float | None,
-        typer.Option("--blend", min=0.0, max=1.0, help="Stage-1 score weight in stage 2 (0-1)."),
-    ] = None,
     split: Annotated[str | None, typer.Option("--split", help="Split scored (test).")] = None,
     tune_split: Annotated[
         str | None, typer.Option("--tune-split", help="Split the threshold is tuned on (valid).")
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            "--batch-size", min=1, max=MAX_COUNT, help="Queries per pipeline batch (256)."
-        ),
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default runs/<collection>-<time>).")
@@ -88,20 +61,13 @@ def eval_cmd(
     fmt: Format = None,
     *,
     store: StoreFlags,
+    stages: StageFlags,
 ) -> None:
     """Score stage 1 and stage 2 on a split; write runs, qrels, metrics, report, plots."""
     from search.evaluation.evaluate import evaluate_dataset
 
     cfg = store.load(
-        stage1={
-            "encoders": encoder or None,
-            "vector": vector,
-            "hybrid": comma_list(hybrid),
-            "fusion": fusion,
-            "k": k,
-            "batch_size": batch_size,
-        },
-        stage2={"reranker": reranker, "n": n, "blend": blend},
+        **stages.sections(),
         eval={
             "split": split,
             "tune_split": tune_split,
@@ -115,7 +81,7 @@ def eval_cmd(
             dataset,
             fmt=fmt,
             collection=collection,
-            encoders=encoder,
+            encoders=stages.encoder,
             out=out_dir,
             progress=progress,
         )

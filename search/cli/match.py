@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,10 +15,14 @@ from search.cli.common import (
     StoreFlags,
     err,
     handle_errors,
+    option_group,
     out,
     progress_bars,
     store_options,
 )
+
+if TYPE_CHECKING:
+    from search.match.job import RuleFlags
 
 app = typer.Typer()
 
@@ -36,9 +41,44 @@ def parse_thresholds(items: list[str] | None) -> dict[str, float]:
     return out_
 
 
+@dataclass(frozen=True)
+class RuleOptions:
+    """A rule given on the command line instead of a matcher file."""
+
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            "-t",
+            help="Without --matcher: NAME=VALUE per score (a vector or 'mean'); several: union.",
+        ),
+    ] = None
+    min2: Annotated[
+        float | None,
+        typer.Option("--min2", help="Keep a lone listing's nearest unless under this score."),
+    ] = None
+    groups: Annotated[
+        str,
+        typer.Option("--groups", help="none, mutual, symmetric, components or agglomerative."),
+    ] = "none"
+    group_cap: Annotated[int, typer.Option("--group-cap", help="Largest group (0: no cap).")] = 0
+    inb: Annotated[int, typer.Option("--inb", help="Rounds of neighbourhood blending (0-3).")] = 0
+    k: Annotated[int, typer.Option("--k", help="Candidates per listing and vector.")] = 20
+
+    def flags(self) -> RuleFlags:
+        """The job's ``RuleFlags``; out-of-range rounds or candidates are one-line errors."""
+        from search.match.job import RuleFlags
+
+        if not 0 <= self.inb <= 3 or self.k < 1:
+            raise UsageError("--inb must be 0 to 3 and --k at least 1")
+        thresholds = parse_thresholds(self.threshold)
+        return RuleFlags(thresholds, self.min2, self.groups, self.group_cap, self.inb, self.k)
+
+
 @app.command("match")
 @handle_errors
 @store_options()
+@option_group(RuleOptions, "rule_flags")
 def match_cmd(
     dataset: Annotated[
         str,
@@ -53,25 +93,6 @@ def match_cmd(
     rule: Annotated[
         str | None, typer.Option("--rule", help="A rule of the matcher (default: its own).")
     ] = None,
-    threshold: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--threshold",
-            "-t",
-            help="Without --matcher: NAME=VALUE per score (a vector or 'mean'); several: union.",
-        ),
-    ] = None,
-    min2: Annotated[
-        float | None,
-        typer.Option("--min2", help="Keep a lone listing's nearest unless under this score."),
-    ] = None,
-    groups: Annotated[
-        str,
-        typer.Option("--groups", help="none, mutual, symmetric, components or agglomerative."),
-    ] = "none",
-    group_cap: Annotated[int, typer.Option("--group-cap", help="Largest group (0: no cap).")] = 0,
-    inb: Annotated[int, typer.Option("--inb", help="Rounds of neighbourhood blending (0-3).")] = 0,
-    k: Annotated[int, typer.Option("--k", help="Candidates per listing and vector.")] = 20,
     encoder: Annotated[
         list[str] | None,
         typer.Option(
@@ -88,16 +109,15 @@ def match_cmd(
     fmt: Format = None,
     *,
     store: StoreFlags,
+    rule_flags: RuleOptions,
 ) -> None:
     """Match every listing (Kaggle layout): writes matches.csv and matches.jsonl."""
-    from search.match.job import RuleFlags, match_dataset
+    from search.match.job import match_dataset
 
     flags = None
     if matcher is None:
-        if not 0 <= inb <= 3 or k < 1:
-            raise UsageError("--inb must be 0 to 3 and --k at least 1")
-        flags = RuleFlags(parse_thresholds(threshold), min2, groups, group_cap, inb, k)
-    elif threshold or encoder:
+        flags = rule_flags.flags()
+    elif rule_flags.threshold or encoder:
         raise UsageError("a matcher names its rule and encoders: drop --threshold / --encoder")
     cfg = store.load(stage1={"encoders": encoder or None})
     with progress_bars() as progress:
