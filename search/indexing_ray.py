@@ -119,6 +119,12 @@ def index_dataset_ray(
             report.written += row["written"]
             report.skipped_existing += row["skipped"]
             report.failures.update(json.loads(row["failures"]))
+            log.info(  # the single-process path's line: totals so far
+                "stored %d, skipped %d of %d seen",
+                report.written,
+                report.skipped_existing,
+                report.seen,
+            )
         if report.seen != survey["total"]:  # a lost block would be a bug, never a silent gap
             raise SearchError(
                 f"the Ray run saw {report.seen} of {survey['total']} products; re-run to resume"
@@ -173,19 +179,32 @@ def connect_ray(ray: Any, address: str | None) -> bool:
 
 
 def _probe(address: str) -> None:
-    """Fail in ``CONNECT_TIMEOUT_S`` with one line when nothing answers at HOST:PORT."""
+    """Fail within ``CONNECT_TIMEOUT_S`` with one line unless a Ray GCS answers at HOST:PORT
+    (``ray.init`` itself retries for minutes)."""
+    import grpc
+
+    client = address.startswith("ray://")  # the Ray Client server: a plain TCP check
     hostport = address.split("://", 1)[-1]
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise UsageError(f"bad Ray address {address!r}: expected HOST:PORT, auto or local")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise SearchError(
-            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
-            "`ray start --head` or pass its address to --ray"
-        ) from exc
+    hint = "start one with `ray start --head` or pass its address to --ray-address"
+    if client:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S):
+                return
+        except OSError as exc:
+            raise SearchError(f"no Ray cluster answers at {address} ({exc}); {hint}") from exc
+    with grpc.insecure_channel(hostport) as channel:
+        ask = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
+        try:
+            ask(b"", timeout=CONNECT_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            # a GCS with token authentication answers, but not to a stranger
+            if code not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                why = (exc.details() or code.name).splitlines()[0][:120]
+                raise SearchError(f"no Ray cluster answers at {address} ({why}); {hint}") from exc
 
 
 def _quiet(ray: Any) -> None:
@@ -252,12 +271,6 @@ def _run(
     try:
         for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
             for row in batch.to_pylist():
-                log.info(
-                    "stored %d, skipped %d of %d seen by a worker",
-                    row["written"],
-                    row["skipped"],
-                    row["seen"],
-                )
                 yield row
                 if progress:
                     progress(row["seen"])
