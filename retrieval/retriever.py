@@ -20,6 +20,7 @@ from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
 from retrieval.errors import UsageError
 from retrieval.failure_log import FailureLog
 from retrieval.index.base import HYBRID, SearchRequest, VectorIndex, point_id
+from retrieval.index.rank_fusion import hit_order
 from retrieval.types import Hit, Product, Progress
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,9 @@ class Retriever:
         start = time.perf_counter()
         meta = {"encoders": self.encoder_specs, "dataset": dataset, **(extra_meta or {})}
         self.index.create(self.collection, self.specs, meta, recreate=recreate)
+        prepare = getattr(self.index, "prepare_load", None)  # server: HNSW waits for the end
+        if prepare is not None:
+            prepare(self.collection)
         reserve = getattr(self.index, "reserve", None)  # edge: disk room for mapped files
         if reserve is not None and hasattr(products, "__len__"):
             reserve(self.collection, len(products))
@@ -181,6 +185,9 @@ class Retriever:
         if report.duplicates:
             log.warning("%d duplicate product ids were indexed once", report.duplicates)
         self.index.optimize(self.collection)
+        verify = getattr(self.index, "verify_count", None)  # server: nothing lost in flight
+        if verify is not None:
+            verify(self.collection, dataset, len(seen_ids))
         report.seconds = time.perf_counter() - start
         return report
 
@@ -295,9 +302,9 @@ class Retriever:
             if req is None:
                 out.missing.append(q.id)
             hits = next(answers) if req is not None else []
-            # Qdrant orders tied scores differently between processes (RRF ties
-            # are common); ties broken by id make runs repeatable.
-            hits = sorted(hits, key=lambda h: (-round(h.score, 6), h.id))
+            # the back-ends' own order (rank_fusion.hit_order: score to 5 digits, then id),
+            # kept after the self-exclusion below; a sort here makes the order explicit
+            hits = sorted(hits, key=hit_order)
             if exclude_self:
                 hits = [h for h in hits if h.id != q.id]
             out.hits.append(hits[:k])

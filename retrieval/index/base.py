@@ -61,6 +61,15 @@ class IndexConfig:
     on_disk: bool = False  # server: vectors on disk (mmap), quantized copy in RAM
     shards: int = 1  # server cluster: shards per collection
     replicas: int = 1  # server cluster: replication factor
+    # server cluster: replicas that must acknowledge a write before it counts
+    write_consistency: int = 1
+    # server cluster: replicas a read must agree with ("all", "majority", "quorum" or a count);
+    # "" leaves Qdrant's default (one replica answers)
+    read_consistency: str = ""
+    upload_streams: int = 2  # server: batches written in parallel during a load
+    # server: the HNSW build waits until a load ends (Qdrant's bulk-upload advice), then
+    # segments past this size (KB) are indexed; Qdrant's default
+    indexing_threshold_kb: int = 10_000
 
     def __post_init__(self) -> None:
         if self.quantization not in (None, "int8"):
@@ -70,6 +79,31 @@ class IndexConfig:
         check_range("index.hnsw_m", self.hnsw_m, 2, 1024)
         for key in ("hnsw_ef_construct", "hnsw_ef", "full_scan_threshold_kb", "shards", "replicas"):
             check_range(f"index.{key}", getattr(self, key), 1, MAX_COUNT)
+        check_range("index.write_consistency", self.write_consistency, 1, MAX_COUNT)
+        check_range("index.upload_streams", self.upload_streams, 1, 64)
+        check_range("index.indexing_threshold_kb", self.indexing_threshold_kb, 1, MAX_COUNT)
+        if self.write_consistency > self.replicas:
+            raise UsageError(
+                f"write consistency {self.write_consistency} needs at least as many replicas "
+                f"(--replicas {self.replicas})"
+            )
+        read_consistency(self.read_consistency)  # raises on a bad value
+
+
+READ_CONSISTENCY = ("all", "majority", "quorum")
+
+
+def read_consistency(value: str) -> int | str | None:
+    """A read-consistency setting as Qdrant takes it: None, a level name or a count."""
+    if not value:
+        return None
+    if value in READ_CONSISTENCY:
+        return value
+    if value.isdigit() and 1 <= int(value) <= MAX_COUNT:
+        return int(value)
+    raise UsageError(
+        f"unknown read consistency {value!r}: one of {', '.join(READ_CONSISTENCY)} or a count"
+    )
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,24 @@
-"""Server back-end: a Qdrant server (docker compose, or a cluster) through ``qdrant-client``.
+"""Server back-end: a Qdrant server (docker compose, the binary, or a cluster) through
+``qdrant-client``.
 
-``QdrantClient(":memory:")`` speaks the same API and stands in for a server in tests.
-The collection's vectors and encoders live in the collection's own metadata.
+The collection's vectors and encoders live in the collection's own metadata. A load
+(``prepare_load`` .. ``optimize``) follows Qdrant's bulk-upload advice: the HNSW build is
+off while points stream in (``indexing_threshold`` 0), batches go out on several parallel
+streams without waiting for each to be applied, and at the end the threshold is restored,
+the collection waited on until it is green and its point count checked. On a cluster,
+shards, replicas and write consistency are set when the collection is made; reads take
+``read_consistency``. The client speaks to servers 1.16 to 1.18 (tested with 1.16.3);
+another version is refused in one line. ``QdrantClient(":memory:")`` (the client's Python
+local mode, not the engine) still opens for code that only needs the client side.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from retrieval.encoders.base import SparseVec, Vector, VectorSpec
@@ -21,6 +31,7 @@ from retrieval.index.base import (
     check_compatible,
     check_request,
     hit_from_point,
+    read_consistency,
     specs_from_json,
     specs_to_json,
     to_numpy_vector,
@@ -31,6 +42,9 @@ from retrieval.types import Hit
 
 log = logging.getLogger(__name__)
 UNREACHABLE_HINT = "start one with `docker compose up -d qdrant` or pass --qdrant-url"
+SERVER_VERSIONS = ((1, 16), (1, 18))  # what qdrant-client 1.16/1.17 speaks to; tested: 1.16.3
+FETCH_BATCH = 512  # point ids per retrieve call
+GREEN_TIMEOUT = 3600.0  # seconds a load waits for the HNSW build before it gives up
 
 
 class ServerIndex:
@@ -49,14 +63,42 @@ class ServerIndex:
         self.url = url or os.environ.get("QDRANT_URL") or "http://localhost:6333"
         api_key = api_key or os.environ.get("QDRANT_API_KEY") or None
         self.config = config or IndexConfig()
+        self._consistency = read_consistency(self.config.read_consistency)
         if self.url == ":memory:":
             self.client = QdrantClient(":memory:")
         else:
-            self.client = QdrantClient(url=self.url, api_key=api_key, timeout=timeout)
+            # the version check is ours (_check_version): one line instead of a warning
+            self.client = QdrantClient(
+                url=self.url, api_key=api_key, timeout=timeout, check_compatibility=False
+            )
         self._meta: dict[str, dict[str, Any]] = {}
+        self._checked = self.url == ":memory:"
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a client call, turning connection failures into one clear line."""
+        if not self._checked:
+            self._checked = True
+            self._check_version()
+        return self._raw_call(fn, *args, **kwargs)
+
+    def _check_version(self) -> None:
+        """Refuse a server this client does not speak to, in one line."""
+        version = str(self._raw_call(self.client.info).version)
+        try:
+            major_minor = tuple(int(x) for x in version.split(".")[:2])
+        except ValueError:
+            major_minor = (0, 0)
+        low, high = SERVER_VERSIONS
+        if not low <= major_minor <= high:
+            raise SearchError(
+                f"Qdrant at {self.url} is version {version}; this tool speaks to servers "
+                f"{low[0]}.{low[1]} to {high[0]}.{high[1]} (tested with 1.16.3): upgrade the "
+                "server or install a matching qdrant-client"
+            )
+
+    def _raw_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
         try:
@@ -70,7 +112,9 @@ class ServerIndex:
                 raise SearchError(
                     f"Qdrant at {self.url} refused the API key; set QDRANT_API_KEY or --qdrant-api-key"
                 ) from exc
-            raise SearchError(f"Qdrant at {self.url} answered {exc.status_code}: {exc}") from exc
+            raise SearchError(
+                f"Qdrant at {self.url} answered {exc.status_code}: {_reason(exc)}"
+            ) from exc
         except (ConnectionError, OSError) as exc:
             raise SearchError(
                 f"cannot reach Qdrant at {self.url}: {exc}; {UNREACHABLE_HINT}"
@@ -100,6 +144,15 @@ class ServerIndex:
         if existing is not None:
             check_compatible(name, existing, vectors, meta)
             return
+        self._check_cluster()
+        if cfg.shards > 1 and any(v.sparse and v.idf for v in vectors):
+            log.warning(
+                "collection %r: %d shards keep their own inverse document frequency per shard, "
+                "so sparse (IDF) scores differ from one shard's; they converge as each shard "
+                "holds more points",
+                name,
+                cfg.shards,
+            )
         distances = {
             "cosine": m.Distance.COSINE,
             "dot": m.Distance.DOT,
@@ -145,6 +198,9 @@ class ServerIndex:
             quantization_config=quant,
             shard_number=cfg.shards,
             replication_factor=cfg.replicas,
+            write_consistency_factor=cfg.write_consistency,
+            # a new collection is about to be loaded: no HNSW build until optimize()
+            optimizers_config=m.OptimizersConfigDiff(indexing_threshold=0),
             metadata=full,
         )
         if self.url != ":memory:":  # local mode has no payload indexes
@@ -153,6 +209,19 @@ class ServerIndex:
                     self.client.create_payload_index, name, field, m.PayloadSchemaType.KEYWORD
                 )
         self._meta[name] = full
+
+    def _check_cluster(self) -> None:
+        """Replicas need as many peers: Qdrant would quietly keep fewer copies."""
+        cfg = self.config
+        if cfg.replicas == 1 or self.url == ":memory:":
+            return
+        status = self._call(self.client.http.distributed_api.cluster_status).result
+        peers = len(getattr(status, "peers", None) or {}) or 1
+        if cfg.replicas > peers:
+            raise UsageError(
+                f"--replicas {cfg.replicas} needs at least {cfg.replicas} peers; "
+                f"the Qdrant at {self.url} has {peers}"
+            )
 
     def collections(self) -> list[str]:
         names = [c.name for c in self._call(self.client.get_collections).collections]
@@ -170,11 +239,77 @@ class ServerIndex:
         if self._call(self.client.collection_exists, name):
             self._call(self.client.delete_collection, name)
 
-    def optimize(self, name: str) -> None:
-        """The server indexes in the background; nothing to do."""
+    def prepare_load(self, name: str) -> None:
+        """Hold the HNSW build back while points stream in (a resumed load too)."""
+        if self.url != ":memory:":
+            self._set_indexing_threshold(name, 0)
+
+    def optimize(self, name: str, timeout: float = GREEN_TIMEOUT) -> None:
+        """End a load: every batch written, the HNSW build switched back on, and the
+        collection green (indexed) before this returns."""
+        self.flush()
+        if self.url == ":memory:":
+            return
+        self._set_indexing_threshold(name, self.config.indexing_threshold_kb)
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            info = self._call(self.client.get_collection, name)
+            status = str(getattr(info.status, "value", info.status))
+            if status == "green":
+                return
+            if status == "red":
+                raise SearchError(
+                    f"collection {name!r} at {self.url} is red (an optimizer failed): "
+                    f"{info.optimizer_status}"
+                )
+            time.sleep(0.2)
+        raise SearchError(
+            f"collection {name!r} at {self.url} still {status} after {timeout:.0f}s of indexing; "
+            "its points are stored: run the same command again to wait for it"
+        )
+
+    def _set_indexing_threshold(self, name: str, kb: int) -> None:
+        optimizers = self.models.OptimizersConfigDiff(indexing_threshold=kb)
+        self._call(self.client.update_collection, name, optimizers_config=optimizers)
+
+    def count(self, name: str, dataset: str | None = None) -> int:
+        """Points stored (exactly), optionally of one dataset only."""
+        m = self.models
+        flt = None
+        if dataset is not None:
+            flt = m.Filter(
+                must=[m.FieldCondition(key="dataset", match=m.MatchValue(value=dataset))]
+            )
+        return self._call(self.client.count, name, count_filter=flt, exact=True).count
+
+    def verify_count(self, name: str, dataset: str, expected: int) -> None:
+        """After a load: the collection holds every listing of ``dataset`` it was given."""
+        got = self.count(name, dataset)
+        if got < expected:
+            raise SearchError(
+                f"collection {name!r} at {self.url} holds {got} of the {expected} listings of "
+                f"{dataset!r} after the load; run the same command again to resume"
+            )
+
+    def flush(self) -> None:
+        """Wait for every batch still being written; the first failure is raised."""
+        pending, self._pending = self._pending, []
+        error: BaseException | None = None
+        for fut in pending:
+            exc = fut.exception()
+            error = error or exc
+        if error is not None:
+            raise error
 
     def close(self) -> None:
-        self.client.close()
+        try:
+            self.flush()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+            self.client.close()
 
     # -- points ------------------------------------------------------------------------
     def _vector(self, vec: Vector) -> Any:
@@ -195,25 +330,45 @@ class ServerIndex:
         for i, pid in enumerate(ids):
             named = {k: self._vector(col[i]) for k, col in vectors.items() if col[i] is not None}
             points.append(self.models.PointStruct(id=pid, vector=named, payload=payloads[i]))
-        if points:
+        if not points:
+            return
+        streams = self.config.upload_streams
+        if streams == 1 or self.url == ":memory:":
             self._call(self.client.upsert, name, points=points, wait=True)
+            return
+        # several batches in flight; each is acknowledged once in the write-ahead log and
+        # applied in order; optimize() (or close) waits for all, and the load's count check
+        # catches anything lost
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(streams, thread_name_prefix="qdrant-upsert")
+        while len(self._pending) >= 2 * streams:
+            done = self._pending.pop(0)
+            done.result()
+        self._pending.append(
+            self._pool.submit(self._call, self.client.upsert, name, points=points, wait=False)
+        )
+
+    def _retrieve(self, name: str, ids: Sequence[str], vectors: bool) -> list[Any]:
+        out: list[Any] = []
+        ids = list(ids)
+        for start in range(0, len(ids), FETCH_BATCH):
+            out += self._call(
+                self.client.retrieve,
+                name,
+                ids=ids[start : start + FETCH_BATCH],
+                with_payload=False,
+                with_vectors=vectors,
+                consistency=self._consistency,
+            )
+        return out
 
     def existing(self, name: str, ids: Sequence[str]) -> set[str]:
-        if not ids:
-            return set()
-        records = self._call(
-            self.client.retrieve, name, ids=list(ids), with_payload=False, with_vectors=False
-        )
-        return {str(r.id) for r in records}
+        return {str(r.id) for r in self._retrieve(name, ids, False)}
 
     def fetch(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Vector]]:
-        if not ids:
-            return {}
-        records = self._call(
-            self.client.retrieve, name, ids=list(ids), with_payload=False, with_vectors=True
-        )
         return {
-            str(r.id): {k: to_numpy_vector(v) for k, v in (r.vector or {}).items()} for r in records
+            str(r.id): {k: to_numpy_vector(v) for k, v in (r.vector or {}).items()}
+            for r in self._retrieve(name, ids, True)
         }
 
     def search(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
@@ -227,7 +382,9 @@ class ServerIndex:
             check_request(req, known)
         flat, counts = split_hybrid(requests)  # hybrid: fused here, deterministically
         batch = [self._request(r) for r in flat]
-        responses = self._call(self.client.query_batch_points, name, requests=batch)
+        responses = self._call(
+            self.client.query_batch_points, name, requests=batch, consistency=self._consistency
+        )
         answers = [[hit_from_point(p) for p in r.points] for r in responses]
         return join_hybrid(requests, counts, answers)
 
@@ -285,3 +442,17 @@ class ServerIndex:
             filter=flt,
             with_payload=payload,
         )
+
+
+def _reason(exc: Any) -> str:
+    """The server's own words from an error response, on one line."""
+    content = getattr(exc, "content", b"") or b""
+    try:
+        import json
+
+        status = json.loads(content).get("status", {})
+        text = status.get("error") if isinstance(status, dict) else None
+    except (ValueError, AttributeError):
+        text = None
+    text = text or getattr(exc, "reason_phrase", "") or str(exc)
+    return " ".join(str(text).split())[:300]
