@@ -18,6 +18,7 @@ from pathlib import Path
 
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
+from retrieval.index.base import VectorIndex
 from retrieval.types import Product, ProgressFactory
 from search.config import DEFAULT_ENCODERS, AppConfig
 from search.indexing import connect, index_dataset, reports_dir
@@ -32,6 +33,8 @@ class CollectionChoice:
     name: str
     items: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    encoders: list[str] = field(default_factory=list)  # what it is (to be) indexed with
+    missing: str = ""  # why it must be indexed first ("missing", "partial (...)"); "" if not
 
 
 def collection_name(dataset: str, source: str, encoders: Sequence[str]) -> str:
@@ -53,21 +56,35 @@ def ensure_collection(
     """Pick the collection (see the module doc); index it if missing, resume it if partial.
 
     Encoders count as asked for when given here or configured other than the default."""
+    index = connect(cfg)
+    try:
+        choice = find_collection(index, cfg, dataset, dataset_path, products, collection, encoders)
+    finally:
+        index.close()
+    return fill_collection(cfg, choice, dataset, dataset_path, products, fmt, progress)
+
+
+def find_collection(
+    index: VectorIndex,
+    cfg: AppConfig,
+    dataset: Dataset,
+    dataset_path: str,
+    products: Sequence[Product],
+    collection: str | None,
+    encoders: Sequence[str] | None,
+) -> CollectionChoice:
+    """The collection to use, looked up in an open index (nothing indexed here): its
+    ``missing`` says whether ``fill_collection`` must index it first."""
     wanted = list(encoders or cfg.stage1.encoders)
     explicit = encoders is not None or list(cfg.stage1.encoders) != list(DEFAULT_ENCODERS)
     source = str(Path(dataset_path).resolve())
-    index = connect(cfg)
-    try:
-        name = collection
-        if name is None:
-            own = index.info(dataset.name)
-            same = own is not None and own.meta.get("source") in (None, source)
-            fits = own is not None and (not explicit or own.meta.get("encoders") == wanted)
-            name = dataset.name if same and fits else collection_name(dataset.name, source, wanted)
-        info = index.info(name)
-    finally:
-        index.close()
-    notes: list[str] = []
+    name = collection
+    if name is None:
+        own = index.info(dataset.name)
+        same = own is not None and own.meta.get("source") in (None, source)
+        fits = own is not None and (not explicit or own.meta.get("encoders") == wanted)
+        name = dataset.name if same and fits else collection_name(dataset.name, source, wanted)
+    info = index.info(name)
     unique = len({p.id for p in products})
     if info is not None:
         stored = info.meta.get("encoders") or []
@@ -82,16 +99,36 @@ def ensure_collection(
                 f"not {dataset.name!r}; pick another --collection"
             )
         wanted = list(stored)
+    missing = ""
     if info is None or info.points < unique:
-        what = "missing" if info is None else f"partial ({info.points} of {unique} listings)"
-        log.info("collection %s %s: indexing %s", name, what, dataset_path)
-        notes.append(f"collection {name!r} was {what}: indexed by this run")
-        run_cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=wanted))
+        missing = "missing" if info is None else f"partial ({info.points} of {unique} listings)"
+    return CollectionChoice(name, encoders=wanted, missing=missing)
+
+
+def fill_collection(
+    cfg: AppConfig,
+    choice: CollectionChoice,
+    dataset: Dataset,
+    dataset_path: str,
+    products: Sequence[Product],
+    fmt: str | None,
+    progress: ProgressFactory | None = None,
+) -> CollectionChoice:
+    """Index the chosen collection if it is missing or partial (the caller holds no open
+    index meanwhile: an embedded store has one opener at a time), and count what
+    indexing skipped."""
+    if choice.missing:
+        log.info("collection %s %s: indexing %s", choice.name, choice.missing, dataset_path)
+        choice.notes.append(f"collection {choice.name!r} was {choice.missing}: indexed by this run")
+        run_cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=choice.encoders))
         tick = (lambda total: progress("indexing", total or 0)) if progress else None
-        index_dataset(run_cfg, dataset_path, fmt=fmt, collection=name, progress=tick)
+        index_dataset(run_cfg, dataset_path, fmt=fmt, collection=choice.name, progress=tick)
+        choice.missing = ""
+    unique = len({p.id for p in products})
     listed = len(products) + dataset.skipped_duplicates  # rows, with those the reader dropped
-    items = _index_counts(reports_dir(cfg) / f"{name}-index-report.json", listed, unique)
-    return CollectionChoice(name, items, notes)
+    report = reports_dir(cfg) / f"{choice.name}-index-report.json"
+    choice.items = _index_counts(report, listed, unique)
+    return choice
 
 
 def _index_counts(path: Path, listed: int, unique: int) -> dict[str, int]:

@@ -183,7 +183,7 @@ def match_dataset(
 
     The dataset's collection is used as indexed (indexed first if missing)."""
     from retrieval.data import open_dataset
-    from search.collection import ensure_collection
+    from search.collection import fill_collection, find_collection
     from search.indexing import connect
 
     if matcher_path is None and (flags is None or not flags.thresholds):
@@ -196,26 +196,26 @@ def match_dataset(
     products = list(dataset.products())
     if not products:
         raise UsageError(f"dataset {dataset_path} has no products")
-    if matcher is not None and collection is not None:
-        index = connect(cfg)
-        try:
-            info = index.info(collection)
-        finally:
-            index.close()
-        if info is not None:
-            matcher.check(info, matcher.chosen(rule_name))
     if matcher is not None:
         cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=list(matcher.encoders)))
-    coll = ensure_collection(cfg, dataset, dataset_path, products, fmt, collection, None, progress)
-    folder = Path(out) if out is not None else Path("runs") / f"{coll.name}-match"
-    index = connect(cfg)
+    index = connect(cfg)  # one open index for the whole job (reopened only to index first)
     try:
+        if matcher is not None and collection is not None:
+            given = index.info(collection)
+            if given is not None:  # refused here, before its encoders are compared
+                matcher.check(given, matcher.chosen(rule_name))
+        coll = find_collection(index, cfg, dataset, dataset_path, products, collection, None)
+        if coll.missing:  # indexed first; an embedded store has one opener at a time
+            index.close()
+            fill_collection(cfg, coll, dataset, dataset_path, products, fmt, progress)
+            index = connect(cfg)
         info = index.info(coll.name)
         assert info is not None
         if matcher is None:
             assert flags is not None
             matcher = flags.matcher(info)
         rule = matcher.chosen(rule_name)
+        folder = Path(out) if out is not None else Path("runs") / f"{coll.name}-match"
         result = run_match(index, coll.name, dataset, matcher, rule, folder, progress)
     finally:
         index.close()

@@ -52,6 +52,27 @@ def test_self_match_never_encodes_again(indexed, sparse_cfg, tmp_path, monkeypat
     assert _match(sparse_cfg, indexed, tmp_path).pairs > 0
 
 
+def test_one_open_index_per_job(indexed, sparse_cfg, tmp_path, monkeypatch):
+    import search.indexing
+
+    real, opened = search.indexing.connect, []
+
+    def counted(cfg):
+        opened.append(cfg)
+        return real(cfg)
+
+    monkeypatch.setattr(search.indexing, "connect", counted)
+    matcher = Matcher(
+        ["sparse"], ["sparse"], {"sparse": 1.0}, [Rule("s", {"sparse": 0.7}, "sparse")], "s"
+    )
+    matcher.save(tmp_path / "m.json")
+    res = match_dataset(
+        sparse_cfg, str(indexed), matcher_path=tmp_path / "m.json", collection="shop",
+        out=tmp_path / "m",
+    )  # fmt: skip
+    assert res.pairs > 0 and len(opened) == 1
+
+
 def test_a_rerun_writes_the_same_files(indexed, sparse_cfg, tmp_path):
     first = _match(sparse_cfg, indexed, tmp_path)
     before = first.csv.read_bytes(), first.jsonl.read_bytes()
