@@ -217,3 +217,26 @@ def test_client_hang_up_logs_no_traceback(site, caplog):
     assert request(site, "GET", "/api/runs")[0] == 200  # still serving
     bad = [r for r in caplog.records if r.exc_info or "Broken" in r.getMessage()]
     assert not bad, [r.getMessage() for r in bad]
+
+
+def test_serve_models_dir_flag(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    res = CliRunner().invoke(app, ["serve", "--port", "0", "--models-dir", str(tmp_path / "no")])
+    assert res.exit_code == 1 and "is not a folder" in res.output and "Traceback" not in res.output
+    (tmp_path / "models").mkdir()
+    env = {**os.environ, "SEARCH_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "search", "serve", "--port", "0", "--runs", str(tmp_path)]
+    cmd += ["--models-dir", str(tmp_path / "models")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # the viewer is up once it prints its address
+        port = int(re.search(r"127\.0\.0\.1:(\d+)/", line)[1])
+        body = {"text": "shoe", "reranker": f"cross-encoder:{tmp_path}"}
+        status, answer = query(("127.0.0.1", port), body)
+        assert status == 400 and f"outside --models-dir {tmp_path / 'models'}" in answer["error"]
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)

@@ -99,3 +99,14 @@ def test_eval_run_opens_and_wrong_top1_filter_works(page, base_url):
     page.goto(base_url + "/?run=r1&wrong=1")
     page.wait_for_selector("#rqueries p")
     assert page.inner_text("#rqueries p") == f"{len(wrong)} queries shown"
+
+
+def test_a_refused_model_is_one_error_line_on_the_page(page, base_url, tmp_path):
+    page.goto(base_url + "/")
+    page.wait_for_function("() => document.querySelectorAll('#coll option').length > 0")
+    page.fill("#q", "samsung galaxy")
+    page.fill("#reranker", f"cross-encoder:{tmp_path}")  # a folder outside --models-dir
+    page.click("#qform button")
+    page.wait_for_selector("#qerr:not(:empty)")
+    assert "outside --models-dir" in page.inner_text("#qerr")
+    assert stage_cards(page, "s1") == []
