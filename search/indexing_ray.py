@@ -13,7 +13,8 @@ driver's node before their batch is stored (as ``Retriever.index_dataset`` does)
 killed and resumed reports the same failures as a clean one.
 
 The embedded (edge) index is one process per shard and cannot be written from workers:
-``--ray`` needs a Qdrant server (``--qdrant-url``). Ray is imported inside the functions.
+``--ray`` needs a Qdrant server (``--qdrant-url``). What runs inside the cluster lives in
+``search.indexing_ray_tasks``; Ray is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -22,20 +23,18 @@ import json
 import logging
 import math
 import os
-import pickle
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from retrieval.errors import SearchError, UsageError
-from retrieval.failure_log import FailureLog
-from retrieval.index.base import IndexConfig, check_collection_name, point_id
-from retrieval.retriever import IndexReport, Retriever, batched, write_report
+from retrieval.index.base import check_collection_name
+from retrieval.retriever import IndexReport, Retriever, write_report
 from search.config import AppConfig
 from search.indexing import _previous_failures, connect, reports_dir
+from search.indexing_ray_tasks import IndexWorker, Journal, product_source, survey
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +82,14 @@ def index_dataset_ray(
         retriever = Retriever.from_specs(cfg.stage1.encoders, index, name)
         report_path = reports_dir(cfg) / f"{name}-index-report.json"
         owns_ray = connect_ray(ray, address)
-        survey = ray.get(
-            ray.remote(_survey).remote(
+        counted = ray.get(
+            ray.remote(survey).remote(
                 dataset_path,
                 fmt,
                 [] if recreate else sorted(_previous_failures(report_path, _AnyId())),
             )
         )
-        if not survey["total"]:
+        if not counted["total"]:
             raise UsageError(f"dataset {dataset_path} has no products")
         meta = {
             "encoders": retriever.encoder_specs,
@@ -108,12 +107,12 @@ def index_dataset_ray(
             fmt,
             name=name,
             dataset=dataset.name,
-            total=survey["total"],
+            total=counted["total"],
             workers=workers,
             gpus=gpus_per_worker,
             journal_path=reports_dir(cfg) / f"{name}-index-failures.jsonl",
             fresh=recreate,
-            progress=progress(survey["total"]) if progress else None,
+            progress=progress(counted["total"]) if progress else None,
         ):
             report.seen += row["seen"]
             report.written += row["written"]
@@ -125,14 +124,14 @@ def index_dataset_ray(
                 report.skipped_existing,
                 report.seen,
             )
-        if report.seen != survey["total"]:  # a lost block would be a bug, never a silent gap
+        if report.seen != counted["total"]:  # a lost block would be a bug, never a silent gap
             raise SearchError(
-                f"the Ray run saw {report.seen} of {survey['total']} products; re-run to resume"
+                f"the Ray run saw {report.seen} of {counted['total']} products; re-run to resume"
             )
         index.optimize(name)
-        previous = {} if recreate else _previous_failures(report_path, set(survey["failed"]))
+        previous = {} if recreate else _previous_failures(report_path, set(counted["failed"]))
         report.failures = {**previous, **report.failures}
-        report.duplicates += survey["duplicates"]  # rows the reader dropped
+        report.duplicates += counted["duplicates"]  # rows the reader dropped
         report.seconds = time.perf_counter() - start
         return report, write_report(report, reports_dir(cfg))
     finally:
@@ -238,19 +237,19 @@ def _run(
     batch_size = cfg.stage1.batch_size
     here = ray.get_runtime_context().get_node_id()
     journal = (
-        ray.remote(_Journal)
+        ray.remote(Journal)
         .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
         .remote(str(journal_path), fresh)
     )
     ray.get(journal.ready.remote())
     blocks = min(math.ceil(total / batch_size), READ_TASKS_PER_WORKER * workers)
-    source = _ProductSource(dataset_path, fmt, total, batch_size)
+    source = product_source(dataset_path, fmt, total, batch_size)
     products = ray.data.read_datasource(source, override_num_blocks=blocks)
     cpus = ray.cluster_resources().get("CPU", 1.0)
     # on a small machine the workers share what the read tasks leave
     per_worker = min(1.0, max(0.1, (cpus - 1) / workers)) if cpus > 1 else 0.5
     out = products.map_batches(
-        _IndexWorker,
+        IndexWorker,
         fn_constructor_kwargs={
             "specs": list(cfg.stage1.encoders),
             "url": index.url,
@@ -290,8 +289,10 @@ def _user_error(exc: BaseException) -> SearchError | None:
         if err is None or id(err) in seen:
             continue
         seen.add(id(err))
-        if isinstance(err, SearchError):
-            return type(err)(str(err).strip().splitlines()[0] if str(err).strip() else "")
+        if isinstance(err, SearchError):  # its first line, and its exit code
+            out = SearchError((str(err).strip().splitlines() or [""])[0])
+            out.exit_code = err.exit_code
+            return out
         todo += [err.__cause__, err.__context__, getattr(err, "cause", None)]
     return None
 
@@ -301,139 +302,3 @@ class _AnyId:
 
     def __contains__(self, _: object) -> bool:
         return True
-
-
-def _survey(dataset_path: str, fmt: str | None, failed_before: Sequence[str]) -> dict[str, Any]:
-    """In a Ray task, not the driver: the product count, the rows the reader dropped, and
-    which ids of an earlier report's failures are products of this dataset."""
-    from retrieval.data import open_dataset
-
-    dataset = open_dataset(dataset_path, format=fmt)
-    listed, failed, total = set(failed_before), [], 0
-    for product in dataset.products():
-        total += 1
-        if product.id in listed:
-            failed.append(product.id)
-    return {"total": total, "duplicates": dataset.skipped_duplicates, "failed": failed}
-
-
-def _read_range(
-    dataset_path: str, fmt: str | None, start: int, stop: int, block_rows: int
-) -> Iterator[Any]:
-    """Products ``start:stop`` of the dataset as Arrow blocks of ``block_rows`` pickled
-    products (a read task; the products are decoded again in the worker)."""
-    import pyarrow as pa
-
-    from retrieval.data import open_dataset
-
-    dataset = open_dataset(dataset_path, format=fmt)
-    for chunk in batched(islice(dataset.products(), start, stop), block_rows):
-        yield pa.table({"product": pa.array([pickle.dumps(p) for p in chunk], pa.binary())})
-
-
-def _ranges(total: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` consecutive, nearly equal ranges covering ``range(total)``."""
-    parts = max(1, min(parts, total))
-    bounds = [total * i // parts for i in range(parts + 1)]
-    return list(zip(bounds, bounds[1:]))
-
-
-def _product_source_class() -> type:
-    from ray.data import Datasource, ReadTask
-    from ray.data.block import BlockMetadata
-
-    class ProductSource(Datasource):
-        """The reader's products split into ranges, one read task each."""
-
-        def __init__(self, dataset_path: str, fmt: str | None, total: int, rows: int) -> None:
-            self.args = (dataset_path, fmt)
-            self.total, self.rows = total, rows
-
-        def estimate_inmemory_data_size(self) -> int | None:
-            return None
-
-        def get_read_tasks(self, parallelism: int, per_task_row_limit: Any = None, **_: Any):
-            def read(start: int, stop: int) -> Callable[[], Iterator[Any]]:
-                return lambda: _read_range(*self.args, start, stop, self.rows)
-
-            return [
-                ReadTask(
-                    read(a, b),
-                    BlockMetadata(
-                        num_rows=b - a, size_bytes=None, exec_stats=None, input_files=None
-                    ),
-                    per_task_row_limit=per_task_row_limit,
-                )
-                for a, b in _ranges(self.total, parallelism)
-            ]
-
-    return ProductSource
-
-
-def _ProductSource(dataset_path: str, fmt: str | None, total: int, rows: int) -> Any:  # noqa: N802
-    return _product_source_class()(dataset_path, fmt, total, rows)
-
-
-class _Journal:
-    """The run's failure log, kept by one actor on the driver's node: workers append a
-    batch's unreadable items before they store the batch."""
-
-    def __init__(self, path: str, fresh: bool) -> None:
-        self.log = FailureLog(Path(path), fresh=fresh)
-
-    def ready(self) -> bool:
-        return True
-
-    def append(self, failures: dict[str, str]) -> None:
-        self.log.append(failures)
-
-    def failures_of(self, ids: list[str]) -> dict[str, str]:
-        return self.log.failures_of(ids)
-
-
-class _IndexWorker:
-    """One actor of the pool: the encoders, loaded once, and a client of the server."""
-
-    def __init__(
-        self,
-        specs: list[str],
-        url: str,
-        api_key: str | None,
-        config: IndexConfig,
-        collection: str,
-        dataset: str,
-        journal: Any,
-    ) -> None:
-        from retrieval.index.server import ServerIndex
-
-        self.index = ServerIndex(url, api_key, config)
-        self.retriever = Retriever.from_specs(specs, self.index, collection)
-        self.collection, self.dataset, self.journal = collection, dataset, journal
-
-    def __call__(self, batch: Any) -> Any:
-        """Store the batch's products not stored yet; one summary row back to the driver."""
-        import pyarrow as pa
-        import ray
-
-        products = [pickle.loads(b) for b in batch.column("product").to_pylist()]
-        ids = [point_id(self.dataset, p.id) for p in products]
-        stored = self.index.existing(self.collection, ids)
-        todo = [(pid, p) for pid, p in zip(ids, products) if pid not in stored]
-        done = [p.id for pid, p in zip(ids, products) if pid in stored]
-        failures = ray.get(self.journal.failures_of.remote(done)) if done else {}
-        if todo:
-            items = [p for _, p in todo]
-            enc = self.retriever.encode(items)
-            if enc.failures:  # logged before the batch is stored: a resumed run finds them
-                ray.get(self.journal.append.remote(enc.failures))
-                failures.update(enc.failures)
-            payloads = [p.payload(self.dataset) for p in items]
-            self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
-        return pa.table(
-            {
-                "seen": [len(products)],
-                "written": [len(todo)],
-                "skipped": [len(done)],
-                "failures": [json.dumps(failures)],
-            }
-        )

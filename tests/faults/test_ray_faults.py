@@ -100,7 +100,7 @@ def worker_pids() -> list[int]:
             title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "_IndexWorker" in title and descends_from(int(entry.name), me):
+        if "IndexWorker" in title and descends_from(int(entry.name), me):
             out.append(int(entry.name))
     return sorted(out)
 
