@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -56,12 +56,42 @@ def ensure_collection(
     """Pick the collection (see the module doc); index it if missing, resume it if partial.
 
     Encoders count as asked for when given here or configured other than the default."""
+    index, choice = open_collection(
+        cfg, dataset, dataset_path, products, fmt, collection, encoders, progress
+    )
+    index.close()
+    return choice
+
+
+def open_collection(
+    cfg: AppConfig,
+    dataset: Dataset,
+    dataset_path: str,
+    products: Sequence[Product],
+    fmt: str | None,
+    collection: str | None,
+    encoders: Sequence[str] | None,
+    progress: ProgressFactory | None = None,
+    check: Callable[[VectorIndex], None] | None = None,
+) -> tuple[VectorIndex, CollectionChoice]:
+    """``ensure_collection`` leaving the index open for the job (the caller closes it):
+    one open index per job, reopened only after indexing the collection first (an
+    embedded store has one opener at a time). ``check(index)`` runs before the lookup."""
     index = connect(cfg)
     try:
+        if check is not None:
+            check(index)
         choice = find_collection(index, cfg, dataset, dataset_path, products, collection, encoders)
-    finally:
+        if choice.missing:
+            index.close()
+            fill_collection(cfg, choice, dataset, dataset_path, products, fmt, progress)
+            index = connect(cfg)
+        else:
+            fill_collection(cfg, choice, dataset, dataset_path, products, fmt, progress)
+    except BaseException:
         index.close()
-    return fill_collection(cfg, choice, dataset, dataset_path, products, fmt, progress)
+        raise
+    return index, choice
 
 
 def find_collection(

@@ -1,11 +1,12 @@
 """Batch evaluation (``search eval``): stage 1 and stage 2 on the same queries.
 
-``evaluate_dataset`` opens the dataset, finds (or indexes) its collection, runs the
-pipeline over the tuning split (valid) and the scored split (test) in batches, then
-scores each stage: ranking metrics over TREC-style runs, match-set precision, recall
-and F1 at a threshold swept on the tuning split and applied to the scored one (with
-the "always keep the nearest" rule off and on), latency and throughput. The run
-folder gets the files listed in ``search.evaluation.report``.
+``evaluate_dataset`` opens the dataset, finds (or indexes) its collection in the one
+index it opens, runs the pipeline over the tuning split (valid) and the scored split
+(test) in batches, then scores each stage: ranking metrics over TREC-style runs,
+match-set precision, recall and F1 at a threshold swept on the tuning split and
+applied to the scored one (with the "always keep the nearest" rule off and on),
+latency and throughput. The run folder gets the files listed in
+``search.evaluation.report``.
 
 Without a reranker, stage 2 is the stage-1 top n passed through unchanged (labelled
 ``none`` in the report), so the two stages still line up column for column.
@@ -27,12 +28,12 @@ from typing import Any
 
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
+from retrieval.index.base import VectorIndex
 from retrieval.retriever import Retriever
 from retrieval.types import Product, ProgressFactory, Query
-from search.collection import CollectionChoice, ensure_collection
+from search.collection import CollectionChoice, open_collection
 from search.config import AppConfig
 from search.evaluation.scoring import EvalResult, StageRows, score_stages
-from search.indexing import connect
 from search.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,10 @@ def evaluate_dataset(
     from search.evaluation.report import write_outputs
 
     ev = cfg.eval
-    opened = _open(cfg, dataset_path, fmt, collection, encoders, progress)
+    opened, index = _open(cfg, dataset_path, fmt, collection, encoders, progress)
     spec = cfg.stage2.reranker if cfg.stage2.reranker not in (None, "", "none") else None
-    reranker = build_reranker(spec) if spec else None
-    index = connect(cfg)
     try:
+        reranker = build_reranker(spec) if spec else None
         retriever = Retriever.for_collection(index, opened.collection.name)
         pipe = Pipeline(retriever, reranker, cfg.stage1, cfg.stage2)
         test = run_split(pipe, opened.dataset, ev.split, opened.test, progress)
@@ -188,8 +188,9 @@ def _open(
     collection: str | None,
     encoders: Sequence[str] | None,
     progress: ProgressFactory | None,
-) -> _Opened:
-    """Open the dataset, pick its splits' queries and its collection (indexed if missing)."""
+) -> tuple[_Opened, VectorIndex]:
+    """Open the dataset, pick its splits' queries and its collection (indexed if missing);
+    the index stays open for the job (the caller closes it)."""
     from retrieval.data import open_dataset
 
     ev = cfg.eval
@@ -202,10 +203,10 @@ def _open(
     notes: list[str] = []
     if not any(p.image_path for p in products):
         notes.append("the dataset has no images: any image vector is empty")
-    coll = ensure_collection(
+    index, coll = open_collection(
         cfg, dataset, dataset_path, products, fmt, collection, encoders, progress
     )
-    return _Opened(dataset, products, test, tune, coll, notes + coll.notes)
+    return _Opened(dataset, products, test, tune, coll, notes + coll.notes), index
 
 
 def _settings(

@@ -183,8 +183,7 @@ def match_dataset(
 
     The dataset's collection is used as indexed (indexed first if missing)."""
     from retrieval.data import open_dataset
-    from search.collection import fill_collection, find_collection
-    from search.indexing import connect
+    from search.collection import open_collection
 
     if matcher_path is None and (flags is None or not flags.thresholds):
         raise UsageError(
@@ -198,17 +197,16 @@ def match_dataset(
         raise UsageError(f"dataset {dataset_path} has no products")
     if matcher is not None:
         cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=list(matcher.encoders)))
-    index = connect(cfg)  # one open index for the whole job (reopened only to index first)
+
+    def check(index: VectorIndex) -> None:  # refused here, before its encoders are compared
+        given = index.info(collection) if matcher is not None and collection else None
+        if matcher is not None and given is not None:
+            matcher.check(given, matcher.chosen(rule_name))
+
+    index, coll = open_collection(
+        cfg, dataset, dataset_path, products, fmt, collection, None, progress, check
+    )
     try:
-        if matcher is not None and collection is not None:
-            given = index.info(collection)
-            if given is not None:  # refused here, before its encoders are compared
-                matcher.check(given, matcher.chosen(rule_name))
-        coll = find_collection(index, cfg, dataset, dataset_path, products, collection, None)
-        if coll.missing:  # indexed first; an embedded store has one opener at a time
-            index.close()
-            fill_collection(cfg, coll, dataset, dataset_path, products, fmt, progress)
-            index = connect(cfg)
         info = index.info(coll.name)
         assert info is not None
         if matcher is None:

@@ -94,6 +94,16 @@ def test_reuses_the_collection(tiny_set, tmp_path, tiny_eval):
     assert again.metrics["stage1/recall@5"] == tiny_eval.metrics["stage1/recall@5"]
 
 
+def test_one_open_index_per_eval(tiny_set, tmp_path, tiny_eval, monkeypatch):
+    import search.collection
+
+    real, opened = search.collection.connect, []
+    monkeypatch.setattr(search.collection, "connect", lambda cfg: opened.append(1) or real(cfg))
+    again = evaluate_dataset(_cfg(tmp_path, k=5), str(tiny_set), out=tmp_path / "again")
+    assert len(opened) == 1
+    assert again.metrics["stage1/recall@5"] == tiny_eval.metrics["stage1/recall@5"]
+
+
 def test_match_sets_threshold_and_keep_nearest():
     rows = {"q": [("1", 0.9), ("2", 0.4), ("3", 0.2)], "empty": []}
     assert match_sets(rows, 0.5, False) == {"q": ["1"], "empty": []}

@@ -53,15 +53,10 @@ def test_self_match_never_encodes_again(indexed, sparse_cfg, tmp_path, monkeypat
 
 
 def test_one_open_index_per_job(indexed, sparse_cfg, tmp_path, monkeypatch):
-    import search.indexing
+    import search.collection
 
-    real, opened = search.indexing.connect, []
-
-    def counted(cfg):
-        opened.append(cfg)
-        return real(cfg)
-
-    monkeypatch.setattr(search.indexing, "connect", counted)
+    real, opened = search.collection.connect, []
+    monkeypatch.setattr(search.collection, "connect", lambda cfg: opened.append(1) or real(cfg))
     matcher = Matcher(
         ["sparse"], ["sparse"], {"sparse": 1.0}, [Rule("s", {"sparse": 0.7}, "sparse")], "s"
     )
