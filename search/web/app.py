@@ -121,8 +121,8 @@ def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
         return error(404, "not found")
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return error(exc.status_code, str(exc.detail).lower())
+        status = getattr(exc, "status_code", 400)  # Starlette's HTTPException: 405 and the like
+        return error(status, str(getattr(exc, "detail", "bad request")).lower())
 
     routes = [
         Route("/", page, methods=["GET"]),

@@ -13,7 +13,9 @@ from __future__ import annotations
 import io
 import os
 import stat
+import threading
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,9 @@ from retrieval.data.images import ZIP_ERRORS, ZIP_SEP
 from retrieval.errors import SearchError
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_ARCHIVES = 4  # zip archives kept open
+_ARCHIVES: OrderedDict[tuple, zipfile.ZipFile] = OrderedDict()
+_ARCHIVES_LOCK = threading.Lock()
 # Decoded formats served, with their content type; anything else (SVG, HTML, ...) is refused.
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",
@@ -93,13 +98,39 @@ def _read_file(path: str, cap: int) -> bytes:
     return data
 
 
+def _archive(path: str) -> zipfile.ZipFile:
+    """The zip archive at ``path``, once it shows as a regular file; the last few stay
+    open (a catalogue's zip lists thousands of members: its directory is read once),
+    keyed by inode and mtime, so a replaced archive is opened again."""
+    fd = _open_regular(path)
+    st = os.fstat(fd)
+    key = (path, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    with _ARCHIVES_LOCK:
+        cached = _ARCHIVES.get(key)
+        if cached is not None:
+            _ARCHIVES.move_to_end(key)
+    if cached is not None:
+        os.close(fd)
+        return cached
+    fh = os.fdopen(fd, "rb")
+    try:
+        zf = zipfile.ZipFile(fh)  # reads of members are safe from many threads
+    except BaseException:
+        fh.close()
+        raise
+    with _ARCHIVES_LOCK:
+        _ARCHIVES[key] = zf
+        while len(_ARCHIVES) > MAX_ARCHIVES:  # dropped ones close when no reader holds them
+            _ARCHIVES.popitem(last=False)
+    return zf
+
+
 def _read_member(archive: str, member: str, cap: int) -> bytes:
-    fd = _open_regular(archive)
-    with os.fdopen(fd, "rb") as fh, zipfile.ZipFile(fh) as zf:
-        if zf.getinfo(member).file_size > cap:
-            raise _too_big(cap)
-        with zf.open(member) as src:
-            data = src.read(cap + 1)  # a lying directory entry stops here
+    zf = _archive(archive)
+    if zf.getinfo(member).file_size > cap:
+        raise _too_big(cap)
+    with zf.open(member) as src:
+        data = src.read(cap + 1)  # a lying directory entry stops here
     if len(data) > cap:
         raise _too_big(cap)
     return data

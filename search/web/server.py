@@ -3,8 +3,9 @@
 The ASGI app of ``search.web.app`` served by uvicorn on one asyncio loop, so an idle or
 slow client costs a task, never a thread, and a normal request answers beside hundreds
 of them. What uvicorn leaves open is closed here (``DeadlineProtocol``): a request must
-arrive whole (headers and body) within ``request_timeout`` seconds of the connection
-opening or of the previous answer, or the connection is dropped; so is a connection that
+arrive whole within ``request_timeout`` seconds of the connection opening or of the
+previous answer (plus a second per MiB its ``Content-Length`` announces, so a large
+upload on a slow link still fits), or the connection is dropped; so is a connection that
 never sends a byte. A malformed request is one JSON error line (a bad ``Content-Length``
 411, headers past ``MAX_HEADER_BYTES`` 431). It listens on 127.0.0.1 unless told
 otherwise (anything else logs a warning).
@@ -27,10 +28,12 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from search.web.app import create_app
 from search.web.guard import LOCAL_NAMES, MAX_HEADER_BYTES, is_ip, is_local
 from search.web.models import ViewerModels
+from search.web.params import MAX_BODY
 from search.web.viewer import Viewer
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 10.0  # seconds for a whole request to arrive
+BODY_RATE = 1024 * 1024  # bytes per second a body may take on top of the deadline
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
 MAX_CONNECTIONS = 1000  # open connections; past it, requests are 503
 
@@ -43,6 +46,7 @@ class DeadlineProtocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        self._extended = False  # the deadline already counts this request's body
         self._protocol_error: h11.RemoteProtocolError | None = None
         next_event = self.conn.next_event
 
@@ -55,9 +59,19 @@ class DeadlineProtocol(H11Protocol):
 
         self.conn.next_event = remember_error  # type: ignore[method-assign]
 
-    def _arm(self) -> None:
+    def _arm(self, seconds: float | None = None) -> None:
         self._disarm()
-        self._deadline = self.loop.call_later(self.request_timeout, self._expire)
+        self._extended = False
+        self._deadline = self.loop.call_later(seconds or self.request_timeout, self._expire)
+
+    def _extend_for_body(self) -> None:
+        """Once the headers are in: the deadline plus the time the announced body may
+        take (at most ``MAX_BODY`` worth: a larger one is refused, not read)."""
+        length = next((v for k, v in self.headers if k == b"content-length"), b"0")
+        if length.isdigit() and int(length) and self._deadline is not None:
+            left = max(self._deadline.when() - self.loop.time(), 0.0)
+            self._arm(left + min(int(length), MAX_BODY) / BODY_RATE)
+        self._extended = True
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -83,6 +97,8 @@ class DeadlineProtocol(H11Protocol):
         super().data_received(data)
         if self.conn.their_state is h11.DONE:
             self._disarm()  # all of it is here; the app may take its time
+        elif self.conn.their_state is h11.SEND_BODY and not self._extended:
+            self._extend_for_body()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -6,12 +6,14 @@ up logs no traceback (16, viewer part). Every server here is a real uvicorn on
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
 import shutil
 import socket
 import stat
+import time
 import urllib.parse
 
 import pytest
@@ -94,6 +96,30 @@ def test_image_cap_is_checked_before_reading(site, shop):
         assert status == 404 and b"not a regular file" in body
 
 
+def test_zip_members_are_capped_from_the_directory(tmp_path):
+    import zipfile
+
+    from search.web.images import ImageRefused, read_capped
+
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("small.jpg", jpeg_bytes())
+        zf.writestr("bomb.jpg", b"\0" * (21 * 1024 * 1024))  # ~20 KB packed, 21 MB inside
+    assert read_capped(f"{archive}::small.jpg") == jpeg_bytes()
+    with pytest.raises(ImageRefused, match="larger than 20 MB"):
+        read_capped(f"{archive}::bomb.jpg")
+    with pytest.raises(ImageRefused, match="cannot read"):
+        read_capped(f"{archive}::missing.jpg")
+    fifo = tmp_path / "fifo.zip"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageRefused, match="not a regular file"):
+        read_capped(f"{fifo}::small.jpg")
+    with pytest.raises(ImageRefused, match="larger than 1 MB"):
+        big = tmp_path / "big.jpg"
+        big.write_bytes(b"\0" * (1024 * 1024 + 1))
+        read_capped(str(big), cap=1024 * 1024)
+
+
 # -- case 9: a deeply nested JSON body is a 400, not a 500 ---------------------------
 @pytest.mark.parametrize(
     "raw",
@@ -127,6 +153,25 @@ def test_slow_header_clients_do_not_starve_normal_requests(site):
         assert slow.wait_dropped(timeout=10 * REQUEST_TIMEOUT + 20) == 80
     finally:
         slow.close()
+
+
+def test_a_large_body_gets_time_to_arrive(site):
+    """The deadline counts a second per announced MiB: a 3 MiB query sent over ~2.5 s
+    (longer than the 2 s request deadline) is answered."""
+    host, port, _ = site
+    raw = json.dumps({"text": "shoe", "collection": "shop", "pad": "x" * 3 * 1024**2}).encode()
+    head = (
+        f"POST /api/query HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n\r\n"
+    )
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        step = len(raw) // 5 + 1
+        for i in range(0, len(raw), step):
+            time.sleep(0.5)
+            sock.sendall(raw[i : i + step])
+        answer = sock.recv(64)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
 
 
 def test_header_flood_is_431_and_bad_length_is_411(site):
