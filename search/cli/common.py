@@ -50,6 +50,14 @@ Url = Annotated[
 ApiKey = Annotated[
     str | None, typer.Option("--qdrant-api-key", envvar="QDRANT_API_KEY", help="Qdrant API key.")
 ]
+ReadConsistency = Annotated[
+    str | None,
+    typer.Option(
+        "--read-consistency",
+        metavar="LEVEL",
+        help="Qdrant cluster: replicas a read must agree with (all, majority, quorum or N).",
+    ),
+]
 ConfigFile = Annotated[
     Path | None,
     typer.Option("--config", help="TOML config (sections store, index, stage1, stage2, eval)."),
@@ -181,6 +189,7 @@ class StoreFlags:
     backend: Backend = None
     qdrant_url: Url = None
     qdrant_api_key: ApiKey = None
+    read_consistency: ReadConsistency = None
 
     @property
     def store(self) -> dict[str, Any]:
@@ -197,6 +206,10 @@ class StoreFlags:
         overrides of stage1, stage2, eval, index, train ...; None values are ignored)."""
         from search.config import load_config
 
+        if self.read_consistency is not None:
+            sections["index"] = {"read_consistency": self.read_consistency} | dict(
+                sections.get("index") or {}
+            )
         return load_config(self.config, store=self.store, **sections)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import Annotated
+from dataclasses import dataclass, fields
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,6 +20,7 @@ from search.cli.common import (
     Format,
     StoreFlags,
     handle_errors,
+    option_group,
     out,
     progress_bars,
     store_options,
@@ -27,9 +29,52 @@ from search.cli.common import (
 app = typer.Typer()
 
 
+@dataclass(frozen=True)
+class LayoutFlags:
+    """How ``search index`` lays a collection out: HNSW, quantization and, on a server or
+    cluster, storage, shards, replicas, write consistency and parallel upload streams."""
+
+    hnsw_m: Annotated[int | None, typer.Option("--hnsw-m", min=2, max=1024)] = None
+    hnsw_ef_construct: Annotated[
+        int | None, typer.Option("--hnsw-ef-construct", min=4, max=MAX_COUNT)
+    ] = None
+    quantization: Annotated[
+        str | None, typer.Option("--quantization", help="int8 scalar quantization.")
+    ] = None
+    on_disk: Annotated[
+        bool | None, typer.Option("--on-disk/--in-ram", help="Server: vectors on disk.")
+    ] = None
+    shards: Annotated[
+        int | None, typer.Option("--shards", min=1, max=1000, help="Server cluster: shards.")
+    ] = None
+    replicas: Annotated[
+        int | None,
+        typer.Option("--replicas", min=1, max=1000, help="Server cluster: copies of each shard."),
+    ] = None
+    write_consistency: Annotated[
+        int | None,
+        typer.Option(
+            "--write-consistency",
+            min=1,
+            max=1000,
+            help="Server cluster: replicas that acknowledge a write (at most --replicas).",
+        ),
+    ] = None
+    upload_streams: Annotated[
+        int | None,
+        typer.Option("--upload-streams", min=1, max=64, help="Server: batches written at once."),
+    ] = None
+
+    @property
+    def index(self) -> dict[str, Any]:
+        """The ``[index]`` overrides these flags make."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 @app.command("index")
 @handle_errors
 @store_options()
+@option_group(LayoutFlags, "layout")
 def index_cmd(
     dataset: Annotated[
         str,
@@ -48,22 +93,6 @@ def index_cmd(
         typer.Option(
             "--batch-size", min=1, max=MAX_COUNT, help="Listings per encode/upsert batch."
         ),
-    ] = None,
-    hnsw_m: Annotated[int | None, typer.Option("--hnsw-m", min=2, max=1024)] = None,
-    hnsw_ef_construct: Annotated[
-        int | None, typer.Option("--hnsw-ef-construct", min=4, max=MAX_COUNT)
-    ] = None,
-    quantization: Annotated[
-        str | None, typer.Option("--quantization", help="int8 scalar quantization.")
-    ] = None,
-    on_disk: Annotated[
-        bool | None, typer.Option("--on-disk/--in-ram", help="Server: vectors on disk.")
-    ] = None,
-    shards: Annotated[
-        int | None, typer.Option("--shards", min=1, max=1000, help="Server cluster: shards.")
-    ] = None,
-    replicas: Annotated[
-        int | None, typer.Option("--replicas", min=1, max=1000, help="Server cluster: replicas.")
     ] = None,
     ray: Annotated[
         bool, typer.Option("--ray", help="Encode on Ray Data workers (needs --qdrant-url).")
@@ -84,6 +113,7 @@ def index_cmd(
     ] = 0.0,
     *,
     store: StoreFlags,
+    layout: LayoutFlags,
 ) -> None:
     """Encode a dataset and store it in a collection (a killed run resumes)."""
     from search.indexing import index_dataset
@@ -92,14 +122,7 @@ def index_cmd(
     if not ray and (workers is not None or gpus_per_worker):
         raise UsageError("--workers and --gpus-per-worker need --ray")
     cfg = store.load(
-        index={
-            "hnsw_m": hnsw_m,
-            "hnsw_ef_construct": hnsw_ef_construct,
-            "quantization": quantization,
-            "on_disk": on_disk,
-            "shards": shards,
-            "replicas": replicas,
-        },
+        index=layout.index,
         stage1={"encoders": encoder or None, "batch_size": batch_size},
     )
     with progress_bars() as bars:
