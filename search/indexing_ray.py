@@ -25,6 +25,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,10 @@ def index_dataset_ray(
             fresh=recreate,
             progress=progress(counted["total"]) if progress else None,
         ):
+            if row["error"]:  # a worker met a fault with a clear fix: stop, say it once
+                err = SearchError(row["error"].strip().splitlines()[0])
+                err.exit_code = row["exit_code"]
+                raise err
             report.seen += row["seen"]
             report.written += row["written"]
             report.skipped_existing += row["skipped"]
@@ -158,10 +163,13 @@ def connect_ray(ray: Any, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
+    verbose = log.isEnabledFor(logging.INFO)  # `search -v`: Ray's warnings too
+    if not verbose:  # Ray's C++ core logs warnings to stderr around our progress bar
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     opts: dict[str, Any] = {
         "include_dashboard": False,
-        "log_to_driver": False,
-        "logging_level": logging.WARNING,
+        "log_to_driver": verbose,
+        "logging_level": logging.WARNING if verbose else logging.ERROR,
     }
     if address in (None, "", "local"):
         ray.init(**opts)
@@ -211,7 +219,7 @@ def _quiet(ray: Any) -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 def _run(
@@ -231,7 +239,6 @@ def _run(
     progress: Callable[[int], None] | None,
 ) -> Iterator[dict[str, Any]]:
     """Stream the catalogue through the worker pool; one summary row per stored batch."""
-    from ray.data import ActorPoolStrategy
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     batch_size = cfg.stage1.batch_size
@@ -248,7 +255,32 @@ def _run(
     cpus = ray.cluster_resources().get("CPU", 1.0)
     # on a small machine the workers share what the read tasks leave
     per_worker = min(1.0, max(0.1, (cpus - 1) / workers)) if cpus > 1 else 0.5
-    out = products.map_batches(
+    with warnings.catch_warnings():
+        # bounded restarts still pass as remote args (deprecated by Ray 2.60, not replaced)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = _pool(products, cfg, index, name, dataset, journal, workers, per_worker, gpus)
+    for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for row in batch.to_pylist():
+            yield row
+            if progress:
+                progress(row["seen"])
+
+
+def _pool(
+    products: Any,
+    cfg: AppConfig,
+    index: Any,
+    name: str,
+    dataset: str,
+    journal: Any,
+    workers: int,
+    per_worker: float,
+    gpus: float,
+) -> Any:
+    """The encoder actor pool over the product blocks (Ray Data ``map_batches``)."""
+    from ray.data import ActorPoolStrategy
+
+    return products.map_batches(
         IndexWorker,
         fn_constructor_kwargs={
             "specs": list(cfg.stage1.encoders),
@@ -259,7 +291,7 @@ def _run(
             "dataset": dataset,
             "journal": journal,
         },
-        batch_size=batch_size,
+        batch_size=cfg.stage1.batch_size,
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=workers),
         num_cpus=per_worker,
@@ -267,34 +299,6 @@ def _run(
         max_restarts=MAX_RETRIES,
         max_task_retries=MAX_RETRIES,
     )
-    try:
-        for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for row in batch.to_pylist():
-                yield row
-                if progress:
-                    progress(row["seen"])
-    except Exception as exc:
-        err = _user_error(exc)
-        if err is None:
-            raise
-        raise err from exc
-
-
-def _user_error(exc: BaseException) -> SearchError | None:
-    """The SearchError a worker raised, dug out of Ray's wrappers (None if there is none)."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        err = todo.pop()
-        if err is None or id(err) in seen:
-            continue
-        seen.add(id(err))
-        if isinstance(err, SearchError):  # its first line, and its exit code
-            out = SearchError((str(err).strip().splitlines() or [""])[0])
-            out.exit_code = err.exit_code
-            return out
-        todo += [err.__cause__, err.__context__, getattr(err, "cause", None)]
-    return None
 
 
 class _AnyId:

@@ -14,6 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from retrieval.errors import SearchError
 from retrieval.failure_log import FailureLog
 from retrieval.index.base import IndexConfig, point_id
 from retrieval.retriever import Retriever, batched
@@ -123,13 +124,32 @@ class IndexWorker:
     ) -> None:
         from retrieval.index.server import ServerIndex
 
-        self.index = ServerIndex(url, api_key, config)
-        self.retriever = Retriever.from_specs(specs, self.index, collection)
         self.collection, self.dataset, self.journal = collection, dataset, journal
+        self.error: SearchError | None = None
+        try:
+            self.index = ServerIndex(url, api_key, config)
+            self.retriever = Retriever.from_specs(specs, self.index, collection)
+        except SearchError as exc:  # told to the driver with the first batch
+            self.error = exc
 
     def __call__(self, batch: Any) -> Any:
-        """Store the batch's products not stored yet; one summary row back to the driver."""
+        """Store the batch's products not stored yet; one summary row back to the driver.
+
+        A SearchError (the server gone, a model that will not load) comes back as the
+        row's ``error``: Ray would hand the driver only its traceback as text."""
         import pyarrow as pa
+
+        row = {"seen": batch.num_rows, "written": 0, "skipped": 0, "failures": "{}"}
+        try:
+            if self.error is not None:
+                raise self.error
+            row.update(self._store(batch))
+            row["error"], row["exit_code"] = "", 0
+        except SearchError as exc:
+            row["error"], row["exit_code"] = str(exc) or type(exc).__name__, exc.exit_code
+        return pa.table({k: [v] for k, v in row.items()})
+
+    def _store(self, batch: Any) -> dict[str, Any]:
         import ray
 
         products = [pickle.loads(b) for b in batch.column("product").to_pylist()]
@@ -146,11 +166,4 @@ class IndexWorker:
                 failures.update(enc.failures)
             payloads = [p.payload(self.dataset) for p in items]
             self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
-        return pa.table(
-            {
-                "seen": [len(products)],
-                "written": [len(todo)],
-                "skipped": [len(done)],
-                "failures": [json.dumps(failures)],
-            }
-        )
+        return {"written": len(todo), "skipped": len(done), "failures": json.dumps(failures)}

@@ -212,3 +212,42 @@ def test_a_ray_address_that_does_not_answer(tmp_path, qdrant_node, answer):
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and f"no Ray cluster answers at {address}" in lines[0], res.stderr
+
+
+def test_the_server_stopped_mid_run_is_one_line_and_a_rerun_resumes(
+    tmp_path, catalogue, clean, ray_cluster
+):
+    """A worker that loses the Qdrant server stops the run with the server's URL in one
+    line (not Ray's traceback); the server restarted, the same command resumes."""
+    from qdrant_server import QdrantNode
+
+    node = QdrantNode(tmp_path / "qdrant").start()
+    name = f"server-gone-{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "home"
+    env = {**os.environ, "SEARCH_HOME": str(home), "COLUMNS": "400"}
+    env.pop("QDRANT_URL", None)
+    cmd = [sys.executable, "-m", "search", "-v", "index", str(catalogue), "-c", name]
+    cmd += ["-e", "sparse", "-e", "phash", "--batch-size", "8", "--qdrant-url", node.url]
+    cmd += ["--ray-address", ray_cluster, "--workers", "2"]
+    try:
+        proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        lines = []
+        for line in proc.stderr:  # ends when the run does
+            lines.append(line)
+            if node.alive() and "stored" in line and "skipped" in line:
+                if int(line.split("stored")[1].split(",")[0]) >= 40:
+                    node.kill()  # SIGKILL mid-run
+        assert proc.wait(timeout=120) != 0 and not node.alive()
+        errors = [ln for ln in lines if ln.startswith("error:")]
+        assert len(errors) == 1 and f"cannot reach Qdrant at {node.url}" in errors[0], lines
+        assert not any("Traceback" in ln for ln in lines)
+
+        node.start()  # same storage, same ports
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        resumed = json.loads((home / "reports" / f"{name}-index-report.json").read_text())
+        assert resumed["skipped_existing"] >= 40
+        assert resumed["failed_items"] == clean.failures
+        assert count(node, name) == clean.seen
+    finally:
+        node.stop()
