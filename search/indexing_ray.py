@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import os
-import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -76,6 +75,8 @@ def index_dataset_ray(
 
     start = time.perf_counter()
     dataset = open_dataset(dataset_path, format=fmt)
+    # the tasks open it again, wherever Ray runs them (``ARCHIVE.zip::FILE.csv`` kept)
+    where = os.path.abspath(os.path.expanduser(dataset_path))
     name = check_collection_name(collection or dataset.name)
     index = connect(cfg)
     owns_ray = False
@@ -85,7 +86,7 @@ def index_dataset_ray(
         owns_ray = connect_ray(ray, address)
         counted = ray.get(
             ray.remote(survey).remote(
-                dataset_path,
+                where,
                 fmt,
                 [] if recreate else sorted(_previous_failures(report_path, _AnyId())),
             )
@@ -104,7 +105,7 @@ def index_dataset_ray(
             ray,
             cfg,
             index,
-            dataset_path,
+            where,
             fmt,
             name=name,
             dataset=dataset.name,
@@ -173,6 +174,11 @@ def connect_ray(ray: Any, address: str | None) -> bool:
     }
     if address in (None, "", "local"):
         ray.init(**opts)
+    elif address.startswith("ray://"):
+        raise UsageError(
+            "Ray Client addresses (ray://) are not supported: run search on a node of the "
+            "cluster and pass its GCS address (HOST:PORT, default port 6379) or auto"
+        )
     else:
         if address != "auto":
             _probe(address)
@@ -190,19 +196,11 @@ def _probe(address: str) -> None:
     (``ray.init`` itself retries for minutes)."""
     import grpc
 
-    client = address.startswith("ray://")  # the Ray Client server: a plain TCP check
-    hostport = address.split("://", 1)[-1]
-    host, sep, port = hostport.rpartition(":")
+    host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise UsageError(f"bad Ray address {address!r}: expected HOST:PORT, auto or local")
     hint = "start one with `ray start --head` or pass its address to --ray-address"
-    if client:
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S):
-                return
-        except OSError as exc:
-            raise SearchError(f"no Ray cluster answers at {address} ({exc}); {hint}") from exc
-    with grpc.insecure_channel(hostport) as channel:
+    with grpc.insecure_channel(address) as channel:
         ask = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
         try:
             ask(b"", timeout=CONNECT_TIMEOUT_S)
@@ -242,6 +240,7 @@ def _run(
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     batch_size = cfg.stage1.batch_size
+    per_worker, read_cpus = _shares(ray, workers, gpus)
     here = ray.get_runtime_context().get_node_id()
     journal = (
         ray.remote(Journal)
@@ -251,10 +250,7 @@ def _run(
     ray.get(journal.ready.remote())
     blocks = min(math.ceil(total / batch_size), READ_TASKS_PER_WORKER * workers)
     source = product_source(dataset_path, fmt, total, batch_size)
-    products = ray.data.read_datasource(source, override_num_blocks=blocks)
-    cpus = ray.cluster_resources().get("CPU", 1.0)
-    # on a small machine the workers share what the read tasks leave
-    per_worker = min(1.0, max(0.1, (cpus - 1) / workers)) if cpus > 1 else 0.5
+    products = ray.data.read_datasource(source, override_num_blocks=blocks, num_cpus=read_cpus)
     with warnings.catch_warnings():
         # bounded restarts still pass as remote args (deprecated by Ray 2.60, not replaced)
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -264,6 +260,23 @@ def _run(
             yield row
             if progress:
                 progress(row["seen"])
+
+
+def _shares(ray: Any, workers: int, gpus: float) -> tuple[float, float]:
+    """The CPUs of one worker and of one read task: on a small machine
+    the workers share what the read tasks leave, so reading never starves. Too few GPUs
+    for the pool is one line, not a run that waits for ever."""
+    have = ray.cluster_resources()
+    cpus, gpu_count = float(have.get("CPU", 0.0)), float(have.get("GPU", 0.0))
+    if gpus and gpus * workers > gpu_count + 1e-9:
+        raise UsageError(
+            f"--workers {workers} x --gpus-per-worker {gpus:g} needs {gpus * workers:g} GPUs; "
+            f"the Ray cluster has {gpu_count:g}"
+        )
+    if cpus <= 0:
+        raise UsageError("the Ray cluster has no CPUs for the read tasks and workers")
+    read = min(1.0, cpus / 2)
+    return min(1.0, (cpus - read) / workers), read
 
 
 def _pool(

@@ -119,3 +119,42 @@ def test_ray_needs_a_server_and_its_flags_need_ray(tmp_path, monkeypatch):
     assert "Traceback" not in res.output
     res = CliRunner().invoke(app, ["index", str(data), "-e", "sparse", "--workers", "2"])
     assert res.exit_code == 2 and "--workers and --gpus-per-worker need --ray" in res.output
+
+
+def test_gpus_the_cluster_lacks_are_one_line(tmp_path, qdrant_node, ray_cluster):
+    """A pool that cannot be placed would wait for ever: refused before any work."""
+    from retrieval.errors import UsageError
+
+    data = synthesize(tmp_path / "synth", groups=2, image_size=32)
+    cfg = load_config(
+        None,
+        store={"data_dir": tmp_path / "home", "url": qdrant_node.url},
+        stage1={"encoders": ["sparse"]},
+    )
+    with pytest.raises(UsageError, match=r"needs 2 GPUs; the Ray cluster has 0"):
+        index_dataset_ray(cfg, str(data), collection="no-gpus", workers=2, gpus_per_worker=1)
+
+
+class NotConnected:
+    """Stands in for the ``ray`` module before ``ray.init`` (these addresses are refused
+    before Ray is asked anything)."""
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("ray://head:10001", "Ray Client addresses (ray://) are not supported"),
+        ("head-without-port", "bad Ray address 'head-without-port'"),
+    ],
+)
+def test_addresses_ray_cannot_use_are_one_line(address, message):
+    from retrieval.errors import UsageError
+    from search.indexing_ray import connect_ray
+
+    with pytest.raises(UsageError) as err:
+        connect_ray(NotConnected(), address)
+    assert message in str(err.value) and "\n" not in str(err.value)
