@@ -8,8 +8,8 @@ streams without waiting for each to be applied, and at the end the threshold is 
 the collection waited on until it is green and its point count checked. On a cluster,
 shards, replicas and write consistency are set when the collection is made; reads take
 ``read_consistency``. The client speaks to servers 1.16 to 1.18 (tested with 1.16.3);
-another version is refused in one line. ``QdrantClient(":memory:")`` (the client's Python
-local mode, not the engine) still opens for code that only needs the client side.
+another version is refused in one line. (qdrant-client's ``":memory:"`` local mode is not
+the engine and is not offered: the tests start a real server.)
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ GREEN_TIMEOUT = 3600.0  # seconds a load waits for the HNSW build before it give
 
 
 class ServerIndex:
-    """VectorIndex over a Qdrant server at ``url`` (or ``":memory:"``)."""
+    """VectorIndex over a Qdrant server (or a cluster's peer) at ``url``."""
 
     def __init__(
         self,
@@ -64,15 +64,12 @@ class ServerIndex:
         api_key = api_key or os.environ.get("QDRANT_API_KEY") or None
         self.config = config or IndexConfig()
         self._consistency = read_consistency(self.config.read_consistency)
-        if self.url == ":memory:":
-            self.client = QdrantClient(":memory:")
-        else:
-            # the version check is ours (_check_version): one line instead of a warning
-            self.client = QdrantClient(
-                url=self.url, api_key=api_key, timeout=timeout, check_compatibility=False
-            )
+        # the version check is ours (_check_version): one line instead of a warning
+        self.client = QdrantClient(
+            url=self.url, api_key=api_key, timeout=timeout, check_compatibility=False
+        )
         self._meta: dict[str, dict[str, Any]] = {}
-        self._checked = self.url == ":memory:"
+        self._checked = False
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
 
@@ -203,17 +200,14 @@ class ServerIndex:
             optimizers_config=m.OptimizersConfigDiff(indexing_threshold=0),
             metadata=full,
         )
-        if self.url != ":memory:":  # local mode has no payload indexes
-            for field in KEYWORD_FIELDS:
-                self._call(
-                    self.client.create_payload_index, name, field, m.PayloadSchemaType.KEYWORD
-                )
+        for field in KEYWORD_FIELDS:
+            self._call(self.client.create_payload_index, name, field, m.PayloadSchemaType.KEYWORD)
         self._meta[name] = full
 
     def _check_cluster(self) -> None:
         """Replicas need as many peers: Qdrant would quietly keep fewer copies."""
         cfg = self.config
-        if cfg.replicas == 1 or self.url == ":memory:":
+        if cfg.replicas == 1:
             return
         status = self._call(self.client.http.distributed_api.cluster_status).result
         peers = len(getattr(status, "peers", None) or {}) or 1
@@ -241,15 +235,12 @@ class ServerIndex:
 
     def prepare_load(self, name: str) -> None:
         """Hold the HNSW build back while points stream in (a resumed load too)."""
-        if self.url != ":memory:":
-            self._set_indexing_threshold(name, 0)
+        self._set_indexing_threshold(name, 0)
 
     def optimize(self, name: str, timeout: float = GREEN_TIMEOUT) -> None:
         """End a load: every batch written, the HNSW build switched back on, and the
         collection green (indexed) before this returns."""
         self.flush()
-        if self.url == ":memory:":
-            return
         self._set_indexing_threshold(name, self.config.indexing_threshold_kb)
         deadline = time.monotonic() + timeout
         status = None
@@ -333,7 +324,7 @@ class ServerIndex:
         if not points:
             return
         streams = self.config.upload_streams
-        if streams == 1 or self.url == ":memory:":
+        if streams == 1:
             self._call(self.client.upsert, name, points=points, wait=True)
             return
         # several batches in flight; each is acknowledged once in the write-ahead log and
@@ -396,8 +387,6 @@ class ServerIndex:
         params = m.SearchParams(
             hnsw_ef=max(cfg.hnsw_ef, req.limit), exact=cfg.exact, quantization=quant
         )
-        if self.url == ":memory:":
-            params = None  # local mode always searches exactly and warns about params
         flt = None
         if req.filter:
             flt = m.Filter(
