@@ -1,7 +1,8 @@
 """``search index --ray``: the index job scaled out on Ray Data.
 
 The catalogue is read in blocks by Ray read tasks (each opens the dataset and streams its
-own range of products), the encoders run as an actor pool (``map_batches`` with a class:
+own range of products; the driver never holds the catalogue, though today's readers parse
+their whole file when a task opens them), the encoders run as an actor pool (``map_batches`` with a class:
 models load once per worker, ``num_gpus`` per worker, images decoded in the workers), and
 every worker writes its batches straight to the Qdrant server with the point ids of the
 single-process path (``point_id``): points already stored are skipped, so a re-run or a
