@@ -100,6 +100,9 @@ class EvalConfig:
     match_inb: int = 1
     match_pair: bool = False
     match_against: str = "split"
+    # catalogues: queries read their stored vectors (none encoded again); false encodes
+    # them as queries (a sparse encoder's query weights, CLIP's text-for-image fallback)
+    stored_queries: bool = True
 
     def __post_init__(self) -> None:
         if self.match_k < 1 or not 0 <= self.match_inb <= 3:

@@ -34,6 +34,7 @@ from retrieval.types import Product, ProgressFactory, Query
 from search.collection import CollectionChoice, open_collection
 from search.config import AppConfig
 from search.evaluation.scoring import EvalResult, StageRows, score_stages
+from search.evaluation.stored import StoredQueries
 from search.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ def evaluate_dataset(
     try:
         reranker = build_reranker(spec) if spec else None
         retriever = Retriever.for_collection(index, opened.collection.name)
+        if opened.dataset.self_match and ev.stored_queries:
+            retriever = StoredQueries(retriever, opened.dataset.name)
         pipe = Pipeline(retriever, reranker, cfg.stage1, cfg.stage2)
         test = run_split(pipe, opened.dataset, ev.split, opened.test, progress)
         tune = None
@@ -124,6 +127,8 @@ def evaluate_dataset(
     finally:
         index.close()
     notes = opened.notes
+    if isinstance(retriever, StoredQueries):
+        notes.append(retriever.note())
     if tune is None:
         notes.append(
             f"no {ev.tune_split!r} queries: the match threshold was tuned on {ev.split!r} "

@@ -38,6 +38,25 @@ def test_eval_writes_the_matcher_and_each_rules_f1(tuned):
     assert not (tuned.out / "f1_threshold.png").exists()
 
 
+def test_eval_of_an_indexed_catalogue_encodes_no_listing(
+    indexed, sparse_cfg, tmp_path, monkeypatch
+):
+    from dataclasses import replace
+
+    from retrieval.encoders.sparse import SparseEncoder
+
+    encode = SparseEncoder.encode
+    monkeypatch.setattr(SparseEncoder, "encode", lambda *_a, **_k: pytest.fail("encoded"))
+    res = evaluate_dataset(sparse_cfg, str(indexed), collection="shop", out=tmp_path / "a")
+    assert any(n.endswith("(encoded: 0)") for n in res.notes)
+    assert "(encoded: 0)" in (res.out / "report.md").read_text()
+    monkeypatch.setattr(SparseEncoder, "encode", encode)  # eval.stored_queries = false
+    cfg = replace(sparse_cfg, eval=replace(sparse_cfg.eval, stored_queries=False))
+    again = evaluate_dataset(cfg, str(indexed), collection="shop", out=tmp_path / "b")
+    assert not any("stored vectors" in n for n in again.notes)
+    assert again.metrics["queries/evaluated"] == res.metrics["queries/evaluated"]
+
+
 def test_reported_f1_is_match_scores_on_the_decided_sets(tuned, sparse_cfg, indexed):
     from retrieval.data import open_dataset
 
