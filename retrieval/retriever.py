@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from retrieval.atomic import write_json
 from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
@@ -59,6 +59,24 @@ class IndexReport:
             "failed_items": self.failures,
             "seconds": round(self.seconds, 3),
         }
+
+
+class Journal(Protocol):
+    """Where unreadable items are logged as they are met (a ``FailureLog``, or a Ray
+    actor holding one)."""
+
+    def failures_of(self, ids: Iterable[str]) -> dict[str, str]: ...
+
+    def append(self, failures: dict[str, str]) -> None: ...
+
+
+@dataclass
+class StoredBatch:
+    """What ``Retriever.store_batch`` did with one batch."""
+
+    written: int
+    skipped: int
+    failures: dict[str, str]
 
 
 class Retriever:
@@ -156,24 +174,11 @@ class Retriever:
                     continue
                 seen_ids.add(p.id)
                 fresh.append(p)
-            ids = [point_id(dataset, p.id) for p in fresh]
-            stored = self.index.existing(self.collection, ids)
-            todo = [(pid, p) for pid, p in zip(ids, fresh) if pid not in stored]
-            report.skipped_existing += len(fresh) - len(todo)
-            if journal is not None:
-                done = {p.id for pid, p in zip(ids, fresh) if pid in stored}
-                report.failures.update(journal.failures_of(done))
-            if todo:
-                items = [p for _, p in todo]
-                enc = self.encode(items)
-                report.failures.update(enc.failures)
-                if journal is not None:
-                    journal.append(enc.failures)
-                if reserve is not None:
-                    reserve(self.collection, len(todo))
-                payloads = [p.payload(dataset) for p in items]
-                self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
-                report.written += len(todo)
+            room = (lambda n: reserve(self.collection, n)) if reserve is not None else None
+            stored = self.store_batch(fresh, dataset, journal, before_upsert=room)
+            report.skipped_existing += stored.skipped
+            report.written += stored.written
+            report.failures.update(stored.failures)
             log.info(
                 "stored %d, skipped %d of %d seen",
                 report.written,
@@ -190,6 +195,34 @@ class Retriever:
             verify(self.collection, dataset, len(seen_ids))
         report.seconds = time.perf_counter() - start
         return report
+
+    def store_batch(
+        self,
+        products: Sequence[Product],
+        dataset: str,
+        journal: Journal | None = None,
+        *,
+        before_upsert: Callable[[int], None] | None = None,
+    ) -> StoredBatch:
+        """Encode and upsert the products of one batch not stored yet (one process, or a
+        Ray worker). The journal's failures of the skipped ones come back; the new ones
+        go to the journal before the batch is stored, so a resumed run finds them."""
+        ids = [point_id(dataset, p.id) for p in products]
+        stored = self.index.existing(self.collection, ids)
+        todo = [(pid, p) for pid, p in zip(ids, products) if pid not in stored]
+        done = [p.id for pid, p in zip(ids, products) if pid in stored]
+        failures = dict(journal.failures_of(done)) if journal is not None and done else {}
+        if todo:
+            items = [p for _, p in todo]
+            enc = self.encode(items)
+            failures.update(enc.failures)
+            if journal is not None and enc.failures:
+                journal.append(enc.failures)
+            if before_upsert is not None:
+                before_upsert(len(todo))
+            payloads = [p.payload(dataset) for p in items]
+            self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
+        return StoredBatch(len(todo), len(done), failures)
 
     # -- searching ---------------------------------------------------------------------
     def requests(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def index_dataset(
         if not products:
             raise UsageError(f"dataset {dataset_path} has no products")
         report_path = reports_dir(cfg) / f"{name}-index-report.json"
-        previous = _previous_failures(report_path, {p.id for p in products}) if not recreate else {}
+        previous = previous_failures(report_path, {p.id for p in products}) if not recreate else {}
         tick = progress(len(products)) if progress else None
         report = retriever.index_dataset(
             products,
@@ -73,9 +73,9 @@ def index_dataset(
         index.close()
 
 
-def _previous_failures(path: Path, ids: set[str]) -> dict[str, str]:
-    """Failures of this dataset's items listed by an earlier run of the same collection
-    (a damaged report is ignored: the failure log of ``Retriever.index_dataset`` has them)."""
+def previous_failures(path: Path, ids: Container[str] | None = None) -> dict[str, str]:
+    """Failures listed by an earlier run of the same collection, of the items in ``ids``
+    (None: all of them); a damaged report is ignored (the failure log has them)."""
     try:
         data = read_json(path, "it is rewritten by this run")
         items = data.get("failed_items", {})
@@ -83,7 +83,7 @@ def _previous_failures(path: Path, ids: set[str]) -> dict[str, str]:
         return {}
     if not isinstance(items, dict):
         return {}
-    return {str(k): str(v) for k, v in items.items() if str(k) in ids}
+    return {str(k): str(v) for k, v in items.items() if ids is None or str(k) in ids}
 
 
 def pick_collection(index: VectorIndex, collection: str | None) -> str:

@@ -34,7 +34,7 @@ from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import check_collection_name
 from retrieval.retriever import IndexReport, Retriever, write_report
 from search.config import AppConfig
-from search.indexing import _previous_failures, connect, reports_dir
+from search.indexing import connect, previous_failures, reports_dir
 from search.indexing_ray_tasks import IndexWorker, Journal, product_source, survey
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def index_dataset_ray(
             ray.remote(survey).remote(
                 where,
                 fmt,
-                [] if recreate else sorted(_previous_failures(report_path, _AnyId())),
+                [] if recreate else sorted(previous_failures(report_path)),
             )
         )
         if not counted["total"]:
@@ -101,6 +101,7 @@ def index_dataset_ray(
             "source": str(Path(dataset_path).resolve()),
         }
         index.create(name, retriever.specs, meta, recreate=recreate)
+        index.prepare_load(name)  # no HNSW build while the workers write
         report = IndexReport(name, dataset.name)
         for row in _run(
             ray,
@@ -135,8 +136,9 @@ def index_dataset_ray(
             raise SearchError(
                 f"the Ray run saw {report.seen} of {counted['total']} products; re-run to resume"
             )
-        index.optimize(name)
-        previous = {} if recreate else _previous_failures(report_path, set(counted["failed"]))
+        index.optimize(name)  # HNSW on again, waited green
+        index.verify_count(name, dataset.name, counted["total"])
+        previous = {} if recreate else previous_failures(report_path, set(counted["failed"]))
         report.failures = {**previous, **report.failures}
         report.duplicates += counted["duplicates"]  # rows the reader dropped
         report.seconds = time.perf_counter() - start
@@ -313,10 +315,3 @@ def _pool(
         max_restarts=MAX_RETRIES,
         max_task_retries=MAX_RETRIES,
     )
-
-
-class _AnyId:
-    """Every product id (reads a whole earlier report; the survey keeps this dataset's)."""
-
-    def __contains__(self, _: object) -> bool:
-        return True

@@ -16,7 +16,7 @@ from typing import Any
 
 from retrieval.errors import SearchError
 from retrieval.failure_log import FailureLog
-from retrieval.index.base import IndexConfig, point_id
+from retrieval.index.base import IndexConfig
 from retrieval.retriever import Retriever, batched
 
 
@@ -150,20 +150,28 @@ class IndexWorker:
         return pa.table({k: [v] for k, v in row.items()})
 
     def _store(self, batch: Any) -> dict[str, Any]:
+        products = [pickle.loads(b) for b in batch.column("product").to_pylist()]
+        stored = self.retriever.store_batch(products, self.dataset, RemoteJournal(self.journal))
+        self.index.flush()  # the batch is stored before the driver counts it
+        return {
+            "written": stored.written,
+            "skipped": stored.skipped,
+            "failures": json.dumps(stored.failures),
+        }
+
+
+class RemoteJournal:
+    """The ``Journal`` actor seen from a worker, as ``Retriever.store_batch`` uses one."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+
+    def failures_of(self, ids: Any) -> dict[str, str]:
         import ray
 
-        products = [pickle.loads(b) for b in batch.column("product").to_pylist()]
-        ids = [point_id(self.dataset, p.id) for p in products]
-        stored = self.index.existing(self.collection, ids)
-        todo = [(pid, p) for pid, p in zip(ids, products) if pid not in stored]
-        done = [p.id for pid, p in zip(ids, products) if pid in stored]
-        failures = ray.get(self.journal.failures_of.remote(done)) if done else {}
-        if todo:
-            items = [p for _, p in todo]
-            enc = self.retriever.encode(items)
-            if enc.failures:  # logged before the batch is stored: a resumed run finds them
-                ray.get(self.journal.append.remote(enc.failures))
-                failures.update(enc.failures)
-            payloads = [p.payload(self.dataset) for p in items]
-            self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
-        return {"written": len(todo), "skipped": len(done), "failures": json.dumps(failures)}
+        return ray.get(self.actor.failures_of.remote(list(ids)))
+
+    def append(self, failures: dict[str, str]) -> None:
+        import ray
+
+        ray.get(self.actor.append.remote(failures))
