@@ -35,7 +35,7 @@ from rerank.pair_features import (
     pair_features,
 )
 from rerank.stack_blend import Blend, blend_inputs
-from retrieval.atomic import write_text
+from retrieval.atomic import read_checked, write_checked, write_text
 from retrieval.errors import MissingExtraError, UsageError
 from retrieval.registry import int_option
 
@@ -114,11 +114,18 @@ class PairGbdtModel:
         return [sigmoid(slope * float(s) + intercept) for s in scores]
 
     def save(self, path: str | Path) -> Path:
-        """Write the LightGBM text model and its JSON sidecar; returns the model path."""
+        """Write the LightGBM text model and its JSON sidecar, each whole or not at all
+        (the model first: a sidecar never names a file that is not there); the sidecar
+        records the model's sha256 and size, which ``load`` checks before LightGBM reads it.
+        Returns the model path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(path))
-        meta = {"features": self.features, "feature_version": FEATURE_VERSION, **self.info}
+        record = write_checked(path, self.booster.model_to_string())
+        meta = {
+            "features": self.features,
+            "feature_version": FEATURE_VERSION,
+            **self.info,
+            "model_file": record,
+        }
         write_text(sidecar_path(path), json.dumps(meta, indent=2, default=str))
         return path
 
@@ -136,6 +143,8 @@ class PairGbdtModel:
             meta = json.loads(side.read_text())
         except ValueError as exc:
             raise UsageError(f"bad pair-gbdt sidecar {side}: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise UsageError(f"bad pair-gbdt sidecar {side}: not a JSON object; {TRAIN_HINT}")
         features = list(meta.pop("features", []))
         version = meta.pop("feature_version", None)
         own = [f for f in features if not f.startswith((SIM_PREFIX, STACK_PREFIX))]
@@ -145,9 +154,12 @@ class PairGbdtModel:
                 f"(version {version}: {', '.join(own)}); this version computes "
                 f"(version {FEATURE_VERSION}: {', '.join(FEATURES)}); {TRAIN_HINT}"
             )
+        # a truncated or edited model crashes LightGBM natively (segfault, abort, a loop):
+        # only the bytes the sidecar recorded reach it
+        text = read_checked(path, meta.pop("model_file", None), TRAIN_HINT).decode("utf-8")
         lgb = import_lightgbm()
         try:
-            booster = lgb.Booster(model_file=str(path))
+            booster = lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as exc:
             raise UsageError(f"cannot read pair-gbdt model {path}: {exc}") from exc
         if booster.feature_name() != features:

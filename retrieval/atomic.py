@@ -8,8 +8,11 @@ never half of one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,4 +86,50 @@ def read_json(path: str | Path, rebuild: str, *, kind: type = dict) -> Any:
         raise DamagedFile(f"{p} is a folder, not a file; {rebuild}") from exc
     if not isinstance(data, kind):
         raise DamagedFile(f"damaged file {p} (expected a JSON {kind.__name__}); {rebuild}")
+    return data
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def write_checked(path: str | Path, data: str | bytes) -> dict[str, Any]:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically; return the record that
+    ``read_checked`` verifies it by: ``{"sha256": hex, "size": bytes}``. Model files that
+    native code parses (LightGBM's) are written this way and their record kept beside them."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    write_bytes(path, raw)
+    return {"sha256": hashlib.sha256(raw).hexdigest(), "size": len(raw)}
+
+
+def read_checked(path: str | Path, record: Any, rebuild: str) -> bytes:
+    """The bytes of ``path`` if they match ``record`` (from ``write_checked``), read once
+    so what is checked is what the caller parses. A missing record, another size (checked
+    from ``stat`` before a byte is read) or another sha256 is one line naming the file
+    and ``rebuild`` (the command that writes it again)."""
+    p = Path(path)
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("sha256"), str)
+        and SHA256.fullmatch(record["sha256"])
+        and type(record.get("size")) is int
+    ):
+        raise DamagedFile(
+            f"{p} has no recorded sha256 and size (an older version wrote it); {rebuild}"
+        )
+    try:
+        info = p.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DamagedFile(f"{p} is not a regular file; {rebuild}")
+        size = info.st_size
+        if size != record["size"]:
+            raise DamagedFile(
+                f"damaged file {p} ({size} bytes, {record['size']} recorded when it was written); {rebuild}"
+            )
+        data = p.read_bytes()
+    except FileNotFoundError as exc:
+        raise DamagedFile(f"{p} is missing; {rebuild}") from exc
+    if len(data) != record["size"] or hashlib.sha256(data).hexdigest() != record["sha256"]:
+        raise DamagedFile(
+            f"damaged file {p} (its sha256 differs from the one recorded when it was written); {rebuild}"
+        )
     return data

@@ -64,7 +64,10 @@ def add_pair_scores(es: EdgeSet, matcher: Matcher, progress: ProgressFactory | N
     """Score the edges with the matcher's pair model."""
     assert matcher.pair is not None
     cols = matcher.pair.columns
-    boosters = [load_model(path, cols) for path in matcher.pair.paths(matcher.base)]
+    paths, files = matcher.pair.paths(matcher.base), matcher.pair.files
+    boosters = [
+        load_model(p, cols, files[i] if i < len(files) else None) for i, p in enumerate(paths)
+    ]
     tick = progress("pair model", 1) if progress else None
     es.add_pair(boosters, es.features(matcher.pair.neighbours))
     if tick:

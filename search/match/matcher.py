@@ -31,6 +31,7 @@ class PairModel:
     columns: list[str]
     neighbours: int = 5
     seeds: int = 1
+    files: list[dict[str, Any]] = field(default_factory=list)  # sha256 and size per path
 
     def path(self, base: Path) -> Path:
         p = Path(self.model)
@@ -82,6 +83,7 @@ class Matcher:
                 "columns": self.pair.columns,
                 "neighbours": self.pair.neighbours,
                 "seeds": self.pair.seeds,
+                "files": self.pair.files,
             },
             "rule": self.rule,
             "rules": [r.to_json() for r in self.rules],

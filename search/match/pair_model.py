@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from rerank.pair_features import FEATURES, MARGIN_SUFFIX, pair_features
-from retrieval.atomic import write_text
+from retrieval.atomic import read_checked, write_checked
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
 from search.match.edges import CSLS, MEAN, Edges, ranks, reverse_index, top_stats
@@ -141,27 +141,33 @@ def pair_scores(boosters: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarra
     return both.astype(np.float32)
 
 
-def save_models(boosters: Sequence[Any], paths: Sequence[Path]) -> None:
-    """One LightGBM text model per booster, each written whole or not at all."""
-    for booster, path in zip(boosters, paths, strict=True):
-        save_model(booster, path)
+REBUILD = "run `search eval` again to write the matcher and its pair model"
 
 
-def save_model(booster: Any, path: str | Path) -> Path:
-    """The booster as a LightGBM text model, written whole or not at all."""
-    return write_text(path, booster.model_to_string())
+def save_models(boosters: Sequence[Any], paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """One LightGBM text model per booster, each written whole or not at all; their
+    sha256 and size records (for the matcher) in order."""
+    return [save_model(b, p) for b, p in zip(boosters, paths, strict=True)]
 
 
-def load_model(path: str | Path, cols: Sequence[str]) -> Any:
-    """Read a LightGBM text model; a missing file or other columns are one-line errors."""
+def save_model(booster: Any, path: str | Path) -> dict[str, Any]:
+    """The booster as a LightGBM text model, written whole or not at all; its record."""
+    return write_checked(path, booster.model_to_string())
+
+
+def load_model(path: str | Path, cols: Sequence[str], record: Any = None) -> Any:
+    """Read a LightGBM text model whose bytes match ``record`` (checked before LightGBM
+    parses them: a damaged model crashes it natively); a missing file, a mismatch or
+    other columns are one-line errors."""
     from rerank.pair_gbdt import import_lightgbm
 
     lgb = import_lightgbm()
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"the matcher's pair model {path} is missing; run `search eval` again")
+        raise UsageError(f"the matcher's pair model {path} is missing; {REBUILD}")
+    text = read_checked(path, record, REBUILD).decode("utf-8")
     try:
-        booster = lgb.Booster(model_file=str(path))
+        booster = lgb.Booster(model_str=text)
     except lgb.basic.LightGBMError as exc:
         raise UsageError(f"cannot read the pair model {path}: {exc}") from exc
     if booster.feature_name() != list(cols):

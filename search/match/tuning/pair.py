@@ -56,7 +56,7 @@ def fit_pair(
 def save_pair(boosters: list, cols: list[str], out: Path, neighbours: int) -> PairModel:
     """The pair model's files beside the matcher (one per seed) and its description."""
     model = PairModel(PAIR_FILE, cols, neighbours, len(boosters))
-    save_models(boosters, model.paths(out))
+    model.files = save_models(boosters, model.paths(out))
     return model
 
 
