@@ -29,6 +29,7 @@ from torch import nn
 from retrieval.errors import SearchError, UsageError
 from retrieval.types import Product
 from training.loop import LoopArgs, LoopResult
+from training.seeding import seed_everything
 
 log = logging.getLogger(__name__)
 BEST_FILE = "best_epoch.json"
@@ -131,9 +132,9 @@ def grouped_splits(
     what: str,
     seed: int,
 ) -> GroupedSplits:
-    """Seed torch, keep the grouped listings ``usable`` accepts (none in train: SearchError
+    """Seed every generator, keep the grouped listings ``usable`` accepts (none in train: SearchError
     naming ``what`` they need) and number the train groups."""
-    torch.manual_seed(seed)
+    seed_everything(seed)  # before the model and its head are built
     kept = [p for p in train if usable(p) and p.group is not None]
     if not kept:
         raise SearchError(f"no grouped listings with {what} among {len(train)} train listings")

@@ -24,6 +24,7 @@ from retrieval.errors import SearchError
 from retrieval.types import ComponentSpec, Product
 from training.clip_data import PAIR_KINDS
 from training.loop import LoopArgs, LoopResult
+from training.seeding import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def fit_clip_biencoder(
     from training.loop import train_loop
     from training.sampler import GroupBatchSampler
 
-    torch.manual_seed(args.seed)
+    seed_everything(args.seed)  # before the model is built
     parts = load_clip(args.model)
     pairs = build_pairs(train, args.pairs)
     if not pairs:

@@ -56,6 +56,7 @@ from training.mining import unlike
 from training.ranking import ValidList, sample_lists
 from training.reranker_config import CrossEncoderConfig
 from training.resume import refused_checkpoint
+from training.seeding import seed_everything
 from training.selection import EpochChoice
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,7 @@ def train_cross_encoder(
     out = Path(out)
     checkpoints = out / "checkpoints"
     start_from = resume_checkpoint(checkpoints, resume)
+    seed_everything((config or CrossEncoderConfig()).seed)  # before the fresh head is drawn
     tokenizer, net, fresh = load_model(model)
     recipe = "fresh-head" if fresh else "reranker"
     cfg = (config or CrossEncoderConfig()).resolved(recipe)

@@ -27,6 +27,7 @@ from retrieval.types import Product, Query
 from training.callbacks import resume_checkpoint
 from training.ranking import ValidList
 from training.resume import diverged, refused_checkpoint
+from training.seeding import seed_everything
 from training.selection import EpochChoice
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ def train_qwen_vl(
     if not examples:
         raise UsageError("no training pairs: the split has no queries with matches")
     checkpoint = resume_checkpoint(Path(args.output_dir), resume)
+    seed_everything(args.seed)  # before the LoRA adapters are drawn
     model = add_lora(reranker.model, args)
     model.train()
     choice, best = _epoch_choice(reranker, model, valid, Path(out), patience, resume)

@@ -37,6 +37,7 @@ from training.callbacks import (
 from training.mining import unlike
 from training.resume import refused_checkpoint
 from training.sampler import GroupBatchSampler
+from training.seeding import seed_everything
 from training.text_eval import RecallEvaluator
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ def train_text_biencoder(
     out = Path(out)
     checkpoints = out / "checkpoints"
     start_from = resume_checkpoint(checkpoints, resume)
+    seed_everything(cfg.seed)  # before any module the model adds is drawn
     try:
         st = SentenceTransformer(model)
     except Exception as exc:  # hub misses, broken folders: one clear line
