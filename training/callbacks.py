@@ -1,6 +1,13 @@
-"""What the Trainer-based trainers share: the non-finite-loss stop, the checkpoint lookup
-for ``training.resume``'s rule, and the precision / schedule arguments every run sets
-the same way.
+"""What the Trainer-based trainers share: the non-finite-loss stop, checkpoints marked
+complete and the lookup of the newest complete one for ``training.resume``'s rule, and
+the precision / schedule arguments every run sets the same way.
+
+The Trainer writes a checkpoint's files in place, one after another (weights, optimizer,
+scheduler, RNG state, ``trainer_state.json``), so a kill leaves a folder with some of
+them, empty or cut short. ``complete_marker_callback`` writes ``checkpoint-complete.json``
+(every file's size) through the atomic writer once the Trainer is done with a folder: a
+folder is complete only when that marker is there and every file has its recorded size.
+Resume takes the newest complete checkpoint and logs each one it skipped.
 
 Transformers is imported inside the functions; ``TrainerCallback`` subclasses are made
 by a factory so importing this module stays light.
@@ -8,15 +15,21 @@ by a factory so importing this module stays light.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+from retrieval.atomic import write_json
 from retrieval.errors import UsageError
-from training.resume import diverged, resume_from
+from training.resume import diverged
 
 log = logging.getLogger(__name__)
+COMPLETE = "checkpoint-complete.json"
+CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 
 def nan_stop_callback() -> Any:
@@ -50,16 +63,115 @@ def raise_if_diverged(callback: Any, checkpoints: Path) -> None:
         raise diverged(loss, callback.bad_step, last_checkpoint(checkpoints))
 
 
-def last_checkpoint(folder: Path) -> str | None:
-    """The newest ``checkpoint-N`` folder under ``folder``, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
+def mark_complete(folder: Path) -> None:
+    """Record every file of a finished checkpoint folder and its size, atomically."""
+    folder = Path(folder)
+    files = {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != COMPLETE and not p.name.startswith(".")
+    }
+    write_json(folder / COMPLETE, {"files": files}, indent=1)
 
-    return get_last_checkpoint(str(folder)) if Path(folder).is_dir() else None
+
+def unfinished(folder: Path) -> str | None:
+    """Why a checkpoint folder is not complete (cut short, a file missing or of another
+    size than when it was written), or None when it is."""
+    try:
+        files = json.loads((Path(folder) / COMPLETE).read_text(encoding="utf-8"))["files"]
+        if not isinstance(files, dict) or not files:
+            raise ValueError("no files")
+    except FileNotFoundError:
+        return f"cut short (no {COMPLETE})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its {COMPLETE} is damaged"
+    for name, size in files.items():
+        try:
+            actual = (Path(folder) / name).stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if actual != size:
+            return f"{name} is {actual} bytes, {size} when it was written"
+    return None
+
+
+def complete_marker_callback() -> Any:
+    """A TrainerCallback that marks each checkpoint complete once the Trainer has saved
+    it (``on_save`` follows the last file of the folder)."""
+    from transformers import TrainerCallback
+
+    class MarkComplete(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                mark_complete(folder)
+            return control
+
+    return MarkComplete()
+
+
+def step_of(folder: Path) -> int:
+    """The step of a ``checkpoint-N`` folder."""
+    return int(CHECKPOINT.fullmatch(Path(folder).name).group(1))
+
+
+def scan_checkpoints(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The complete ``checkpoint-N`` folders under ``folder`` (oldest first) and the
+    unfinished ones with the reason."""
+    found = []
+    if Path(folder).is_dir():
+        found = [p for p in Path(folder).iterdir() if CHECKPOINT.fullmatch(p.name) and p.is_dir()]
+    complete, broken = [], []
+    for p in sorted(found, key=step_of):
+        reason = unfinished(p)
+        if reason is None:
+            complete.append(p)
+        else:
+            broken.append((p, reason))
+    return complete, broken
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest complete ``checkpoint-N`` folder under ``folder``, if any."""
+    complete, _ = scan_checkpoints(folder)
+    return str(complete[-1]) if complete else None
 
 
 def resume_checkpoint(checkpoints: Path, resume: bool) -> str | None:
-    """The Trainer checkpoint ``--resume`` continues from, by ``training.resume``'s rule."""
-    return resume_from(checkpoints, resume, last_checkpoint)
+    """The Trainer checkpoint ``--resume`` continues from: the newest complete one, each
+    unfinished one skipped with a log line (and removed when newer: the run writes it
+    again). ``--resume`` with no complete checkpoint, or a fresh run over a complete
+    one, is a UsageError; a fresh run removes unfinished ones."""
+    complete, broken = scan_checkpoints(checkpoints)
+    for path, reason in broken:
+        log.warning("skipping checkpoint %s: %s", path, reason)
+    if not resume:
+        if complete:
+            raise UsageError(
+                f"{checkpoints} already holds {complete[-1].name}: pass --resume to go on "
+                "from it, or pick a new --out"
+            )
+        drop(p for p, _ in broken)
+        return None
+    if not complete and broken:
+        cut = ", ".join(p.name for p, _ in broken)
+        raise UsageError(
+            f"--resume: no complete checkpoint under {checkpoints} to resume from ({cut} "
+            "unfinished); run without --resume to start afresh"
+        )
+    if not complete:
+        raise UsageError(f"--resume: no checkpoint under {checkpoints} to resume from")
+    newest = complete[-1]
+    drop(p for p, _ in broken if step_of(p) > step_of(newest))
+    log.info("resuming from %s", newest)
+    return str(newest)
+
+
+def drop(folders: Any) -> None:
+    """Remove unfinished checkpoint folders (the run writes those steps again)."""
+    for path in folders:
+        log.warning("removing unfinished checkpoint %s", path)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def common_arguments(

@@ -47,6 +47,7 @@ except ImportError as exc:  # pragma: no cover
     raise MissingExtraError("train", exc.name or "transformers") from exc
 from training.callbacks import (
     common_arguments,
+    complete_marker_callback,
     cpu_autocast_bf16,
     nan_stop_callback,
     raise_if_diverged,
@@ -298,7 +299,7 @@ def train_cross_encoder(
         train_dataset=data,
         data_collator=collate,
         processing_class=tokenizer,
-        callbacks=[stop, EpochEval()],
+        callbacks=[stop, EpochEval(), complete_marker_callback()],
         fresh=fresh,
         head_lr=cfg.head_lr,
         cpu_bf16=cpu_bf16,

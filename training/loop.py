@@ -116,8 +116,12 @@ def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
 
 
 def newest_checkpoint(out: Path) -> Path | None:
-    """The newest complete checkpoint under ``out``, if any."""
+    """The newest complete checkpoint under ``out``, if any; a folder without its
+    ``trainer_state.json`` (written last, atomically) is unfinished: logged and skipped."""
     found = checkpoints(out)
+    for folder in sorted((Path(out) / CHECKPOINTS).glob("step-*")):
+        if folder not in found:
+            log.warning("skipping checkpoint %s: cut short (no %s)", folder, STATE_FILE)
     return found[-1] if found else None
 
 

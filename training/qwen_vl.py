@@ -24,7 +24,7 @@ from rerank.base import TrainedReading, write_reading
 from rerank.qwen_vl import QwenVLReranker, answer_logits
 from retrieval.errors import UsageError
 from retrieval.types import Product, Query
-from training.callbacks import resume_checkpoint
+from training.callbacks import complete_marker_callback, resume_checkpoint
 from training.ranking import ValidList
 from training.resume import diverged, refused_checkpoint
 from training.seeding import seed_everything
@@ -192,7 +192,7 @@ def train_qwen_vl(
         args=args,
         train_dataset=list(examples),
         data_collator=PairCollator(reranker),
-        callbacks=[guard, _ChoiceCallback(choice), *callbacks],
+        callbacks=[guard, _ChoiceCallback(choice), complete_marker_callback(), *callbacks],
         token_ids=reranker.token_ids,
         guard=guard,
     )

@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover
 
 from training.callbacks import (
     common_arguments,
+    complete_marker_callback,
     nan_stop_callback,
     raise_if_diverged,
     resume_checkpoint,
@@ -247,7 +248,7 @@ def train_text_biencoder(
         train_dataset=Dataset.from_dict(rows.columns),
         loss=loss,
         evaluator=evaluator,
-        callbacks=[stop],
+        callbacks=[stop, complete_marker_callback()],
     )
     with refused_checkpoint(start_from):
         result = trainer.train(resume_from_checkpoint=start_from)

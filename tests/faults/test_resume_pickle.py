@@ -155,6 +155,11 @@ def test_trainer_checkpoints_refuse_a_planted_rng_pickle(tmp_path):
     marker = tmp_path / "pwned"
     plant(last / "rng_state.pth", marker)
     plant(last / "custom_checkpoint_0.pkl", marker, torch_format=False)
+    # the completion marker rewritten too (else the folder is skipped as unfinished):
+    # the loader itself must refuse the pickle
+    from training.callbacks import mark_complete
+
+    mark_complete(last)
     more = CrossEncoderConfig(**{**vars(config), "epochs": 2})
     with pytest.raises(SearchError) as err:
         train_cross_encoder(rows, str(model), out, more, resume=True)
