@@ -98,7 +98,9 @@ def train_reranker_cmd(
     ) = None,
     max_pixels: _opt("--max-pixels", help="qwen-vl: pixel cap per image.") = None,
     save_steps: SaveSteps = None,
-    max_steps: _opt("--max-steps", help="Stop after N steps (a smoke run; -1: none).") = None,
+    max_steps: _opt(
+        "--max-steps", help="Stop after N steps (a smoke run; -1: none).", lo=-1
+    ) = None,
     resume: Resume = None,
     group_size: _opt("--group-size", help="1 positive + N-1 negatives per group (8).") = None,
     loss: _opt("--loss", help="cross-encoder: ce (group softmax) or bce.", kind=str) = None,
@@ -125,7 +127,7 @@ def train_reranker_cmd(
         kind=float,
     ) = None,
     patience: _opt(
-        "--patience", help="Stop after N epochs without gain on valid (1; 0: never)."
+        "--patience", help="Stop after N epochs without gain on valid (1; 0: never).", lo=0
     ) = None,
     collection: Collection = None,
     fmt: Format = None,
