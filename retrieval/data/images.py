@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import threading
 import zipfile
 import zlib
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 ZIP_SEP = "::"
 # What reading a damaged, encrypted or odd zip archive can raise besides OSError.
@@ -34,6 +35,7 @@ ZIP_ERRORS = (
     zlib.error,
 )
 _local = threading.local()
+OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
 MAX_IMAGE_ENV = "SEARCH_MAX_IMAGE_MB"
 DEFAULT_MAX_IMAGE_MB = 50
 
@@ -140,5 +142,13 @@ def load_image(ref: str, max_bytes: int | None = None) -> Image.Image:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             return img.convert("RGB")
+    except UnidentifiedImageError as exc:  # its text names the buffer: <_io.BytesIO at 0x..>
+        raise OSError(f"corrupt image {ref}: not an image format PIL reads") from exc
     except Exception as exc:  # PIL raises several types for corrupt data
-        raise OSError(f"corrupt image {ref}: {exc}") from exc
+        raise OSError(f"corrupt image {ref}: {stable(str(exc))}") from exc
+
+
+def stable(message: str) -> str:
+    """``message`` without object reprs (``<... object at 0x7f..>``), which differ
+    between runs: a failure reads the same in two reports of one input."""
+    return OBJECT_REPR.sub("<object>", message)

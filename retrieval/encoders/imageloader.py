@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from retrieval.data.images import load_image
+from retrieval.data.images import load_image, stable
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class ProductImages(Dataset):
         try:
             return pos, pid, self.transform(load_image(ref))
         except Exception as exc:  # a failure of one image must not stop the batch
-            return pos, pid, f"unreadable image {ref}: {exc}"
+            return pos, pid, f"unreadable image {ref}: {stable(str(exc))}"
 
 
 def _collate(items: list[tuple[int, str, torch.Tensor | str]]) -> ImageBatch:

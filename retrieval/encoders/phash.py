@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.data.images import load_image
+from retrieval.data.images import load_image, stable
 from retrieval.device import require_extra
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import UsageError
@@ -62,7 +62,7 @@ class PHashEncoder:
             img = load_image(ref)
             return hash_vector(self.hash_fn(img, hash_size=self.hash_size).hash)
         except Exception as exc:  # one bad image must not stop the batch
-            return f"unreadable image {ref}: {exc}"
+            return f"unreadable image {ref}: {stable(str(exc))}"
 
     def encode(self, products: Sequence[Product], *, query: bool = False) -> Encoded:
         """Hash every product image (products without one get None, no failure)."""

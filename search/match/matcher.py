@@ -136,6 +136,12 @@ class Matcher:
                 "matcher on this collection with `search eval`"
             )
         stored = {v.name for v in info.vectors}
+        if not self.vectors:
+            raise UsageError(
+                f'the matcher names no vectors (its "vectors" list is empty); collection '
+                f"{info.name!r} has {sorted(stored)}: list those it reads, or tune a matcher "
+                "with `search eval`"
+            )
         missing = [v for v in self.vectors if v not in stored]
         if missing:
             raise UsageError(

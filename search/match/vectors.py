@@ -83,6 +83,8 @@ def fetch_vectors(
 ) -> StoredVectors:
     """Every listing's stored vectors by point id, in batches; a listing the collection
     does not hold is a one-line error (index the dataset first)."""
+    if not names:  # else every listing would look as if it had no vector
+        raise UsageError(f"no vector of collection {collection!r} named to read")
     raw: list[dict[str, Vector]] = []
     for start in range(0, len(ids), batch_size):
         chunk = list(ids[start : start + batch_size])
