@@ -19,6 +19,7 @@ from retrieval.atomic import write_json
 from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
 from retrieval.errors import UsageError
 from retrieval.failure_log import FailureLog
+from retrieval.fingerprint import fingerprint
 from retrieval.index.base import HYBRID, SearchRequest, VectorIndex, point_id
 from retrieval.index.rank_fusion import hit_order
 from retrieval.types import Hit, Product, Progress
@@ -44,6 +45,8 @@ class IndexReport:
     written: int = 0
     skipped_existing: int = 0
     duplicates: int = 0
+    changed: int = 0  # stored before, encoded again: the listing changed in the source
+    removed: int = 0  # stored before, no longer in the source
     failures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -55,6 +58,8 @@ class IndexReport:
             "written": self.written,
             "skipped_existing": self.skipped_existing,
             "duplicates": self.duplicates,
+            "changed": self.changed,
+            "removed": self.removed,
             "failures": len(self.failures),
             "failed_items": self.failures,
             "seconds": round(self.seconds, 3),
@@ -77,6 +82,7 @@ class StoredBatch:
     written: int
     skipped: int
     failures: dict[str, str]
+    changed: int = 0  # of the written: stored before, from a listing that has changed
 
 
 class Retriever:
@@ -145,12 +151,16 @@ class Retriever:
         progress: Progress | None = None,
         extra_meta: dict[str, Any] | None = None,
         failures_log: Path | None = None,
+        complete: bool = True,
     ) -> IndexReport:
         """Encode and upsert every product; skip points a previous run already stored.
 
         ``failures_log`` (a JSON-lines file) records each batch's unreadable items before
         the batch is stored, so a run killed and resumed reports the same failures as a
-        clean run: items skipped as already stored bring their logged failures back."""
+        clean run: items skipped as already stored bring their logged failures back.
+        A listing stored from other data than the source has now (``fingerprint``) is
+        encoded again; with ``complete`` (``products`` is the whole source), the dataset's
+        points the source no longer has are removed."""
         if batch_size < 1:
             raise UsageError(f"batch size must be at least 1, not {batch_size}")
         start = time.perf_counter()
@@ -178,6 +188,7 @@ class Retriever:
             stored = self.store_batch(fresh, dataset, journal, before_upsert=room)
             report.skipped_existing += stored.skipped
             report.written += stored.written
+            report.changed += stored.changed
             report.failures.update(stored.failures)
             log.info(
                 "stored %d, skipped %d of %d seen",
@@ -189,6 +200,8 @@ class Retriever:
                 progress(len(batch))
         if report.duplicates:
             log.warning("%d duplicate product ids were indexed once", report.duplicates)
+        if complete:  # the whole source was read: what it no longer has goes
+            report.removed = self.remove_missing(dataset, {point_id(dataset, i) for i in seen_ids})
         self.index.optimize(self.collection)
         verify = getattr(self.index, "verify_count", None)  # server: nothing lost in flight
         if verify is not None:
@@ -208,21 +221,28 @@ class Retriever:
         Ray worker). The journal's failures of the skipped ones come back; the new ones
         go to the journal before the batch is stored, so a resumed run finds them."""
         ids = [point_id(dataset, p.id) for p in products]
-        stored = self.index.existing(self.collection, ids)
-        todo = [(pid, p) for pid, p in zip(ids, products) if pid not in stored]
-        done = [p.id for pid, p in zip(ids, products) if pid in stored]
+        stamps = self.index.stamps(self.collection, ids)
+        fps = [fingerprint(p, dataset) for p in products]
+        # a point is kept when it was made from the listing as it is now
+        todo = [(pid, p, fp) for pid, p, fp in zip(ids, products, fps) if stamps.get(pid) != fp]
+        done = [p.id for pid, p, fp in zip(ids, products, fps) if stamps.get(pid) == fp]
         failures = dict(journal.failures_of(done)) if journal is not None and done else {}
         if todo:
-            items = [p for _, p in todo]
+            items = [p for _, p, _ in todo]
             enc = self.encode(items)
             failures.update(enc.failures)
             if journal is not None and enc.failures:
                 journal.append(enc.failures)
             if before_upsert is not None:
                 before_upsert(len(todo))
-            payloads = [p.payload(dataset) for p in items]
-            self.index.upsert(self.collection, [pid for pid, _ in todo], enc.vectors, payloads)
-        return StoredBatch(len(todo), len(done), failures)
+            payloads = [p.payload(dataset) | {"fp": fp} for _, p, fp in todo]
+            self.index.upsert(self.collection, [pid for pid, _, _ in todo], enc.vectors, payloads)
+        changed = sum(pid in stamps for pid, _, _ in todo)
+        return StoredBatch(len(todo), len(done), failures, changed)
+
+    def remove_missing(self, dataset: str, ids: set[str]) -> int:
+        """Delete the dataset's points the source no longer has (``remove_missing``)."""
+        return remove_missing(self.index, self.collection, dataset, ids)
 
     # -- searching ---------------------------------------------------------------------
     def requests(
@@ -342,6 +362,20 @@ class Retriever:
                 hits = [h for h in hits if h.id != q.id]
             out.hits.append(hits[:k])
         return out
+
+
+def remove_missing(index: VectorIndex, collection: str, dataset: str, ids: set[str]) -> int:
+    """Delete the stored points of ``dataset`` whose point ids are not in ``ids`` (the
+    listings the source has now); returns how many went."""
+    gone = 0
+    for page in index.scan_ids(collection, dataset):
+        stale = [pid for pid in page if pid not in ids]
+        if stale:
+            index.delete(collection, stale)
+            gone += len(stale)
+    if gone:
+        log.info("removed %d listings no longer in %s", gone, dataset)
+    return gone
 
 
 @dataclass

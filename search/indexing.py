@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 from typing import Any
 
 from retrieval.atomic import read_json
 from retrieval.errors import SearchError, UsageError
+from retrieval.fingerprint import fingerprint
 from retrieval.index import VectorIndex, open_index
-from retrieval.index.base import check_collection_name
+from retrieval.index.base import check_collection_name, point_id
 from retrieval.retriever import IndexReport, Retriever, write_report
+from retrieval.types import Product
 from search.config import AppConfig
 
 log = logging.getLogger(__name__)
+STAMP_BATCH = 1000  # point ids per fingerprint look-up
 
 
 def connect(cfg: AppConfig) -> VectorIndex:
@@ -84,6 +87,35 @@ def previous_failures(path: Path, ids: Container[str] | None = None) -> dict[str
     if not isinstance(items, dict):
         return {}
     return {str(k): str(v) for k, v in items.items() if ids is None or str(k) in ids}
+
+
+def stale_listings(
+    index: VectorIndex, collection: str, dataset: str, products: Iterable[Product]
+) -> tuple[int, int, int]:
+    """How far a collection is from its source: listings changed since they were stored
+    (their ``fingerprint`` differs), listings not stored, and points the source no longer has."""
+    want = {point_id(dataset, p.id): fingerprint(p, dataset) for p in products}
+    changed = new = 0
+    keys = list(want)
+    for start in range(0, len(keys), STAMP_BATCH):
+        chunk = keys[start : start + STAMP_BATCH]
+        stamps = index.stamps(collection, chunk)
+        new += sum(pid not in stamps for pid in chunk)
+        changed += sum(pid in stamps and stamps[pid] != want[pid] for pid in chunk)
+    gone = sum(pid not in want for page in index.scan_ids(collection, dataset) for pid in page)
+    return changed, new, gone
+
+
+def require_fresh(index: VectorIndex, collection: str, dataset: Any, source: str) -> None:
+    """Refuse, in one line naming the command that refreshes it, a collection whose
+    points were made from other listings than ``dataset`` (an opened data set) holds now."""
+    changed, new, gone = stale_listings(index, collection, dataset.name, dataset.products())
+    if changed or new or gone:
+        raise UsageError(
+            f"collection {collection!r} no longer matches {source}: {changed} listings changed, "
+            f"{new} new and {gone} gone since it was indexed; run `search index {source} "
+            f"--collection {collection}` to refresh it"
+        )
 
 
 def pick_collection(index: VectorIndex, collection: str | None) -> str:

@@ -35,7 +35,7 @@ from retrieval.index.base import check_collection_name
 from retrieval.retriever import IndexReport, Retriever, write_report
 from search.config import AppConfig
 from search.indexing import connect, previous_failures, reports_dir
-from search.indexing_ray_tasks import IndexWorker, Journal, product_source, survey
+from search.indexing_ray_tasks import IndexWorker, Journal, product_source, prune, survey
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def index_dataset_ray(
                 raise err
             report.seen += row["seen"]
             report.written += row["written"]
+            report.changed += row.get("changed", 0)
             report.skipped_existing += row["skipped"]
             report.failures.update(json.loads(row["failures"]))
             log.info(  # the single-process path's line: totals so far
@@ -136,6 +137,10 @@ def index_dataset_ray(
             raise SearchError(
                 f"the Ray run saw {report.seen} of {counted['total']} products; re-run to resume"
             )
+        api_key = cfg.store.api_key or os.environ.get("QDRANT_API_KEY") or None
+        report.removed = ray.get(  # what the source no longer has goes, as without Ray
+            ray.remote(prune).remote(where, fmt, index.url, api_key, cfg.index, name)
+        )
         index.optimize(name)  # HNSW on again, waited green
         index.verify_count(name, dataset.name, counted["total"])
         previous = {} if recreate else previous_failures(report_path, set(counted["failed"]))

@@ -16,8 +16,8 @@ from typing import Any
 
 from retrieval.errors import SearchError
 from retrieval.failure_log import FailureLog
-from retrieval.index.base import IndexConfig
-from retrieval.retriever import Retriever, batched
+from retrieval.index.base import IndexConfig, point_id
+from retrieval.retriever import Retriever, batched, remove_missing
 
 
 def survey(dataset_path: str, fmt: str | None, failed_before: Sequence[str]) -> dict[str, Any]:
@@ -32,6 +32,23 @@ def survey(dataset_path: str, fmt: str | None, failed_before: Sequence[str]) -> 
         if product.id in listed:
             failed.append(product.id)
     return {"total": total, "duplicates": dataset.skipped_duplicates, "failed": failed}
+
+
+def prune(
+    dataset_path: str, fmt: str | None, url: str, api_key: str | None, config: IndexConfig,
+    collection: str,
+) -> int:  # fmt: skip
+    """In a Ray task: remove the collection's points of listings the source no longer has."""
+    from retrieval.data import open_dataset
+    from retrieval.index.server import ServerIndex
+
+    dataset = open_dataset(dataset_path, format=fmt)
+    ids = {point_id(dataset.name, p.id) for p in dataset.products()}
+    index = ServerIndex(url, api_key, config)
+    try:
+        return remove_missing(index, collection, dataset.name, ids)
+    finally:
+        index.close()
 
 
 def read_range(
@@ -139,7 +156,7 @@ class IndexWorker:
         row's ``error``: Ray would hand the driver only its traceback as text."""
         import pyarrow as pa
 
-        row = {"seen": batch.num_rows, "written": 0, "skipped": 0, "failures": "{}"}
+        row = {"seen": batch.num_rows, "written": 0, "skipped": 0, "changed": 0, "failures": "{}"}
         try:
             if self.error is not None:
                 raise self.error
@@ -156,6 +173,7 @@ class IndexWorker:
         return {
             "written": stored.written,
             "skipped": stored.skipped,
+            "changed": stored.changed,
             "failures": json.dumps(stored.failures),
         }
 

@@ -8,7 +8,7 @@ payload = id, title, group, image path, dataset (and split where the set has one
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/product-search/p
 HYBRID = "hybrid"
 FUSIONS = ("rrf", "dbsf")
 MAX_NAME = 200  # characters of a collection name (a folder name on the edge back-end)
+SCAN_BATCH = 1000  # point ids per page when a dataset's points are listed
 
 
 def check_collection_name(name: str) -> str:
@@ -163,6 +164,19 @@ class VectorIndex(Protocol):
 
     def fetch(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Vector]]:
         """Stored vectors of the given point ids (absent ids are left out)."""
+        ...
+
+    def stamps(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
+        """The fingerprint (payload ``fp``) of each stored point among ``ids`` (None for a
+        point stored without one); absent ids are left out."""
+        ...
+
+    def scan_ids(self, name: str, dataset: str) -> Iterator[list[str]]:
+        """Every stored point id of one dataset, in batches."""
+        ...
+
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        """Remove points by id."""
         ...
 
     def info(self, name: str) -> CollectionInfo | None:

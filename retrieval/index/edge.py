@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from retrieval.encoders.base import SparseVec, Vector, VectorSpec
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
     HYBRID,
+    SCAN_BATCH,
     CollectionInfo,
     IndexConfig,
     SearchRequest,
@@ -257,6 +258,37 @@ class EdgeIndex:
             return set()
         records = self._shard(name).retrieve([uuid.UUID(i) for i in ids], False, False)
         return {str(r.id) for r in records}
+
+    def stamps(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
+        import uuid
+
+        if not ids:
+            return {}
+        keep = self.qe.PayloadSelector.Include(["fp"])
+        records = self._shard(name).retrieve([uuid.UUID(i) for i in ids], keep, False)
+        return {str(r.id): (r.payload or {}).get("fp") for r in records}
+
+    def scan_ids(self, name: str, dataset: str) -> Iterator[list[str]]:
+        qe, shard = self.qe, self._shard(name)
+        flt = qe.Filter(must=[qe.FieldCondition("dataset", match=qe.MatchValue(dataset))])
+        offset = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset, limit=SCAN_BATCH, filter=flt, with_payload=False, with_vector=False
+            )
+            records, offset = shard.scroll(request)
+            if records:
+                yield [str(r.id) for r in records]
+            if offset is None:
+                return
+
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        import uuid
+
+        if ids:
+            self._shard(name).update(
+                self.qe.UpdateOperation.delete_points([uuid.UUID(i) for i in ids])
+            )
 
     def fetch(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Vector]]:
         import uuid

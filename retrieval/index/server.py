@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -25,6 +25,7 @@ from retrieval.encoders.base import SparseVec, Vector, VectorSpec
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
     HYBRID,
+    SCAN_BATCH,
     CollectionInfo,
     IndexConfig,
     SearchRequest,
@@ -339,7 +340,9 @@ class ServerIndex:
             self._pool.submit(self._call, self.client.upsert, name, points=points, wait=False)
         )
 
-    def _retrieve(self, name: str, ids: Sequence[str], vectors: bool) -> list[Any]:
+    def _retrieve(
+        self, name: str, ids: Sequence[str], vectors: bool, payload: Any = False
+    ) -> list[Any]:
         out: list[Any] = []
         ids = list(ids)
         for start in range(0, len(ids), FETCH_BATCH):
@@ -347,11 +350,42 @@ class ServerIndex:
                 self.client.retrieve,
                 name,
                 ids=ids[start : start + FETCH_BATCH],
-                with_payload=False,
+                with_payload=payload,
                 with_vectors=vectors,
                 consistency=self._consistency,
             )
         return out
+
+    def stamps(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
+        return {
+            str(r.id): (r.payload or {}).get("fp") for r in self._retrieve(name, ids, False, ["fp"])
+        }
+
+    def scan_ids(self, name: str, dataset: str) -> Iterator[list[str]]:
+        m = self.models
+        flt = m.Filter(must=[m.FieldCondition(key="dataset", match=m.MatchValue(value=dataset))])
+        offset = None
+        while True:
+            records, offset = self._call(
+                self.client.scroll,
+                name,
+                scroll_filter=flt,
+                limit=SCAN_BATCH,
+                offset=offset,
+                with_payload=False,
+                with_vectors=False,
+                consistency=self._consistency,
+            )
+            if records:
+                yield [str(r.id) for r in records]
+            if offset is None:
+                return
+
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        self.flush()  # a delete must not overtake a write still in flight
+        if ids:
+            selector = self.models.PointIdsList(points=list(ids))
+            self._call(self.client.delete, name, points_selector=selector, wait=True)
 
     def existing(self, name: str, ids: Sequence[str]) -> set[str]:
         return {str(r.id) for r in self._retrieve(name, ids, False)}

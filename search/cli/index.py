@@ -151,6 +151,11 @@ def index_cmd(
         f"{report.skipped_existing} already stored, {len(report.failures)} with unreadable images, "
         f"{report.duplicates} duplicate ids, {report.seconds:.1f}s"
     )
+    if report.changed or report.removed:
+        out.print(
+            f"{report.changed} of the written had changed in the source and were encoded again; "
+            f"{report.removed} no longer in the source were removed"
+        )
     out.print(f"report: {path}", highlight=False)
 
 
