@@ -1,4 +1,5 @@
-"""Which collection an evaluation reads, indexing it first when it is missing or partial.
+"""Which collection an evaluation reads, indexing it first when it is missing, partial or
+stale (its points made from listings that have changed in the source since).
 
 Without ``--collection``, a dataset's collection is the one named after the dataset
 (what ``search index DATASET`` creates) when it holds this dataset and, if encoders
@@ -21,7 +22,7 @@ from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
 from retrieval.types import Product, ProgressFactory
 from search.config import DEFAULT_ENCODERS, AppConfig
-from search.indexing import connect, index_dataset, reports_dir
+from search.indexing import connect, index_dataset, reports_dir, stale_listings
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,10 @@ def find_collection(
     missing = ""
     if info is None or info.points < unique:
         missing = "missing" if info is None else f"partial ({info.points} of {unique} listings)"
+    else:  # points made from other listings than the source holds now are refreshed first
+        changed, new, gone = stale_listings(index, name, dataset.name, products)
+        if changed or new or gone:
+            missing = f"stale ({changed} listings changed, {new} new, {gone} gone since indexed)"
     return CollectionChoice(name, encoders=wanted, missing=missing)
 
 

@@ -106,18 +106,6 @@ def stale_listings(
     return changed, new, gone
 
 
-def require_fresh(index: VectorIndex, collection: str, dataset: Any, source: str) -> None:
-    """Refuse, in one line naming the command that refreshes it, a collection whose
-    points were made from other listings than ``dataset`` (an opened data set) holds now."""
-    changed, new, gone = stale_listings(index, collection, dataset.name, dataset.products())
-    if changed or new or gone:
-        raise UsageError(
-            f"collection {collection!r} no longer matches {source}: {changed} listings changed, "
-            f"{new} new and {gone} gone since it was indexed; run `search index {source} "
-            f"--collection {collection}` to refresh it"
-        )
-
-
 def pick_collection(index: VectorIndex, collection: str | None) -> str:
     """The named collection, or the only one there is."""
     if collection:

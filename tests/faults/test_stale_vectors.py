@@ -74,9 +74,7 @@ def test_edited_listings_are_encoded_again_and_gone_ones_removed(tmp_path, cfg):
 
 def test_a_changed_image_file_is_encoded_again(tmp_path):
     pytest.importorskip("imagehash")
-    cfg = load_config(
-        None, store={"data_dir": tmp_path / "home"}, stage1={"encoders": ["phash"]}
-    )
+    cfg = load_config(None, store={"data_dir": tmp_path / "home"}, stage1={"encoders": ["phash"]})
     image = tmp_path / "a.png"
     Image.new("RGB", (32, 32), (200, 10, 10)).save(image)
     data = write(tmp_path / "shop.jsonl", [{"id": "a", "title": "red", "image": str(image)}])
@@ -90,3 +88,31 @@ def test_a_changed_image_file_is_encoded_again(tmp_path):
     assert (report.written, report.changed) == (1, 1)
     after, _ = stored(cfg, "img", "a")
     assert not np.array_equal(before["phash"], after["phash"])
+
+
+def test_match_refreshes_a_collection_edited_since(tmp_path, monkeypatch):
+    """`search match` on a catalogue edited since it was indexed says so, indexes what
+    changed first, and matches the edited listing by its new title."""
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    monkeypatch.setenv("SEARCH_HOME", str(tmp_path / "home"))
+    rows = [
+        {"id": f"p{i}", "title": f"samsung galaxy phone a52 {i}", "group": "p"} for i in range(3)
+    ]
+    rows.append({"id": "x", "title": "nike running shoe 42", "group": "x"})
+    data = write(tmp_path / "shop.jsonl", rows)
+    runner = CliRunner()
+    res = runner.invoke(app, ["index", str(data), "-e", "sparse", "-c", "shop"])
+    assert res.exit_code == 0, res.output
+    rows[-1]["title"] = "samsung galaxy phone a52 9"  # x now reads like the p listings
+    write(data, rows)
+    args = ["match", str(data), "-c", "shop", "--threshold", "sparse=0.5", "--out", tmp_path / "m"]
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())  # rich wraps long lines
+    assert "was stale (1 listings changed, 0 new, 0 gone since indexed)" in said
+    lines = (tmp_path / "m" / "matches.jsonl").read_text().splitlines()
+    matches = {json.loads(line)["id"]: json.loads(line)["matches"] for line in lines}
+    assert {m["id"] for m in matches["x"]} == {"p0", "p1", "p2"}
