@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 
-from retrieval.types import Product
 from retrieval.index import IndexConfig, open_index
 from retrieval.retriever import Retriever
+from retrieval.types import Product
 
 BRANDS = ["samsung", "apple", "xiaomi", "oppo"]
 WORDS = ["galaxy", "phone", "case", "128gb", "256gb", "black", "blue", "pro", "max", "mini"]
