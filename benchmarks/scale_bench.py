@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -141,6 +142,23 @@ def queries(url: str, name: str, vecs: np.ndarray, cfg: IndexConfig, n: int = 20
     return {"p50_ms": 1000 * statistics.median(lat), "recall@10": hits / (10 * n)}
 
 
+def footprint(node: QdrantNode, name: str, vecs, ids, payloads, cfg: IndexConfig) -> dict:
+    """Bytes per point on disk and in the server's memory after a load (a fresh node, so
+    its resident size is the collection's)."""
+    before = rss(node)
+    project_load("server", {"url": node.url}, name, vecs, ids, payloads, cfg)
+    folder = node.storage / "storage" / "collections" / name
+    disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return {"disk_b": disk / len(ids), "ram_b": (rss(node) - before) / len(ids)}
+
+
+def rss(node: QdrantNode) -> int:
+    for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def index_job(data: Path, home: Path, url: str | None, *, ray_workers: int = 0, **index) -> dict:
     from search.config import load_config
 
@@ -173,7 +191,7 @@ def main() -> None:
     node = QdrantNode(work / "node").start()
     cluster = QdrantCluster.start(work / "cluster", size=3)
     n = args.points
-    results: dict = {"points": n, "dim": DIM, "batch": BATCH}
+    results: dict = {"points": n, "dim": DIM, "batch": BATCH, "load_before": os.getloadavg()}
     try:
         vecs = vectors(n)
         ids = [point_id("bench", f"l{i}") for i in range(n)]
@@ -191,6 +209,19 @@ def main() -> None:
             raw = raw_upload(url, "bench-raw", vecs, ids, payloads, cfg)
             ours = project_load("server", {"url": url}, "bench", vecs, ids, payloads, cfg)
             store[label] = {"project": ours, "raw": raw}
+        results["bytes_per_point"] = {}
+        for label, cfg in (
+            ("float32 in RAM", IndexConfig()),
+            ("int8 in RAM, float32 on disk", IndexConfig(quantization="int8", on_disk=True)),
+        ):
+            print(f"footprint: {label}", file=sys.stderr)
+            fresh = QdrantNode(work / f"foot-{len(results['bytes_per_point'])}").start()
+            try:
+                results["bytes_per_point"][label] = footprint(
+                    fresh, "foot", vecs, ids, payloads, cfg
+                )
+            finally:
+                fresh.stop()
         results["query"] = {
             label: queries(url, "bench", vecs, cfg) for label, (url, cfg) in layouts.items()
         }
@@ -212,6 +243,7 @@ def main() -> None:
         cluster.stop()
         node.stop()
         shutil.rmtree(work, ignore_errors=True)
+    results["load_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, results)
     print(table(results))
@@ -232,10 +264,16 @@ def table(r: dict) -> str:
             continue
         ours, raw = n / row["project"]["green_s"], n / row["raw"]["green_s"]
         lines.append(f"| {label} | {ours:,.0f} | {raw:,.0f} | {ours / raw:.2f} |")
+    lines += ["", "| 384-d point + payload | disk B/point | server RAM B/point |"]
+    lines += ["| --- | --- | --- |"]
+    for label, row in r.get("bytes_per_point", {}).items():
+        lines.append(f"| {label} | {row['disk_b']:,.0f} | {row['ram_b']:,.0f} |")
     lines += ["", "| query (one at a time) | p50 ms | recall@10 |", "| --- | --- | --- |"]
     for label, row in r["query"].items():
         lines.append(f"| {label} | {row['p50_ms']:.2f} | {row['recall@10']:.3f} |")
     lines += ["", f"`search index` of {n:,} listings (sparse encoder: encode + store):", ""]
+    load = f"load average {r['load_before'][0]:.1f} before, {r['load_after'][0]:.1f} after"
+    lines.insert(0, f"({os.cpu_count()} CPUs, {load})\n")
     lines += ["| where | points/s | seconds |", "| --- | --- | --- |"]
     for label, row in r["index"].items():
         lines.append(f"| {label} | {row['points_per_s']:,.0f} | {row['seconds']:.1f} |")
