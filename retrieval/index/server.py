@@ -110,9 +110,14 @@ class ServerIndex:
                 raise SearchError(
                     f"Qdrant at {self.url} refused the API key; set QDRANT_API_KEY or --qdrant-api-key"
                 ) from exc
-            raise SearchError(
-                f"Qdrant at {self.url} answered {exc.status_code}: {_reason(exc)}"
-            ) from exc
+            reason = _reason(exc)
+            if "read operations failed" in reason:  # a replica the read needed is down
+                reason = (
+                    f"a read could not reach the replicas its consistency needs "
+                    f"({self.config.read_consistency or 'default'}); a peer is down: "
+                    f"restart it or lower --read-consistency ({reason[:160]})"
+                )
+            raise SearchError(f"Qdrant at {self.url} answered {exc.status_code}: {reason}") from exc
         except (ConnectionError, OSError) as exc:
             raise SearchError(
                 f"cannot reach Qdrant at {self.url}: {exc}; {UNREACHABLE_HINT}"

@@ -110,6 +110,7 @@ def test_a_peer_killed_during_eval_changes_no_metric(tmp_path, cluster):
         with pytest.raises(SearchError) as err:
             evaluate_dataset(strict, str(data), collection="ev", out=tmp_path / "strict")
         assert cluster.url in str(err.value) and "\n" not in str(err.value)
+        assert "lower --read-consistency" in str(err.value)
     finally:
         cluster.restart(1)
     quality = {k: v for k, v in calm.metrics.items() if "ms" not in k and "qps" not in k}
