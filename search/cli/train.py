@@ -7,6 +7,7 @@ A flag another kind takes is ignored with a warning.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from search.cli.common import (
     StoreFlags,
     Vector,
     handle_errors,
+    option_group,
     out,
     progress_bars,
     store_options,
@@ -55,9 +57,23 @@ Resume = _opt("--resume", help="Go on from OUT's last checkpoint.", kind=bool)
 BatchSize = _opt("--batch-size", help="Pairs, groups or rows per step.")
 
 
+@dataclass(frozen=True)
+class SharedOptions:
+    """Trainer options both commands take (each trainer reads the ones it has)."""
+
+    split: Split = None
+    model: Model = None
+    negatives: Negatives = None
+    batch_size: BatchSize = None
+    lr: Lr = None
+    save_steps: SaveSteps = None
+    resume: Resume = None
+
+
 @app.command("reranker")
 @handle_errors
 @store_options()
+@option_group(SharedOptions, "shared")
 def train_reranker_cmd(
     dataset: Dataset,
     out_path: Annotated[
@@ -83,25 +99,18 @@ def train_reranker_cmd(
         help="pair-gbdt: stack these rerankers' scores as features (cross-encoder:PATH[+...]).",
         kind=str,
     ) = None,
-    split: Split = None,
     valid_split: _opt(
         "--valid-split", help="Split for early stopping and the report.", kind=str
     ) = None,
-    model: Model = None,
-    negatives: Negatives = None,
     lora_r: _opt("--lora-r", help="qwen-vl: LoRA rank (16).") = None,
     epochs: Epochs = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
     head_lr: _opt(
         "--head-lr", help="cross-encoder: LR of a fresh head (by starting point).", kind=float
     ) = None,
     max_pixels: _opt("--max-pixels", help="qwen-vl: pixel cap per image.") = None,
-    save_steps: SaveSteps = None,
     max_steps: _opt(
         "--max-steps", help="Stop after N steps (a smoke run; -1: none).", lo=-1
     ) = None,
-    resume: Resume = None,
     group_size: _opt("--group-size", help="1 positive + N-1 negatives per group (8).") = None,
     loss: _opt("--loss", help="cross-encoder: ce (group softmax) or bce.", kind=str) = None,
     max_length: _opt("--max-length", help="cross-encoder: tokens per pair (128).") = None,
@@ -133,6 +142,7 @@ def train_reranker_cmd(
     fmt: Format = None,
     *,
     store: StoreFlags,
+    shared: SharedOptions,
 ) -> None:
     """Train a reranker on a split's stage-1 candidates; report stage 1 vs stage 2 on valid."""
     flags = dict(locals())
@@ -143,10 +153,10 @@ def train_reranker_cmd(
 @app.command("biencoder")
 @handle_errors
 @store_options("config", "data_dir")
+@option_group(SharedOptions, "shared")
 def train_biencoder_cmd(
     dataset: Dataset,
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Folder of the trained model.")],
-    model: Model = None,
     kind: Annotated[
         str, typer.Option("--kind", help="Trainer: clip (open_clip), text or timm.")
     ] = "clip",
@@ -156,15 +166,10 @@ def train_biencoder_cmd(
     pairs: _opt(
         "--pairs", help="clip: image-text,image-image,text-text (any of them).", kind=str
     ) = None,
-    negatives: Negatives = None,
     epochs: _opt("--epochs", help="Epochs (1).") = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
     warmup_steps: _opt("--warmup-steps", help="Linear warm-up.") = None,
     accumulate: _opt("--accumulate", help="Batches per step.") = None,
-    save_steps: SaveSteps = None,
     keep: _opt("--keep", help="Checkpoints kept (2).") = None,
-    resume: Resume = None,
     precision: _opt(
         "--precision", help="auto (bf16/fp16 on a GPU), fp32, fp16, bf16.", kind=str
     ) = None,
@@ -182,13 +187,13 @@ def train_biencoder_cmd(
     neck: _opt("--neck", help="timm: BN-dropout-FC neck size (512; 0: none).", lo=0) = None,
     image_size: _opt("--image-size", help="timm: square input size.", lo=16) = None,
     freeze: _opt("--freeze", help="timm: fraction of the backbone kept fixed.", kind=float) = None,
-    split: Split = None,
     valid_split: _opt(
         "--valid-split", help="Split for recall@k each epoch ('' for none).", kind=str
     ) = None,
     fmt: Format = None,
     *,
     store: StoreFlags,
+    shared: SharedOptions,
 ) -> None:
     """Fine-tune a bi-encoder on a dataset's product groups (contrastive or ArcFace)."""
     flags = dict(locals())
@@ -196,13 +201,15 @@ def train_biencoder_cmd(
 
 
 # Arguments of the commands that are not trainer options.
-_NOT_OPTIONS = ("dataset", "out_path", "kind", "encoder", "vector", "collection", "fmt", "store")
+_NOT_OPTIONS = {"dataset", "out_path", "kind", "encoder", "vector", "collection", "fmt"}
+_NOT_OPTIONS |= {"store", "shared"}  # the option groups, whose fields are merged in
 
 
 def _run(cfg: Any, kind: str, role: str, flags: dict[str, Any]) -> None:
     """Train through the registry with progress bars, then print the report."""
     from search.train.registry import TrainJob, train
 
+    flags = {**flags, **asdict(flags["shared"])}
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items()}
     options = {k: v for k, v in options.items() if k not in _NOT_OPTIONS}
     with progress_bars() as progress:
