@@ -137,11 +137,17 @@ def evaluate_dataset(
     gallery = {p.id for p in opened.products}
     dataset = opened.dataset
     scored = score_stages(
-        test, tune, gallery, dataset.self_match, ev, opened.collection.items, reranked=bool(spec)
+        test,
+        tune,
+        gallery,
+        dataset.self_match,
+        ev,
+        opened.collection.items,
+        reranked=bool(spec),
+        catalogue=cat,
     )
     notes += scored.notes
     if cat is not None:
-        scored.use_catalogue(cat)
         against = "the whole catalogue" if ev.match_against == "catalogue" else "its split"
         notes.append(
             f"matcher tuned on {ev.tune_split!r} matched against {against}: {cat.path} "

@@ -71,20 +71,6 @@ class Scored:
     notes: list[str] = field(default_factory=list)
     catalogue: Any = None  # search.match.tuning.catalogue.CatalogueScores on a catalogue
 
-    def use_catalogue(self, cat: Any) -> None:
-        """On a catalogue the match sets come from the tuned matcher (calibrated scores),
-        not from a threshold on the ranking score: its rules replace the match keys."""
-        self.catalogue = cat
-        self.matches = []
-        self.metrics = {
-            k: v
-            for k, v in self.metrics.items()
-            if k.partition("/")[0] not in STAGES
-            or k.partition("/")[2].split("_")[0] not in ("f1", "threshold", "tune", "match")
-        }
-        self.metrics.update(cat.metrics())
-        self.predictions = cat.predictions
-
 
 @dataclass
 class EvalResult:
@@ -138,8 +124,11 @@ def score_stages(
     items: dict[str, int],
     *,
     reranked: bool,
+    catalogue: Any = None,
 ) -> Scored:
-    """Ranking metrics, tuned match sets, latency and counts of both stages."""
+    """Ranking metrics, tuned match sets, latency and counts of both stages. On a
+    catalogue with a tuned matcher (``catalogue``: ``CatalogueScores``) the match sets
+    are the matcher's (calibrated scores): no threshold is swept on the ranking score."""
     qrels_all = gallery_qrels(test.queries, gallery)
     lacking = set(test.no_vector)
     if len(lacking) == len(test.queries):
@@ -167,8 +156,30 @@ def score_stages(
         for name, value in evaluate(runs[stage], qrels, names).items():
             metrics[f"{stage}/{name}"] = value
     metrics["stage2/recall_ceiling"] = metrics[f"stage1/recall@{test.k}"]
-    source = tune or test
-    outcomes = _match_outcomes(test, source, gallery, self_match, ev.thresholds)
+    outcomes: list[MatchOutcome] = []
+    if catalogue is None:
+        outcomes = _match_outcomes(test, tune or test, gallery, self_match, ev.thresholds)
+        predictions = _outcome_metrics(outcomes, test, metrics)
+    else:
+        metrics["queries/match_scored"] = len(match_targets(test, gallery, self_match))
+        predictions = catalogue.predictions
+    metrics.update(test.timing.summary("stage1"))
+    if reranked:
+        metrics.update(test.timing.summary("stage2"))
+    if catalogue is not None:
+        metrics.update(catalogue.metrics())
+    skipped = {"no_match_in_gallery": no_match, "no_vector": sorted(lacking)}
+    notes = _notes(skipped, self_match)
+    return Scored(
+        metrics, runs, qrels, ks, outcomes, predictions, skipped, notes, catalogue=catalogue
+    )
+
+
+def _outcome_metrics(
+    outcomes: list[MatchOutcome], test: StageRows, metrics: dict[str, float]
+) -> dict[str, list[str]]:
+    """Each stage and rule's match figures into ``metrics``; the predictions of the
+    stage-2 rule best on the tuning split."""
     for o in outcomes:
         suffix = RULES[o.keep_nearest]
         metrics[f"{o.stage}/f1{suffix}"] = o.scores.f1
@@ -178,14 +189,7 @@ def score_stages(
         metrics[f"{o.stage}/tune_f1{suffix}"] = float(o.tune.f1.max())
     metrics["queries/match_scored"] = outcomes[0].scores.n
     final = max((o for o in outcomes if o.stage == "stage2"), key=lambda o: float(o.tune.f1.max()))
-    predictions = match_sets(test.stage2, final.threshold, final.keep_nearest)
-    metrics.update(test.timing.summary("stage1"))
-    if reranked:
-        metrics.update(test.timing.summary("stage2"))
-    skipped = {"no_match_in_gallery": no_match, "no_vector": sorted(lacking)}
-    return Scored(
-        metrics, runs, qrels, ks, outcomes, predictions, skipped, _notes(skipped, self_match)
-    )
+    return match_sets(test.stage2, final.threshold, final.keep_nearest)
 
 
 def _match_outcomes(
