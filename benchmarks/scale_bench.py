@@ -209,6 +209,7 @@ def main() -> None:
             raw = raw_upload(url, "bench-raw", vecs, ids, payloads, cfg)
             ours = project_load("server", {"url": url}, "bench", vecs, ids, payloads, cfg)
             store[label] = {"project": ours, "raw": raw}
+            save(args.out, results)
         results["bytes_per_point"] = {}
         for label, cfg in (
             ("float32 in RAM", IndexConfig()),
@@ -225,6 +226,7 @@ def main() -> None:
         results["query"] = {
             label: queries(url, "bench", vecs, cfg) for label, (url, cfg) in layouts.items()
         }
+        save(args.out, results)
         data = catalogue(work / "catalogue.jsonl", n)
         runs = results["index"] = {}
         print("index: edge, node, cluster", file=sys.stderr)
@@ -247,6 +249,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, results)
     print(table(results))
+
+
+def save(path: Path, results: dict) -> None:
+    """Results so far (a long run that fails late keeps what it measured)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, results)
 
 
 def table(r: dict) -> str:
