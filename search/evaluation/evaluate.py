@@ -114,9 +114,11 @@ def evaluate_dataset(
     spec = cfg.stage2.reranker if cfg.stage2.reranker not in (None, "", "none") else None
     try:
         reranker = build_reranker(spec) if spec else None
-        retriever = Retriever.for_collection(index, opened.collection.name)
+        name = opened.collection.name
         if opened.dataset.self_match and ev.stored_queries:
-            retriever = StoredQueries(retriever, opened.dataset.name)
+            retriever: Retriever = StoredQueries(index, name, opened.dataset.name)
+        else:
+            retriever = Retriever.for_collection(index, name)
         pipe = Pipeline(retriever, reranker, cfg.stage1, cfg.stage2)
         test = run_split(pipe, opened.dataset, ev.split, opened.test, progress)
         tune = None

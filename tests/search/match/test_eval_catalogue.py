@@ -57,6 +57,29 @@ def test_eval_of_an_indexed_catalogue_encodes_no_listing(
     assert again.metrics["queries/evaluated"] == res.metrics["queries/evaluated"]
 
 
+def test_stored_queries_read_the_index_and_encode_only_what_it_lacks(indexed, sparse_cfg):
+    from retrieval.data import open_dataset
+    from retrieval.retriever import Retriever
+    from retrieval.types import Product
+    from search.evaluation.stored import StoredQueries
+
+    dataset = open_dataset(str(indexed))
+    stored, new = next(iter(dataset.products())), Product("new", "samsung phone a10 64gb")
+    index = connect(sparse_cfg)
+    try:
+        queries = StoredQueries(index, "shop", dataset.name)
+        assert queries.encoder_specs == ["sparse"] and queries.vector_names() == ["sparse"]
+        enc = queries.encode([stored, new], query=True)
+        want = Retriever.for_collection(index, "shop").encode([stored, new], query=False)
+    finally:
+        index.close()
+    assert (queries.fetched, queries.encoded) == (1, 1)
+    got, doc = enc.vectors["sparse"], want.vectors["sparse"]
+    assert got[0].indices.tolist() == doc[0].indices.tolist()  # the stored (document) side
+    assert got[0].values.tolist() == pytest.approx(doc[0].values.tolist())
+    assert set(got[1].values.tolist()) == {1.0}  # not stored: encoded as a query
+
+
 def test_reported_f1_is_match_scores_on_the_decided_sets(tuned, sparse_cfg, indexed):
     from retrieval.data import open_dataset
 
