@@ -7,18 +7,104 @@ other encoders or lacking a vector it reads, and a pair model file that is missi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, field_validator, model_validator
+
 from retrieval.atomic import write_json
+from retrieval.checks import MAX_COUNT, MAX_HITS
 from retrieval.errors import UsageError
 from retrieval.index.base import CollectionInfo
+from retrieval.validation import Strict, finite_json, read_json, show, validated
+from search.match.groups import GROUPINGS
 from search.match.rules import Rule
 
 FORMAT = "product-search-matcher"
 VERSION = 1
+MAX_SEEDS = 100
+PAIR_SCORE = "pair"  # the pair model's score (search.match.pair_model.PAIR)
+
+
+class RuleFile(Strict):
+    """A rule as ``matcher.json`` holds it (``search.match.rules.Rule``)."""
+
+    name: str = Field(min_length=1)
+    thresholds: dict[str, float] = Field(min_length=1)
+    primary: str
+    min2: float | None = None
+    groups: str = "none"
+    group_cap: int = Field(0, ge=0, le=MAX_COUNT)  # 0: no cap
+    group_threshold: float | None = None
+    inb: int = Field(0, ge=0, le=3)
+    inb_threshold: float | None = None
+    notes: dict[str, Any] = Field(default_factory=dict)
+
+    _finite_notes = field_validator("notes")(finite_json)
+
+    @field_validator("groups")
+    @classmethod
+    def _known_grouping(cls, value: str) -> str:
+        if value not in GROUPINGS:
+            raise ValueError(f"unknown grouping {value!r}; known: {', '.join(GROUPINGS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuleFile:
+        if self.primary not in self.thresholds:
+            raise ValueError(f"rule {self.name!r}: primary score {self.primary!r} has no threshold")
+        if self.inb and PAIR_SCORE in {*self.thresholds, self.primary}:
+            raise ValueError(
+                f"rule {self.name!r}: inb (neighbourhood blending) rescores edges by their "
+                "cosines, which have no pair score: set inb to 0 or threshold no 'pair'"
+            )
+        return self
+
+
+class PairFile(Strict):
+    """The ``pair`` object of ``matcher.json``."""
+
+    model: str = Field(min_length=1)
+    columns: list[str] = Field(min_length=1)
+    neighbours: int = Field(5, ge=1, le=MAX_HITS)
+    seeds: int = Field(1, ge=1, le=MAX_SEEDS)
+    files: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class MatcherFile(Strict):
+    """The whole of ``matcher.json``: what ``Matcher.load`` accepts."""
+
+    format: str
+    version: int
+    encoders: list[str]
+    vectors: list[str]
+    weights: dict[str, float] = Field(min_length=1)
+    k: int = Field(20, ge=1, le=MAX_HITS)
+    pair: PairFile | None = None
+    rule: str
+    rules: list[RuleFile] = Field(min_length=1)
+    info: dict[str, Any] = Field(default_factory=dict)
+
+    _finite_info = field_validator("info")(finite_json)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values()):
+            raise ValueError("weights must be 0 or more, at least one above 0")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MatcherFile:
+        # no vectors at all: `check` says so, naming the collection's
+        unknown = sorted(set(self.weights) - set(self.vectors)) if self.vectors else []
+        if unknown:
+            raise ValueError(f"weights name {unknown}, which are not among vectors {self.vectors}")
+        names = [r.name for r in self.rules]
+        if self.rule not in names:
+            raise ValueError(f"rule {self.rule!r} is not among rules {names}")
+        return self
 
 
 @dataclass
@@ -96,35 +182,29 @@ class Matcher:
 
     @classmethod
     def load(cls, path: str | Path) -> Matcher:
-        """Read a matcher file; anything but this tool's matcher JSON is a one-line error."""
+        """Read a matcher file; anything but this tool's matcher JSON (``MatcherFile``:
+        types, ranges, finite numbers, known keys, weights of its own vectors) is one line
+        naming the file and the key."""
         p = Path(path)
-        if not p.is_file():
-            raise UsageError(f"matcher file not found: {p}")
-        try:
-            data = json.loads(p.read_text())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{p} is not a matcher file (bad JSON: {exc})") from exc
+        data = read_json(p, "matcher file")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UsageError(f"{p} is not a matcher file (written by `search eval`)")
         if data.get("version") != VERSION:
             raise UsageError(
-                f"{p}: matcher version {data.get('version')}, this tool reads {VERSION}"
+                f"{p}: matcher version {show(data.get('version'))}, this tool reads {VERSION}"
             )
-        try:
-            pair = data.get("pair")
-            return cls(
-                encoders=list(data["encoders"]),
-                vectors=list(data["vectors"]),
-                weights={k: float(v) for k, v in data["weights"].items()},
-                rules=[Rule.from_json(r) for r in data["rules"]],
-                rule=str(data["rule"]),
-                k=int(data.get("k", 20)),
-                pair=PairModel(**pair) if pair else None,
-                info=dict(data.get("info") or {}),
-                base=p.parent,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"{p}: bad matcher file ({exc})") from exc
+        m = validated(MatcherFile, data, p)
+        return cls(
+            encoders=m.encoders,
+            vectors=m.vectors,
+            weights=m.weights,
+            rules=[Rule(**r.model_dump()) for r in m.rules],
+            rule=m.rule,
+            k=m.k,
+            pair=PairModel(**m.pair.model_dump()) if m.pair else None,
+            info=m.info,
+            base=p.parent,
+        )
 
     def check(self, info: CollectionInfo, rule: Rule) -> None:
         """Refuse a collection this matcher was not tuned on, or a missing pair model."""
