@@ -14,6 +14,8 @@ from __future__ import annotations
 import errno
 import functools
 import inspect
+import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, fields
@@ -25,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from retrieval.checks import MAX_COUNT, MAX_HITS
-from retrieval.errors import SearchError
+from retrieval.errors import SearchError, UsageError
 from retrieval.types import ProgressFactory
 
 out = Console()
@@ -102,14 +104,45 @@ KeptN = Annotated[
     int | None,
     typer.Option("--n", min=1, max=MAX_HITS, help="Kept after stage 2 (default 10)."),
 ]
+
+
+def finite(value: float | None) -> float | None:
+    """A float flag's callback: NaN and infinities are usage errors (click's ranges let NaN
+    through: every comparison with it is false)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 Blend = Annotated[
     float | None,
-    typer.Option("--blend", min=0.0, max=1.0, help="Stage-1 score weight in stage 2 (0-1)."),
+    typer.Option(
+        "--blend", min=0.0, max=1.0, callback=finite, help="Stage-1 score weight in stage 2 (0-1)."
+    ),
 ]
 QueryBatch = Annotated[
     int | None,
     typer.Option("--batch-size", min=1, max=MAX_COUNT, help="Queries per pipeline batch (256)."),
 ]
+
+
+def check_out(path: Path | None, flag: str = "--out") -> None:
+    """Refuse, before any work, an output folder that cannot be made: a path naming an
+    existing file (or under one), or under a folder this user cannot write to."""
+    if path is None:
+        return
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a folder: name a folder")
+    parent = path
+    while not parent.exists():
+        if parent.is_symlink():
+            raise UsageError(f"{flag} {path}: {parent} is a broken link")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {parent} is not writable; pick another folder")
 
 
 def comma_list(value: str | None) -> list[str] | None:

@@ -15,6 +15,7 @@ from search.cli.common import (
     Format,
     StageFlags,
     StoreFlags,
+    check_out,
     err,
     handle_errors,
     out,
@@ -75,6 +76,10 @@ def eval_cmd(
             "match_against": match_against,
         },
     )
+    if out_dir is not None:
+        check_out(out_dir)
+    else:
+        check_out(cfg.eval.out, "config eval.out")
     with progress_bars() as progress:
         result = evaluate_dataset(
             cfg,

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from retrieval.checks import MAX_COUNT, MAX_HITS
 from retrieval.errors import UsageError
 from search.cli.common import (
     Collection,
     Format,
     StoreFlags,
+    check_out,
     err,
+    finite,
     handle_errors,
     option_group,
     out,
@@ -38,6 +42,8 @@ def parse_thresholds(items: list[str] | None) -> dict[str, float]:
             sep = ""
         if not sep or not name.strip():
             raise UsageError(f"bad --threshold {item!r}: expected NAME=VALUE, e.g. mean=0.7")
+        if not math.isfinite(out_[name.strip()]):
+            raise UsageError(f"bad --threshold {item!r}: the value must be a finite number")
     return out_
 
 
@@ -55,22 +61,31 @@ class RuleOptions:
     ] = None
     min2: Annotated[
         float | None,
-        typer.Option("--min2", help="Keep a lone listing's nearest unless under this score."),
+        typer.Option(
+            "--min2",
+            callback=finite,
+            help="Keep a lone listing's nearest unless under this score.",
+        ),
     ] = None
     groups: Annotated[
         str,
         typer.Option("--groups", help="none, mutual, symmetric, components or agglomerative."),
     ] = "none"
-    group_cap: Annotated[int, typer.Option("--group-cap", help="Largest group (0: no cap).")] = 0
-    inb: Annotated[int, typer.Option("--inb", help="Rounds of neighbourhood blending (0-3).")] = 0
-    k: Annotated[int, typer.Option("--k", help="Candidates per listing and vector.")] = 20
+    group_cap: Annotated[
+        int, typer.Option("--group-cap", min=0, max=MAX_COUNT, help="Largest group (0: no cap).")
+    ] = 0
+    inb: Annotated[
+        int, typer.Option("--inb", min=0, max=3, help="Rounds of neighbourhood blending (0-3).")
+    ] = 0
+    k: Annotated[
+        int, typer.Option("--k", min=1, max=MAX_HITS, help="Candidates per listing and vector.")
+    ] = 20
 
     def flags(self) -> RuleFlags:
-        """The job's ``RuleFlags``; out-of-range rounds or candidates are one-line errors."""
+        """The job's ``RuleFlags`` (each flag bounded where it is declared; a threshold
+        that is not NAME=finite number is a one-line error)."""
         from search.match.job import RuleFlags
 
-        if not 0 <= self.inb <= 3 or self.k < 1:
-            raise UsageError("--inb must be 0 to 3 and --k at least 1")
         thresholds = parse_thresholds(self.threshold)
         return RuleFlags(thresholds, self.min2, self.groups, self.group_cap, self.inb, self.k)
 
@@ -119,6 +134,7 @@ def match_cmd(
         flags = rule_flags.flags()
     elif rule_flags.threshold or encoder:
         raise UsageError("a matcher names its rule and encoders: drop --threshold / --encoder")
+    check_out(out_dir)
     cfg = store.load(stage1={"encoders": encoder or None})
     with progress_bars() as progress:
         result = match_dataset(
