@@ -19,6 +19,7 @@ from retrieval.data.records import (
     dataset_name,
     image_ref,
     optional_text,
+    product_id,
     read_csv,
     read_json_records,
     read_jsonl,
@@ -74,7 +75,7 @@ class CatalogDataset(Dataset):
         out: list[Product] = []
         seen: set[str] = set()
         for lineno, record in self._records():
-            pid = optional_text(record.get("id"))
+            pid = product_id(record.get("id"), self.path, lineno)
             if pid is None:
                 raise UsageError(f"{self.path}:{lineno}: record has no 'id'")
             if pid in seen:

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.data.base import Dataset, split_of_group
-from retrieval.data.records import absolute, dataset_name, image_ref, read_jsonl, text_of
+from retrieval.data.records import (
+    absolute,
+    dataset_name,
+    image_ref,
+    product_id,
+    read_jsonl,
+    text_of,
+)
 from retrieval.errors import UsageError
 from retrieval.types import Product, Query
 
@@ -58,11 +65,12 @@ class QueryGalleryDataset(Dataset):
         return [q for q in self._queries if q.split == split]
 
     def _product(self, record: dict[str, Any], source: Path, lineno: int) -> Product:
-        if record.get("id") in (None, ""):
+        pid = product_id(record.get("id"), source, lineno)
+        if pid is None:
             raise UsageError(f"{source}:{lineno}: record has no 'id'")
         fields = {k: v for k, v in record.items() if k not in _CORE}
         return Product(
-            id=str(record["id"]),
+            id=pid,
             title=text_of(record.get("title")),
             image_path=image_ref(record.get("image"), self.path),
             group=None,

@@ -6,12 +6,16 @@ import csv
 import io
 import json
 import os
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from retrieval.data.images import ZIP_SEP
 from retrieval.errors import UsageError
+
+# Unicode categories refused in ids: control, format (zero-width, bidi marks), surrogates
+BAD_ID = ("Cc", "Cf", "Cs")
 
 
 def absolute(path: str | Path) -> Path:
@@ -91,7 +95,7 @@ def read_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def csv_rows(
     text: str, source: str | Path, required: tuple[str, ...] = ()
 ) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """Header and ``(line number, row)`` pairs of CSV text. Malformed CSV (an unterminated
+    """Header and ``(first line number, row)`` pairs of CSV text. Malformed CSV (an unterminated
     quote that would swallow the rest of the file, text after a closing quote) is a
     UsageError naming the line; so is a missing ``required`` column."""
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
@@ -112,7 +116,7 @@ def csv_rows(
                 raise UsageError(
                     f"{source}:{start + 1}: bad CSV ({exc}); an unterminated quote?"
                 ) from exc
-            yield reader.line_num, row
+            yield start + 1, row  # where the record starts (a quoted field may span lines)
             start = reader.line_num
 
     return columns, rows()
@@ -159,3 +163,20 @@ def optional_text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def product_id(value: Any, source: str | Path, lineno: int) -> str | None:
+    """A listing's id as text (``None`` or blank: no id). An id holding whitespace or a
+    control character is a UsageError naming the line: ``matches.csv`` separates ids by
+    spaces, and a carriage return there splits a row in two."""
+    text = optional_text(value)
+    if text is None:
+        return None
+    bad = next((ch for ch in text if ch.isspace() or unicodedata.category(ch) in BAD_ID), None)
+    if bad is not None:
+        what = "whitespace" if bad.isspace() else "a control character"
+        raise UsageError(
+            f"{source}:{lineno}: id {text[:40]!r} holds {what} (U+{ord(bad):04X}); ids may "
+            "not: matches.csv lists them space-separated"
+        )
+    return text

@@ -20,6 +20,7 @@ from retrieval.data.records import (
     dataset_name,
     decode_text,
     optional_text,
+    product_id,
     read_bytes,
 )
 from retrieval.errors import UsageError
@@ -57,8 +58,9 @@ class _Source:
             return str(self.path / name)
         return zip_ref(self.path, self.prefix + name)
 
-    def rows(self, name: str, required: tuple[str, ...]) -> list[dict[str, str]]:
-        """Rows of one CSV file; bad bytes, bad quoting or missing columns: a UsageError."""
+    def rows(self, name: str, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+        """``(line number, row)`` of one CSV file; bad bytes, bad quoting or missing
+        columns: a UsageError."""
         label = self.label(name)
         if self.names is None:
             data = read_bytes(self.path / name)
@@ -69,7 +71,7 @@ class _Source:
             except (OSError, *ZIP_ERRORS) as exc:
                 raise UsageError(f"cannot read {label}: {exc}") from exc
         _, rows = csv_rows(decode_text(data, label), label, required)
-        return [row for _, row in rows]
+        return list(rows)
 
     def image(self, folder: str, image: str) -> str:
         if self.names is None:
@@ -157,8 +159,9 @@ class ShopeeDataset(Dataset):
         required = ("posting_id", "image", "title") + (("label_group",) if labelled else ())
         rows = self._source.rows(name, required)
         folder = f"{stem}_images"
-        for row in rows:
-            posting_id = optional_text(row.get("posting_id"))
+        label = self._source.label(name)
+        for lineno, row in rows:
+            posting_id = product_id(row.get("posting_id"), label, lineno)
             if posting_id is None:
                 continue
             group = optional_text(row.get("label_group")) if labelled else None
