@@ -8,7 +8,6 @@ live in each implementation. Specs read ``KIND[:MODEL][,key=value...]``, e.g.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -16,10 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from pydantic import Field, field_validator
+
 from retrieval.atomic import write_json
 from retrieval.errors import UsageError
 from retrieval.registry import Registry
 from retrieval.types import Candidate, ComponentSpec, Product, product_text
+from retrieval.validation import Strict, read_json, validated
 
 Pair = tuple[Product, Candidate]
 # Modules whose import registers a kind; imported on first use so torch stays unloaded.
@@ -112,28 +114,40 @@ class TrainedReading:
     stage1_weight: float = 0.0
 
 
+class ReadingFile(Strict):
+    """``TEXT_SIDECAR`` as a file: what ``trained_reading`` accepts."""
+
+    text: str = "raw"
+    fields: list[str] = Field(default_factory=list)
+    stage1_weight: float = 0.0
+
+    @field_validator("text")
+    @classmethod
+    def _known_form(cls, value: str) -> str:
+        if value not in TEXT_FORMS:
+            raise ValueError(f"unknown text form {value!r}; expected one of {TEXT_FORMS}")
+        return value
+
+    @field_validator("stage1_weight")
+    @classmethod
+    def _weight(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must be a number >= 0")
+        return value
+
+
 def trained_reading(model: str | Path) -> TrainedReading:
     """The sidecar of a reranker folder; the defaults (raw titles, no fields, no stage-1
-    weight) for a hub name or a folder we did not train. A bad sidecar is one line."""
+    weight) for a hub name or a folder we did not train. A bad sidecar (``ReadingFile``)
+    is one line naming the file and the key."""
     path = Path(model) / TEXT_SIDECAR
     if not path.is_file():
         return TrainedReading()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        reading = TrainedReading(
-            data.get("text", "raw"),
-            tuple(str(f) for f in data.get("fields", [])),
-            float(data.get("stage1_weight", 0.0)),
-        )
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from exc
-    if reading.form not in TEXT_FORMS:
-        raise UsageError(
-            f"{path}: unknown text form {reading.form!r}; expected one of {TEXT_FORMS}"
-        )
-    if not math.isfinite(reading.stage1_weight) or reading.stage1_weight < 0:
-        raise UsageError(f"{path}: stage1_weight must be a number >= 0")
-    return reading
+    data = read_json(path, "reranker sidecar")
+    if not isinstance(data, dict):
+        raise UsageError(f"cannot read {path}: not a JSON object")
+    reading = validated(ReadingFile, data, path)
+    return TrainedReading(reading.text, tuple(reading.fields), reading.stage1_weight)
 
 
 def write_reading(out: str | Path, reading: TrainedReading) -> None:

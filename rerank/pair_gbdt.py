@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
 from rerank.base import Pair, register_reranker, sigmoid
 from rerank.pair_features import (
@@ -38,6 +39,7 @@ from rerank.stack_blend import Blend, blend_inputs
 from retrieval.atomic import read_checked, write_checked, write_text
 from retrieval.errors import MissingExtraError, UsageError
 from retrieval.registry import int_option
+from retrieval.validation import Strict, read_json, validated
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +141,10 @@ class PairGbdtModel:
         side = sidecar_path(path)
         if not side.is_file():
             raise UsageError(f"pair-gbdt model {path} has no sidecar {side.name}; {TRAIN_HINT}")
-        try:
-            meta = json.loads(side.read_text())
-        except ValueError as exc:
-            raise UsageError(f"bad pair-gbdt sidecar {side}: {exc}") from exc
+        meta = read_json(side, "pair-gbdt sidecar")
         if not isinstance(meta, dict):
             raise UsageError(f"bad pair-gbdt sidecar {side}: not a JSON object; {TRAIN_HINT}")
+        validated(PairSidecar, meta, side)
         features = list(meta.pop("features", []))
         version = meta.pop("feature_version", None)
         own = [f for f in features if not f.startswith((SIM_PREFIX, STACK_PREFIX))]
@@ -166,11 +166,72 @@ class PairGbdtModel:
             raise UsageError(
                 f"pair-gbdt model {path} and its sidecar list different features; {TRAIN_HINT}"
             )
-        try:
-            calibration(meta)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"bad calibration in pair-gbdt sidecar {side}: {exc}") from exc
         return cls(booster, features, meta, num_threads)
+
+
+class StackedFile(Strict):
+    """A stacked reranker as the sidecar records it (``rerank.stacking.Stacked``)."""
+
+    spec: str
+    kind: str
+    fingerprint: str
+
+
+class BlendFile(Strict):
+    """The stacking blend's weights (``rerank.stack_blend.Blend``)."""
+
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    raw: list[bool] = Field(default_factory=list)
+
+
+class PairSidecar(Strict):
+    """``MODEL.txt.json``: the columns, the model file's record, and the training facts;
+    the numbers a score goes through (calibration, blend) typed and finite."""
+
+    features: list[str] = Field(min_length=1)
+    feature_version: int
+    model_file: dict[str, Any] | None = None  # checked by read_checked, with the rebuild hint
+    calibration: dict[str, Any] | None = None
+    stacked: list[StackedFile] = Field(default_factory=list)
+    blend: BlendFile | None = None
+    # what the trainer reports: informational, typed loosely
+    params: dict[str, Any] = Field(default_factory=dict)
+    best_iteration: int | None = None
+    train_queries: int | None = None
+    train_pairs: int | None = None
+    train_positives: int | None = None
+    valid_scores: dict[str, Any] = Field(default_factory=dict)
+    dataset: str | None = None
+    collection: str | None = None
+    vector: str | None = None
+    k: int | None = None
+    split: str | None = None
+    stack_queries: int | None = None
+    valid_metrics: str | None = None
+
+    @field_validator("calibration")
+    @classmethod
+    def _calibration(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        try:
+            calibration({"calibration": value})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad calibration ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _blend_shape(self) -> PairSidecar:
+        b, n = self.blend, len(self.stacked)
+        if b is not None and (
+            len(b.raw) not in (0, n) or not len(b.mean) == len(b.scale) == len(b.coef) == 1 + 2 * n
+        ):
+            raise ValueError(
+                f"the blend has {len(b.coef)} weights; {1 + 2 * n} expected for {n} stacked "
+                "reranker(s)"
+            )
+        return self
 
 
 def calibration(info: dict[str, Any]) -> tuple[float, float] | None:

@@ -1,13 +1,16 @@
 """Type and range checks of config values, from the dataclass annotations (``search.config``
 checks every section with them; ``IndexConfig`` its ranges).
 
-A TOML value of the wrong type (``k = "many"``, ``encoders = "text"``) or out of range
-(``k = 0``, ``batch_size = 100000000000000000000``) is a UsageError naming the key,
-never accepted and never a traceback later on.
+A TOML value of the wrong type (``k = "many"``, ``encoders = "text"``), not finite
+(``blend = nan``, ``oversampling = inf``) or out of range (``k = 0``, ``batch_size =
+100000000000000000000``) is a UsageError naming the key, never accepted and never a
+traceback later on. The config's part of the validation layer of hand-edited files
+(``retrieval.validation`` holds the JSON files' part: matcher, sidecars).
 """
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from pathlib import Path
@@ -27,6 +30,8 @@ def check_types(section: str, values: dict[str, Any], cls: type) -> None:
         hint = hints.get(key, Any)
         if not fits(value, hint):
             raise UsageError(f"config {section}.{key} = {_show(value)}: expected {type_name(hint)}")
+        if isinstance(value, float) and not math.isfinite(value):  # TOML reads nan and inf
+            raise UsageError(f"config {section}.{key} = {_show(value)}: expected a finite number")
 
 
 def check_range(name: str, value: int | float, lo: float, hi: float) -> None:

@@ -61,7 +61,7 @@ def parse_json(text: str, where: str | Path, what: str) -> Any:
     except RecursionError as exc:
         raise UsageError(f"{where} is not a {what} (JSON nested too deeply)") from exc
     except ValueError as exc:
-        raise UsageError(f"{where} is not a {what} (bad JSON: {exc})") from exc
+        raise UsageError(f"cannot read {where}: not a {what} (bad JSON: {exc})") from exc
 
 
 def finite_json(value: Any) -> Any:
@@ -111,8 +111,8 @@ def error_line(exc: ValidationError, model: type[BaseModel], where: str | Path) 
         msg = "should" + msg[len("Input should") :]
     if kind == "missing":
         line = f"{key} is missing"
-    elif kind in ("value_error", "assertion_error"):
-        line = f"{key}: {msg}" if key else msg
+    elif kind in ("value_error", "assertion_error"):  # our validators' own sentences
+        line = f"{key}{' ' if msg.startswith('must ') else ': '}{msg}" if key else msg
     else:
         line = f"{key} {msg}, not {show(first.get('input'))}" if key else msg
     return f"{where}: {line}{more}"

@@ -172,33 +172,49 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> AppConfig:
     """Read a TOML config (sections store / index / stage1 / stage2 / eval / train.KIND),
     then apply flag overrides given as ``section={key: value}`` (None values are ignored)."""
-    return build_config(read_toml(path) if path is not None else {}, **overrides)
+    if path is None:
+        return build_config({}, **overrides)
+    return build_config(read_toml(path), source=path, **overrides)
 
 
-def build_config(data: dict[str, Any], **overrides: dict[str, Any]) -> AppConfig:
-    """The config from parsed TOML sections plus flag overrides (see ``load_config``)."""
+def build_config(
+    data: dict[str, Any], source: str | Path | None = None, **overrides: dict[str, Any]
+) -> AppConfig:
+    """The config from parsed TOML sections plus flag overrides (see ``load_config``); an
+    error in a section the file ``source`` sets names the file first."""
     sections = SECTIONS
+    where = f"{source}: " if source is not None else ""
     for key in data:
         if key not in sections and key != "train":
             near = difflib.get_close_matches(key, [*sections, "train"], n=1)
             raise UsageError(
-                f"unknown config section [{key}]" + (f"; did you mean [{near[0]}]?" if near else "")
+                f"{where}unknown config section [{key}]"
+                + (f"; did you mean [{near[0]}]?" if near else "")
             )
     data = _moved_keys(data)
     built: dict[str, Any] = {}
     for name, cls in sections.items():
         table = data.get(name, {})
         if not isinstance(table, dict):
-            raise UsageError(f"config [{name}] must be a table of keys, not {table!r}")
+            raise UsageError(f"{where}config [{name}] must be a table of keys, not {table!r}")
         values = dict(table)
         values.update({k: v for k, v in overrides.get(name, {}).items() if v is not None})
-        check_keys(name, values, cls)
-        check_types(name, values, cls)
         try:
-            built[name] = cls(**values)
-        except TypeError as exc:
-            raise UsageError(f"bad [{name}] config: {exc}") from exc
-    return AppConfig(**built, train=_train_tables(data.get("train", {})))
+            check_keys(name, values, cls)
+            check_types(name, values, cls)
+            try:
+                built[name] = cls(**values)
+            except TypeError as exc:
+                raise UsageError(f"bad [{name}] config: {exc}") from exc
+        except UsageError as exc:
+            if not where or not table:  # the flags alone: no file to name
+                raise
+            raise UsageError(f"{where}{exc}") from exc
+    try:
+        train = _train_tables(data.get("train", {}))
+    except UsageError as exc:
+        raise UsageError(f"{where}{exc}") from exc
+    return AppConfig(**built, train=train)
 
 
 # Keys that moved to another section: (old section, key) -> new section.
