@@ -7,11 +7,18 @@ other encoders or lacking a vector it reads, and a pair model file that is missi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
 from retrieval.atomic import write_json
 from retrieval.checks import MAX_COUNT, MAX_HITS
@@ -27,18 +34,35 @@ MAX_SEEDS = 100
 PAIR_SCORE = "pair"  # the pair model's score (search.match.pair_model.PAIR)
 
 
+OFF = "off"  # in matcher.json: a threshold no score reaches (the tuner's float("inf"))
+
+
+def _off_or_finite(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
+    """``"off"`` is +inf (a switched-off threshold); anything else a finite number."""
+    return math.inf if value == OFF else handler(value)
+
+
+Threshold = Annotated[float, WrapValidator(_off_or_finite)]
+
+
+def _off(value: Any) -> Any:
+    """+inf written as ``"off"``: matcher.json holds no ``Infinity`` token."""
+    return OFF if isinstance(value, float) and value == math.inf else value
+
+
 class RuleFile(Strict):
-    """A rule as ``matcher.json`` holds it (``search.match.rules.Rule``)."""
+    """A rule as ``matcher.json`` holds it (``search.match.rules.Rule``); a threshold is
+    a finite number or ``"off"``."""
 
     name: str = Field(min_length=1)
-    thresholds: dict[str, float] = Field(min_length=1)
+    thresholds: dict[str, Threshold] = Field(min_length=1)
     primary: str
-    min2: float | None = None
+    min2: Threshold | None = None
     groups: str = "none"
     group_cap: int = Field(0, ge=0, le=MAX_COUNT)  # 0: no cap
-    group_threshold: float | None = None
+    group_threshold: Threshold | None = None
     inb: int = Field(0, ge=0, le=3)
-    inb_threshold: float | None = None
+    inb_threshold: Threshold | None = None
     notes: dict[str, Any] = Field(default_factory=dict)
 
     _finite_notes = field_validator("notes")(finite_json)
@@ -107,6 +131,15 @@ class MatcherFile(Strict):
         return self
 
 
+def rule_json(rule: Rule) -> dict[str, Any]:
+    """A rule as matcher.json holds it: switched-off thresholds (+inf) as ``"off"``."""
+    data = rule.to_json()
+    data["thresholds"] = {k: _off(v) for k, v in data["thresholds"].items()}
+    for key in ("min2", "group_threshold", "inb_threshold"):
+        data[key] = _off(data[key])
+    return data
+
+
 @dataclass
 class PairModel:
     """A pair model on candidate edges: LightGBM text files beside the matcher, one per
@@ -172,7 +205,7 @@ class Matcher:
                 "files": self.pair.files,
             },
             "rule": self.rule,
-            "rules": [r.to_json() for r in self.rules],
+            "rules": [rule_json(r) for r in self.rules],
             "info": self.info,
         }
 

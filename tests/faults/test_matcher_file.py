@@ -119,6 +119,21 @@ def test_the_good_file_loads(tmp_path):
     assert [r.name for r in m.rules] == ["s", "g", "p"] and m.rules[1].group_cap == 4
 
 
+def test_a_switched_off_threshold_is_written_off_and_read_back(tmp_path):
+    """The tuner switches a score off with float("inf"): written as "off", never as the
+    Infinity token the loader refuses."""
+    inf = float("inf")
+    rule = Rule("u", {"mean": inf, "sparse": 0.5}, "mean", min2=0.1, inb=1, inb_threshold=inf)
+    matcher = Matcher(["sparse"], ["sparse"], {"sparse": 1.0}, [rule], "u")
+    path = matcher.save(tmp_path / "matcher.json")
+    text = path.read_text()
+    assert "Infinity" not in text and json.loads(text)["rules"][0]["thresholds"]["mean"] == "off"
+    assert Matcher.load(path) == matcher
+    path.write_text(text.replace('"off"', '"of"', 1))
+    with pytest.raises(UsageError, match=r"rules\[0\].thresholds.mean should be a valid number"):
+        Matcher.load(path)
+
+
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_nan_tokens_in_the_json_text_are_refused(tmp_path, token):
     path = tmp_path / "matcher.json"
