@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
+from retrieval.checks import check_types
 from retrieval.errors import UsageError
 from retrieval.registry import Registry
 from retrieval.types import ProgressFactory
@@ -114,6 +115,7 @@ def build_options(trainer: Trainer, table: dict[str, Any], flags: dict[str, Any]
     flags given (None: not given). A flag the trainer does not take is ignored with a
     warning (a script written for another kind keeps running)."""
     check_keys(f"train.{trainer.name}", table, trainer.options)
+    check_types(f"train.{trainer.name}", table, trainer.options)  # types, finite numbers
     known = {f.name for f in fields(trainer.options)}
     given = {k: v for k, v in flags.items() if v is not None}
     for key in sorted(set(given) - known):

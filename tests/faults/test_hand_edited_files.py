@@ -8,6 +8,7 @@ line naming the file and the key, never accepted silently and never a traceback.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -157,3 +158,19 @@ def test_a_bad_pair_gbdt_sidecar_is_one_line(model_file, tmp_path, name):
 def test_the_trained_sidecar_loads(model_file):
     model = PairGbdtModel.load(model_file)
     assert model.info["best_iteration"] >= 1 and model.features
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ({"k": "many"}, "config train.pair-gbdt.k = 'many': expected int"),
+        ({"stack_queries": 1.5}, "config train.pair-gbdt.stack_queries = 1.5: expected int"),
+        ({"kk": 5}, "unknown config key train.pair-gbdt.kk; did you mean 'k'?"),
+    ],
+)
+def test_a_trainer_table_is_type_checked(table, says):
+    import search.train  # noqa: F401  (registers the trainers)
+    from search.train.registry import build_options, get_trainer
+
+    with pytest.raises(UsageError, match=re.escape(says)):
+        build_options(get_trainer("pair-gbdt", "reranker"), table, {})
