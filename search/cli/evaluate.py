@@ -78,8 +78,10 @@ def eval_cmd(
     )
     if out_dir is not None:
         check_out(out_dir)
-    else:
+    elif cfg.eval.out is not None:
         check_out(cfg.eval.out, "config eval.out")
+    else:  # the default, runs/<collection>-<time>
+        check_out(Path("runs"), "the default folder (--out)")
     with progress_bars() as progress:
         result = evaluate_dataset(
             cfg,

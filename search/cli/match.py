@@ -134,7 +134,7 @@ def match_cmd(
         flags = rule_flags.flags()
     elif rule_flags.threshold or encoder:
         raise UsageError("a matcher names its rule and encoders: drop --threshold / --encoder")
-    check_out(out_dir)
+    check_out(out_dir or Path("runs"), "--out" if out_dir else "the default folder (--out)")
     cfg = store.load(stage1={"encoders": encoder or None})
     with progress_bars() as progress:
         result = match_dataset(

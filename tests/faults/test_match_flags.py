@@ -119,3 +119,14 @@ def test_out_naming_a_file_end_to_end_is_one_line(catalogue, tmp_path):
     res = runner.invoke(app, ["match", str(catalogue), "-t", "sparse=0.5", "--out", str(taken)])
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "is a file" in res.output and not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("command", ["match", "eval"])
+def test_a_runs_file_in_the_way_of_the_default_folder_is_refused(
+    catalogue, started, tmp_path, monkeypatch, command
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("mine\n")
+    args = [command, str(catalogue)] + (["-t", "sparse=0.5"] if command == "match" else [])
+    res = refused(args, "runs", started)
+    assert "default folder" in res.output and (tmp_path / "runs").read_text() == "mine\n"
