@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -96,6 +96,19 @@ class PairFile(Strict):
     files: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class InfoFile(Strict):
+    """The ``info`` of ``matcher.json``: what it was tuned on (``search.match.tuning``);
+    ``search match`` reads ``tuned_against`` and ``tuned_listings``."""
+
+    dataset: str | None = None
+    collection: str | None = None
+    tuned_on: str | None = None
+    tuned_against: Literal["split", "catalogue"] | None = None
+    tuned_listings: int | None = Field(None, ge=0)
+    valid_f1: dict[str, float] = Field(default_factory=dict)
+    test_f1: dict[str, float] = Field(default_factory=dict)
+
+
 class MatcherFile(Strict):
     """The whole of ``matcher.json``: what ``Matcher.load`` accepts."""
 
@@ -108,9 +121,7 @@ class MatcherFile(Strict):
     pair: PairFile | None = None
     rule: str
     rules: list[RuleFile] = Field(min_length=1)
-    info: dict[str, Any] = Field(default_factory=dict)
-
-    _finite_info = field_validator("info")(finite_json)
+    info: InfoFile = Field(default_factory=InfoFile)
 
     @field_validator("weights")
     @classmethod
@@ -235,7 +246,7 @@ class Matcher:
             rule=m.rule,
             k=m.k,
             pair=PairModel(**m.pair.model_dump()) if m.pair else None,
-            info=m.info,
+            info=m.info.model_dump(exclude_unset=True),
             base=p.parent,
         )
 

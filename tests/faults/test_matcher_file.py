@@ -96,6 +96,11 @@ CASES = [
     ("encoders", "sparse", "valid list"),
     ("vectors", "del", "missing"),
     ("info", [1], "valid dictionary"),
+    ("info.tuned_listings", "many", "valid integer"),
+    ("info.tuned_listings", -4, "greater than or equal to 0"),
+    ("info.tuned_against", "whole", "'split' or 'catalogue'"),
+    ("info.tuned_listing", 40, "did you mean 'tuned_listings'"),
+    ("rules.0.notes", {"tune_f1": float("nan")}, "holds nan"),
 ]
 
 
@@ -140,8 +145,12 @@ def test_nan_tokens_in_the_json_text_are_refused(tmp_path, token):
     path.write_text(json.dumps(good()).replace('"sparse": 1.0', f'"sparse": {token}'))
     with pytest.raises(UsageError, match=r"matcher.json: weights.sparse should be a finite number"):
         Matcher.load(path)
-    path.write_text(json.dumps(good()).replace('"tuned_listings": 40', f'"f1": [1, {token}]'))
-    with pytest.raises(UsageError, match=r"matcher.json: info: holds"):
+    path.write_text(
+        json.dumps(good()).replace('"tuned_listings": 40', f'"valid_f1": {{"s": {token}}}')
+    )
+    with pytest.raises(
+        UsageError, match=r"matcher.json: info.valid_f1.s should be a finite number"
+    ):
         Matcher.load(path)
 
 
