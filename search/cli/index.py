@@ -71,10 +71,47 @@ class LayoutFlags:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass(frozen=True)
+class RayFlags:
+    """``search index`` on Ray Data: where, how many encoder workers, GPUs each."""
+
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Encode on Ray Data workers (needs --qdrant-url).")
+    ] = False
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            metavar="HOST:PORT",
+            help="Ray cluster to join (implies --ray; default RAY_ADDRESS, else a local one).",
+        ),
+    ] = None
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=10000, help="Ray: encoder actors.")
+    ] = None
+    gpus_per_worker: Annotated[
+        float, typer.Option("--gpus-per-worker", min=0, max=64, help="Ray: GPUs per actor.")
+    ] = 0.0
+
+    def job(self) -> tuple[Any, dict[str, Any]]:
+        """The index job to run and its Ray options (none without ``--ray``)."""
+        from search.indexing import index_dataset
+
+        if not (self.ray or self.ray_address is not None):
+            if self.workers is not None or self.gpus_per_worker:
+                raise UsageError("--workers and --gpus-per-worker need --ray")
+            return index_dataset, {}
+        from search.indexing_ray import index_dataset_ray
+
+        options = {"address": self.ray_address, "workers": self.workers or 1}
+        return index_dataset_ray, options | {"gpus_per_worker": self.gpus_per_worker}
+
+
 @app.command("index")
 @handle_errors
 @store_options()
 @option_group(LayoutFlags, "layout")
+@option_group(RayFlags, "scale")
 def index_cmd(
     dataset: Annotated[
         str,
@@ -94,58 +131,23 @@ def index_cmd(
             "--batch-size", min=1, max=MAX_COUNT, help="Listings per encode/upsert batch."
         ),
     ] = None,
-    ray: Annotated[
-        bool, typer.Option("--ray", help="Encode on Ray Data workers (needs --qdrant-url).")
-    ] = False,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address",
-            metavar="HOST:PORT",
-            help="Ray cluster to join (implies --ray; default RAY_ADDRESS, else a local one).",
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, max=10000, help="Ray: encoder actors.")
-    ] = None,
-    gpus_per_worker: Annotated[
-        float, typer.Option("--gpus-per-worker", min=0, max=64, help="Ray: GPUs per actor.")
-    ] = 0.0,
     *,
     store: StoreFlags,
     layout: LayoutFlags,
+    scale: RayFlags,
 ) -> None:
     """Encode a dataset and store it in a collection (a killed run resumes)."""
-    from search.indexing import index_dataset
-
-    ray = ray or ray_address is not None
-    if not ray and (workers is not None or gpus_per_worker):
-        raise UsageError("--workers and --gpus-per-worker need --ray")
     cfg = store.load(
         index=layout.index,
         stage1={"encoders": encoder or None, "batch_size": batch_size},
     )
+    job, options = scale.job()
     with progress_bars() as bars:
         progress = functools.partial(bars, "indexing")
-        job, scale = index_dataset, {}
-        if ray:
-            from search.indexing_ray import index_dataset_ray
-
-            job = index_dataset_ray
-            scale = {
-                "address": ray_address,
-                "workers": workers or 1,
-                "gpus_per_worker": gpus_per_worker,
-            }
         report, path = job(
-            cfg,
-            dataset,
-            fmt=fmt,
-            collection=collection,
-            recreate=recreate,
-            progress=progress,
-            **scale,
-        )
+            cfg, dataset, fmt=fmt, collection=collection, recreate=recreate, progress=progress,
+            **options,
+        )  # fmt: skip
     out.print(
         f"collection [bold]{report.collection}[/bold]: {report.written} written, "
         f"{report.skipped_existing} already stored, {len(report.failures)} with unreadable images, "
