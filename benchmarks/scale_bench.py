@@ -60,8 +60,20 @@ def catalogue(path: Path, n: int, seed: int = 0) -> Path:
     return path
 
 
-def vectors(n: int, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, DIM), dtype=np.float32)
+def vectors(n: int, seed: int = 0, latent: int = 32) -> np.ndarray:
+    """Unit vectors shaped like a catalogue's embeddings: products (a few listings each,
+    close to one another) spread over a low-dimensional space mapped into DIM dimensions.
+    Plain Gaussian noise in 384 dimensions has no meaningful neighbours past the nearest."""
+    rng = np.random.default_rng(seed)
+    products = rng.standard_normal((n // 3 + 1, latent), dtype=np.float32)
+    z = products[np.arange(n) // 3] + 0.15 * rng.standard_normal((n, latent), dtype=np.float32)
+    x = z @ rng.standard_normal((latent, DIM), dtype=np.float32)
+    x += (
+        0.05
+        * np.linalg.norm(x, axis=1, keepdims=True)
+        / np.sqrt(DIM)
+        * rng.standard_normal((n, DIM), dtype=np.float32)
+    )
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -178,28 +190,50 @@ def index_job(data: Path, home: Path, url: str | None, *, ray_workers: int = 0, 
     return {"seconds": report.seconds, "points_per_s": report.written / report.seconds}
 
 
+SECTIONS = ("store", "footprint", "query", "index", "ray")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=200_000)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/scale.json")
-    ap.add_argument("--no-ray", action="store_true", help="skip the Ray Data runs")
+    ap.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"sections to run, of {','.join(SECTIONS)}"
+    )
+    ap.add_argument("--no-ray", action="store_true", help="leave out the Ray Data runs")
     args = ap.parse_args()
+    only = {x for x in args.only.split(",") if x} - ({"ray"} if args.no_ray else set())
     if missing_reason():
         sys.exit(f"scale_bench: {missing_reason()}")
+    if only - set(SECTIONS):
+        sys.exit(f"scale_bench: unknown sections {sorted(only - set(SECTIONS))}")
     work = Path(tempfile.mkdtemp(prefix="scale-", dir=args.work))
     node = QdrantNode(work / "node").start()
     cluster = QdrantCluster.start(work / "cluster", size=3)
     n = args.points
     results: dict = {"points": n, "dim": DIM, "batch": BATCH, "load_before": os.getloadavg()}
     try:
-        vecs = vectors(n)
-        ids = [point_id("bench", f"l{i}") for i in range(n)]
-        payloads = [{"id": f"l{i}", "dataset": "bench", "title": f"listing {i}"} for i in range(n)]
-        layouts = {
-            "node": (node.url, IndexConfig()),
-            "cluster (3 shards, 2 replicas)": (cluster.url, IndexConfig(shards=3, replicas=2)),
-        }
+        run_sections(results, only, work, node, cluster, args.out)
+    finally:
+        cluster.stop()
+        node.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    results["load_after"] = os.getloadavg()
+    save(args.out, results)
+    print(table(results))
+
+
+def run_sections(results, only, work: Path, node, cluster, out: Path) -> None:
+    n = results["points"]
+    vecs = vectors(n)
+    ids = [point_id("bench", f"l{i}") for i in range(n)]
+    payloads = [{"id": f"l{i}", "dataset": "bench", "title": f"listing {i}"} for i in range(n)]
+    layouts = {
+        "node": (node.url, IndexConfig()),
+        "cluster (3 shards, 2 replicas)": (cluster.url, IndexConfig(shards=3, replicas=2)),
+    }
+    if "store" in only:
         store = results["store"] = {}
         store["edge"] = project_load(
             "edge", {"data_dir": work / "edge"}, "bench", vecs, ids, payloads, IndexConfig()
@@ -209,7 +243,8 @@ def main() -> None:
             raw = raw_upload(url, "bench-raw", vecs, ids, payloads, cfg)
             ours = project_load("server", {"url": url}, "bench", vecs, ids, payloads, cfg)
             store[label] = {"project": ours, "raw": raw}
-            save(args.out, results)
+            save(out, results)
+    if "footprint" in only:
         results["bytes_per_point"] = {}
         for label, cfg in (
             ("float32 in RAM", IndexConfig()),
@@ -223,32 +258,34 @@ def main() -> None:
                 )
             finally:
                 fresh.stop()
-        results["query"] = {
-            label: queries(url, "bench", vecs, cfg) for label, (url, cfg) in layouts.items()
-        }
-        save(args.out, results)
-        data = catalogue(work / "catalogue.jsonl", n)
-        runs = results["index"] = {}
+            save(out, results)
+    if "query" in only:
+        results["query"] = {}
+        for label, (url, cfg) in layouts.items():
+            print(f"query: {label}", file=sys.stderr)
+            if "store" not in only:
+                project_load("server", {"url": url}, "bench", vecs, ids, payloads, cfg)
+            results["query"][label] = queries(url, "bench", vecs, cfg)
+        save(out, results)
+    if not only & {"index", "ray"}:
+        return
+    data = catalogue(work / "catalogue.jsonl", n)
+    runs = results["index"] = {}
+    if "index" in only:
         print("index: edge, node, cluster", file=sys.stderr)
         runs["edge"] = index_job(data, work / "home-edge", None)
         runs["node"] = index_job(data, work / "home-node", node.url)
         runs["cluster (3 shards, 2 replicas)"] = index_job(
             data, work / "home-cluster", cluster.url, shards=3, replicas=2
         )
-        if not args.no_ray:
-            for workers in (1, 2):
-                print(f"index: ray, {workers} worker(s)", file=sys.stderr)
-                runs[f"node, Ray {workers} worker(s)"] = index_job(
-                    data, work / f"home-ray{workers}", node.url, ray_workers=workers
-                )
-    finally:
-        cluster.stop()
-        node.stop()
-        shutil.rmtree(work, ignore_errors=True)
-    results["load_after"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out, results)
-    print(table(results))
+        save(out, results)
+    if "ray" in only:
+        for workers in (1, 2):
+            print(f"index: ray, {workers} worker(s)", file=sys.stderr)
+            runs[f"node, Ray {workers} worker(s)"] = index_job(
+                data, work / f"home-ray{workers}", node.url, ray_workers=workers
+            )
+            save(out, results)
 
 
 def save(path: Path, results: dict) -> None:
@@ -265,9 +302,9 @@ def table(r: dict) -> str:
         "| where | project (points/s) | raw upload_collection (points/s) | ratio |",
         "| --- | --- | --- | --- |",
     ]
-    edge = r["store"]["edge"]
-    lines.append(f"| edge | {n / edge['green_s']:,.0f} | | |")
-    for label, row in r["store"].items():
+    if "edge" in r.get("store", {}):
+        lines.append(f"| edge | {n / r['store']['edge']['green_s']:,.0f} | | |")
+    for label, row in r.get("store", {}).items():
         if label == "edge":
             continue
         ours, raw = n / row["project"]["green_s"], n / row["raw"]["green_s"]
@@ -277,13 +314,13 @@ def table(r: dict) -> str:
     for label, row in r.get("bytes_per_point", {}).items():
         lines.append(f"| {label} | {row['disk_b']:,.0f} | {row['ram_b']:,.0f} |")
     lines += ["", "| query (one at a time) | p50 ms | recall@10 |", "| --- | --- | --- |"]
-    for label, row in r["query"].items():
+    for label, row in r.get("query", {}).items():
         lines.append(f"| {label} | {row['p50_ms']:.2f} | {row['recall@10']:.3f} |")
     lines += ["", f"`search index` of {n:,} listings (sparse encoder: encode + store):", ""]
     load = f"load average {r['load_before'][0]:.1f} before, {r['load_after'][0]:.1f} after"
     lines.insert(0, f"({os.cpu_count()} CPUs, {load})\n")
     lines += ["| where | points/s | seconds |", "| --- | --- | --- |"]
-    for label, row in r["index"].items():
+    for label, row in r.get("index", {}).items():
         lines.append(f"| {label} | {row['points_per_s']:,.0f} | {row['seconds']:.1f} |")
     return "\n".join(lines)
 

@@ -323,27 +323,48 @@ class ServerIndex:
         vectors: dict[str, Sequence[Vector | None]],
         payloads: Sequence[dict[str, Any]],
     ) -> None:
-        points = []
-        for i, pid in enumerate(ids):
-            named = {k: self._vector(col[i]) for k, col in vectors.items() if col[i] is not None}
-            points.append(self.models.PointStruct(id=pid, vector=named, payload=payloads[i]))
-        if not points:
+        if not ids:
             return
         streams = self.config.upload_streams
         if streams == 1:
-            self._call(self.client.upsert, name, points=points, wait=True)
+            self._call(self._send, name, ids, vectors, payloads, True)
             return
         # several batches in flight; each is acknowledged once in the write-ahead log and
         # applied in order; optimize() (or close) waits for all, and the load's count check
-        # catches anything lost
+        # catches anything lost. The request is built in the stream's thread.
         if self._pool is None:
             self._pool = ThreadPoolExecutor(streams, thread_name_prefix="qdrant-upsert")
         while len(self._pending) >= 2 * streams:
             done = self._pending.pop(0)
             done.result()
         self._pending.append(
-            self._pool.submit(self._call, self.client.upsert, name, points=points, wait=False)
+            self._pool.submit(self._call, self._send, name, ids, vectors, payloads, False)
         )
+
+    def _send(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: dict[str, Sequence[Vector | None]],
+        payloads: Sequence[dict[str, Any]],
+        wait: bool,
+    ) -> None:
+        """One upsert: columns in a ``Batch`` when every point has every vector (cheaper to
+        build and send), else one ``PointStruct`` per point without its missing vectors."""
+        m = self.models
+        if all(v is not None for col in vectors.values() for v in col):
+            batch = m.Batch(
+                ids=list(ids),
+                vectors={k: [self._vector(v) for v in col] for k, col in vectors.items()},
+                payloads=list(payloads),
+            )
+            self.client.upsert(name, points=batch, wait=wait)
+            return
+        points = []
+        for i, pid in enumerate(ids):
+            named = {k: self._vector(col[i]) for k, col in vectors.items() if col[i] is not None}
+            points.append(m.PointStruct(id=pid, vector=named, payload=payloads[i]))
+        self.client.upsert(name, points=points, wait=wait)
 
     def _retrieve(
         self, name: str, ids: Sequence[str], vectors: bool, payload: Any = False
