@@ -58,7 +58,7 @@ demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/search query "samsung galaxy a52 128gb hitam" --collection demo \
 		--reranker pair-gbdt:$(DEMO)/pair-gbdt.txt --k 50 --n 5
 	HF_HUB_OFFLINE=1 $(BIN)/search eval $(DEMO)/synth --collection demo --k 50 \
-		--reranker pair-gbdt:$(DEMO)/pair-gbdt.txt --out $(DEMO)/eval
+		--reranker pair-gbdt:$(DEMO)/pair-gbdt.txt --match-against catalogue --out $(DEMO)/eval
 	HF_HUB_OFFLINE=1 $(BIN)/search match $(DEMO)/synth --collection demo \
 		--matcher $(DEMO)/eval/matcher.json --out $(DEMO)/match
 
