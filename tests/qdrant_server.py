@@ -35,9 +35,7 @@ def qdrant_binary() -> Path | None:
 def missing_reason() -> str | None:
     """Why no real server can run here (None when one can)."""
     if qdrant_binary() is None:
-        return (
-            f"no Qdrant {VERSION} binary at .cache/qdrant/ (run `make qdrant`, or set QDRANT_BINARY)"
-        )
+        return f"no Qdrant {VERSION} binary at .cache/qdrant/ (run `make qdrant`, or set QDRANT_BINARY)"
     return None
 
 
@@ -81,9 +79,7 @@ class QdrantNode:
         binary = qdrant_binary()
         assert binary is not None, missing_reason()
         self.storage.mkdir(parents=True, exist_ok=True)
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("QDRANT__", "QDRANT_URL"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("QDRANT__", "QDRANT_URL"))}
         env |= {
             "QDRANT__SERVICE__HOST": "127.0.0.1",
             "QDRANT__SERVICE__HTTP_PORT": str(self.http_port),
