@@ -99,3 +99,16 @@ def qdrant_cluster(tmp_path_factory):
     cluster = QdrantCluster.start(tmp_path_factory.mktemp("qdrant-cluster"), size=3)
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray cluster per test module (2 CPUs, no dashboard): its GCS address."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+    )
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

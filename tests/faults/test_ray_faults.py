@@ -8,7 +8,6 @@ Runs in ``make test``; skipped (with the reason) only where Ray is not installed
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -32,16 +31,6 @@ from search.indexing_ray import index_dataset_ray  # noqa: E402
 
 ENCODERS = ["sparse", "phash"]
 BAD = 3  # 2 corrupt images, 1 missing
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """One local Ray cluster for the module (2 CPUs, no dashboard): its GCS address."""
-    ray.init(
-        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
-    )
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

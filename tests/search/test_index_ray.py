@@ -6,7 +6,6 @@ Runs in ``make test``; skipped (with the reason) only where Ray is not installed
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 import numpy as np
@@ -24,16 +23,6 @@ from search.indexing import index_dataset  # noqa: E402
 from search.indexing_ray import index_dataset_ray  # noqa: E402
 
 ENCODERS = ["sparse", "phash", "text"]  # deterministic on a CPU: sparse, pHash, packaged MiniLM
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """One local Ray cluster for the module (2 CPUs, no dashboard)."""
-    ray.init(
-        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
-    )
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
 
 
 def all_points(client, name):
