@@ -28,8 +28,20 @@ app.add_typer(train.app, name="train")
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    max_image_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--max-image-mb",
+            min=0.001,
+            max=2**20 - 1,
+            envvar="SEARCH_MAX_IMAGE_MB",
+            help="Largest image file or zip member read, in MB (default 50).",
+        ),
+    ] = None,
 ) -> None:
     """Two-stage product matching: index catalogues into Qdrant, query, rerank, evaluate."""
+    if max_image_mb is not None:  # every reader (and worker process) reads the cap from here
+        os.environ["SEARCH_MAX_IMAGE_MB"] = repr(max_image_mb)
     if not verbose:  # model-loading bars of transformers/hub are noise beside our own bars
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from rich.logging import RichHandler

@@ -116,3 +116,22 @@ def test_the_cap_is_checked_before_a_byte_is_read(tmp_path, monkeypatch):
     monkeypatch.setenv(MAX_IMAGE_ENV, "lots")
     with pytest.raises(OSError, match="SEARCH_MAX_IMAGE_MB='lots' is not a size"):
         load_image(str(path))
+
+
+def test_the_cap_is_a_flag_of_every_command(tmp_path, monkeypatch):
+    """`search --max-image-mb N COMMAND` sets the cap the readers use; out of range is one line."""
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    monkeypatch.setenv("SEARCH_MAX_IMAGE_MB", "50")  # restored after: the flag sets it
+    monkeypatch.setenv("SEARCH_HOME", str(tmp_path / "home"))
+    big = tmp_path / "big.png"
+    Image.new("RGB", (600, 600)).save(big, compress_level=0)  # about 1 MB
+    data = tmp_path / "shop.jsonl"
+    data.write_text(json.dumps({"id": "a", "title": "big", "image": str(big)}) + "\n")
+    res = CliRunner().invoke(app, ["--max-image-mb", "0.5", "index", str(data), "-e", "phash"])
+    assert res.exit_code == 0, res.output
+    assert "1 with unreadable images" in res.output
+    res = CliRunner().invoke(app, ["--max-image-mb", "-1", "index", str(data)])
+    assert res.exit_code == 2 and "--max-image-mb" in res.output
