@@ -138,9 +138,13 @@ def index_dataset_ray(
                 f"the Ray run saw {report.seen} of {counted['total']} products; re-run to resume"
             )
         api_key = cfg.store.api_key or os.environ.get("QDRANT_API_KEY") or None
-        report.removed = ray.get(  # what the source no longer has goes, as without Ray
-            ray.remote(prune).remote(where, fmt, index.url, api_key, cfg.index, name)
-        )
+        # what the source no longer has goes, as without Ray; a fault comes back as a row
+        pruned = ray.get(ray.remote(prune).remote(where, fmt, index.url, api_key, cfg.index, name))
+        if pruned["error"]:
+            err = SearchError(pruned["error"].strip().splitlines()[0])
+            err.exit_code = pruned["exit_code"]
+            raise err
+        report.removed = pruned["removed"]
         index.optimize(name)  # HNSW on again, waited green
         index.verify_count(name, dataset.name, counted["total"])
         previous = {} if recreate else previous_failures(report_path, set(counted["failed"]))

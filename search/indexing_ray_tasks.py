@@ -37,18 +37,23 @@ def survey(dataset_path: str, fmt: str | None, failed_before: Sequence[str]) -> 
 def prune(
     dataset_path: str, fmt: str | None, url: str, api_key: str | None, config: IndexConfig,
     collection: str,
-) -> int:  # fmt: skip
-    """In a Ray task: remove the collection's points of listings the source no longer has."""
+) -> dict[str, Any]:  # fmt: skip
+    """In a Ray task: remove the collection's points of listings the source no longer has
+    (``removed``); a fault is ``error`` and ``exit_code``."""
     from retrieval.data import open_dataset
     from retrieval.index.server import ServerIndex
 
     dataset = open_dataset(dataset_path, format=fmt)
     ids = {point_id(dataset.name, p.id) for p in dataset.products()}
-    index = ServerIndex(url, api_key, config)
-    try:
-        return remove_missing(index, collection, dataset.name, ids)
-    finally:
-        index.close()
+    try:  # a SearchError goes back as the row's error, as IndexWorker's do
+        index = ServerIndex(url, api_key, config)
+        try:
+            removed = remove_missing(index, collection, dataset.name, ids)
+        finally:
+            index.close()
+    except SearchError as exc:
+        return {"removed": 0, "error": str(exc) or type(exc).__name__, "exit_code": exc.exit_code}
+    return {"removed": removed, "error": "", "exit_code": 0}
 
 
 def read_range(
