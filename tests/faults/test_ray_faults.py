@@ -147,10 +147,10 @@ def test_a_killed_driver_resumes_with_the_same_report(tmp_path, catalogue, qdran
     env = {**os.environ, "SEARCH_HOME": str(home), "COLUMNS": "200"}
     env.pop("QDRANT_URL", None)
     cmd = [sys.executable, "-m", "search", "-v", "index", str(catalogue), "-c", name]
-    cmd += ["-e", "sparse", "-e", "phash", "--batch-size", "8", "--qdrant-url", qdrant_node.url]
+    cmd += ["-e", "sparse", "-e", "phash", "--batch-size", "2", "--qdrant-url", qdrant_node.url]
     cmd += ["--ray-address", ray.get_runtime_context().gcs_address, "--workers", "2"]
     try:
-        # killed after the first two batches: the workers run ahead of the driver's log,
+        # killed early, in batches of 2: the workers run ahead of the driver's log,
         # and at 40 of 415 they had sometimes stored everything before the kill landed
         kill_after_stored(cmd, env, 16, timeout=120)
         report_path = home / "reports" / f"{name}-index-report.json"
