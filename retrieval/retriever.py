@@ -21,7 +21,6 @@ from retrieval.errors import UsageError
 from retrieval.failure_log import FailureLog
 from retrieval.fingerprint import fingerprint
 from retrieval.index.base import HYBRID, SearchRequest, VectorIndex, point_id
-from retrieval.index.rank_fusion import hit_order
 from retrieval.types import Hit, Product, Progress
 
 log = logging.getLogger(__name__)
@@ -355,9 +354,7 @@ class Retriever:
             if req is None:
                 out.missing.append(q.id)
             hits = next(answers) if req is not None else []
-            # the back-ends' own order (rank_fusion.hit_order: score to 5 digits, then id),
-            # kept after the self-exclusion below; a sort here makes the order explicit
-            hits = sorted(hits, key=hit_order)
+            # in the back-ends' own order (rank_fusion.ranked_hits: tie groups by id)
             if exclude_self:
                 hits = [h for h in hits if h.id != q.id]
             out.hits.append(hits[:k])
