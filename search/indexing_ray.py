@@ -318,7 +318,9 @@ def _pool(
         },
         batch_size=cfg.stage1.batch_size,
         batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=workers),
+        # two batches per worker: one encoding, one queued; a driver that dies leaves
+        # each worker at most these to finish (they store what they hold, no duplicates)
+        compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
         num_cpus=per_worker,
         num_gpus=gpus or None,
         max_restarts=MAX_RETRIES,
