@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import CollectionInfo, VectorIndex
@@ -27,8 +29,8 @@ from search.config import AppConfig
 from search.match.edges import CSLS, MEAN
 from search.match.edgeset import EdgeSet, query_edgeset, self_edgeset, weights_for
 from search.match.matcher import Matcher
-from search.match.output import explain, write_matches
-from search.match.pair_model import load_model
+from search.match.output import explain, write_matches, write_run_files
+from search.match.pair_model import PAIR, load_model, pair_contributions
 from search.match.rules import Rule
 
 log = logging.getLogger(__name__)
@@ -60,18 +62,29 @@ class MatchResult:
         return self.listings / self.seconds if self.seconds else 0.0
 
 
-def add_pair_scores(es: EdgeSet, matcher: Matcher, progress: ProgressFactory | None) -> None:
-    """Score the edges with the matcher's pair model."""
+def add_pair_scores(
+    es: EdgeSet, matcher: Matcher, progress: ProgressFactory | None, explain_pairs: bool = False
+) -> np.ndarray | None:
+    """Score the edges with the matcher's pair model; with ``explain_pairs``, return each
+    edge's feature contributions to its logit too (``pair_contributions``)."""
     assert matcher.pair is not None
     cols = matcher.pair.columns
     paths, files = matcher.pair.paths(matcher.base), matcher.pair.files
     boosters = [
         load_model(p, cols, files[i] if i < len(files) else None) for i, p in enumerate(paths)
     ]
-    tick = progress("pair model", 1) if progress else None
-    es.add_pair(boosters, es.features(matcher.pair.neighbours))
+    tick = progress("pair model", 2 if explain_pairs else 1) if progress else None
+    x = es.features(matcher.pair.neighbours)
+    es.add_pair(boosters, x)
     if tick:
         tick(1)
+    if not explain_pairs:
+        return None
+    assert es.edges is not None
+    contrib = pair_contributions(boosters, x, es.edges, es.n)
+    if tick:
+        tick(1)
+    return contrib
 
 
 def run_match(
@@ -82,8 +95,13 @@ def run_match(
     rule: Rule,
     out: Path,
     progress: ProgressFactory | None = None,
+    *,
+    source: str | None = None,
+    matcher_path: str | None = None,
 ) -> MatchResult:
-    """Match the dataset with an open index and write the outputs."""
+    """Match the dataset with an open index and write the outputs: the matches, and the
+    run folder the studio and ``search explain`` open (``source``: the dataset's path,
+    ``matcher_path``: the matcher file, if any, both recorded in run.json)."""
     start = time.perf_counter()
     info = index.info(collection)
     if info is None:
@@ -95,12 +113,18 @@ def run_match(
     else:
         es = query_edgeset(index, collection, dataset, matcher, progress)
     es.search(progress)
-    if "pair" in rule.scores:
-        add_pair_scores(es, matcher, progress)
+    contrib = None
+    if PAIR in rule.scores:
+        contrib = add_pair_scores(es, matcher, progress, explain_pairs=not rule.inb)
     edges = es.edges_for(rule, progress)
     sets = es.decide(rule, progress)
-    why = explain(edges, rule, sets, es.n)
+    cols = matcher.pair.columns if matcher.pair is not None else []
+    why = explain(edges, rule, sets, es.n, contrib, cols)
     write_matches(es, sets, why, out, dataset.self_match)
+    write_run_files(
+        es, edges, rule, sets, why, out, source=source or dataset.name, dataset=dataset.name,
+        matcher=matcher_path, contrib=contrib, cols=cols,
+    )  # fmt: skip
     queried = set(es.queries.tolist())
     pairs = sum(len(v) for k, v in sets.items() if k in queried)
     result = MatchResult(out, len(es.queries), pairs, rule.name, time.perf_counter() - start)
@@ -194,6 +218,8 @@ def match_dataset(
             "or a rule: --threshold NAME=VALUE (repeat per score)"
         )
     matcher = Matcher.load(matcher_path) if matcher_path is not None else None
+    if matcher is not None:  # a fine-tuned encoder folder deleted: one line, and its fix
+        matcher.check_fine_tuned()
     dataset = open_dataset(dataset_path, format=fmt)
     products = list(dataset.products())
     if not products:
@@ -217,7 +243,11 @@ def match_dataset(
             matcher = flags.matcher(info)
         rule = matcher.chosen(rule_name)
         folder = Path(out) if out is not None else Path("runs") / f"{coll.name}-match"
-        result = run_match(index, coll.name, dataset, matcher, rule, folder, progress)
+        result = run_match(
+            index, coll.name, dataset, matcher, rule, folder, progress,
+            source=str(dataset_path),
+            matcher_path=str(matcher_path) if matcher_path is not None else None,
+        )  # fmt: skip
     finally:
         index.close()
     result.notes += coll.notes

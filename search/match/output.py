@@ -9,20 +9,37 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from retrieval.atomic import write_text
-from search.match.edges import Edges
+from search.match.artifacts import (
+    edge_rows,
+    top_contrib,
+    write_edges,
+    write_listings,
+    write_run_manifest,
+)
+from search.match.edges import MEAN, Edges
 from search.match.edgeset import EdgeSet
 from search.match.rules import Rule, Sets, kept_edges
 
 
-def explain(edges: Edges, rule: Rule, sets: Sets, n: int) -> dict[tuple[int, int], dict]:
+def explain(
+    edges: Edges,
+    rule: Rule,
+    sets: Sets,
+    n: int,
+    contrib: np.ndarray | None = None,
+    cols: Sequence[str] = (),
+) -> dict[tuple[int, int], dict]:
     """Why each matched pair is there: the first thresholded score it reaches, else
     ``min2`` (kept as the nearest) or ``group`` (joined by group consistency); with the
-    rule's primary score and every score the rule reads."""
+    rule's primary score, every score the rule reads, the ``margin`` over the threshold
+    that admitted it, and its pair model's ``contrib`` (``pair_contributions`` rows of
+    ``edges``, when given)."""
     pairs = [(i, j) for i, js in sets.items() for j in js]
     if not pairs:
         return {}
@@ -51,6 +68,12 @@ def explain(edges: Edges, rule: Rule, sets: Sets, n: int) -> dict[tuple[int, int
             "score": float(scores[rule.primary][k]),
             "scores": {s: float(v[k]) for s, v in scores.items()},
         }
+        floor = rule.thresholds.get(why[k]) if why[k] != "min2" else rule.min2
+        if floor is not None:
+            score = rule.primary if why[k] == "min2" else why[k]
+            out[pair]["margin"] = round(float(edges.sims[score][e[k]]) - floor, 6)
+        if contrib is not None:
+            out[pair]["contrib"] = top_contrib(contrib[e[k]], cols)
     return out
 
 
@@ -73,3 +96,40 @@ def write_matches(
     csv_path = write_text(out / "matches.csv", rows.getvalue())
     jsonl_path = write_text(out / "matches.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     return csv_path, jsonl_path
+
+
+def write_run_files(
+    es: EdgeSet,
+    edges: Edges,
+    rule: Rule,
+    sets: Sets,
+    why: dict[tuple[int, int], dict],
+    out: Path,
+    *,
+    source: str,
+    dataset: str,
+    matcher: str | None,
+    contrib: np.ndarray | None = None,
+    cols: Sequence[str] = (),
+) -> None:
+    """The studio's files of a match run (``search.match.artifacts``): ``run.json``,
+    ``listings.jsonl`` and ``edges.jsonl`` (the edges the rule decided on)."""
+    names = [*rule.scores, *es.weights, MEAN]
+    sims = {s: edges.sims[s] for s in dict.fromkeys(names) if s in edges.sims}
+    matched = {(i, j) for i, js in sets.items() for j in js}
+    ids = [p.id for p in es.products]
+    rows = edge_rows(ids, edges.src, edges.dst, sims, rule.primary, matched, why, contrib, cols)
+    write_edges(out, rows)
+    write_listings(out, es.products)
+    write_run_manifest(
+        out,
+        dataset=dataset,
+        source=source,
+        collection=es.collection,
+        matcher=matcher,
+        primary=rule.primary,
+        thresholds=rule.thresholds,
+        rule=rule.to_json(),
+        labelled=any(p.group is not None for p in es.products),
+        listings=len({*ids}),
+    )

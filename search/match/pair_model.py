@@ -141,6 +141,22 @@ def pair_scores(boosters: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarra
     return both.astype(np.float32)
 
 
+def pair_contributions(boosters: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarray:
+    """Each feature's contribution to every edge's logit (LightGBM ``pred_contrib``: one
+    column per feature, then the bias), averaged over ``boosters`` and with the reverse
+    edge's exactly as ``pair_scores`` averages the probabilities: a row sums to the mean
+    of the edge's raw scores (its logit) over the seeds and both directions."""
+    if not len(edges):
+        return np.zeros((0, x.shape[1] + 1))
+    models = boosters if isinstance(boosters, list | tuple) else [boosters]
+    c = np.zeros((len(x), x.shape[1] + 1))
+    for b in models:
+        c += np.asarray(b.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
+    c /= len(models)
+    rev = reverse_index(edges, n)
+    return np.where((rev >= 0)[:, None], (c + c[np.maximum(rev, 0)]) / 2, c)
+
+
 REBUILD = "run `search eval` again to write the matcher and its pair model"
 
 
