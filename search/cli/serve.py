@@ -20,6 +20,14 @@ def serve_cmd(
     runs: Annotated[
         Path, typer.Option("--runs", help="Folder searched for evaluation runs.")
     ] = Path("runs"),
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            "--run",
+            help="A match run folder (search match --out) or review folder to open in the "
+            "match studio instead of the viewer.",
+        ),
+    ] = None,
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on; beyond 127.0.0.1 it warns.")
     ] = "127.0.0.1",
@@ -45,22 +53,27 @@ def serve_cmd(
     *,
     store: StoreFlags,
 ) -> None:
-    """Browse queries (both stages, with images) and evaluation runs in a web page."""
-    from search.web.server import serve
+    """Browse queries (both stages, with images) and evaluation runs in a web page; with
+    --run, see, explain and label a match run's groups in the match studio."""
+    from search.web.server import serve, serve_run
 
-    cfg = store.load()
     dirs = tuple(models_dir or ())
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
         raise SearchError(f"--models-dir {missing[0]} is not a folder")
+    hosts = tuple(allow_host or ())
     try:
-        server = serve(cfg, runs, host, port, allow_hosts=tuple(allow_host or ()), models_dirs=dirs)
+        if run is not None:
+            server = serve_run(run, host, port, allow_hosts=hosts)
+        else:
+            server = serve(store.load(), runs, host, port, allow_hosts=hosts, models_dirs=dirs)
     except OSError as exc:  # port in use, host not local
         raise SearchError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; try --port 0"
         ) from exc
+    what = "match studio" if run is not None else "viewer"
     out.print(
-        f"viewer at http://{host}:{server.server_address[1]}/  (Ctrl+C stops)", highlight=False
+        f"{what} at http://{host}:{server.server_address[1]}/  (Ctrl+C stops)", highlight=False
     )
     try:
         server.serve_forever()  # uvicorn stops on Ctrl+C / SIGTERM, then re-raises it

@@ -75,6 +75,23 @@ async def guarded(fn: Callable[[], Any]) -> Response:
     return result if isinstance(result, Response) else Json(result)
 
 
+async def json_body(request: Request, what: str, limit: int = MAX_BODY) -> bytes | Response:
+    """A request's JSON body (bytes), or the error answer: not JSON 415, no length 411,
+    too large 413; the server's request deadline bounds a slow body."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        return error(415, f"send {what} as application/json")
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or len(length) > 12:
+        return error(411, "a Content-Length is required")
+    if int(length) > limit:
+        return error(413, "request too large")
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is listening any more
+
+
 def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
     """The viewer's ASGI app: routes behind the host/origin check and security headers."""
 
@@ -103,26 +120,10 @@ def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
         return await guarded(answer)
 
     async def query(request: Request) -> Response:
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            return error(415, "send the query as application/json")
-        length = request.headers.get("content-length", "")
-        if not length.isdigit() or len(length) > 12:
-            return error(411, "a Content-Length is required")
-        if int(length) > MAX_BODY:
-            return error(413, "request too large")
-        try:
-            raw = await request.body()  # the server's request deadline bounds a slow body
-        except ClientDisconnect:
-            return Response(status_code=400)  # nobody is listening any more
+        raw = await json_body(request, "the query")
+        if isinstance(raw, Response):
+            return raw
         return await guarded(lambda: viewer.query(parse_json_body(raw)))
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return error(404, "not found")
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 400)  # Starlette's HTTPException: 405 and the like
-        return error(status, str(getattr(exc, "detail", "bad request")).lower())
 
     routes = [
         Route("/", page, methods=["GET"]),
@@ -133,6 +134,22 @@ def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
         Route("/api/image", image, methods=["GET"]),
         Route("/api/query", query, methods=["POST"]),
     ]
+    app = guarded_app(routes, allowed_hosts)
+    app.state.viewer = viewer
+    return app
+
+
+def guarded_app(routes: list[Route], allowed_hosts: frozenset[str]) -> Starlette:
+    """A Starlette app of ``routes`` behind the host/origin check and the security
+    headers, whose 404s and other HTTP errors are one JSON line."""
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, "not found")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 400)  # Starlette's HTTPException: 405 and the like
+        return error(status, str(getattr(exc, "detail", "bad request")).lower())
+
     app = Starlette(
         routes=routes,
         middleware=[
@@ -142,5 +159,4 @@ def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
         exception_handlers={404: not_found, HTTPException: http_error},
     )
     app.router.redirect_slashes = False
-    app.state.viewer = viewer
     return app

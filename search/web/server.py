@@ -1,4 +1,5 @@
-"""``search serve``: a local result viewer over the index and the evaluation runs.
+"""``search serve``: a local result viewer over the index and the evaluation runs, or
+(``--run``) the match studio over one match run folder.
 
 The ASGI app of ``search.web.app`` served by uvicorn on one asyncio loop, so an idle or
 slow client costs a task, never a thread, and a normal request answers beside hundreds
@@ -29,6 +30,8 @@ from search.web.app import create_app
 from search.web.guard import LOCAL_NAMES, MAX_HEADER_BYTES, is_ip, is_local
 from search.web.models import ViewerModels
 from search.web.params import MAX_BODY
+from search.web.studio import Studio
+from search.web.studio_app import create_studio_app
 from search.web.viewer import Viewer
 
 log = logging.getLogger(__name__)
@@ -165,6 +168,10 @@ class ViewerServer:
     def viewer(self) -> Viewer:
         return self.app.state.viewer
 
+    @property
+    def studio(self) -> Studio:
+        return self.app.state.studio
+
     def serve_forever(self) -> None:
         """Serve until ``shutdown`` (or Ctrl+C in the main thread)."""
         try:
@@ -197,6 +204,26 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def listen(host: str, port: int, allow_hosts: tuple[str, ...], what: str) -> tuple:
+    """The bound socket and the allowed ``Host`` names; binding other than to loopback
+    logs a warning that anyone reaching the machine can see ``what``."""
+    if not is_local(host):
+        log.warning(
+            "the viewer listens on %s: anyone who can reach this machine can %s; "
+            "bind to 127.0.0.1 unless you mean it",
+            host or "all interfaces",
+            what,
+        )
+    allowed = set(LOCAL_NAMES) | {h.lower() for h in allow_hosts}
+    if host and not is_ip(host):
+        allowed.add(host.lower())
+    try:
+        sock = bind(host, port)
+    except socket.gaierror as exc:
+        raise OSError(exc.errno, exc.strerror) from exc
+    return sock, frozenset(allowed)
+
+
 def serve(
     cfg: Any,
     runs_root: Path,
@@ -211,19 +238,20 @@ def serve(
     ``Host`` headers must name an IP address, ``localhost``, the bound host, or one of
     ``allow_hosts``; local models load only from ``models_dirs``; binding other than to
     loopback logs a warning."""
-    if not is_local(host):
-        log.warning(
-            "the viewer listens on %s: anyone who can reach this machine can query the index "
-            "and see its images; bind to 127.0.0.1 unless you mean it",
-            host or "all interfaces",
-        )
-    allowed = set(LOCAL_NAMES) | {h.lower() for h in allow_hosts}
-    if host and not is_ip(host):
-        allowed.add(host.lower())
-    try:
-        sock = bind(host, port)
-    except socket.gaierror as exc:
-        raise OSError(exc.errno, exc.strerror) from exc
+    sock, allowed = listen(host, port, allow_hosts, "query the index and see its images")
     viewer = Viewer(cfg, runs_root, ViewerModels(models_dirs))
-    app = create_app(viewer, frozenset(allowed))
-    return ViewerServer(app, sock, request_timeout)
+    return ViewerServer(create_app(viewer, allowed), sock, request_timeout)
+
+
+def serve_run(
+    run_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    allow_hosts: tuple[str, ...] = (),
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> ViewerServer:
+    """A ready match studio over one match run or review folder, read before it listens
+    (a folder that is not one raises its one-line ``SearchError``)."""
+    studio = Studio(run_dir).load()
+    sock, allowed = listen(host, port, allow_hosts, "see and label this run")
+    return ViewerServer(create_studio_app(studio, allowed), sock, request_timeout)

@@ -1,0 +1,174 @@
+"""A match run folder as the studio reads it (issue 24's contract): ``run.json``,
+``listings.jsonl`` and ``edges.jsonl``, checked line by line.
+
+A folder without ``run.json`` is not a match run (or one from before format 1); a
+``run.json`` of a format or kind this version does not know is refused; a damaged line
+is one error naming the file and line. Everything is plain JSON: nothing from the
+folder is unpickled or executed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import UsageError
+
+FORMAT = 1
+KINDS = ("match", "review")
+NOT_A_RUN = "not a match run, or one from before format 1: re-run search match"
+
+
+class RunRefused(UsageError):
+    """A run folder the studio cannot open (HTTP 400 / one CLI line)."""
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One scored candidate pair (``a < b``)."""
+
+    a: str
+    b: str
+    score: float | None
+    scores: dict[str, float]
+    matched: bool
+    rule: str | None
+    contrib: dict[str, float] | None = None
+    margin: float | None = None
+
+
+@dataclass
+class RunData:
+    """What a run folder holds: its meta, listings by id (file order) and edges."""
+
+    folder: Path
+    meta: dict[str, Any]
+    listings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+
+    @property
+    def labels_path(self) -> Path:
+        return self.folder / "labels.jsonl"
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def numbers(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        return {}
+    out = {str(k): number(v) for k, v in value.items()}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """``run.json``, checked: a known format and kind, a threshold that is a number."""
+    if not folder.is_dir():
+        raise RunRefused(f"no run folder at {folder}")
+    path = folder / "run.json"
+    if not path.is_file():
+        raise RunRefused(f"{folder}: {NOT_A_RUN}")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunRefused(f"damaged file {path} ({exc}); re-run search match") from exc
+    if not isinstance(meta, dict):
+        raise RunRefused(f"damaged file {path} (not a JSON object); re-run search match")
+    fmt = meta.get("format")
+    if fmt != FORMAT:
+        raise RunRefused(
+            f"{path}: run format {fmt!r} is not one this version reads (format {FORMAT}); "
+            "re-run search match with this version"
+        )
+    if meta.get("kind") not in KINDS:
+        raise RunRefused(f"{path}: kind {meta.get('kind')!r} is not a match run or a review")
+    return meta
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-empty line; a line that is not an object refuses."""
+    if not path.is_file():
+        raise RunRefused(f"{path.parent}: {path.name} missing; re-run search match")
+    with path.open(encoding="utf-8", errors="strict") as fh:
+        try:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise RunRefused(f"damaged file {path}:{lineno} ({exc.msg})") from exc
+                if not isinstance(row, dict):
+                    raise RunRefused(f"damaged file {path}:{lineno} (not a JSON object)")
+                yield lineno, row
+        except UnicodeDecodeError as exc:
+            raise RunRefused(f"damaged file {path} (not UTF-8 text)") from exc
+
+
+def _listing(path: Path, lineno: int, row: dict[str, Any]) -> dict[str, Any]:
+    pid = row.get("id")
+    if not isinstance(pid, str) or not pid:
+        raise RunRefused(f"damaged file {path}:{lineno} (no string id)")
+
+    def text(key: str) -> str | None:
+        value = row.get(key)
+        return None if value is None else str(value)
+
+    return {
+        "id": pid,
+        "title": text("title") or "",
+        "image": text("image"),
+        "price": text("price"),
+        "group": text("group"),
+    }
+
+
+def _edge(path: Path, lineno: int, row: dict[str, Any], ids: dict[str, Any]) -> Edge:
+    a, b = row.get("a"), row.get("b")
+    if not isinstance(a, str) or not isinstance(b, str) or a not in ids or b not in ids:
+        raise RunRefused(f"damaged file {path}:{lineno} (an end is not a listed id)")
+    if a == b:
+        raise RunRefused(f"damaged file {path}:{lineno} (a listing paired with itself)")
+    a, b = sorted((a, b))
+    contrib = row.get("contrib")
+    rule = row.get("rule")
+    return Edge(
+        a=a,
+        b=b,
+        score=number(row.get("score")),
+        scores=numbers(row.get("scores")),
+        matched=row.get("matched") is True,
+        rule=None if rule is None else str(rule),
+        contrib=numbers(contrib) if isinstance(contrib, dict) else None,
+        margin=number(row.get("margin")),
+    )
+
+
+def load_run(folder: Path) -> RunData:
+    """A run folder read whole; ``RunRefused`` (one line) when it is not one."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    data = RunData(folder=folder, meta=meta)
+    lpath = folder / "listings.jsonl"
+    for lineno, row in read_jsonl(lpath):
+        item = _listing(lpath, lineno, row)
+        if item["id"] in data.listings:
+            raise RunRefused(f"damaged file {lpath}:{lineno} (id {item['id']!r} twice)")
+        data.listings[item["id"]] = item
+    epath = folder / "edges.jsonl"
+    seen: set[tuple[str, str]] = set()
+    for lineno, row in read_jsonl(epath):
+        edge = _edge(epath, lineno, row, data.listings)
+        if (edge.a, edge.b) in seen:  # the contract says deduplicated; keep the first
+            continue
+        seen.add((edge.a, edge.b))
+        data.edges.append(edge)
+    return data
