@@ -1,4 +1,4 @@
-"""A match run folder as the studio reads it (issue 24's contract): ``run.json``,
+"""A match run folder as the studio reads it (``search.match.artifacts``): ``run.json``,
 ``listings.jsonl`` and ``edges.jsonl``, checked line by line.
 
 A folder without ``run.json`` is not a match run (or one from before format 1); a
@@ -16,11 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrieval.errors import UsageError
-
-FORMAT = 1
-KINDS = ("match", "review")
-NOT_A_RUN = "not a match run, or one from before format 1: re-run search match"
+from retrieval.errors import SearchError, UsageError
+from search.match.artifacts import EDGES, LISTINGS, read_run
 
 
 class RunRefused(UsageError):
@@ -70,27 +67,11 @@ def numbers(value: Any) -> dict[str, float]:
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
-    """``run.json``, checked: a known format and kind, a threshold that is a number."""
-    if not folder.is_dir():
-        raise RunRefused(f"no run folder at {folder}")
-    path = folder / "run.json"
-    if not path.is_file():
-        raise RunRefused(f"{folder}: {NOT_A_RUN}")
+    """``run.json`` (``search.match.artifacts.read_run``: a known format and kind)."""
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunRefused(f"damaged file {path} ({exc}); re-run search match") from exc
-    if not isinstance(meta, dict):
-        raise RunRefused(f"damaged file {path} (not a JSON object); re-run search match")
-    fmt = meta.get("format")
-    if fmt != FORMAT:
-        raise RunRefused(
-            f"{path}: run format {fmt!r} is not one this version reads (format {FORMAT}); "
-            "re-run search match with this version"
-        )
-    if meta.get("kind") not in KINDS:
-        raise RunRefused(f"{path}: kind {meta.get('kind')!r} is not a match run or a review")
-    return meta
+        return read_run(folder)
+    except SearchError as exc:
+        raise RunRefused(str(exc)) from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -157,13 +138,13 @@ def load_run(folder: Path) -> RunData:
     folder = Path(folder)
     meta = read_meta(folder)
     data = RunData(folder=folder, meta=meta)
-    lpath = folder / "listings.jsonl"
+    lpath = folder / LISTINGS
     for lineno, row in read_jsonl(lpath):
         item = _listing(lpath, lineno, row)
         if item["id"] in data.listings:
             raise RunRefused(f"damaged file {lpath}:{lineno} (id {item['id']!r} twice)")
         data.listings[item["id"]] = item
-    epath = folder / "edges.jsonl"
+    epath = folder / EDGES
     seen: set[tuple[str, str]] = set()
     for lineno, row in read_jsonl(epath):
         edge = _edge(epath, lineno, row, data.listings)

@@ -20,12 +20,12 @@ def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def waterfall(contrib: dict[str, float], logit: float | None) -> dict[str, Any]:
+def waterfall(contrib: dict[str, float]) -> dict[str, Any]:
     """Steps ``{name, value, start, end}`` from 0 through the bias and each feature to the
     logit; the contributions of features not kept are one ``other features`` step."""
     features = dict(contrib)
     bias = features.pop("bias", 0.0)
-    features.pop("logit", None)
+    logit = features.pop("logit", None)
     rest = features.pop("rest", 0.0)  # the features outside the kept top ones, summed
     steps = [{"name": "bias", "value": bias, "start": 0.0, "end": bias}]
     at = bias
@@ -62,7 +62,7 @@ def explain(edge: Edge, meta: dict[str, Any]) -> dict[str, Any]:
         ],
     }
     if edge.contrib:
-        out["waterfall"] = waterfall(edge.contrib, edge.contrib.get("logit"))
+        out["waterfall"] = waterfall(edge.contrib)
     rule = edge.rule
     if rule not in (None, "pair") and rule in thresholds and rule in edge.scores:
         margin = edge.margin
