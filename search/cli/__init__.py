@@ -15,12 +15,25 @@ from typing import Annotated
 
 import typer
 
-from search.cli import ablate, data, evaluate, explain, index, match, mine, query, serve, train
+from search.cli import (
+    ablate,
+    data,
+    evaluate,
+    explain,
+    index,
+    match,
+    mine,
+    query,
+    review,
+    serve,
+    train,
+)
 from search.cli.common import err
 
 app = typer.Typer(help="Two-stage product matching search on Qdrant.", no_args_is_help=True)
 for group in (
-    index.app, query.app, evaluate.app, match.app, explain.app, ablate.app, mine.app, serve.app
+    index.app, query.app, evaluate.app, match.app, explain.app, review.app, ablate.app,
+    mine.app, serve.app,
 ):  # fmt: skip
     app.add_typer(group)  # no name: their commands sit at the top level
 app.add_typer(data.app, name="data")

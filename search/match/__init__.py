@@ -17,6 +17,12 @@ edgeset.py        EdgeSet: one set of listings matched together, and its constru
                   self_edgeset (a catalogue against itself) and query_edgeset
 output.py         matches.csv (Kaggle submission layout) and matches.jsonl
 job.py            `search match`: a dataset matched with a saved matcher (or flags)
+queue.py          QueueItem, and how the review queues order and pick pairs: distance to
+                  the threshold (logits), bridges of the matched graph, no listing twice
+review_folder.py  a cold-start review folder on disk: candidates.npz, edges, matcher, run.json
+cold_start.py     ColdStart: a queue over an unlabelled catalogue, its pair model fitted
+                  from the labels alone (training.match_review) after every batch
+review.py         RunQueue over a match run; start_review (`search review CATALOGUE`)
 tuning/           `search eval` on a catalogue: a matcher tuned on valid
   thresholds.py   one rule's thresholds by coordinate ascent on F1
   menu.py         the menu of rules, each tuned and scored (tune_all), the choice
@@ -30,6 +36,7 @@ tuning/           `search eval` on a catalogue: a matcher tuned on valid
 Arrows point one way: `job` and `tuning` -> `output` -> `edgeset` -> `matcher`, `inb`,
 `pair_model` -> `rules`, `text_features` -> `groups` -> `edges` -> `vectors`. The
 tuning never imports the job that applies its matcher, and the job never imports the
-tuning; both build the same edge sets and decide with the same rules. The
+tuning; both build the same edge sets and decide with the same rules. `review` -> `cold_start`
+-> `review_folder` (beside `output`) and `edgeset`; `queue` imports nothing of the package. The
 import-linter contract `search-match` in pyproject.toml holds these arrows.
 """
