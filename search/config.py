@@ -103,8 +103,15 @@ class EvalConfig:
     # catalogues: queries read their stored vectors (none encoded again); false encodes
     # them as queries (a sparse encoder's query weights, CLIP's text-for-image fallback)
     stored_queries: bool = True
+    # catalogues: a reviewer's labels (search.match.labels JSONL) learnt from by the pair
+    # model and the threshold tuning; those touching the scored split only scored
+    labels: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.labels is not None:
+            self.labels = Path(self.labels).expanduser()
+            if not self.labels.is_file():
+                raise UsageError(f"eval.labels: no labels file {self.labels}")
         if self.match_k < 1 or not 0 <= self.match_inb <= 3:
             raise UsageError("eval.match_k must be >= 1 and eval.match_inb 0 to 3")
         if self.match_against not in ("split", "catalogue"):

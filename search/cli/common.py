@@ -114,6 +114,14 @@ def finite(value: float | None) -> float | None:
     return value
 
 
+LabelsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        help="A reviewer's labels (JSONL, e.g. RUN/labels.jsonl from the studio): eval learns "
+        "from them, match keeps their verdicts.",
+    ),
+]
 Blend = Annotated[
     float | None,
     typer.Option(

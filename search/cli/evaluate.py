@@ -13,6 +13,7 @@ from rich.table import Table
 from search.cli.common import (
     Collection,
     Format,
+    LabelsFile,
     StageFlags,
     StoreFlags,
     check_out,
@@ -58,6 +59,7 @@ def eval_cmd(
             "or the whole catalogue (as `search match` runs).",
         ),
     ] = None,
+    labels: LabelsFile = None,
     collection: Collection = None,
     fmt: Format = None,
     *,
@@ -74,6 +76,7 @@ def eval_cmd(
             "tune_split": tune_split,
             "match_pair": match_pair,
             "match_against": match_against,
+            "labels": labels,
         },
     )
     if out_dir is not None:

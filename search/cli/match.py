@@ -14,6 +14,7 @@ from retrieval.errors import UsageError
 from search.cli.common import (
     Collection,
     Format,
+    LabelsFile,
     StoreFlags,
     check_out,
     err,
@@ -120,6 +121,7 @@ def match_cmd(
         Path | None,
         typer.Option("--out", help="Output folder (default runs/<collection>-match)."),
     ] = None,
+    labels: LabelsFile = None,
     collection: Collection = None,
     fmt: Format = None,
     *,
@@ -146,6 +148,7 @@ def match_cmd(
             fmt=fmt,
             collection=collection,
             out=out_dir,
+            labels=labels,
             progress=progress,
         )
     for note in result.notes:

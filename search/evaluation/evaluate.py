@@ -172,11 +172,19 @@ def _tune_matcher(
 ) -> Any:
     """On a catalogue: the matcher tuned on the tuning split
     (``search.match.tuning.catalogue``); None for a query/gallery set."""
+    ev = cfg.eval
     if not opened.dataset.self_match:
+        if ev.labels is not None:
+            raise UsageError(
+                f"--labels (eval.labels) teach a catalogue's matcher; {opened.dataset.name} "
+                "is a query/gallery set"
+            )
         return None
+    from search.match.labels import read_labels
     from search.match.tuning.catalogue import tune_catalogue
 
-    ev = cfg.eval
+    known = {p.id for p in opened.dataset.products()}
+    labels = read_labels(ev.labels, known) if ev.labels is not None else None
     return tune_catalogue(
         index,
         opened.dataset,
@@ -190,6 +198,7 @@ def _tune_matcher(
         inb=ev.match_inb,
         pair=ev.match_pair,
         against=ev.match_against,
+        labels=labels,
         progress=progress,
     )
 

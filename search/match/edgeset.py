@@ -24,7 +24,7 @@ from search.match.edges import Edges, score_edges, search_candidates
 from search.match.inb import blend_rounds
 from search.match.matcher import Matcher
 from search.match.pair_model import PAIR, edge_features, pair_scores
-from search.match.rules import Rule, Sets, decide
+from search.match.rules import Rule, Sets, Verdicts, decide
 from search.match.vectors import StoredVectors, build_store, fetch_vectors
 
 log = logging.getLogger(__name__)
@@ -47,22 +47,29 @@ class EdgeSet:
     rounds: dict[tuple[int, str, float], Edges] = field(default_factory=dict)
     edges: Edges | None = None
     batch_size: int = 256
+    # reviewed pairs of rows (i, j) -> match or not, overriding the groups in targets()
+    amend: dict[tuple[int, int], bool] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return len(self.products)
 
     def targets(self) -> dict[int, set[int]]:
-        """Each grouped query row's group mates among the rows."""
+        """Each grouped query row's group mates among the rows (amended by ``amend``)."""
         members: dict[str, list[int]] = {}
         for i, p in enumerate(self.products):
             if p.group is not None:
                 members.setdefault(p.group, []).append(i)
-        return {
+        out = {
             int(i): set(members[g]) - {int(i)}
             for i in self.queries
             if (g := self.products[i].group) is not None
         }
+        for (i, j), same in self.amend.items():  # a reviewer's verdict beats the groups
+            for r, other in ((i, j), (j, i)):
+                if r in out:
+                    (out[r].add if same else out[r].discard)(other)
+        return out
 
     def search(self, progress: ProgressFactory | None = None) -> Edges:
         """Stage 1: candidates of every query row, scored by cosines and their mean."""
@@ -139,9 +146,12 @@ class EdgeSet:
         mask[self.queries] = True
         return edges.select(mask[edges.src])
 
-    def decide(self, rule: Rule, progress: ProgressFactory | None = None) -> Sets:
-        """Each query row's matched rows under the rule."""
-        return decide(self.query_edges(rule, progress), rule, self.n)
+    def decide(
+        self, rule: Rule, progress: ProgressFactory | None = None, verdicts: Verdicts | None = None
+    ) -> Sets:
+        """Each query row's matched rows under the rule (a reviewer's ``verdicts`` on
+        pairs of rows kept whatever the scores say: ``rules.decide``)."""
+        return decide(self.query_edges(rule, progress), rule, self.n, verdicts)
 
 
 def query_filters(products: Sequence[Product], rows: np.ndarray, key: str | None) -> Any:

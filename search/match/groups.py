@@ -16,6 +16,7 @@ Kept edges (i, j) become listing sets by one of:
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -35,9 +36,11 @@ def apply_groups(
     cap: int,
     threshold: float,
     min2: float | None,
+    apart: Sequence[tuple[int, int]] = (),
 ) -> Sets:
     """Listing sets under a grouping ``mode`` (see the module doc): ``score`` orders the
-    joins, ``threshold`` is agglomerative's average link, ``min2`` its fallback floor."""
+    joins, ``threshold`` is agglomerative's average link, ``min2`` its fallback floor;
+    no join puts both rows of an ``apart`` pair (a reviewer's non-match) in one group."""
     src, dst = edges.src[keep], edges.dst[keep]
     if mode in ("mutual", "symmetric"):
         pairs = set(zip(src.tolist(), dst.tolist()))
@@ -48,8 +51,8 @@ def apply_groups(
                 out.setdefault(j, set()).add(i)
         return out
     if mode == "components":
-        return _members(capped_components(src, dst, edges.sims[score][keep], n, cap))
-    labels = average_linkage(edges.src, edges.dst, edges.sims[score], n, threshold, cap)
+        return _members(capped_components(src, dst, edges.sims[score][keep], n, cap, apart))
+    labels = average_linkage(edges.src, edges.dst, edges.sims[score], n, threshold, cap, apart)
     out = _members(labels)
     if min2 is not None and len(edges):
         grouped = np.array([i in out for i in range(n)], dtype=bool)
@@ -79,26 +82,59 @@ def _find(parent: list[int], x: int) -> int:
     return x
 
 
+def _cannot(apart: Sequence[tuple[int, int]]) -> dict[int, set[int]]:
+    """Per row, the rows it must stay apart from (kept per group root as groups join)."""
+    out: dict[int, set[int]] = {}
+    for i, j in apart:
+        out.setdefault(i, set()).add(j)
+        out.setdefault(j, set()).add(i)
+    return out
+
+
+def _kept_apart(cannot: dict[int, set[int]], root: Callable[[int], int], a: int, b: int) -> bool:
+    """Whether joining the groups of roots ``a`` and ``b`` would join an apart pair."""
+    return any(root(y) == b for y in cannot.get(a, ())) if cannot else False
+
+
 def capped_components(
-    src: np.ndarray, dst: np.ndarray, score: np.ndarray, n: int, cap: int
+    src: np.ndarray,
+    dst: np.ndarray,
+    score: np.ndarray,
+    n: int,
+    cap: int,
+    apart: Sequence[tuple[int, int]] = (),
 ) -> np.ndarray:
-    """Component label per row: edges joined best first; a join past ``cap`` rows is refused."""
+    """Component label per row: edges joined best first; a join past ``cap`` rows, or of
+    the two rows of an ``apart`` pair, is refused."""
     parent, size = list(range(n)), [1] * n
+    cannot = _cannot(apart)
     for e in np.argsort(-score, kind="stable").tolist():
         a, b = _find(parent, int(src[e])), _find(parent, int(dst[e]))
         if a == b or (cap and size[a] + size[b] > cap):
+            continue
+        if _kept_apart(cannot, lambda x: _find(parent, x), a, b):
             continue
         if size[a] < size[b]:
             a, b = b, a
         parent[b] = a
         size[a] += size[b]
+        if b in cannot:
+            cannot.setdefault(a, set()).update(cannot.pop(b))
     return np.array([_find(parent, i) for i in range(n)])
 
 
 def average_linkage(
-    src: np.ndarray, dst: np.ndarray, score: np.ndarray, n: int, threshold: float, cap: int
+    src: np.ndarray,
+    dst: np.ndarray,
+    score: np.ndarray,
+    n: int,
+    threshold: float,
+    cap: int,
+    apart: Sequence[tuple[int, int]] = (),
 ) -> np.ndarray:
-    """Cluster label per row by average linkage over the (symmetrised) pair scores."""
+    """Cluster label per row by average linkage over the (symmetrised) pair scores; no
+    merge joins the two rows of an ``apart`` pair."""
+    cannot = _cannot(apart)
     pair: dict[tuple[int, int], list[float]] = {}
     for i, j, s in zip(src.tolist(), dst.tolist(), score.tolist()):
         key = (i, j) if i < j else (j, i)
@@ -122,9 +158,13 @@ def average_linkage(
             continue  # a stale entry: the link changed since it was pushed
         if cap and size[a] + size[b] > cap:
             continue
+        if _kept_apart(cannot, lambda x: _root(label, x), a, b):
+            continue
         alive[b] = False
         label[b] = a
         size[a] += size[b]
+        if b in cannot:
+            cannot.setdefault(a, set()).update(cannot.pop(b))
         for c, s in link.pop(b, {}).items():
             link[c].pop(b, None)
             if c == a:

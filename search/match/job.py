@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,10 +29,12 @@ from retrieval.types import ProgressFactory
 from search.config import AppConfig
 from search.match.edges import CSLS, MEAN
 from search.match.edgeset import EdgeSet, query_edgeset, self_edgeset, weights_for
+from search.match.labels import Label, read_labels
 from search.match.matcher import Matcher
 from search.match.output import explain, write_matches, write_run_files
 from search.match.pair_model import PAIR, load_model, pair_contributions
 from search.match.rules import Rule
+from search.match.verdicts import mark_verdicts, row_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +101,13 @@ def run_match(
     *,
     source: str | None = None,
     matcher_path: str | None = None,
+    labels: Mapping[tuple[str, str], Label] | None = None,
+    labels_path: str | None = None,
 ) -> MatchResult:
     """Match the dataset with an open index and write the outputs: the matches, and the
     run folder the studio and ``search explain`` open (``source``: the dataset's path,
-    ``matcher_path``: the matcher file, if any, both recorded in run.json)."""
+    ``matcher_path``: the matcher file, if any, both recorded in run.json); ``labels``:
+    a reviewer's verdicts, kept whatever the matcher says."""
     start = time.perf_counter()
     info = index.info(collection)
     if info is None:
@@ -117,18 +123,20 @@ def run_match(
     if PAIR in rule.scores:
         contrib = add_pair_scores(es, matcher, progress, explain_pairs=not rule.inb)
     edges = es.edges_for(rule, progress)
-    sets = es.decide(rule, progress)
+    verdicts = row_verdicts(es, dataset, labels) if labels else {}
+    sets = es.decide(rule, progress, verdicts)
     cols = matcher.pair.columns if matcher.pair is not None else []
     why = explain(edges, rule, sets, es.n, contrib, cols)
+    notes = mark_verdicts(why, sets, es.decide(rule), verdicts) if verdicts else []
     write_matches(es, sets, why, out, dataset.self_match)
     write_run_files(
         es, edges, rule, sets, why, out, source=source or dataset.name, dataset=dataset.name,
-        matcher=matcher_path, contrib=contrib, cols=cols,
+        matcher=matcher_path, contrib=contrib, cols=cols, labels=labels_path,
     )  # fmt: skip
     queried = set(es.queries.tolist())
     pairs = sum(len(v) for k, v in sets.items() if k in queried)
     result = MatchResult(out, len(es.queries), pairs, rule.name, time.perf_counter() - start)
-    result.notes += density_notes(matcher, es.n)
+    result.notes += notes + density_notes(matcher, es.n)
     targets = es.targets() if dataset.self_match else {}
     if targets:
         predicted = {r: sets.get(r, set()) for r in targets}
@@ -204,9 +212,11 @@ def match_dataset(
     fmt: str | None = None,
     collection: str | None = None,
     out: str | Path | None = None,
+    labels: str | Path | None = None,
     progress: ProgressFactory | None = None,
 ) -> MatchResult:
-    """Match a dataset with a saved matcher (or a rule from flags); write the outputs.
+    """Match a dataset with a saved matcher (or a rule from flags); write the outputs;
+    ``labels``: a labels file whose verdicts the matches keep (``search.match.labels``).
 
     The dataset's collection is used as indexed (indexed first if missing)."""
     from retrieval.data import open_dataset
@@ -226,6 +236,9 @@ def match_dataset(
         raise UsageError(f"dataset {dataset_path} has no products")
     if matcher is not None:
         cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=list(matcher.encoders)))
+    if labels and not Path(labels).is_file():
+        raise UsageError(f"--labels: no labels file {labels}")
+    reviewed = read_labels(Path(labels), {p.id for p in products}) if labels else None
 
     def check(index: VectorIndex) -> None:  # refused here, before its encoders are compared
         given = index.info(collection) if matcher is not None and collection else None
@@ -247,6 +260,7 @@ def match_dataset(
             index, coll.name, dataset, matcher, rule, folder, progress,
             source=str(dataset_path),
             matcher_path=str(matcher_path) if matcher_path is not None else None,
+            labels=reviewed, labels_path=str(labels) if labels else None,
         )  # fmt: skip
     finally:
         index.close()

@@ -111,9 +111,11 @@ def write_run_files(
     matcher: str | None,
     contrib: np.ndarray | None = None,
     cols: Sequence[str] = (),
+    labels: str | None = None,
 ) -> None:
-    """The studio's files of a match run (``search.match.artifacts``): ``run.json``,
-    ``listings.jsonl`` and ``edges.jsonl`` (the edges the rule decided on)."""
+    """The studio's files of a match run (``search.match.artifacts``): ``run.json`` (with
+    the ``labels`` file whose verdicts it kept, if any), ``listings.jsonl`` and
+    ``edges.jsonl`` (the edges the rule decided on)."""
     names = [*rule.scores, *es.weights, MEAN]
     sims = {s: edges.sims[s] for s in dict.fromkeys(names) if s in edges.sims}
     matched = {(i, j) for i, js in sets.items() for j in js}
@@ -132,4 +134,5 @@ def write_run_files(
         rule=rule.to_json(),
         labelled=any(p.group is not None for p in es.products),
         listings=len({*ids}),
+        extra={"labels": labels},
     )

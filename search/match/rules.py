@@ -17,6 +17,7 @@ neighbourhood blending the edges went through first (``search.match.inb``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from search.match.edges import Edges, nearest_mask
 from search.match.groups import GROUPINGS, apply_groups
 
 Sets = dict[int, set[int]]
+Verdicts = Mapping[tuple[int, int], bool]  # a reviewer's pairs of rows -> match or not
 
 
 @dataclass
@@ -70,8 +72,9 @@ class Rule:
             raise UsageError(f"bad rule {data.get('name')!r}: {exc}") from exc
 
 
-def kept_edges(edges: Edges, rule: Rule) -> np.ndarray:
-    """The edges the thresholds and min2 keep (a boolean mask)."""
+def kept_edges(edges: Edges, rule: Rule, forced: np.ndarray | None = None) -> np.ndarray:
+    """The edges the thresholds and min2 keep (a boolean mask); ``forced`` (1 keep, -1
+    drop, 0 as the rule says, per edge: ``with_verdicts``) overrides the thresholds."""
     missing = [s for s in rule.scores if s not in edges.sims]
     if missing:
         raise UsageError(
@@ -80,14 +83,55 @@ def kept_edges(edges: Edges, rule: Rule) -> np.ndarray:
     keep = np.zeros(len(edges), dtype=bool)
     for name, t in rule.thresholds.items():
         keep |= edges.sims[name] >= t
+    if forced is not None:
+        keep = np.where(forced != 0, forced > 0, keep)
     if rule.min2 is not None and len(edges):
         keep |= nearest_mask(edges, rule.primary, keep, rule.min2)
     return keep
 
 
-def decide(edges: Edges, rule: Rule, n: int) -> Sets:
-    """Each source row's matched rows (itself not included) under ``rule``."""
-    keep = kept_edges(edges, rule)
+def with_verdicts(
+    edges: Edges, verdicts: Verdicts, primary: str, n: int
+) -> tuple[Edges, np.ndarray]:
+    """The edges a reviewer's verdicts decide: a match pair present both ways (added
+    where it was no candidate, its other scores NaN) with its ``primary`` score raised to
+    at least 1, a non-match pair's ``primary`` score -inf (no min2 or linkage picks it);
+    and per edge 1 (forced in), -1 (forced out) or 0."""
+    keys = edges.keys(n)
+    have = set(keys.tolist())
+    add = [
+        (i, j)
+        for (a, b), same in verdicts.items()
+        if same
+        for i, j in ((a, b), (b, a))
+        if i * n + j not in have
+    ]
+    if add:
+        src, dst = np.array(add, dtype=edges.src.dtype).T
+        sims = {
+            k: np.r_[v, np.full(len(add), np.nan, dtype=v.dtype)] for k, v in edges.sims.items()
+        }
+        edges = Edges(np.r_[edges.src, src], np.r_[edges.dst, dst], sims)
+        keys = edges.keys(n)
+    want = {i * n + j: same for (a, b), same in verdicts.items() for i, j in ((a, b), (b, a))}
+    forced = np.array(
+        [0 if (v := want.get(k)) is None else 1 if v else -1 for k in keys.tolist()], np.int8
+    )
+    score = edges.sims[primary].astype(np.float64)
+    score = np.where(forced > 0, np.fmax(score, 1.0), np.where(forced < 0, -np.inf, score))
+    edges = Edges(edges.src, edges.dst, {**edges.sims, primary: score})
+    return edges, forced
+
+
+def decide(edges: Edges, rule: Rule, n: int, verdicts: Verdicts | None = None) -> Sets:
+    """Each source row's matched rows (itself not included) under ``rule``; a reviewer's
+    ``verdicts`` keep their pairs in or out whatever the scores say, before group
+    consistency (which never joins a pair a verdict keeps apart)."""
+    forced, apart = None, []
+    if verdicts:
+        edges, forced = with_verdicts(edges, verdicts, rule.primary, n)
+        apart = [pair for pair, same in verdicts.items() if not same]
+    keep = kept_edges(edges, rule, forced)
     if rule.groups != "none":
         t = rule.group_threshold
         return apply_groups(
@@ -99,6 +143,7 @@ def decide(edges: Edges, rule: Rule, n: int) -> Sets:
             cap=rule.group_cap,
             threshold=t if t is not None else rule.thresholds[rule.primary],
             min2=rule.min2,
+            apart=apart,
         )
     out: Sets = {}
     for i, j in zip(edges.src[keep].tolist(), edges.dst[keep].tolist()):

@@ -14,18 +14,22 @@ match`` applies (``search.match.edgeset``, ``rules``, ``pair_model``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
 from retrieval.types import ProgressFactory
 from search.match.edgeset import weights_for
+from search.match.labels import Label
 from search.match.matcher import Matcher
 from search.match.tuning.folds import fold_count, folds
+from search.match.tuning.labelled import TuningLabels, disagreements
 from search.match.tuning.menu import (
     RuleScore,
     best_matcher,
@@ -50,6 +54,7 @@ class CatalogueScores:
     matcher: Matcher
     path: Path
     predictions: dict[str, list[str]] = field(default_factory=dict)
+    labels: dict[str, float] = field(default_factory=dict)  # labels/* (``tuning.labelled``)
 
     def best(self, stage: str) -> RuleScore | None:
         """The rule of a stage chosen on valid (as the matcher chooses)."""
@@ -72,7 +77,7 @@ class CatalogueScores:
                 out[f"{stage}/tune_f1"] = best.valid.f1
                 out[f"{stage}/match_precision"] = best.test.precision
                 out[f"{stage}/match_recall"] = best.test.recall
-        return out
+        return {**out, **self.labels}
 
 
 def tune_catalogue(
@@ -89,10 +94,13 @@ def tune_catalogue(
     inb: int = 1,
     pair: bool = False,
     against: str = "split",
+    labels: Mapping[tuple[str, str], Label] | None = None,
     progress: ProgressFactory | None = None,
 ) -> CatalogueScores:
     """Tune every rule on ``tune_split``, score it on ``split``, write ``matcher.json``;
-    ``against``: each split matched within itself or against the whole catalogue."""
+    ``against``: each split matched within itself or against the whole catalogue;
+    ``labels``: a reviewer's pairs, learnt from unless they touch ``split``
+    (``search.match.tuning.labelled``)."""
     if not dataset.self_match:
         raise UsageError(f"{dataset.name} is not a catalogue: nothing to self-match")
     if against not in AGAINST:
@@ -104,16 +112,22 @@ def tune_catalogue(
     else:
         sets = split_sets(index, dataset, collection, template, splits, tune_split, progress)
     test, valid = sets[split], sets[tune_split]
+    reviewed = None
+    if labels:
+        reviewed = TuningLabels.split(labels, list(dataset.products()), split)
+        valid = reviewed.amend(valid)
     # a predicted group may be as large as the largest labelled one (tuning splits only)
     labelled = [p for p in dataset.products() if p.fields.get("split") in ("train", tune_split)]
     cap = largest_group(labelled)
     scores = tune_all(stage1_rules(list(vectors), inb, cap), valid, test, "stage1", progress)
     pair_model = None
     if pair and against == "catalogue":
-        pair_model = fit_catalogue_pair(sets["train"], out, progress=progress)
+        pair_model = fit_catalogue_pair(sets["train"], out, labels=reviewed, progress=progress)
     elif pair:
         parts = max(2, fold_count(sets["train"].n, valid.n))
-        pair_model = fit_pair(folds(sets["train"], parts), valid, test, out, progress=progress)
+        pair_model = fit_pair(
+            folds(sets["train"], parts), valid, test, out, labels=reviewed, progress=progress
+        )
     if pair:
         scores += tune_all(pair_rules(cap), valid, test, "stage2", progress)
     info: dict[str, Any] = {
@@ -132,4 +146,13 @@ def tune_catalogue(
         test.products[i].id: [test.products[j].id for j in sorted(sets_.get(int(i), ()))]
         for i in test.queries
     }
-    return CatalogueScores(scores, matcher, path, predictions)
+    result = CatalogueScores(scores, matcher, path, predictions)
+    if reviewed is not None:
+        every = (
+            replace(test, queries=np.arange(test.n), rounds={}) if against == "catalogue" else valid
+        )
+        reviewed.score((test, sets_), (every, every.decide(chosen)))
+        every_listing = list(dataset.products())
+        reviewed.counts["labels/against_groups"] = disagreements(reviewed, every_listing)
+        result.labels = reviewed.metrics()
+    return result

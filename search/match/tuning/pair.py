@@ -19,6 +19,7 @@ from search.match.edgeset import EdgeSet
 from search.match.matcher import PairModel
 from search.match.pair_model import NEIGHBOURS, columns, same_group, save_models
 from search.match.tuning.folds import fold_of
+from search.match.tuning.labelled import TuningLabels
 from training.match_pair import SEEDS, train_pair_models
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,12 @@ def fit_pair(
     out: Path,
     *,
     neighbours: int = NEIGHBOURS,
+    labels: TuningLabels | None = None,
     progress: ProgressFactory | None = None,
 ) -> PairModel:
     """Train the pair model (``SEEDS`` seeds averaged) on the train folds' edges (the last
-    fold stops the boosting), score valid and test edges with it, and save it beside
-    the matcher."""
+    fold stops the boosting; a reviewed edge takes its label's verdict), score valid and
+    test edges with it, and save it beside the matcher."""
     names = list(valid.weights)
     cols = columns(names)
     tick = progress("pair features", len(train) + 2) if progress else None
@@ -46,11 +48,34 @@ def fit_pair(
         xs.append(es.features(neighbours))
         if tick:
             tick(1)
-    labelled = [(x, same_group(es.edges, es.products)) for x, es in zip(xs, train)]
+    labelled = [(x, targets(es, labels)[0]) for x, es in zip(xs, train)]
+    if labels is not None:
+        fitted = {pair for es in train for pair in reviewed(es, labels)}
+        labels.counts["labels/fitted"] = len(fitted)
     boosters = train_pair_models(labelled, cols, seeds=SEEDS, progress=progress)
     valid.add_pair(boosters, xs[-2])
     test.add_pair(boosters, xs[-1])
     return save_pair(boosters, cols, out, neighbours)
+
+
+def targets(es: EdgeSet, labels: TuningLabels | None) -> tuple[np.ndarray, np.ndarray]:
+    """The training target of each edge (same group, or the reviewer's verdict where
+    there is one) and which edges a label named."""
+    assert es.edges is not None, "search() first"
+    y = same_group(es.edges, es.products)
+    if labels is None:
+        return y, np.zeros(len(y), dtype=bool)
+    mask, verdict = labels.edge_targets(es, es.edges)
+    return np.where(mask, verdict, y), mask
+
+
+def reviewed(es: EdgeSet, labels: TuningLabels) -> set[tuple[str, str]]:
+    """The labelled pairs among ``es``'s edges."""
+    assert es.edges is not None, "search() first"
+    mask, _ = labels.edge_targets(es, es.edges)
+    ids = [p.id for p in es.products]
+    pairs = zip(es.edges.src[mask].tolist(), es.edges.dst[mask].tolist())
+    return {tuple(sorted((ids[i], ids[j]))) for i, j in pairs}  # type: ignore[misc]
 
 
 def save_pair(boosters: list, cols: list[str], out: Path, neighbours: int) -> PairModel:
@@ -65,22 +90,29 @@ def fit_catalogue_pair(
     out: Path,
     *,
     neighbours: int = NEIGHBOURS,
+    labels: TuningLabels | None = None,
     progress: ProgressFactory | None = None,
 ) -> PairModel:
     """Train the pair model on the edges of the train view's queries (features over the
-    whole catalogue's edges), score every edge with it (all views share the edges), and
-    save it beside the matcher."""
+    whole catalogue's edges) and the reviewed edges (their label's verdict the target),
+    score every edge with it (all views share the edges), and save it beside the matcher."""
     assert train.edges is not None, "search() first"
     tick = progress("pair features", 1) if progress else None
     x = train.features(neighbours)
     if tick:
         tick(1)
-    y = same_group(train.edges, train.products)
+    y, mask = targets(train, labels)
     part = np.full(train.n, -1, dtype=np.int64)
     for i in train.queries.tolist():
         p = train.products[i]
         part[i] = fold_of(p.group, p.id, FOLDS)
     src_part = part[train.edges.src]  # -1: an edge of another split's query
+    if labels is not None:  # a reviewed edge is fitted whichever listings it joins
+        ids = [p.id for p in train.products]
+        for e in np.flatnonzero(mask & (src_part < 0)).tolist():
+            a, b = sorted((ids[train.edges.src[e]], ids[train.edges.dst[e]]))
+            src_part[e] = fold_of(None, f"{a}\x1f{b}", FOLDS)
+        labels.counts["labels/fitted"] = len(reviewed(train, labels))
     folds = [(x[src_part == f], y[src_part == f]) for f in range(FOLDS) if (src_part == f).any()]
     cols = columns(list(train.weights))
     boosters = train_pair_models(folds, cols, seeds=SEEDS, progress=progress)
