@@ -62,7 +62,8 @@ def shoot(page, name: str) -> None:
     folder = os.environ.get("STUDIO_SCREENSHOTS")
     if folder:
         page.wait_for_function(
-            "() => [...document.querySelectorAll('img[src]')].every((i) => i.complete)"
+            "() => [...document.querySelectorAll('section:not(.hidden) img[src]')]"
+            ".filter((i) => i.getBoundingClientRect().top < innerHeight).every((i) => i.complete)"
         )
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"studio-{name}.png"), full_page=False)
@@ -178,3 +179,30 @@ def test_two_tabs_do_not_lose_each_others_labels(browser, studio, match_run):
     }
     assert made == set(done)
     read_labels(match_run / "labels.jsonl")  # no contradiction: a changed verdict revises
+
+
+@pytest.fixture(scope="module")
+def review_folder(match_run):
+    """A cold-start review folder (``search review --no-serve``) of the same catalogue,
+    refitting its pair model after every 5 labels."""
+    root = match_run.parent
+    out = root / "review"
+    args = ["review", str(root / "synth"), "--collection", "synth", "--out", str(out)]
+    res = CliRunner().invoke(app, args + ["--batch", "5", "--no-serve", "--show", "0"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_a_cold_start_review_folder_opens_and_learns_from_the_queue(page, review_folder):
+    with running(serve_run(review_folder, port=0)) as (host, port):
+        page.goto(f"http://{host}:{port}/#queue")
+        done = label_with_keys(page, ["m", "n", "n", "m", "n"])
+        assert "review" in page.inner_text("#summary")
+        page.reload()
+        page.wait_for_selector("#labeltable tr.label")
+        assert page.locator("#labeltable tr.label").count() == 5
+        assert "5 labelled" in page.inner_text("#qprogress")
+        page.goto(f"http://{host}:{port}/#groups")
+        page.wait_for_selector("#glist .group")
+    saved = read_labels(review_folder / "labels.jsonl")
+    assert {(a, b, lab.verdict) for (a, b), lab in saved.items()} == set(done)
