@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.errors import SearchError, UsageError
-from search.match.labels import VERDICTS, Label, append_label, read_labels
+from search.match.labels import VERDICTS, Label, read_labels
 from search.web.images import ImageRefused, ImageRoots, image_response
 from search.web.studio_data import Edge, RunData, RunRefused, load_run, read_meta
 from search.web.studio_groups import Groups
@@ -142,7 +142,8 @@ class Studio:
         return {"labels": [asdict(lab) for lab in labels], "progress": self.progress()}
 
     def progress(self) -> dict[str, Any]:
-        return self.queue.progress() if self.queue is not None else {}
+        self.load()
+        return self.queue.progress()
 
     def next_pairs(self, n: int) -> dict[str, Any]:
         if not 1 <= n <= MAX_QUEUE:
@@ -177,10 +178,7 @@ class Studio:
             )
             revises = earlier is not None and earlier.verdict != verdict
             label = Label.now(a, b, verdict, SOURCE, revises)
-            if self.queue is not None:
-                self.queue.record(label)
-            else:
-                append_label(self.run.labels_path, label)
+            self.queue.record(label)  # appends to labels.jsonl (a cold start may refit)
         return {"label": asdict(label), "progress": self.progress()}
 
     def image(self, ref: str) -> tuple[bytes, str]:
