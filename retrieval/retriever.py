@@ -21,6 +21,7 @@ from retrieval.errors import UsageError
 from retrieval.failure_log import FailureLog
 from retrieval.fingerprint import fingerprint
 from retrieval.index.base import HYBRID, SearchRequest, VectorIndex, point_id
+from retrieval.index.rank_fusion import join_hybrid, split_hybrid
 from retrieval.types import Hit, Product, Progress
 
 log = logging.getLogger(__name__)
@@ -328,9 +329,11 @@ class Retriever:
         filters: Sequence[dict[str, str] | None] | None = None,
         exclude_self: bool = False,
         payload: bool | Sequence[str] = True,
+        lists: bool = False,
     ) -> BatchHits:
         """K candidates per query of one batch (``exclude_self`` drops the query's own
-        point), with the queries it could not search and what encoding and search took."""
+        point), with the queries it could not search and what encoding and search took;
+        ``lists`` keeps each query's answer per searched vector too (``BatchHits.lists``)."""
         if k < 1:
             raise UsageError("k must be at least 1")
         limit = k + 1 if exclude_self else k
@@ -347,12 +350,20 @@ class Retriever:
             payload=payload,
         )
         searched = time.perf_counter()
-        answers = iter(self.index.search(self.collection, [r for r in reqs if r is not None]))
+        sent = [r for r in reqs if r is not None]
+        per_vector: list[dict[str, list[Hit]] | None] = []
+        if lists:
+            fused, per_vector = search_lists(self.index, self.collection, sent)
+        else:
+            fused = self.index.search(self.collection, sent)
+        answers, by_vector = iter(fused), iter(per_vector)
         index_s = time.perf_counter() - searched
         out = BatchHits([], [], dict(enc.failures), searched - start, index_s)
         for q, req in zip(batch, reqs):
             if req is None:
                 out.missing.append(q.id)
+            if lists:
+                out.lists.append(next(by_vector) if req is not None else {})
             hits = next(answers) if req is not None else []
             # in the back-ends' own order (rank_fusion.ranked_hits: tie groups by id)
             if exclude_self:
@@ -384,6 +395,40 @@ class BatchHits:
     failures: dict[str, str]  # query id -> why a modality could not be encoded
     encode_s: float  # query encoding (and building the requests)
     index_s: float  # the index's search
+    # search_batch(lists=True): per query, each searched vector's own answer, ranked
+    # (None where the index fused or rescored it itself: a multivector rescore)
+    lists: list[dict[str, list[Hit]] | None] = field(default_factory=list)
+
+
+def search_lists(
+    index: VectorIndex, collection: str, requests: Sequence[SearchRequest]
+) -> tuple[list[list[Hit]], list[dict[str, list[Hit]] | None]]:
+    """``index.search`` with each vector's own answer kept: a hybrid request goes as one
+    request per fused vector (``rank_fusion.split_hybrid``, as the back-ends send it) and
+    is fused here as they fuse it. Returns the answers and, per request, its ranked
+    answers by vector (None for a multivector rescore, which the index does itself)."""
+
+    def fused_here(req: SearchRequest) -> bool:
+        return req.using == HYBRID and not req.rescore
+
+    flat: list[SearchRequest] = []
+    for req in requests:
+        flat += split_hybrid([req])[0] if fused_here(req) else [req]
+    answers = index.search(collection, flat)
+    out: list[list[Hit]] = []
+    lists: list[dict[str, list[Hit]] | None] = []
+    pos = 0
+    for req in requests:
+        if fused_here(req):
+            own = answers[pos : pos + len(req.hybrid)]
+            out += join_hybrid([req], [len(own)], own)
+            lists.append(dict(zip(req.hybrid, own)))
+            pos += len(own)
+        else:
+            out.append(answers[pos])
+            lists.append({req.using: answers[pos]} if req.using != HYBRID else None)
+            pos += 1
+    return out, lists
 
 
 def default_vector(names: Sequence[str], requested: str | None = None) -> str:

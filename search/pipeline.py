@@ -35,6 +35,8 @@ class PipelineResult:
     hits: list[Hit]
     stage1: list[Candidate]
     stage2: list[Candidate] | None = None
+    # run(lists=True): each searched vector's own ranked answer (``BatchHits.lists``)
+    lists: dict[str, list[Hit]] | None = None
 
     @property
     def final(self) -> list[Candidate]:
@@ -123,8 +125,10 @@ class Pipeline:
         filters: Sequence[dict[str, str] | None] | None = None,
         exclude_self: bool = False,
         progress: Callable[[int], None] | None = None,
+        lists: bool = False,
     ) -> PipelineRun:
-        """Both stages for every query, in batches, timed per batch."""
+        """Both stages for every query, in batches, timed per batch (``lists``: each
+        result keeps its answer per searched vector too)."""
         out, size, s1 = PipelineRun(), self.stage1.batch_size, self.stage1
         for start in range(0, len(queries), size):
             batch = list(queries[start : start + size])
@@ -137,6 +141,7 @@ class Pipeline:
                 fusion=s1.fusion,
                 filters=filters[start : start + size] if filters is not None else None,
                 exclude_self=exclude_self,
+                lists=lists,
             )
             searched = time.perf_counter()
             stage1 = [hits_to_candidates(row) for row in found.hits]
@@ -149,7 +154,8 @@ class Pipeline:
             out.failures.update(found.failures)
             for qi, q in enumerate(batch):
                 row2 = stage2[qi] if stage2 is not None else None
-                out.results.append(PipelineResult(q, found.hits[qi], stage1[qi], row2))
+                own = found.lists[qi] if lists else None
+                out.results.append(PipelineResult(q, found.hits[qi], stage1[qi], row2, own))
             if progress:
                 progress(len(batch))
         return out
@@ -161,6 +167,7 @@ class Pipeline:
         queries: Sequence[Product],
         progress: Callable[[str, int], Callable[[int], None]] | None = None,
         label: str | None = None,
+        lists: bool = False,
     ) -> PipelineRun:
         """``run`` over a split's query listings as the dataset searches them: within the
         split (its filter) and, on self-matching sets, without the query itself."""
@@ -171,6 +178,7 @@ class Pipeline:
             filters=[flt] * len(queries) if flt else None,
             exclude_self=dataset.self_match,
             progress=tick,
+            lists=lists,
         )
 
     def _stage2(

@@ -30,7 +30,7 @@ from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
 from retrieval.retriever import Retriever
-from retrieval.types import Product, ProgressFactory, Query
+from retrieval.types import Hit, Product, ProgressFactory, Query
 from search.collection import CollectionChoice, open_collection
 from search.config import AppConfig
 from search.evaluation.scoring import EvalResult, StageRows, score_stages
@@ -46,9 +46,14 @@ def run_split(
     split: str,
     queries: Sequence[Query],
     progress: ProgressFactory | None = None,
+    answers: dict[str, dict[str, list[Hit]] | None] | None = None,
 ) -> StageRows:
-    """Both stages for a split's queries, with the pipeline's own timings."""
-    run = pipe.run_split(dataset, split, [q.product for q in queries], progress)
+    """Both stages for a split's queries, with the pipeline's own timings; ``answers``
+    gets each query's answer per searched vector (for the matcher's edge sets)."""
+    products = [q.product for q in queries]
+    run = pipe.run_split(dataset, split, products, progress, lists=answers is not None)
+    if answers is not None:
+        answers.update((r.query.id, r.lists) for r in run.results)
     stage1 = {r.query.id: [(c.id, float(c.stage1_score)) for c in r.stage1] for r in run.results}
     stage2 = {
         r.query.id: [(c.id, float(c.score or 0.0)) for c in r.stage2]
@@ -120,12 +125,16 @@ def evaluate_dataset(
         else:
             retriever = Retriever.for_collection(index, name)
         pipe = Pipeline(retriever, reranker, cfg.stage1, cfg.stage2)
-        test = run_split(pipe, opened.dataset, ev.split, opened.test, progress)
+        # one search of each listing: the matcher's edge sets read stage 1's answers
+        answers = {} if _one_pass(cfg, opened, retriever) else None
+        test = run_split(pipe, opened.dataset, ev.split, opened.test, progress, answers)
         tune = None
         if opened.tune:
-            tune = run_split(pipe, opened.dataset, ev.tune_split, opened.tune, progress)
+            tune = run_split(pipe, opened.dataset, ev.tune_split, opened.tune, progress, answers)
         folder = Path(out or ev.out or default_out(opened.collection.name))
-        cat = _tune_matcher(cfg, index, opened, retriever, folder, progress) if tune else None
+        cat = None
+        if tune:
+            cat = _tune_matcher(cfg, index, opened, retriever, folder, progress, answers)
     finally:
         index.close()
     notes = opened.notes
@@ -169,6 +178,7 @@ def _tune_matcher(
     retriever: Retriever,
     folder: Path,
     progress: ProgressFactory | None,
+    answers: dict[str, dict[str, list[Hit]] | None] | None = None,
 ) -> Any:
     """On a catalogue: the matcher tuned on the tuning split
     (``search.match.tuning.catalogue``); None for a query/gallery set."""
@@ -199,7 +209,21 @@ def _tune_matcher(
         pair=ev.match_pair,
         against=ev.match_against,
         labels=labels,
+        answers=answers,
         progress=progress,
+    )
+
+
+def _one_pass(cfg: AppConfig, opened: _Opened, retriever: Retriever) -> bool:
+    """Whether stage 1's answers can serve the matcher's edge sets: a catalogue's
+    listings searched within their split with their stored vectors (what the edge sets
+    search with), at least as deep as the matcher's candidates."""
+    ev = cfg.eval
+    return (
+        opened.dataset.self_match
+        and isinstance(retriever, StoredQueries)
+        and ev.match_against == "split"
+        and cfg.stage1.k >= ev.match_k
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from retrieval.index.base import SearchRequest, VectorIndex
+from retrieval.types import Hit
 from search.match.vectors import StoredVectors
 
 log = logging.getLogger(__name__)
@@ -80,20 +81,63 @@ def search_candidates(
                 )
                 owners.append(int(row))
         for row, hits in zip(owners, index.search(collection, reqs)):
-            taken = 0
-            for h in hits:
-                j = row_of.get(h.id)
-                if j is None or j == row or (allowed is not None and not allowed[j]):
-                    continue
-                src.append(row)
-                dst.append(j)
-                taken += 1
-                if taken == k:
-                    break
+            picked = pick_candidates(row, hits, row_of, allowed, k)
+            src += [row] * len(picked)
+            dst += picked
         if progress:
             progress(len(rows))
-    pairs = np.unique(np.array(src, dtype=np.int64) * len(store) + np.array(dst, dtype=np.int64))
-    return pairs // len(store), pairs % len(store)
+    return unique_pairs(src, dst, len(store))
+
+
+def answered_candidates(
+    store: StoredVectors,
+    queries: np.ndarray,
+    names: Sequence[str],
+    k: int,
+    answers: Sequence[Mapping[str, Sequence[Hit]]],
+    *,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``search_candidates`` from answers the index already gave: per query row, each
+    vector's ranked answer (at least ``k + 1`` deep or whole), read as far as the
+    ``k + 1`` hits that search would have asked for."""
+    row_of = {pid: i for i, pid in enumerate(store.ids)}
+    src: list[int] = []
+    dst: list[int] = []
+    for row, answer in zip(queries, answers):
+        for name in names:
+            if store.raw[row].get(name) is None:
+                continue
+            picked = pick_candidates(int(row), answer[name][: k + 1], row_of, allowed, k)
+            src += [int(row)] * len(picked)
+            dst += picked
+    return unique_pairs(src, dst, len(store))
+
+
+def pick_candidates(
+    row: int,
+    hits: Sequence[Hit],
+    row_of: Mapping[str, int],
+    allowed: np.ndarray | None,
+    k: int,
+) -> list[int]:
+    """The first ``k`` rows among a query row's hits: itself, listings outside the rows
+    and rows not ``allowed`` passed over."""
+    out: list[int] = []
+    for h in hits:
+        j = row_of.get(h.id)
+        if j is None or j == row or (allowed is not None and not allowed[j]):
+            continue
+        out.append(j)
+        if len(out) == k:
+            break
+    return out
+
+
+def unique_pairs(src: list[int], dst: list[int], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) of the distinct pairs, ordered by (src, dst)."""
+    pairs = np.unique(np.array(src, dtype=np.int64) * n + np.array(dst, dtype=np.int64))
+    return pairs // n, pairs % n
 
 
 def score_edges(

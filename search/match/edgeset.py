@@ -19,8 +19,8 @@ import numpy as np
 
 from retrieval.data.base import Dataset
 from retrieval.index.base import VectorIndex
-from retrieval.types import Product, ProgressFactory
-from search.match.edges import Edges, score_edges, search_candidates
+from retrieval.types import Hit, Product, ProgressFactory
+from search.match.edges import Edges, answered_candidates, score_edges, search_candidates
 from search.match.inb import blend_rounds
 from search.match.matcher import Matcher
 from search.match.pair_model import PAIR, edge_features, pair_scores
@@ -85,6 +85,15 @@ class EdgeSet:
             filters=self.filters,
             batch_size=self.batch_size,
             progress=tick,
+        )
+        self.edges = score_edges(self.store, src, dst, self.weights)
+        return self.edges
+
+    def answered(self, answers: Sequence[Mapping[str, Sequence[Hit]]]) -> Edges:
+        """``search()`` from answers the index already gave, one per query row: each
+        vector's ranked hits under the same filters (``edges.answered_candidates``)."""
+        src, dst = answered_candidates(
+            self.store, self.queries, list(self.weights), self.k, answers, allowed=self.allowed
         )
         self.edges = score_edges(self.store, src, dst, self.weights)
         return self.edges

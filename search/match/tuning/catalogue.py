@@ -24,7 +24,7 @@ import numpy as np
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
-from retrieval.types import ProgressFactory
+from retrieval.types import Hit, ProgressFactory
 from search.match.edgeset import weights_for
 from search.match.labels import Label
 from search.match.matcher import Matcher
@@ -95,12 +95,14 @@ def tune_catalogue(
     pair: bool = False,
     against: str = "split",
     labels: Mapping[tuple[str, str], Label] | None = None,
+    answers: Mapping[str, Mapping[str, Sequence[Hit]] | None] | None = None,
     progress: ProgressFactory | None = None,
 ) -> CatalogueScores:
     """Tune every rule on ``tune_split``, score it on ``split``, write ``matcher.json``;
     ``against``: each split matched within itself or against the whole catalogue;
     ``labels``: a reviewer's pairs, learnt from unless they touch ``split``
-    (``search.match.tuning.labelled``)."""
+    (``search.match.tuning.labelled``); ``answers``: the splits' listings already searched
+    within their split, by listing id (``splits.split_sets``)."""
     if not dataset.self_match:
         raise UsageError(f"{dataset.name} is not a catalogue: nothing to self-match")
     if against not in AGAINST:
@@ -110,7 +112,9 @@ def tune_catalogue(
     if against == "catalogue":
         sets = catalogue_sets(index, dataset, collection, template, splits, progress)
     else:
-        sets = split_sets(index, dataset, collection, template, splits, tune_split, progress)
+        sets = split_sets(
+            index, dataset, collection, template, splits, tune_split, progress, answers
+        )
     test, valid = sets[split], sets[tune_split]
     reviewed = None
     if labels:

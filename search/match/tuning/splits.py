@@ -15,7 +15,7 @@ the query's group, in any split, is a false match, as it will be in production.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -23,7 +23,7 @@ import numpy as np
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.index.base import VectorIndex
-from retrieval.types import ProgressFactory
+from retrieval.types import Hit, ProgressFactory
 from search.match.edgeset import EdgeSet, self_edgeset
 from search.match.matcher import Matcher
 from search.match.tuning.folds import fold_count
@@ -65,9 +65,12 @@ def split_sets(
     splits: Sequence[str],
     tune_split: str,
     progress: ProgressFactory | None,
+    answers: Mapping[str, Mapping[str, Sequence[Hit]] | None] | None = None,
 ) -> dict[str, EdgeSet]:
     """Each split's listings matched within the split (train searched deeper, to be cut
-    into folds of the tuning split's size)."""
+    into folds of the tuning split's size). ``answers``: listings already searched within
+    their split with their stored vectors (``search eval``'s stage 1, by listing id, each
+    vector's ranked answer): a split they all cover is not searched again."""
     k = template.k
     sets: dict[str, EdgeSet] = {}
     for name in splits:
@@ -83,7 +86,26 @@ def split_sets(
         es = self_edgeset(
             index, collection, dataset.name, rows, deep, filter_key="split", progress=progress
         )
-        es.search(progress)
+        given = _answers_of(es, answers) if answers is not None else None
+        if given is not None:
+            es.answered(given)
+        else:
+            es.search(progress)
         es.k = k
         sets[name] = es
     return sets
+
+
+def _answers_of(
+    es: EdgeSet, answers: Mapping[str, Mapping[str, Sequence[Hit]] | None]
+) -> list[Mapping[str, Sequence[Hit]]] | None:
+    """Each query row's answers, or None unless every row has one for each vector it
+    would be searched with."""
+    out = []
+    for row in es.queries:
+        own = answers.get(es.products[row].id)
+        has = [n for n in es.weights if es.store.raw[row].get(n) is not None]
+        if own is None or any(n not in own for n in has):
+            return None
+        out.append(own)
+    return out
