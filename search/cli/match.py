@@ -157,8 +157,9 @@ def match_cmd(
         f"{result.listings} listings, {result.pairs} matched pairs, rule {result.rule}, "
         f"{result.seconds:.1f}s ({result.rate:.0f} listings/s)"
     )
-    if result.scores is not None:
-        line += f"; Shopee F1 over the labelled listings {result.scores.f1:.4f}"
     out.print(line, highlight=False)
     out.print(f"matches: {result.csv}", highlight=False)
     out.print(f"details: {result.jsonl}", highlight=False)
+    scored = result.score_line()
+    if scored is not None:
+        out.print(scored, highlight=False)

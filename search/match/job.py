@@ -51,6 +51,10 @@ class MatchResult:
     notes: list[str] = field(default_factory=list)
     scores: MatchScores | None = None  # Shopee F1 over the grouped listings, if labelled
     split_scores: dict[str, MatchScores] = field(default_factory=dict)  # the same, per split
+    # the split ``search eval`` scored the matcher on (held out from its tuning) and the F1
+    # it reported there, from matcher.json; the same listings here give the same decisions
+    eval_split: tuple[str, float | None] | None = None
+    tuned_split: str | None = None  # the split its thresholds were tuned on
 
     @property
     def csv(self) -> Path:
@@ -63,6 +67,28 @@ class MatchResult:
     @property
     def rate(self) -> float:
         return self.listings / self.seconds if self.seconds else 0.0
+
+    def score_line(self) -> str | None:
+        """The Shopee F1 of a labelled set in one line: per split where it has splits,
+        first the one ``search eval`` scored (the figure to compare with its report; the
+        whole catalogue mixes in the split tuned on and the train split)."""
+        if self.scores is None:
+            return None
+        whole = f"over all {self.scores.n} labelled listings {self.scores.f1:.4f}"
+        if not self.split_scores:
+            return f"Shopee F1 {whole}"
+        held, reported = self.eval_split or (None, None)
+        parts = []
+        for name in sorted(self.split_scores, key=lambda s: (s != held, s)):
+            part = f"{name} {self.split_scores[name].f1:.4f}"
+            if name == held:
+                part += " (held out; search eval reported " + (
+                    f"{reported:.4f})" if reported is not None else "it)"
+                )
+            elif name == self.tuned_split:
+                part += " (tuned on)"
+            parts.append(part)
+        return f"Shopee F1 on {', '.join(parts)}; {whole}"
 
 
 def add_pair_scores(
@@ -150,6 +176,10 @@ def run_match(
             name: match_scores({r: predicted[r] for r in t}, t, include_self=True)
             for name, t in sorted(by_split.items())
         }
+        held = matcher.info.get("scored_on")
+        if held in result.split_scores:
+            result.eval_split = (str(held), matcher.info.get("test_f1", {}).get(rule.name))
+        result.tuned_split = matcher.info.get("tuned_on")
     return result
 
 

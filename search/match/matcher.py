@@ -98,13 +98,15 @@ class PairFile(Strict):
 
 class InfoFile(Strict):
     """The ``info`` of ``matcher.json``: what it was tuned on (``search.match.tuning``);
-    ``search match`` reads ``tuned_against`` and ``tuned_listings``."""
+    ``search match`` reads ``tuned_against``, ``tuned_listings``, ``scored_on`` and
+    ``test_f1``."""
 
     dataset: str | None = None
     collection: str | None = None
     tuned_on: str | None = None
     tuned_against: Literal["split", "catalogue"] | None = None
     tuned_listings: int | None = Field(None, ge=0)
+    scored_on: str | None = None  # the split test_f1 was measured on (held out from tuning)
     valid_f1: dict[str, float] = Field(default_factory=dict)
     test_f1: dict[str, float] = Field(default_factory=dict)
 

@@ -138,6 +138,7 @@ def tune_catalogue(
         "dataset": dataset.name,
         "collection": collection,
         "tuned_on": tune_split,
+        "scored_on": split,  # test_f1's split: search match reports its F1 there beside it
         "tuned_against": against,
         "tuned_listings": valid.n,  # the candidates each tuning query was matched among
     }
