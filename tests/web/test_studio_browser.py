@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,23 @@ from search.match.labels import read_labels
 from search.web.server import serve_run
 
 KEYS = ["m", "n", "s", "m", "n"]
+
+
+class AttackerPage(BaseHTTPRequestHandler):
+    """A page of another origin (``localhost`` on another port)."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = b"<!doctype html><p>another site</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 VERDICTS = {"m": "match", "n": "no_match", "s": "skip"}
 
 
@@ -179,6 +198,33 @@ def test_two_tabs_do_not_lose_each_others_labels(browser, studio, match_run):
     }
     assert made == set(done)
     read_labels(match_run / "labels.jsonl")  # no contradiction: a changed verdict revises
+
+
+def test_a_label_posted_by_a_page_of_another_origin_is_refused(page, studio, match_run):
+    """A page of another site posts a label the only way a browser lets it (a no-cors
+    simple request, which needs no preflight): the server sees its Origin and answers
+    403; nothing reaches the run folder. The same label from the studio itself is saved."""
+    elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), AttackerPage)
+    threading.Thread(target=elsewhere.serve_forever, daemon=True).start()
+    origin = f"http://localhost:{elsewhere.server_address[1]}"
+    try:
+        page.goto(origin + "/")
+        edge = json.loads((match_run / "edges.jsonl").open().readline())
+        body = json.dumps({"a": edge["a"], "b": edge["b"], "verdict": "match"})
+        with page.expect_response(f"{studio}/api/labels") as answer:
+            page.evaluate(
+                """([url, body]) => fetch(url, {method: "POST", mode: "no-cors", body,
+                    headers: {"Content-Type": "text/plain"}}).catch(() => null)""",
+                [f"{studio}/api/labels", body],
+            )
+    finally:
+        elsewhere.shutdown()
+        elsewhere.server_close()
+    assert answer.value.status == 403  # the host/origin guard; nothing else answers 403
+    assert not (match_run / "labels.jsonl").exists()
+    page.goto(studio + "/#queue")
+    label_with_keys(page, ["m"])
+    assert len((match_run / "labels.jsonl").read_text().splitlines()) == 1
 
 
 @pytest.fixture(scope="module")
