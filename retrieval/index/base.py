@@ -243,6 +243,27 @@ def check_same_encoders(name: str, existing: dict[str, Any], meta: dict[str, Any
         )
 
 
+def search_params(models: Any, cfg: IndexConfig, limit: int) -> Any:
+    """A request's ``SearchParams`` in either client's models (``qdrant_edge`` or
+    ``qdrant_client.models``, which take the same keywords): the collection's HNSW ef (at
+    least the limit), exact search and quantization rescoring."""
+    quant = None
+    if cfg.quantization:
+        quant = models.QuantizationSearchParams(rescore=cfg.rescore, oversampling=cfg.oversampling)
+    return models.SearchParams(hnsw_ef=max(cfg.hnsw_ef, limit), exact=cfg.exact, quantization=quant)
+
+
+def payload_filter(models: Any, flt: dict[str, str] | None) -> Any:
+    """A request's payload equality filter (every field must match) in either client's
+    models, or None."""
+    if not flt:
+        return None
+    conditions = [
+        models.FieldCondition(key=k, match=models.MatchValue(value=v)) for k, v in flt.items()
+    ]
+    return models.Filter(must=conditions)
+
+
 def check_request(req: SearchRequest, known: dict[str, VectorSpec]) -> None:
     """Validate a request against a collection's vectors: names, sizes, fusion."""
     names = req.hybrid if req.using == HYBRID else (req.using,)

@@ -27,11 +27,13 @@ from retrieval.index.base import (
     check_compatible,
     check_request,
     hit_from_point,
+    payload_filter,
+    search_params,
     specs_from_json,
     specs_to_json,
     to_numpy_vector,
 )
-from retrieval.index.rank_fusion import join_hybrid, split_hybrid
+from retrieval.index.rank_fusion import join_hybrid, prefetch_limit, split_hybrid
 from retrieval.index.space import (
     SHARD_BYTES,
     disk_full_error,
@@ -312,18 +314,9 @@ class EdgeIndex:
         return join_hybrid(requests, counts, [[hit_from_point(p) for p in row] for row in results])
 
     def _request(self, req: SearchRequest) -> Any:
-        qe, cfg = self.qe, self.config
-        quant = None
-        if cfg.quantization:
-            quant = qe.QuantizationSearchParams(rescore=cfg.rescore, oversampling=cfg.oversampling)
-        params = qe.SearchParams(
-            hnsw_ef=max(cfg.hnsw_ef, req.limit), exact=cfg.exact, quantization=quant
-        )
-        flt = None
-        if req.filter:
-            flt = qe.Filter(
-                must=[qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in req.filter.items()]
-            )
+        qe = self.qe
+        params = search_params(qe, self.config, req.limit)
+        flt = payload_filter(qe, req.filter)
         payload: Any = req.payload
         if not isinstance(payload, bool):
             payload = qe.PayloadSelector.Include(sorted({"id", *payload}))
@@ -332,7 +325,7 @@ class EdgeIndex:
             return qe.QueryRequest(
                 limit=req.limit, query=query, filter=flt, params=params, with_payload=payload
             )
-        pl = req.prefetch_limit or max(req.limit, 100)
+        pl = prefetch_limit(req)
         prefetches = [
             qe.Prefetch(
                 limit=pl,

@@ -32,13 +32,15 @@ from retrieval.index.base import (
     check_compatible,
     check_request,
     hit_from_point,
+    payload_filter,
     read_consistency,
+    search_params,
     specs_from_json,
     specs_to_json,
     to_numpy_vector,
 )
 from retrieval.index.edge import KEYWORD_FIELDS
-from retrieval.index.rank_fusion import join_hybrid, split_hybrid
+from retrieval.index.rank_fusion import join_hybrid, prefetch_limit, split_hybrid
 from retrieval.types import Hit
 
 log = logging.getLogger(__name__)
@@ -440,21 +442,9 @@ class ServerIndex:
         return join_hybrid(requests, counts, answers)
 
     def _request(self, req: SearchRequest) -> Any:
-        m, cfg = self.models, self.config
-        quant = None
-        if cfg.quantization:
-            quant = m.QuantizationSearchParams(rescore=cfg.rescore, oversampling=cfg.oversampling)
-        params = m.SearchParams(
-            hnsw_ef=max(cfg.hnsw_ef, req.limit), exact=cfg.exact, quantization=quant
-        )
-        flt = None
-        if req.filter:
-            flt = m.Filter(
-                must=[
-                    m.FieldCondition(key=k, match=m.MatchValue(value=v))
-                    for k, v in req.filter.items()
-                ]
-            )
+        m = self.models
+        params = search_params(m, self.config, req.limit)
+        flt = payload_filter(m, req.filter)
         payload: Any = (
             req.payload if isinstance(req.payload, bool) else sorted({"id", *req.payload})
         )
@@ -467,7 +457,7 @@ class ServerIndex:
                 params=params,
                 with_payload=payload,
             )
-        pl = req.prefetch_limit or max(req.limit, 100)
+        pl = prefetch_limit(req)
         prefetch = [
             m.Prefetch(
                 query=self._vector(req.vectors[n]), using=n, limit=pl, params=params, filter=flt
