@@ -44,26 +44,6 @@ def collection_name(dataset: str, source: str, encoders: Sequence[str]) -> str:
     return f"{dataset}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def ensure_collection(
-    cfg: AppConfig,
-    dataset: Dataset,
-    dataset_path: str,
-    products: Sequence[Product],
-    fmt: str | None,
-    collection: str | None,
-    encoders: Sequence[str] | None,
-    progress: ProgressFactory | None = None,
-) -> CollectionChoice:
-    """Pick the collection (see the module doc); index it if missing, resume it if partial.
-
-    Encoders count as asked for when given here or configured other than the default."""
-    index, choice = open_collection(
-        cfg, dataset, dataset_path, products, fmt, collection, encoders, progress
-    )
-    index.close()
-    return choice
-
-
 def open_collection(
     cfg: AppConfig,
     dataset: Dataset,
@@ -75,9 +55,12 @@ def open_collection(
     progress: ProgressFactory | None = None,
     check: Callable[[VectorIndex], None] | None = None,
 ) -> tuple[VectorIndex, CollectionChoice]:
-    """``ensure_collection`` leaving the index open for the job (the caller closes it):
-    one open index per job, reopened only after indexing the collection first (an
-    embedded store has one opener at a time). ``check(index)`` runs before the lookup."""
+    """Pick the collection (see the module doc); index it if missing, resume it if
+    partial, refresh it if stale; the index is left open for the job (the caller closes
+    it): one open index per job, reopened only after indexing the collection first (an
+    embedded store has one opener at a time). ``check(index)`` runs before the lookup.
+
+    Encoders count as asked for when given here or configured other than the default."""
     index = connect(cfg)
     try:
         if check is not None:

@@ -19,7 +19,7 @@ from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
 from retrieval.retriever import Retriever
 from retrieval.types import Hit, Product, ProgressFactory, Query
-from search.collection import ensure_collection
+from search.collection import open_collection
 from search.config import AppConfig
 from search.indexing import connect
 from search.pipeline import Pipeline
@@ -69,9 +69,10 @@ def mine(
     queries = [q for q in dataset.queries(split) if q.matches]
     if not queries:
         raise UsageError(f"{dataset_path}: no labelled queries in split {split!r}")
-    choice = ensure_collection(
+    index, choice = open_collection(
         cfg, dataset, dataset_path, products, fmt, collection, encoders, progress
     )
+    index.close()  # _stage1 opens it for its search
     vector, hits = _stage1(cfg, dataset, choice.name, split, queries, hi, progress)
     by_id = {p.id: p for p in products}
     if not dataset.self_match:
