@@ -52,10 +52,10 @@ STATE_FILE = "trainer_state.json"
 
 
 @dataclass
-class LoopArgs:
-    """Arguments of ``train_loop`` (optimiser steps count after accumulation)."""
+class LoopOptions:
+    """The loop's settings a trainer's options table repeats (``search.train``: the
+    ``[train.KIND]`` tables of the loop trainers take these, with their own defaults)."""
 
-    out: Path
     epochs: int = 1
     batch_size: int = 32
     lr: float = 1e-5
@@ -69,8 +69,15 @@ class LoopArgs:
     device: str = "auto"
     seed: int = 0
     max_steps: int | None = None
-    max_grad_norm: float | None = 1.0
     num_workers: int = 0
+
+
+@dataclass
+class LoopArgs(LoopOptions):
+    """Arguments of ``train_loop`` (optimiser steps count after accumulation)."""
+
+    out: Path = field(kw_only=True)
+    max_grad_norm: float | None = 1.0
     progress: bool = True
     find_unused_parameters: bool = True
 

@@ -15,6 +15,7 @@ from retrieval.errors import UsageError
 from search.config import AppConfig
 from search.train.clip import split_products
 from search.train.registry import SplitOptions, TrainJob, TrainReport, register_trainer
+from training.loop import LoopOptions
 
 LOSSES = ("arcface",)
 
@@ -33,7 +34,7 @@ class ArcFaceOptions:
 
 
 @dataclass
-class TimmOptions(ArcFaceOptions, SplitOptions):
+class TimmOptions(ArcFaceOptions, SplitOptions, LoopOptions):
     """``[train.timm]``: the start model (a timm encoder spec), the neck and the loop."""
 
     model: str | None = None  # efficientnet_lite0,pretrained=PATH,key_map=order | a folder
@@ -42,19 +43,9 @@ class TimmOptions(ArcFaceOptions, SplitOptions):
     dropout: float = 0.1
     image_size: int | None = None
     freeze: float = 0.0
-    epochs: int = 10
-    batch_size: int = 32
+    epochs: int = 10  # the loop's other settings: training.loop.LoopOptions' defaults
     lr: float = 1e-4
     weight_decay: float = 1e-4
-    warmup_steps: int = 0
-    accumulate: int = 1
-    save_steps: int = 0  # 0: each epoch
-    keep: int = 2
-    resume: bool = False
-    precision: str = "auto"
-    device: str = "auto"
-    seed: int = 0
-    max_steps: int | None = None
     num_workers: int = 2
 
 

@@ -17,32 +17,20 @@ from typing import Any
 from retrieval.errors import UsageError
 from search.config import AppConfig
 from search.train.registry import SplitOptions, TrainJob, TrainReport, register_trainer
+from training.loop import LoopOptions
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class ClipOptions(SplitOptions):
-    """``[train.clip]``: the start model and ``training.clip.BiencoderArgs``."""
+class ClipOptions(SplitOptions, LoopOptions):
+    """``[train.clip]``: the start model and ``training.clip.BiencoderArgs`` (the loop's
+    settings at ``training.loop.LoopOptions``' defaults)."""
 
     model: str | None = None  # ARCH/TAG, hf-hub:..., ARCH,pretrained=PATH|none, a folder
     loss: str = "infonce"  # or siglip
     pairs: str = "image-text,image-image,text-text"
     negatives: str | None = None  # mined JSONL (search mine): extra columns
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 1e-5
-    weight_decay: float = 0.1
-    warmup_steps: int = 0
-    accumulate: int = 1
-    save_steps: int = 0  # 0: each epoch
-    keep: int = 2
-    resume: bool = False
-    precision: str = "auto"
-    device: str = "auto"
-    seed: int = 0
-    max_steps: int | None = None
-    num_workers: int = 0
     eval_k: int = 10
 
 
