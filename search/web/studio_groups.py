@@ -15,6 +15,7 @@ from search.web.studio_data import Edge, RunData, number
 PAGE = 50  # groups per page
 PREVIEW = 12  # listings shown per group in the list
 MAX_EDGES = 300  # edges shown inside one group
+MAX_LISTINGS = 500  # listings shown of one group (a runaway component can hold thousands)
 BINS = 40
 
 
@@ -147,18 +148,19 @@ class Groups:
         out: dict[str, Any] = {"group": g, "size": len(members), **self.errors[g]}
         main = self._main(g) if self.labelled else None
         cards = []
-        for p in members:
+        for p in members[:MAX_LISTINGS]:
             card = self.card(p)
             if main is not None:
                 card["true_group"] = self.listings[p]["group"]
                 card["wrong"] = self.true_group(p) != main
             cards.append(card)
         out["listings"] = cards
+        out["shown"] = len(cards)
         out["inside"] = [self._edge_row(e) for e in inside[:MAX_EDGES]]
         out["refused"] = [self._edge_row(e) for e in refused[:MAX_EDGES]]
         if main is not None:
             truth = []
-            for p in self.truth[main]:
+            for p in self.truth[main][:MAX_LISTINGS]:
                 card = self.card(p)
                 card["predicted_group"] = self.group_of[p]
                 card["missing"] = self.group_of[p] != g
