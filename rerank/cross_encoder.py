@@ -45,7 +45,7 @@ from rerank.base import (
 )
 from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
-from retrieval.registry import choice_option, float_option, int_option
+from retrieval.registry import choice_option, float_option, int_option, optional
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,5 @@ def cross_encoder(
         fields=fields,
         activation=activation,
         text=text,
-        stage1_weight=None
-        if stage1_weight is None
-        else float_option("stage1_weight", stage1_weight),
+        stage1_weight=optional(float_option, "stage1_weight", stage1_weight),
     )

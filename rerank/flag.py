@@ -27,7 +27,7 @@ from rerank._torch import run_batches
 from rerank.base import Formatter, Pair, register_reranker
 from retrieval.device import model_dtype, pick_device
 from retrieval.errors import SearchError
-from retrieval.registry import int_option
+from retrieval.registry import int_option, optional
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,7 @@ def common_options(
         "precision": precision,
         "batch_size": int_option("batch_size", batch_size, minimum=1),
         "max_length": int_option("max_length", max_length, minimum=8),
-        "query_max_length": None
-        if query_max_length is None
-        else int_option("query_max_length", query_max_length, minimum=4),
+        "query_max_length": optional(int_option, "query_max_length", query_max_length, minimum=4),
         "fields": fields,
     }
 

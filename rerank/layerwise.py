@@ -35,7 +35,7 @@ from rerank.base import Formatter, Pair, register_reranker
 from rerank.flag import PRODUCT_PROMPT, common_options
 from retrieval.device import model_dtype, pick_device, require_extra
 from retrieval.errors import SearchError
-from retrieval.registry import int_option
+from retrieval.registry import int_option, optional
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,7 @@ def build_layerwise(
     """Build a ``flag-layerwise`` reranker (default model BAAI/bge-reranker-v2-minicpm-layerwise)."""
     return LayerwiseReranker(
         model or DEFAULT_MODEL,
-        cutoff_layer=None
-        if cutoff_layer is None
-        else int_option("cutoff_layer", cutoff_layer, minimum=1),
+        cutoff_layer=optional(int_option, "cutoff_layer", cutoff_layer, minimum=1),
         prompt=prompt,
         **common_options(**options),
     )

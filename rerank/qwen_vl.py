@@ -46,7 +46,7 @@ from rerank.base import (
 from retrieval.data.images import load_image
 from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
-from retrieval.registry import float_option, int_option
+from retrieval.registry import float_option, int_option, optional
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,5 @@ def qwen_vl(
         yes_token=yes_token,
         no_token=no_token,
         instruction=instruction,
-        stage1_weight=None
-        if stage1_weight is None
-        else float_option("stage1_weight", stage1_weight),
+        stage1_weight=optional(float_option, "stage1_weight", stage1_weight),
     )

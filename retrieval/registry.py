@@ -94,6 +94,12 @@ def float_option(name: str, value: str | float, *, minimum: float = 0.0) -> floa
     return number
 
 
+def optional(parse: Callable[..., T], name: str, value: Any, **limits: Any) -> T | None:
+    """``parse(name, value, **limits)`` (``int_option``, ``float_option``), or None where
+    the option is absent (None): a factory option whose absence means "the model's own"."""
+    return None if value is None else parse(name, value, **limits)
+
+
 def choice_option(name: str, value: str, choices: Sequence[str]) -> str:
     """A lower-cased option that must be one of ``choices``."""
     value = value.strip().lower()

@@ -36,7 +36,7 @@ from retrieval.device import (
 )
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import SearchError, UsageError
-from retrieval.registry import int_option
+from retrieval.registry import int_option, optional
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -212,9 +212,7 @@ def build_clip(
         tokenizer,
         device=pick_device(device),
         batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
-        num_workers=None
-        if num_workers is None
-        else int_option("num_workers", num_workers, default=0),
+        num_workers=optional(int_option, "num_workers", num_workers, default=0),
         name_prefix=name_prefix,
         precision=precision,
     )

@@ -23,7 +23,7 @@ from retrieval.data.images import load_image, stable
 from retrieval.device import require_extra
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import UsageError
-from retrieval.registry import int_option
+from retrieval.registry import int_option, optional
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -108,5 +108,5 @@ def build_phash(
         getattr(imagehash, METHODS[method]),
         hash_size=size,
         name=name,
-        workers=None if workers is None else int_option("workers", workers, default=1, minimum=1),
+        workers=optional(int_option, "workers", workers, default=1, minimum=1),
     )

@@ -24,7 +24,7 @@ import numpy as np
 from retrieval.device import pick_device, require_extra
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import SearchError
-from retrieval.registry import int_option
+from retrieval.registry import int_option, optional
 from retrieval.types import Product, product_text
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,5 @@ def build_text(
         batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
         query_instruction=query_instruction,
         fields=[f.strip() for f in fields.split("+") if f.strip()],
-        max_length=None
-        if max_length is None
-        else int_option("max_length", max_length, default=0, minimum=1),
+        max_length=optional(int_option, "max_length", max_length, default=0, minimum=1),
     )

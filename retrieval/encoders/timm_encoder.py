@@ -40,7 +40,7 @@ import numpy as np
 from retrieval.device import autocast, autocast_dtype, pick_device, require_extra
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import UsageError
-from retrieval.registry import choice_option, int_option
+from retrieval.registry import choice_option, int_option, optional
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def build_timm(
         config = TimmConfig(
             model=model,
             pool=pool,
-            neck=None if neck is None else int_option("neck", neck, minimum=1),
+            neck=optional(int_option, "neck", neck, minimum=1),
             data=overrides,
         )
         embedder = build_embedder(config, pretrained, key_map)
@@ -196,7 +196,7 @@ def build_timm(
         device=pick_device(device),
         name=name,
         batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
-        num_workers=None if num_workers is None else int_option("num_workers", num_workers),
+        num_workers=optional(int_option, "num_workers", num_workers),
         precision=precision,
         jit=choice_option("jit", jit, ("auto", "off")) == "auto",
     )

@@ -31,7 +31,7 @@ from retrieval.device import (
 )
 from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
 from retrieval.errors import SearchError, UsageError
-from retrieval.registry import int_option
+from retrieval.registry import int_option, optional
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -178,9 +178,7 @@ def build_visual_bge(
         preprocess,
         device=pick_device(device),
         batch_size=int_option("batch_size", batch_size, default=32, minimum=1),
-        num_workers=None
-        if num_workers is None
-        else int_option("num_workers", num_workers, default=0),
+        num_workers=optional(int_option, "num_workers", num_workers, default=0),
         name=name,
         precision=precision,
         max_length=int_option("max_length", max_length, default=512, minimum=2),
