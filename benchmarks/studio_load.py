@@ -21,10 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # the package before tests/: its tests/search folder would shadow the package otherwise
 sys.path[:0] = [str(ROOT)]
-sys.path.append(str(ROOT / "tests"))
+sys.path += [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from bench_report import load_average, machine_info  # noqa: E402
 from helpers.viewer import running  # noqa: E402
 
+from retrieval.atomic import write_text  # noqa: E402
 from search.web.server import serve_run  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -61,21 +63,30 @@ def browser_times(base: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="A match run folder (search match --out)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/studio_load.json")
     args = parser.parse_args()
     meta = json.loads((args.run / "run.json").read_text())
     edges = sum(1 for _ in (args.run / "edges.jsonl").open())
+    report = {"run": str(args.run), "listings": meta["listings"], "edges": edges}
+    report |= {"machine": machine_info(), "load_1m": load_average(), "get_ms": {}}
     print(f"run {args.run}: {meta['listings']} listings, {edges} edges, rule {meta['primary']}")
     start = time.perf_counter()
     server = serve_run(args.run, port=0)
-    print(f"folder read (listings, edges, groups, queue): {time.perf_counter() - start:.2f} s")
+    report["open_s"] = time.perf_counter() - start
+    print(f"folder read (listings, edges, groups, queue): {report['open_s']:.2f} s")
     with running(server) as (host, port):
         base = f"http://{host}:{port}"
         for route in ROUTES:
             seconds, size = timed_get(base + route)
+            report["get_ms"][route] = round(seconds * 1000, 1)
             print(f"GET {route:<26} {seconds * 1000:8.1f} ms  {size / 1024:8.1f} KiB")
         if CHROMIUM.exists():
-            for name, seconds in browser_times(base).items():
+            report["chromium_s"] = browser_times(base)
+            for name, seconds in report["chromium_s"].items():
                 print(f"Chromium, {name} rendered: {seconds:.2f} s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(args.out, json.dumps(report, indent=2) + "\n")
+    print(f"load average {report['load_1m']}; written {args.out}")
 
 
 if __name__ == "__main__":
