@@ -96,6 +96,15 @@ class PairFile(Strict):
     files: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class FineTunedFile(Strict):
+    """An encoder ``search eval --fine-tune`` trained: its folder and the command that
+    rebuilds it (``info.fine_tuned`` of ``matcher.json``, by vector name)."""
+
+    path: str = Field(min_length=1)
+    command: str = Field(min_length=1)
+    best_step: int | None = Field(None, ge=0)
+
+
 class InfoFile(Strict):
     """The ``info`` of ``matcher.json``: what it was tuned on (``search.match.tuning``);
     ``search match`` reads ``tuned_against``, ``tuned_listings``, ``scored_on`` and
@@ -109,6 +118,7 @@ class InfoFile(Strict):
     scored_on: str | None = None  # the split test_f1 was measured on (held out from tuning)
     valid_f1: dict[str, float] = Field(default_factory=dict)
     test_f1: dict[str, float] = Field(default_factory=dict)
+    fine_tuned: dict[str, FineTunedFile] = Field(default_factory=dict)
 
 
 class MatcherFile(Strict):
@@ -251,6 +261,16 @@ class Matcher:
             info=m.info.model_dump(exclude_unset=True),
             base=p.parent,
         )
+
+    def check_fine_tuned(self) -> None:
+        """Refuse, in one line naming it and the command that rebuilds it, a fine-tuned
+        encoder folder (``search eval --fine-tune``) that is gone."""
+        for vector, entry in (self.info.get("fine_tuned") or {}).items():
+            if not (Path(entry["path"]) / "modules.json").is_file():
+                raise UsageError(
+                    f"the matcher's fine-tuned encoder {vector!r} ({entry['path']}) is "
+                    f"missing; rebuild it with: {entry['command']}"
+                )
 
     def check(self, info: CollectionInfo, rule: Rule) -> None:
         """Refuse a collection this matcher was not tuned on, or a missing pair model."""
