@@ -39,7 +39,6 @@ from training.mining import unlike
 from training.resume import refused_checkpoint
 from training.sampler import GroupBatchSampler
 from training.seeding import seed_everything
-from training.text_eval import RecallEvaluator
 
 log = logging.getLogger(__name__)
 LOSSES = ("mnrl", "cached-mnrl")
@@ -101,6 +100,11 @@ class TextBiencoderConfig:
     precision: str = "auto"
     max_steps: int = -1
     keep: int | None = 3  # checkpoints kept
+    # > 0: the evaluator runs every eval_steps steps (a checkpoint each time), the best
+    # step's model is the one saved, and the run stops after `patience` evaluations
+    # without a gain (0: runs to the end)
+    eval_steps: int = 0
+    patience: int = 0
 
 
 @dataclass
@@ -192,10 +196,13 @@ def train_text_biencoder(
     out: str | Path,
     config: TextBiencoderConfig | None = None,
     *,
-    evaluator: RecallEvaluator | None = None,
+    evaluator: Any = None,
     resume: bool = False,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Fine-tune a SentenceTransformer on ``rows`` and save it to ``out``."""
+    """Fine-tune a SentenceTransformer on ``rows`` and save it to ``out``; with
+    ``config.eval_steps`` the step count is chosen by ``evaluator``'s primary metric
+    (``best_step`` in the summary)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.losses import (
@@ -218,6 +225,7 @@ def train_text_biencoder(
     if cfg.max_length:
         st.max_seq_length = cfg.max_length
     sampler = partial(GroupedTextBatchSampler, groups=rows.groups, neg_groups=rows.neg_groups)
+    stepped = bool(cfg.eval_steps and evaluator is not None)
     args = TextBiencoderArguments(
         **common_arguments(
             checkpoints,
@@ -225,7 +233,7 @@ def train_text_biencoder(
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             warmup=cfg.warmup,
-            save_steps=cfg.save_steps,
+            save_steps=cfg.eval_steps if stepped else cfg.save_steps,
             grad_accum=cfg.grad_accum,
             seed=cfg.seed,
             precision=cfg.precision,
@@ -233,8 +241,9 @@ def train_text_biencoder(
             keep=cfg.keep,
         ),
         batch_sampler=sampler,
-        eval_strategy="epoch" if evaluator is not None else "no",
+        eval_strategy="no" if evaluator is None else "steps" if stepped else "epoch",
         loss_kind=cfg.loss,
+        **(_best_step_arguments(cfg, evaluator) if stepped else {}),
         mini_batch_size=cfg.mini_batch_size,
     )
     if cfg.loss == "cached-mnrl":
@@ -242,13 +251,18 @@ def train_text_biencoder(
     else:
         loss = MultipleNegativesRankingLoss(st)
     stop = nan_stop_callback()
+    extra = list(callbacks)
+    if stepped and cfg.patience:
+        from transformers import EarlyStoppingCallback
+
+        extra.append(EarlyStoppingCallback(early_stopping_patience=cfg.patience))
     trainer = SentenceTransformerTrainer(
         model=st,
         args=args,
         train_dataset=Dataset.from_dict(rows.columns),
         loss=loss,
         evaluator=evaluator,
-        callbacks=[stop, complete_marker_callback()],
+        callbacks=[stop, complete_marker_callback(), *extra],
     )
     with refused_checkpoint(start_from):
         result = trainer.train(resume_from_checkpoint=start_from)
@@ -260,9 +274,33 @@ def train_text_biencoder(
         "train_loss": result.training_loss,
         "losses": [h["loss"] for h in history if "loss" in h],
         "valid": [
-            {k: v for k, v in h.items() if k.startswith("eval_") or k == "epoch"}
+            {k: v for k, v in h.items() if k.startswith("eval_") or k in ("epoch", "step")}
             for h in history
             if any(k.startswith("eval_") for k in h)
         ],
         "out": str(out),
+        "best_step": _step_of(trainer.state.best_model_checkpoint),
+        "best_metric": trainer.state.best_metric,
     }
+
+
+def _best_step_arguments(cfg: TextBiencoderConfig, evaluator: Any) -> dict[str, Any]:
+    """Evaluate and save every ``eval_steps``; the best checkpoint by the evaluator's
+    primary metric is loaded at the end (the Trainer keeps it past ``keep``)."""
+    primary, name = evaluator.primary_metric, getattr(evaluator, "name", "")
+    if name and not primary.startswith(f"{name}_"):  # prefixed once the evaluator has run
+        primary = f"{name}_{primary}"
+    metric = f"eval_{primary}"
+    return {
+        "eval_steps": cfg.eval_steps,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": metric,
+        "greater_is_better": True,
+    }
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    """The step of a ``checkpoint-N`` path (None without one)."""
+    if not checkpoint:
+        return None
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
