@@ -125,6 +125,40 @@ class EvalConfig:
             check_range("eval.ks", k, 1, MAX_HITS)
 
 
+FINE_TUNABLE = ("text", "image")
+
+
+@dataclass
+class FineTuneConfig:
+    """``search eval --fine-tune``: encoders fine-tuned on the train split's groups before
+    the matcher is tuned (``search.evaluation.fine_tune``); the step count is chosen on
+    valid, evaluated every ``eval_steps`` and stopped after ``patience`` evaluations
+    without a gain, at most ``max_steps``."""
+
+    encoders: list[str] = field(default_factory=list)  # "text", "image"; empty: none
+    model: str | None = None  # start model; None: the model of the `text` encoder
+    batch_size: int = 32
+    lr: float = 3e-5
+    eval_steps: int = 100
+    patience: int = 3
+    max_steps: int = 2000
+    seed: int = 0
+    resume: bool = False  # go on from the run folder's finished phases and checkpoints
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.encoders if e not in FINE_TUNABLE]
+        if unknown:
+            raise UsageError(
+                f"cannot fine-tune {', '.join(map(repr, unknown))}; known: "
+                + ", ".join(FINE_TUNABLE)
+            )
+        check_range("fine_tune.batch_size", self.batch_size, 2, 4096)
+        check_range("fine_tune.lr", self.lr, 1e-8, 1.0)
+        check_range("fine_tune.eval_steps", self.eval_steps, 1, MAX_COUNT)
+        check_range("fine_tune.patience", self.patience, 0, 1000)
+        check_range("fine_tune.max_steps", self.max_steps, 1, MAX_COUNT)
+
+
 @dataclass
 class AppConfig:
     """The nested config of one run."""
@@ -134,6 +168,7 @@ class AppConfig:
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
     # [train.KIND] tables: each trainer's options, checked against the options class of
     # the trainer that reads them (search.train.registry)
     train: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -156,6 +191,7 @@ SECTIONS: dict[str, type] = {
     "stage1": Stage1Config,
     "stage2": Stage2Config,
     "eval": EvalConfig,
+    "fine_tune": FineTuneConfig,
 }
 
 
@@ -251,6 +287,7 @@ def _train_tables(data: Any) -> dict[str, dict[str, Any]]:
 __all__ = [
     "AppConfig",
     "EvalConfig",
+    "FineTuneConfig",
     "SECTIONS",
     "Stage1Config",
     "Stage2Config",

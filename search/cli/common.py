@@ -128,6 +128,22 @@ Blend = Annotated[
         "--blend", min=0.0, max=1.0, callback=finite, help="Stage-1 score weight in stage 2 (0-1)."
     ),
 ]
+FineTune = Annotated[
+    str | None,
+    typer.Option(
+        "--fine-tune",
+        help="Catalogues: fine-tune these encoders (text) on the train split's groups "
+        "first, the step count chosen on valid; their vectors join the zero-shot ones.",
+    ),
+]
+ResumeRun = Annotated[
+    bool | None,
+    typer.Option(
+        "--resume/--no-resume",
+        help="Go on from a killed run of the same --out: finished phases kept, the "
+        "fine-tuning from its last checkpoint.",
+    ),
+]
 QueryBatch = Annotated[
     int | None,
     typer.Option("--batch-size", min=1, max=MAX_COUNT, help="Queries per pipeline batch (256)."),

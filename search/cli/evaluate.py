@@ -12,11 +12,14 @@ from rich.table import Table
 
 from search.cli.common import (
     Collection,
+    FineTune,
     Format,
     LabelsFile,
+    ResumeRun,
     StageFlags,
     StoreFlags,
     check_out,
+    comma_list,
     err,
     handle_errors,
     out,
@@ -59,6 +62,8 @@ def eval_cmd(
             "or the whole catalogue (as `search match` runs).",
         ),
     ] = None,
+    fine_tune: FineTune = None,
+    resume: ResumeRun = None,
     labels: LabelsFile = None,
     collection: Collection = None,
     fmt: Format = None,
@@ -78,6 +83,7 @@ def eval_cmd(
             "match_against": match_against,
             "labels": labels,
         },
+        fine_tune={"encoders": comma_list(fine_tune), "resume": resume},
     )
     if out_dir is not None:
         check_out(out_dir)

@@ -115,6 +115,12 @@ def evaluate_dataset(
     from search.evaluation.report import write_outputs
 
     ev = cfg.eval
+    tuned = None  # --fine-tune: encoders fine-tuned first (search.evaluation.fine_tune)
+    if cfg.fine_tune.encoders:
+        from search.evaluation.fine_tune import fine_tune_phase
+
+        tuned = fine_tune_phase(cfg, dataset_path, fmt, encoders, out or ev.out, progress)
+        encoders, out = tuned.encoders, tuned.folder
     opened, index = _open(cfg, dataset_path, fmt, collection, encoders, progress)
     spec = cfg.stage2.reranker if cfg.stage2.reranker not in (None, "", "none") else None
     try:
@@ -135,9 +141,12 @@ def evaluate_dataset(
         cat = None
         if tune:
             cat = _tune_matcher(cfg, index, opened, retriever, folder, progress, answers)
+        if cat is not None and tuned is not None:  # the fine-tuned folders it needs
+            cat.matcher.info["fine_tuned"] = tuned.encoders_info
+            cat.matcher.save(cat.path)
     finally:
         index.close()
-    notes = opened.notes
+    notes = opened.notes + (tuned.notes if tuned is not None else [])
     if isinstance(retriever, StoredQueries):
         notes.append(retriever.note())
     if tune is None:
