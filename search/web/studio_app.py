@@ -56,7 +56,7 @@ def create_studio_app(studio: Studio, allowed_hosts: frozenset[str]) -> Starlett
             args = url_args(request)
             page = arg_int(request, "page", 0, 0, 10**7)
             return studio.group_page(
-                page, query_arg(args, "q", 512), bool(query_arg(args, "errors"))
+                page, query_arg(args, "q", 512), query_arg(args, "errors") in ("1", "true")
             )
 
         return await guarded(answer)
