@@ -122,6 +122,17 @@ def match_cmd(
         typer.Option("--out", help="Output folder (default runs/<collection>-match)."),
     ] = None,
     labels: LabelsFile = None,
+    explain_pairs: Annotated[
+        int | None,
+        typer.Option(
+            "--explain-pairs",
+            min=0,
+            max=MAX_COUNT,
+            help="Pairs nearest the threshold whose pair-model contributions the run keeps "
+            "(for search explain and the studio; each costs about 200 predictions; "
+            "default 2000).",
+        ),
+    ] = None,
     collection: Collection = None,
     fmt: Format = None,
     *,
@@ -149,6 +160,7 @@ def match_cmd(
             collection=collection,
             out=out_dir,
             labels=labels,
+            explain_pairs=explain_pairs,
             progress=progress,
         )
     for note in result.notes:

@@ -6,8 +6,9 @@
   "labelled", "listings", "created"}`` (a switched-off threshold is ``null``);
 - ``listings.jsonl``: ``{"id", "title", "image", "price", "group"}`` per listing;
 - ``edges.jsonl``: every candidate pair scored, undirected and deduplicated (``a < b``
-  by id): ``{"a", "b", "score", "scores", "matched", "rule"}``, with ``"contrib"`` on a
-  pair model's edges (``top_contrib``) and ``"margin"`` where a threshold admitted it.
+  by id): ``{"a", "b", "score", "scores", "matched", "rule"}``, with ``"contrib"`` on the
+  pair model's edges explained (``top_contrib``; a match run keeps those of the pairs
+  nearest its threshold) and ``"margin"`` where a threshold admitted it.
 
 The writers take plain products, arrays and dicts, so a review folder
 (``search.match.review``) writes the same files as ``search match``.
@@ -163,12 +164,13 @@ def edge_rows(
     primary: str,
     matched: set[tuple[int, int]],
     why: Mapping[tuple[int, int], Mapping[str, Any]],
-    contrib: np.ndarray | None = None,
+    contrib: Mapping[int, np.ndarray] | None = None,
     cols: Sequence[str] = (),
 ) -> Iterator[dict[str, Any]]:
     """The pair rows of directed edges (rows into ``ids``): scores rounded to 6 digits,
     ``matched`` where either direction is in the final sets, its ``rule`` and ``margin``
-    from ``why`` (``search.match.output.explain``), ``contrib`` rows where given."""
+    from ``why`` (``search.match.output.explain``), ``contrib`` where it holds a row
+    for the pair's edge (``pair_model.pair_contributions``, by edge index)."""
     e, lo, hi = undirected(ids, src, dst, sims[primary])
     for k, (i, j) in enumerate(zip(lo.tolist(), hi.tolist())):
         edge = int(e[k])
@@ -184,8 +186,9 @@ def edge_rows(
         }
         if reason.get("margin") is not None:
             row["margin"] = reason["margin"]
-        if contrib is not None:
-            row["contrib"] = top_contrib(contrib[edge], cols)
+        terms = contrib.get(edge) if contrib is not None else None
+        if terms is not None:
+            row["contrib"] = top_contrib(terms, cols)
         yield row
 
 

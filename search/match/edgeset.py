@@ -23,7 +23,14 @@ from retrieval.types import Hit, Product, ProgressFactory
 from search.match.edges import Edges, answered_candidates, score_edges, search_candidates
 from search.match.inb import blend_rounds
 from search.match.matcher import Matcher
-from search.match.pair_model import PAIR, edge_features, pair_scores
+from search.match.pair_model import (
+    PAIR,
+    edge_features,
+    load_model,
+    nearest_pairs,
+    pair_contributions,
+    pair_scores,
+)
 from search.match.rules import Rule, Sets, Verdicts, decide
 from search.match.vectors import StoredVectors, build_store, fetch_vectors
 
@@ -135,6 +142,35 @@ class EdgeSet:
         (the ``pair`` score)."""
         assert self.edges is not None, "search() first"
         self.edges.sims[PAIR] = pair_scores(boosters, x, self.edges, self.n)
+
+    def score_pairs(
+        self,
+        matcher: Matcher,
+        explain: tuple[float, int] | None = None,
+        progress: ProgressFactory | None = None,
+    ) -> dict[int, np.ndarray]:
+        """Score the stage-1 edges with the matcher's pair model (its files checked as
+        read); with ``explain`` = (threshold, pairs), return the feature contributions
+        to the logit of the ``pairs`` pairs nearest the threshold, by edge index."""
+        assert self.edges is not None and matcher.pair is not None
+        cols, files = matcher.pair.columns, matcher.pair.files
+        paths = matcher.pair.paths(matcher.base)
+        boosters = [
+            load_model(p, cols, files[i] if i < len(files) else None) for i, p in enumerate(paths)
+        ]
+        tick = progress("pair model", 1) if progress else None
+        x = self.features(matcher.pair.neighbours)
+        self.add_pair(boosters, x)
+        if tick:
+            tick(1)
+        if explain is None or explain[1] <= 0:
+            return {}
+        rows = nearest_pairs(self.edges.sims[PAIR], self.edges, self.n, *explain)
+        tick = progress(f"explaining {explain[1]} pairs", 1) if progress else None
+        contrib = pair_contributions(boosters, x, self.edges, self.n, rows)
+        if tick:
+            tick(1)
+        return contrib
 
     def edges_for(self, rule: Rule, progress: ProgressFactory | None = None) -> Edges:
         """The edges a rule decides on: blended when it asks for INB rounds."""

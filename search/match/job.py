@@ -28,11 +28,11 @@ from retrieval.metrics import MatchScores, match_scores
 from retrieval.types import ProgressFactory
 from search.config import AppConfig
 from search.match.edges import CSLS, MEAN
-from search.match.edgeset import EdgeSet, query_edgeset, self_edgeset, weights_for
+from search.match.edgeset import query_edgeset, self_edgeset, weights_for
 from search.match.labels import Label, read_labels
 from search.match.matcher import Matcher
 from search.match.output import explain, write_matches, write_run_files
-from search.match.pair_model import PAIR, load_model, pair_contributions
+from search.match.pair_model import EXPLAIN_PAIRS, PAIR
 from search.match.rules import Rule
 from search.match.verdicts import mark_verdicts, row_verdicts
 
@@ -91,31 +91,6 @@ class MatchResult:
         return f"Shopee F1 on {', '.join(parts)}; {whole}"
 
 
-def add_pair_scores(
-    es: EdgeSet, matcher: Matcher, progress: ProgressFactory | None, explain_pairs: bool = False
-) -> np.ndarray | None:
-    """Score the edges with the matcher's pair model; with ``explain_pairs``, return each
-    edge's feature contributions to its logit too (``pair_contributions``)."""
-    assert matcher.pair is not None
-    cols = matcher.pair.columns
-    paths, files = matcher.pair.paths(matcher.base), matcher.pair.files
-    boosters = [
-        load_model(p, cols, files[i] if i < len(files) else None) for i, p in enumerate(paths)
-    ]
-    tick = progress("pair model", 2 if explain_pairs else 1) if progress else None
-    x = es.features(matcher.pair.neighbours)
-    es.add_pair(boosters, x)
-    if tick:
-        tick(1)
-    if not explain_pairs:
-        return None
-    assert es.edges is not None
-    contrib = pair_contributions(boosters, x, es.edges, es.n)
-    if tick:
-        tick(1)
-    return contrib
-
-
 def run_match(
     index: VectorIndex,
     collection: str,
@@ -129,11 +104,13 @@ def run_match(
     matcher_path: str | None = None,
     labels: Mapping[tuple[str, str], Label] | None = None,
     labels_path: str | None = None,
+    explain_pairs: int = EXPLAIN_PAIRS,
 ) -> MatchResult:
     """Match the dataset with an open index and write the outputs: the matches, and the
     run folder the studio and ``search explain`` open (``source``: the dataset's path,
     ``matcher_path``: the matcher file, if any, both recorded in run.json); ``labels``:
-    a reviewer's verdicts, kept whatever the matcher says."""
+    a reviewer's verdicts, kept whatever the matcher says; ``explain_pairs``: how many
+    pairs nearest the threshold keep the pair model's feature contributions."""
     start = time.perf_counter()
     info = index.info(collection)
     if info is None:
@@ -145,9 +122,10 @@ def run_match(
     else:
         es = query_edgeset(index, collection, dataset, matcher, progress)
     es.search(progress)
-    contrib = None
+    contrib: dict[int, np.ndarray] = {}
     if PAIR in rule.scores:
-        contrib = add_pair_scores(es, matcher, progress, explain_pairs=not rule.inb)
+        explain_at = (rule.thresholds.get(PAIR, float("inf")), 0 if rule.inb else explain_pairs)
+        contrib = es.score_pairs(matcher, explain_at, progress)
     edges = es.edges_for(rule, progress)
     verdicts = row_verdicts(es, dataset, labels) if labels else {}
     sets = es.decide(rule, progress, verdicts)
@@ -243,10 +221,13 @@ def match_dataset(
     collection: str | None = None,
     out: str | Path | None = None,
     labels: str | Path | None = None,
+    explain_pairs: int | None = None,
     progress: ProgressFactory | None = None,
 ) -> MatchResult:
     """Match a dataset with a saved matcher (or a rule from flags); write the outputs;
-    ``labels``: a labels file whose verdicts the matches keep (``search.match.labels``).
+    ``labels``: a labels file whose verdicts the matches keep (``search.match.labels``);
+    ``explain_pairs``: pairs nearest the threshold whose contributions are kept
+    (default ``EXPLAIN_PAIRS``).
 
     The dataset's collection is used as indexed (indexed first if missing)."""
     from retrieval.data import open_dataset
@@ -291,6 +272,7 @@ def match_dataset(
             source=str(dataset_path),
             matcher_path=str(matcher_path) if matcher_path is not None else None,
             labels=reviewed, labels_path=str(labels) if labels else None,
+            explain_pairs=EXPLAIN_PAIRS if explain_pairs is None else explain_pairs,
         )  # fmt: skip
     finally:
         index.close()

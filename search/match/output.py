@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +32,14 @@ def explain(
     rule: Rule,
     sets: Sets,
     n: int,
-    contrib: np.ndarray | None = None,
+    contrib: Mapping[int, np.ndarray] | None = None,
     cols: Sequence[str] = (),
 ) -> dict[tuple[int, int], dict]:
     """Why each matched pair is there: the first thresholded score it reaches, else
     ``min2`` (kept as the nearest) or ``group`` (joined by group consistency); with the
     rule's primary score, every score the rule reads, the ``margin`` over the threshold
-    that admitted it, and its pair model's ``contrib`` (``pair_contributions`` rows of
-    ``edges``, when given)."""
+    that admitted it, and its pair model's ``contrib`` (``pair_contributions`` rows by
+    index into ``edges``, where given)."""
     pairs = [(i, j) for i, js in sets.items() for j in js]
     if not pairs:
         return {}
@@ -72,8 +72,9 @@ def explain(
         if floor is not None:
             score = rule.primary if why[k] == "min2" else why[k]
             out[pair]["margin"] = round(float(edges.sims[score][e[k]]) - floor, 6)
-        if contrib is not None:
-            out[pair]["contrib"] = top_contrib(contrib[e[k]], cols)
+        row = contrib.get(int(e[k])) if contrib is not None else None
+        if row is not None:
+            out[pair]["contrib"] = top_contrib(row, cols)
     return out
 
 
@@ -109,7 +110,7 @@ def write_run_files(
     source: str,
     dataset: str,
     matcher: str | None,
-    contrib: np.ndarray | None = None,
+    contrib: Mapping[int, np.ndarray] | None = None,
     cols: Sequence[str] = (),
     labels: str | None = None,
 ) -> None:

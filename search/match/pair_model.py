@@ -141,20 +141,52 @@ def pair_scores(boosters: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarra
     return both.astype(np.float32)
 
 
-def pair_contributions(boosters: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarray:
-    """Each feature's contribution to every edge's logit (LightGBM ``pred_contrib``: one
-    column per feature, then the bias), averaged over ``boosters`` and with the reverse
-    edge's exactly as ``pair_scores`` averages the probabilities: a row sums to the mean
-    of the edge's raw scores (its logit) over the seeds and both directions."""
+EXPLAIN_PAIRS = 2000  # pairs whose contributions a match run keeps: TreeSHAP costs ~200 predicts
+
+
+def pair_contributions(
+    boosters: Any, x: np.ndarray, edges: Edges, n: int, rows: np.ndarray | None = None
+) -> dict[int, np.ndarray]:
+    """Each feature's contribution to the logit of the edges ``rows`` (all by default)
+    and of their reverse edges: LightGBM ``pred_contrib`` (one column per feature, then
+    the bias), averaged over ``boosters`` and with the reverse edge's exactly as
+    ``pair_scores`` averages the probabilities, so a row sums to the mean of the edge's
+    raw scores (its logit) over the seeds and both directions. By edge index."""
     if not len(edges):
-        return np.zeros((0, x.shape[1] + 1))
-    models = boosters if isinstance(boosters, list | tuple) else [boosters]
-    c = np.zeros((len(x), x.shape[1] + 1))
-    for b in models:
-        c += np.asarray(b.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
-    c /= len(models)
+        return {}
     rev = reverse_index(edges, n)
-    return np.where((rev >= 0)[:, None], (c + c[np.maximum(rev, 0)]) / 2, c)
+    want = np.arange(len(edges)) if rows is None else np.asarray(rows, dtype=np.int64)
+    back = rev[want]
+    todo = np.union1d(want, back[back >= 0])
+    models = boosters if isinstance(boosters, list | tuple) else [boosters]
+    c = np.zeros((len(todo), x.shape[1] + 1))
+    for b in models:
+        c += np.asarray(b.predict(x[todo], pred_contrib=True, num_threads=1), dtype=np.float64)
+    c /= len(models)
+    at = {int(e): k for k, e in enumerate(todo.tolist())}
+    out: dict[int, np.ndarray] = {}
+    for e in todo.tolist():
+        r = int(rev[e])
+        out[e] = (c[at[e]] + c[at[r]]) / 2 if r >= 0 else c[at[e]]
+    return out
+
+
+def nearest_pairs(
+    score: np.ndarray, edges: Edges, n: int, threshold: float, pairs: int
+) -> np.ndarray:
+    """The edges of the ``pairs`` pairs whose ``score`` (a probability) is nearest
+    ``threshold`` in logit space: those a reviewer asks about first."""
+    if not len(edges) or pairs <= 0:
+        return np.zeros(0, dtype=np.int64)
+    p = np.clip(score.astype(np.float64), 1e-9, 1 - 1e-9)
+    t = min(max(threshold, 1e-9), 1 - 1e-9) if np.isfinite(threshold) else 1 - 1e-9
+    far = np.abs(np.log(p / (1 - p)) - np.log(t / (1 - t)))
+    lo, hi = np.minimum(edges.src, edges.dst), np.maximum(edges.src, edges.dst)
+    key = lo.astype(np.int64) * n + hi
+    order = np.lexsort((key, far))
+    _, first = np.unique(key[order], return_index=True)
+    chosen = key[order][np.sort(first)][:pairs]
+    return np.flatnonzero(np.isin(key, chosen))
 
 
 REBUILD = "run `search eval` again to write the matcher and its pair model"

@@ -45,7 +45,7 @@ def pair_run(tmp_path_factory):
     matcher = root / "tuned" / "matcher.json"
     res = match_dataset(
         cfg, str(catalogue), matcher_path=matcher, rule_name="pair+min2", collection="shop",
-        out=root / "run",
+        out=root / "run", explain_pairs=10**6,
     )  # fmt: skip
     return cfg, catalogue, matcher, res.out
 
@@ -159,3 +159,24 @@ def test_a_folder_of_another_format_or_none_is_one_line(tmp_path, pair_run):
     assert len(res.output.strip().splitlines()) == 1
     with pytest.raises(SearchError, match="is not a folder"):
         read_run(tmp_path / "missing")
+
+
+def test_a_run_keeps_the_contributions_of_the_pairs_nearest_its_threshold(pair_run, tmp_path):
+    cfg, catalogue, matcher, _ = pair_run
+    res = match_dataset(
+        cfg, str(catalogue), matcher_path=matcher, rule_name="pair+min2", collection="shop",
+        out=tmp_path / "few", explain_pairs=25,
+    )  # fmt: skip
+    threshold = read_run(res.out)["threshold"]
+    edges = _lines(res.out / "edges.jsonl")
+    assert len(edges) > 100
+
+    def far(e):
+        p = min(max(e["score"], 1e-9), 1 - 1e-9)
+        return abs(np.log(p / (1 - p)) - np.log(threshold / (1 - threshold)))
+
+    kept = [far(e) for e in edges if "contrib" in e]
+    left = [far(e) for e in edges if "contrib" not in e]
+    assert len(kept) == 25 and max(kept) <= min(left) + 1e-4  # scores rounded to 6 digits
+    e = next(e for e in edges if "contrib" not in e)
+    assert explain_pair(res.out, e["a"], e["b"]).steps() == []  # thresholds only
