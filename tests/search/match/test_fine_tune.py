@@ -165,3 +165,39 @@ def test_inputs_that_cannot_be_fine_tuned_on(siblings, minilm, tmp_path):
     )
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "has none" in " ".join(result.output.split())
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_fine_tuning_resumes_from_its_checkpoint(siblings, minilm, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "ft.toml"
+    config.write_text(
+        f'[stage1]\nencoders = ["text:{minilm}", "sparse"]\n'
+        "[fine_tune]\nbatch_size = 8\nlr = 1e-4\neval_steps = 3\nmax_steps = 30\npatience = 2\n"
+    )
+    out = tmp_path / "run"
+    env = {**os.environ, "SEARCH_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "search.cli", "-v", "eval", str(siblings), "--config"]
+    cmd += [str(config), "--fine-tune", "text", "--out", str(out)]
+    marker = (
+        out / "fine-tune" / "text" / "checkpoints" / "checkpoint-3" / "checkpoint-complete.json"
+    )
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-way, not finished
+    assert not (out / "fine-tune" / "text" / "fine-tune.json").exists()
+
+    res = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resuming from" in res.stderr and "checkpoint-" in res.stderr
+    done = json.loads((out / "fine-tune" / "text" / "fine-tune.json").read_text())
+    assert done["evals"][0]["step"] == 3  # the killed run's evaluation, kept in its state
+    assert "text_ft" in Matcher.load(out / "matcher.json").vectors
