@@ -57,6 +57,28 @@ class Dataset(ABC):
         return info
 
 
+class GroupedCatalogue(Dataset):
+    """A catalogue read whole on first use (``_read``) and kept; its queries are its
+    grouped listings, each with its group mates (``group_queries``)."""
+
+    self_match = True
+    _products: list[Product] | None = None
+
+    @abstractmethod
+    def _read(self) -> list[Product]:
+        """Every listing of the source, in order."""
+
+    def products(self) -> Iterator[Product]:
+        """Every listing, read once and cached."""
+        if self._products is None:
+            self._products = self._read()
+        return iter(self._products)
+
+    def queries(self, split: str | None = None) -> list[Query]:
+        """Every grouped listing of ``split`` (``None``: all splits) with its group mates."""
+        return group_queries(self.products(), split)
+
+
 def split_of_group(
     group: str, seed: int = 0, fractions: tuple[float, float] = DEFAULT_SPLIT
 ) -> str:

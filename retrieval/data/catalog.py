@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from retrieval.data.base import Dataset, group_queries, split_of_group
+from retrieval.data.base import GroupedCatalogue, split_of_group
 from retrieval.data.records import (
     absolute,
     dataset_name,
@@ -26,7 +26,7 @@ from retrieval.data.records import (
     text_of,
 )
 from retrieval.errors import UsageError
-from retrieval.types import Product, Query
+from retrieval.types import Product
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ UNLABELLED = "unlabelled"
 _CORE = ("id", "title", "image", "group")
 
 
-class CatalogDataset(Dataset):
+class CatalogDataset(GroupedCatalogue):
     """Products of one file, matched within their group."""
 
     format = "catalog"
@@ -51,16 +51,6 @@ class CatalogDataset(Dataset):
         self.seed = seed
         self.name = dataset_name(file)
         self._products: list[Product] | None = None
-
-    def products(self) -> Iterator[Product]:
-        """Every item of the file, read once and cached."""
-        if self._products is None:
-            self._products = self._read()
-        return iter(self._products)
-
-    def queries(self, split: str | None = None) -> list[Query]:
-        """Every grouped item of ``split`` (``None``: all splits) with its group mates."""
-        return group_queries(self.products(), split)
 
     def _records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         suffix = self.path.suffix.lower()

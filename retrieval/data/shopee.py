@@ -12,7 +12,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from retrieval.data.base import Dataset, group_queries, split_of_group
+from retrieval.data.base import GroupedCatalogue, split_of_group
 from retrieval.data.images import ZIP_ERRORS, zip_ref
 from retrieval.data.records import (
     absolute,
@@ -24,7 +24,7 @@ from retrieval.data.records import (
     read_bytes,
 )
 from retrieval.errors import UsageError
-from retrieval.types import Product, Query
+from retrieval.types import Product
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def zip_prefix(names: set[str]) -> str:
     return ""
 
 
-class ShopeeDataset(Dataset):
+class ShopeeDataset(GroupedCatalogue):
     """Shopee listings; a query is every labelled item of a split against that split."""
 
     format = "shopee"
@@ -126,17 +126,8 @@ class ShopeeDataset(Dataset):
                 raise UsageError(f"{self.path}: no {name}")
         return names
 
-    def products(self) -> Iterator[Product]:
-        """Every listing of the chosen CSV file(s), read once and cached."""
-        if self._products is None:
-            self._products = self._read_all()
-        return iter(self._products)
-
-    def queries(self, split: str | None = None) -> list[Query]:
-        """Every labelled item of ``split`` (``None``: all splits) with its group mates."""
-        return group_queries(self.products(), split)
-
-    def _read_all(self) -> list[Product]:
+    def _read(self) -> list[Product]:
+        """Every listing of the chosen CSV file(s)."""
         out: list[Product] = []
         seen: set[str] = set()
         duplicates = 0
