@@ -80,23 +80,14 @@ class ClipEncoder:
 
     def encode(self, products: Sequence[Product], *, query: bool = False) -> Encoded:
         """Image tower on readable images, text tower on non-empty titles."""
-        from retrieval.encoders.imageloader import iter_image_batches
+        from retrieval.encoders.imageloader import embed_images, loader_options
 
         n = len(products)
-        images: list[Vector | None] = [None] * n
+        images: list[Vector | None]
+        images, failures = embed_images(
+            products, self.preprocess, self._encode_pixels, **loader_options(self)
+        )
         texts: list[Vector | None] = [None] * n
-        failures: dict[str, str] = {}
-        for batch in iter_image_batches(
-            products,
-            self.preprocess,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.device.startswith("cuda"),
-        ):
-            failures.update(batch.failures)
-            if batch.pixels is not None:
-                for pos, vec in zip(batch.indices, self._encode_pixels(batch.pixels)):
-                    images[pos] = vec
         titled = [(i, p.title.strip()) for i, p in enumerate(products) if p.title.strip()]
         if titled:
             feats = self._encode_texts([t for _, t in titled])

@@ -105,6 +105,16 @@ def iter_image_batches(
         yield batch
 
 
+def loader_options(encoder: Any) -> dict[str, Any]:
+    """An image encoder's own loader settings for ``iter_image_batches`` / ``embed_images``:
+    its batch size and workers, pinned memory when it runs on CUDA."""
+    return {
+        "batch_size": encoder.batch_size,
+        "num_workers": encoder.num_workers,
+        "pin_memory": encoder.device.startswith("cuda"),
+    }
+
+
 def embed_images(
     products: Sequence[Product],
     transform: Callable[[Any], Any],

@@ -84,16 +84,11 @@ class TimmEncoder:
 
     def encode(self, products: Sequence[Product], *, query: bool = False) -> Encoded:
         """Embed every readable image; None where a product has none or it is unreadable."""
-        from retrieval.encoders.imageloader import embed_images
+        from retrieval.encoders.imageloader import embed_images, loader_options
 
         rows: list[Vector | None]
         rows, failures = embed_images(
-            products,
-            self.transform,
-            self.embed_pixels,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.device.startswith("cuda"),
+            products, self.transform, self.embed_pixels, **loader_options(self)
         )
         return Encoded({self.name: rows}, failures)
 

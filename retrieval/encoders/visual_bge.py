@@ -77,17 +77,11 @@ class VisualBgeEncoder:
 
     def encode(self, products: Sequence[Product], *, query: bool = False) -> Encoded:
         """Jointly for image + title, image path for an image alone, BGE for a title alone."""
-        from retrieval.encoders.imageloader import iter_image_batches
+        from retrieval.encoders.imageloader import iter_image_batches, loader_options
 
         rows: list[Vector | None] = [None] * len(products)
         failures: dict[str, str] = {}
-        for batch in iter_image_batches(
-            products,
-            self.preprocess,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.device.startswith("cuda"),
-        ):
+        for batch in iter_image_batches(products, self.preprocess, **loader_options(self)):
             failures.update(batch.failures)
             if batch.pixels is None:
                 continue
