@@ -43,6 +43,7 @@ def waterfall(contrib: dict[str, float]) -> dict[str, Any]:
 def explain(edge: Edge, meta: dict[str, Any]) -> dict[str, Any]:
     """The explain view's data for one edge of a run with ``meta`` (its run.json)."""
     thresholds = numbers(meta.get("thresholds"))
+    scores = numbers(edge.scores)
     out: dict[str, Any] = {
         "a": edge.a,
         "b": edge.b,
@@ -58,19 +59,20 @@ def explain(edge: Edge, meta: dict[str, Any]) -> dict[str, Any]:
                 "threshold": thresholds.get(name),
                 "passes": name in thresholds and value >= thresholds[name],
             }
-            for name, value in sorted(edge.scores.items())
+            for name, value in sorted(scores.items())
         ],
     }
-    if edge.contrib:
-        out["waterfall"] = waterfall(edge.contrib)
+    contrib = numbers(edge.contrib)
+    if contrib:
+        out["waterfall"] = waterfall(contrib)
     rule = edge.rule
-    if rule not in (None, "pair") and rule in thresholds and rule in edge.scores:
+    if rule not in (None, "pair") and rule in thresholds and rule in scores:
         margin = edge.margin
         if margin is None:
-            margin = edge.scores[rule] - thresholds[rule]
+            margin = scores[rule] - thresholds[rule]
         out["stage1"] = {
             "vector": rule,
-            "score": edge.scores[rule],
+            "score": scores[rule],
             "threshold": thresholds[rule],
             "margin": margin,
         }
