@@ -24,11 +24,21 @@ from search.web.images import ImageRefused, ImageRoots, image_response
 from search.web.studio_data import Edge, RunData, RunRefused, load_run, read_meta
 from search.web.studio_groups import Groups
 from search.web.studio_pair import explain
-from search.web.studio_queue import open_queue
 
 log = logging.getLogger(__name__)
 SOURCE = "studio"
 MAX_QUEUE = 50
+
+
+def open_queue(folder: Path, run: RunData) -> Any:
+    """The review queue of a run folder (``.next(n)``, ``.record(label)``,
+    ``.progress()``): ``search.match.review``'s ``RunQueue`` for a match run, ``ColdStart``
+    for a review folder; imported here, so the plain viewer never loads their stack."""
+    from search.match import review
+
+    if run.meta.get("kind") == "review":
+        return review.ColdStart.open(folder)
+    return review.RunQueue.open(folder)
 
 
 class Studio:
