@@ -16,6 +16,10 @@ the collection it ran on:
     python benchmarks/labels_bench.py --home runs/wdc-home --collection wdc \\
         --run runs/wdc-match --matcher runs/wdc-eval/matcher.json --n 200 --out runs/labels-bench
 
+The catalogue defaults to ``../shared/data/wdc-products/catalog.jsonl`` (or
+``$SEARCH_SHARED_DATA``); the figures go to ``OUT/labels_bench.json`` with the machine
+and its load average.
+
 Measured, not asserted; the machine may be shared: say so with the figures.
 """
 
@@ -23,18 +27,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from retrieval.atomic import write_json
-from search.config import load_config
-from search.evaluation.evaluate import evaluate_dataset
-from search.match.artifacts import LISTINGS, read_jsonl
-from search.match.job import match_dataset
-from search.match.labels import Label, append_label
-from search.match.review import RunQueue
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-WDC = Path("../shared/data/wdc-products/catalog.jsonl")  # relative to the repository root
+from benchmarks.bench_report import load_average, machine_info, shared_data  # noqa: E402
+from retrieval.atomic import write_json  # noqa: E402
+from search.config import load_config  # noqa: E402
+from search.evaluation.evaluate import evaluate_dataset  # noqa: E402
+from search.match.artifacts import LISTINGS, read_jsonl  # noqa: E402
+from search.match.job import match_dataset  # noqa: E402
+from search.match.labels import Label, append_label  # noqa: E402
+from search.match.review import RunQueue  # noqa: E402
 
 
 def simulate(run: Path, n: int, path: Path) -> dict[str, int]:
@@ -54,7 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--home", type=Path, required=True, help="data dir holding the collection")
     ap.add_argument("--collection", required=True)
-    ap.add_argument("--catalogue", type=Path, default=WDC)
+    ap.add_argument("--catalogue", type=Path, default=shared_data("wdc-products/catalog.jsonl"))
     ap.add_argument("--run", type=Path, required=True, help="a match run folder (pair rule)")
     ap.add_argument("--matcher", type=Path, required=True, help="the run's matcher.json")
     ap.add_argument("--n", type=int, default=200, help="queue pairs labelled")
@@ -63,7 +69,8 @@ def main() -> None:
     cfg = load_config(None, store={"data_dir": args.home})
     args.out.mkdir(parents=True, exist_ok=True)
     labels = args.out / "labels.jsonl"
-    report: dict = {"n": args.n, "verdicts": simulate(args.run, args.n, labels)}
+    report: dict = {"machine": machine_info(), "load_before": load_average(), "n": args.n}
+    report["verdicts"] = simulate(args.run, args.n, labels)
     common = dict(matcher_path=args.matcher, collection=args.collection)
     for name, extra in (("match", {}), ("match_labels", {"labels": labels})):
         start = time.perf_counter()
@@ -87,6 +94,7 @@ def main() -> None:
             "labels": {k: v for k, v in m.items() if k.startswith("labels/")},
             "seconds": round(time.perf_counter() - start, 1),
         }
+    report["load_after"] = load_average()
     write_json(args.out / "labels_bench.json", report)
     print(json.dumps(report, indent=2))
 
