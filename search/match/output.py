@@ -113,17 +113,19 @@ def write_run_files(
     contrib: Mapping[int, np.ndarray] | None = None,
     cols: Sequence[str] = (),
     labels: str | None = None,
+    listings: np.ndarray | None = None,
 ) -> None:
     """The studio's files of a match run (``search.match.artifacts``): ``run.json`` (with
-    the ``labels`` file whose verdicts it kept, if any), ``listings.jsonl`` and
-    ``edges.jsonl`` (the edges the rule decided on)."""
+    the ``labels`` file whose verdicts it kept, if any), ``listings.jsonl`` (the rows
+    ``listings``, default all) and ``edges.jsonl`` (the edges the rule decided on)."""
     names = [*rule.scores, *es.weights, MEAN]
     sims = {s: edges.sims[s] for s in dict.fromkeys(names) if s in edges.sims}
     matched = {(i, j) for i, js in sets.items() for j in js}
     ids = [p.id for p in es.products]
     rows = edge_rows(ids, edges.src, edges.dst, sims, rule.primary, matched, why, contrib, cols)
     write_edges(out, rows)
-    write_listings(out, es.products)
+    shown = range(es.n) if listings is None else sorted(set(listings.tolist()))
+    write_listings(out, [es.products[i] for i in shown])
     write_run_manifest(
         out,
         dataset=dataset,
@@ -134,6 +136,26 @@ def write_run_files(
         thresholds=rule.thresholds,
         rule=rule.to_json(),
         labelled=any(p.group is not None for p in es.products),
-        listings=len({*ids}),
+        listings=len({es.products[i].id for i in shown}),
         extra={"labels": labels},
     )
+
+
+def write_split_run(
+    es: EdgeSet, rule: Rule, sets: Sets, out: Path, *, dataset: str, matcher: str
+) -> None:
+    """A match run folder of one split's queries (``search eval --match-against
+    catalogue``'s test split): their matches, the edges touching them, and the listings
+    of those edges; no contributions (the job's ``--explain-pairs`` keeps those)."""
+    q = np.zeros(es.n, dtype=bool)
+    q[es.queries] = True
+    edges = es.query_edges(rule)
+    edges = edges.select(q[edges.src] | q[edges.dst])
+    why = explain(edges, rule, sets, es.n)
+    write_matches(es, sets, why, out, True)
+    mates = [j for i in es.queries.tolist() for j in sets.get(i, ())]
+    rows = np.r_[es.queries, edges.src, edges.dst, np.array(mates, dtype=np.int64)]
+    write_run_files(
+        es, edges, rule, sets, why, out, source=dataset, dataset=dataset, matcher=matcher,
+        listings=rows,
+    )  # fmt: skip

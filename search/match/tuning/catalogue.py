@@ -28,6 +28,7 @@ from retrieval.types import Hit, ProgressFactory
 from search.match.edgeset import weights_for
 from search.match.labels import Label
 from search.match.matcher import Matcher
+from search.match.output import write_split_run
 from search.match.tuning.folds import fold_count, folds
 from search.match.tuning.labelled import TuningLabels, disagreements
 from search.match.tuning.menu import (
@@ -44,6 +45,7 @@ from search.match.tuning.splits import AGAINST, catalogue_sets, split_sets
 
 log = logging.getLogger(__name__)
 MATCHER_FILE = "matcher.json"
+SPLIT_RUN = "match-{split}"  # against the catalogue: the scored split's run folder
 
 
 @dataclass
@@ -151,6 +153,15 @@ def tune_catalogue(
         test.products[i].id: [test.products[j].id for j in sorted(sets_.get(int(i), ()))]
         for i in test.queries
     }
+    if against == "catalogue":  # the test split's matches as a run the studio opens
+        write_split_run(
+            test,
+            chosen,
+            sets_,
+            out / SPLIT_RUN.format(split=split),
+            dataset=dataset.name,
+            matcher=str(path),
+        )
     result = CatalogueScores(scores, matcher, path, predictions)
     if reviewed is not None:
         every = (

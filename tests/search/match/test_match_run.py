@@ -180,3 +180,19 @@ def test_a_run_keeps_the_contributions_of_the_pairs_nearest_its_threshold(pair_r
     assert len(kept) == 25 and max(kept) <= min(left) + 1e-4  # scores rounded to 6 digits
     e = next(e for e in edges if "contrib" not in e)
     assert explain_pair(res.out, e["a"], e["b"]).steps() == []  # thresholds only
+
+
+def test_eval_against_the_catalogue_writes_its_test_split_as_a_run(pair_run):
+    _, catalogue, matcher, _ = pair_run
+    run = matcher.parent / "match-test"
+    manifest = read_run(run)
+    assert manifest["matcher"] == str(matcher) and manifest["kind"] == "match"
+    products = open_dataset(str(catalogue)).products()
+    test = {p.id for p in products if p.group is not None and p.fields["split"] == "test"}
+    listings = {r["id"] for r in _lines(run / "listings.jsonl")}
+    assert {d["id"] for d in _lines(run / "matches.jsonl")} == test <= listings
+    edges = _lines(run / "edges.jsonl")
+    assert edges and all(e["a"] in test or e["b"] in test for e in edges)
+    assert {e["a"] for e in edges} | {e["b"] for e in edges} <= listings
+    e = next(e for e in edges if e["matched"])
+    assert explain_pair(run, e["a"], e["b"]).matched
