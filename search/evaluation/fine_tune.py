@@ -5,7 +5,7 @@ recipe, in one command).
 Phases, each resumable (``--resume``, the same ``--out``):
 
 1. fine-tune (``training.text_catalogue``): the train split's group pairs, the step
-   count chosen on valid's match F1; the encoder lands in ``OUT/fine-tune/text`` with
+   count chosen on valid's match F1; the encoder lands in ``OUT/fine-tune/text-<time>`` with
    ``fine-tune.json`` written last (a folder without it is unfinished: ``--resume``
    goes on from its newest complete checkpoint);
 2. index: the fine-tuned vector (``text_ft``) beside the zero-shot ones in one
@@ -127,6 +127,15 @@ def rebuild_command(cfg: AppConfig, dataset_path: str, folder: Path) -> str:
     return shlex.join(words)
 
 
+def work_folder(folder: Path) -> Path:
+    """``OUT/fine-tune/text-<time>``: the newest one there (a re-run or ``--resume`` goes on
+    in it), else a new one. A rebuilt encoder gets a new folder, so a new encoder spec and a
+    new collection: its vectors never mix with those of the deleted model."""
+    root = (folder / "fine-tune").resolve()
+    found = sorted(p for p in root.glob("text-*") if p.is_dir()) if root.is_dir() else []
+    return found[-1] if found else root / f"text-{datetime.now():%Y%m%d-%H%M%S}"
+
+
 def _text(
     cfg: AppConfig,
     dataset: Dataset,
@@ -137,7 +146,7 @@ def _text(
 ) -> tuple[str | None, dict[str, Any], str]:
     """Phase 1 for text: reuse a finished run (``--resume``) or train one."""
     ft = cfg.fine_tune
-    work = (result.folder / "fine-tune" / "text").resolve()
+    work = work_folder(result.folder)
     if "," in str(work):
         raise UsageError(f"--out {result.folder}: an encoder folder may not hold a comma")
     done = work / DONE_FILE

@@ -83,7 +83,7 @@ def test_fine_tuned_vector_beside_the_zero_shot_one(siblings, minilm, tmp_path, 
 
     monkeypatch.setattr(fit, "train_text_biencoder", spy)
     res = evaluate_dataset(ft_cfg(minilm, tmp_path), str(siblings), out=tmp_path / "run")
-    work = (tmp_path / "run" / "fine-tune" / "text").resolve()
+    (work,) = (tmp_path / "run" / "fine-tune").resolve().glob("text-*")
     done = json.loads((work / "fine-tune.json").read_text())
     steps = [e["step"] for e in done["evals"]]
     assert steps == [3, 6, 9][: len(steps)] and done["best_step"] in steps
@@ -116,7 +116,12 @@ def test_resume_reuses_the_finished_phase_and_a_deleted_folder_is_named(
     assert scores(again.metrics) == scores(first.metrics)
     import shutil
 
-    shutil.rmtree(out / "fine-tune" / "text")
+    (work,) = (out / "fine-tune").glob("text-*")
+    shutil.rmtree(work)
+    from search.evaluation.fine_tune import work_folder
+
+    # a rebuild trains into a new folder: a new spec, so a new collection (no stale vectors)
+    assert work_folder(out).name.startswith("text-") and work_folder(out) != work.resolve()
     home = str(tmp_path / "home")
     result = runner.invoke(
         app, ["match", str(siblings), "--matcher", str(out / "matcher.json"), "--data-dir", home]
@@ -184,20 +189,20 @@ def test_a_run_killed_while_fine_tuning_resumes_from_its_checkpoint(siblings, mi
     env = {**os.environ, "SEARCH_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
     cmd = [sys.executable, "-m", "search.cli", "-v", "eval", str(siblings), "--config"]
     cmd += [str(config), "--fine-tune", "text", "--out", str(out)]
-    marker = (
-        out / "fine-tune" / "text" / "checkpoints" / "checkpoint-3" / "checkpoint-complete.json"
-    )
+    marker = "text-*/checkpoints/checkpoint-3/checkpoint-complete.json"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+    while not any((out / "fine-tune").glob(marker)) and proc.poll() is None:
+        assert time.time() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-way, not finished
-    assert not (out / "fine-tune" / "text" / "fine-tune.json").exists()
+    (work,) = (out / "fine-tune").glob("text-*")
+    assert not (work / "fine-tune.json").exists()
 
     res = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "resuming from" in res.stderr and "checkpoint-" in res.stderr
-    done = json.loads((out / "fine-tune" / "text" / "fine-tune.json").read_text())
+    done = json.loads((work / "fine-tune.json").read_text())  # the same folder, gone on
     assert done["evals"][0]["step"] == 3  # the killed run's evaluation, kept in its state
     assert "text_ft" in Matcher.load(out / "matcher.json").vectors
