@@ -137,11 +137,12 @@ class FineTuneConfig:
 
     encoders: list[str] = field(default_factory=list)  # "text", "image"; empty: none
     model: str | None = None  # start model; None: the model of the `text` encoder
+    # the defaults are the schedule measured on wdc-products (docs/fine-tune.md)
     batch_size: int = 32
-    lr: float = 3e-5
+    lr: float = 5e-5
     eval_steps: int = 100
-    patience: int = 3
-    max_steps: int = 2000
+    patience: int = 1
+    max_steps: int = 500
     seed: int = 0
     resume: bool = False  # go on from the run folder's finished phases and checkpoints
 

@@ -37,11 +37,11 @@ class TextFitArgs:
     model: str
     out: Path
     batch_size: int = 32
-    lr: float = 3e-5
+    lr: float = 5e-5
     warmup: float = 0.05
     eval_steps: int = 100
-    patience: int = 3
-    max_steps: int = 2000
+    patience: int = 1
+    max_steps: int = 500
     seed: int = 0
     resume: bool = False
 
