@@ -50,6 +50,13 @@ def finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+def absolute(path: str | None) -> str | None:
+    """A path that names an existing file or folder, made absolute; anything else as is."""
+    if path is None or not Path(path).exists():
+        return path
+    return str(Path(path).resolve())
+
+
 def write_run_manifest(
     out: Path,
     *,
@@ -73,9 +80,9 @@ def write_run_manifest(
         "kind": kind,
         "version": package_version(),
         "dataset": dataset,
-        "source": source,
+        "source": absolute(source),  # the studio finds images from any working folder
         "collection": collection,
-        "matcher": matcher,
+        "matcher": absolute(matcher),
         "primary": primary,
         "threshold": finite(thresholds.get(primary)),
         "thresholds": {k: finite(v) for k, v in thresholds.items()},
