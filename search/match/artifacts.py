@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.atomic import write_text
+from retrieval.data import records
 from retrieval.errors import SearchError
 from retrieval.types import Product
 
@@ -229,19 +230,9 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a run's JSONL file, each bad line one error naming it."""
-    try:
-        handle = Path(path).open(encoding="utf-8")
-    except OSError as exc:
-        raise SearchError(f"{path}: {exc.strerror or exc}; re-run search match") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SearchError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise SearchError(f"{path}:{number}: not a JSON object")
-            yield row
+    """The JSON objects of a run's JSONL file, each bad line one error naming it
+    (``retrieval.data.records.read_jsonl``); a missing file says how to make it."""
+    if not Path(path).is_file():
+        raise SearchError(f"{path}: no such file; re-run search match")
+    for _, row in records.read_jsonl(Path(path)):
+        yield row

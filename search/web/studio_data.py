@@ -9,13 +9,13 @@ folder is unpickled or executed.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrieval.data import records
 from retrieval.errors import SearchError, UsageError
 from search.match.artifacts import EDGES, LISTINGS, read_run
 
@@ -76,23 +76,13 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-empty line; a line that is not an object refuses."""
+    """(line number, object) per non-empty line; a missing file or a bad line refuses."""
     if not path.is_file():
         raise RunRefused(f"{path.parent}: {path.name} missing; re-run search match")
-    with path.open(encoding="utf-8", errors="strict") as fh:
-        try:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise RunRefused(f"damaged file {path}:{lineno} ({exc.msg})") from exc
-                if not isinstance(row, dict):
-                    raise RunRefused(f"damaged file {path}:{lineno} (not a JSON object)")
-                yield lineno, row
-        except UnicodeDecodeError as exc:
-            raise RunRefused(f"damaged file {path} (not UTF-8 text)") from exc
+    try:
+        yield from records.read_jsonl(path)
+    except UsageError as exc:
+        raise RunRefused(f"damaged file {exc}") from None
 
 
 def _listing(path: Path, lineno: int, row: dict[str, Any]) -> dict[str, Any]:
