@@ -82,12 +82,14 @@ class ModelCache:
         info = index.info(collection)
         if info is None:
             raise UsageError(f"no collection {collection!r}; run `search index` first")
-        encoders = []
-        for spec in info.meta.get("encoders") or []:
-            if spec not in self._encoders:
-                self._encoders[spec] = build_encoder(spec)
-            encoders.append(self._encoders[spec])
+        encoders = [self.encoder(spec, build_encoder) for spec in info.meta.get("encoders") or []]
         return Retriever(encoders, index, collection)
+
+    def encoder(self, spec: str, build: Any) -> Any:
+        """The encoder a spec names, built by ``build(spec)`` on first use."""
+        if spec not in self._encoders:
+            self._encoders[spec] = build(spec)
+        return self._encoders[spec]
 
     def reranker(self, spec: str) -> Any:
         """The reranker a spec names, built on first use."""

@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.errors import UsageError
-from retrieval.index.base import VectorIndex
 from retrieval.registry import int_option
-from retrieval.retriever import Retriever
 from retrieval.types import ComponentSpec
 from search.query import ModelCache
 
@@ -95,24 +93,16 @@ class ViewerModels(ModelCache):
         return ComponentSpec(spec.kind, model, options)
 
     # -- caches --------------------------------------------------------------------
-    def retriever(self, index: VectorIndex, collection: str) -> Retriever:
-        """A retriever over the collection's encoders (each built once, LRU-bounded)."""
-        from retrieval.encoders.base import build_encoder
-
-        info = index.info(collection)
-        if info is None:
-            raise UsageError(f"no collection {collection!r}; run `search index` first")
-        encoders = []
-        for spec in info.meta.get("encoders") or []:
-            with self._lock:
-                encoder = self._encoders.get(spec)
-                if encoder is not None:
-                    self._encoders.move_to_end(spec)
-            if encoder is None:
-                encoder = build_encoder(spec)
-                self._put(self._encoders, spec, encoder, self.max_encoders)
-            encoders.append(encoder)
-        return Retriever(encoders, index, collection)
+    def encoder(self, spec: str, build: Any) -> Any:
+        """The encoder a spec names (each built once, LRU-bounded)."""
+        with self._lock:
+            encoder = self._encoders.get(spec)
+            if encoder is not None:
+                self._encoders.move_to_end(spec)
+        if encoder is None:
+            encoder = build(spec)
+            self._put(self._encoders, spec, encoder, self.max_encoders)
+        return encoder
 
     def reranker(self, spec: str) -> Any:
         """The reranker a spec names: cached by what changes the model, LRU-bounded.
