@@ -25,8 +25,10 @@ def explain_cmd(
     id_a: Annotated[str, typer.Argument(help="One listing id.")],
     id_b: Annotated[str, typer.Argument(help="The other listing id.")],
 ) -> None:
-    """Why a match run matched two listings (or did not): the pair model's feature
-    contributions to the pair's logit, or the stage-1 score, threshold and margin."""
+    """Why a match run matched two listings (or did not).
+
+    Pair model: each feature's contribution to the logit. Stage 1: score and margin.
+    """
     from search.match.explain import explain_pair
 
     show(explain_pair(run, id_a, id_b))

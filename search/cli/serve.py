@@ -53,8 +53,11 @@ def serve_cmd(
     *,
     store: StoreFlags,
 ) -> None:
-    """Browse queries (both stages, with images) and evaluation runs in a web page; with
-    --run, see, explain and label a match run's groups in the match studio."""
+    """Browse queries and evaluation runs in a web page; with --run, the match studio.
+
+    Viewer: both stages with images, a run's queries page by page.
+    Studio (--run): a match run's groups, why a pair matched, a queue of pairs to label.
+    """
     from search.web.server import serve, serve_run
 
     dirs = tuple(models_dir or ())
