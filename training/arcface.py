@@ -9,7 +9,9 @@ grows linearly from 0 over ``margin_warmup`` optimiser steps (a cold head with t
 full margin stalls). Batches are group-balanced (``BalancedGroupSampler``); mixed
 precision, checkpoints and resume come from ``training.loop``. After each epoch the
 valid split is scored (``training.embed_eval``) and the best epoch by recall@k
-(then precision@1, then MRR@10) is exported to ``out``; the head is dropped there.
+(then precision@1, then MRR@10) is exported to ``out``; the head is dropped there. With
+``eval_steps`` the scoring runs every that many steps instead, ``select`` names the metric
+to maximise, and ``patience`` evaluations without a gain stop the run.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ArcFaceArgs(LoopArgs):
     per_group: int = 4  # listings of one group per batch
     head_lr_scale: float = 10.0  # the centres learn this many times faster than the model
     eval_k: int = 10
+    select: str = ""  # the metric the best evaluation maximises ("": recall@k, p@1, mrr)
+    patience: int = 0  # > 0: stop after this many evaluations without a gain
 
     def check(self) -> None:
         """Reject values the head cannot train with."""
@@ -154,9 +158,11 @@ def fit_arcface(
     *,
     score_valid: Callable[[nn.Module], dict[str, float]] | None,
     export: Callable[[nn.Module, Path], None],
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[LoopResult, dict[str, Any]]:
     """Train ``embedder`` with an ArcFace head; returns the loop result and the best epoch
-    (its metrics), whose model ``export`` wrote to ``args.out``."""
+    (its metrics, and ``step``), whose model ``export`` wrote to ``args.out``; ``on_step``
+    is told each optimiser step."""
     from training.balanced_sampler import BalancedGroupSampler
     from training.loop import train_loop
 
@@ -178,7 +184,12 @@ def fit_arcface(
     if args.resume and best_path.is_file():
         best = json.loads(best_path.read_text())
 
+    at = {"step": 0}
+
     def warm(step: int, _loss: float) -> None:
+        at["step"] = step
+        if on_step is not None and step:
+            on_step(step)
         ramp = 1.0 if args.margin_warmup <= 0 else min(1.0, step / args.margin_warmup)
         head.margin = args.margin * ramp
 
@@ -190,10 +201,10 @@ def fit_arcface(
             metrics = score_valid(unwrapped.embedder)
         from retrieval.atomic import write_json
 
-        key = _rank_key(metrics, args.eval_k)
+        key = (metrics.get(args.select, 0.0),) if args.select else _rank_key(metrics, args.eval_k)
         best["evaluated"] = best.get("evaluated", 0) + 1
         if "key" not in best or key > tuple(best["key"]):
-            best.update(epoch=best["evaluated"], key=list(key), metrics=metrics)
+            best.update(epoch=best["evaluated"], step=at["step"], key=list(key), metrics=metrics)
             export(unwrapped.embedder, out)
             log.info("best epoch so far: %d %s", best["epoch"], metrics)
         write_json(best_path, best)
@@ -211,6 +222,7 @@ def fit_arcface(
         # a subfolder: accelerate's own model.safetensors lives in the checkpoint folder
         export=lambda unwrapped, folder: export(unwrapped.embedder, folder / "model"),
         on_step=warm,
+        stop=lambda: 0 < args.patience <= best.get("evaluated", 0) - best.get("epoch", 0),
     )
     if score_valid is None or "key" not in best:
         export(embedder, out)

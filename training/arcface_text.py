@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,9 +54,15 @@ def save_sentence_transformer(model: Any, folder: Path) -> None:
 
 
 def fit_text_arcface(
-    train: Sequence[Product], valid: Sequence[Product], args: TextArcFaceArgs
+    train: Sequence[Product],
+    valid: Sequence[Product],
+    args: TextArcFaceArgs,
+    score: Callable[[Any], dict[str, float]] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[LoopResult, dict[str, Any], Path]:
-    """Train on the train titles' groups; the best epoch goes to ``args.out``."""
+    """Train on the train titles' groups; the best epoch goes to ``args.out``. ``score``
+    (the SentenceTransformer -> metrics) replaces the valid recall scoring; ``on_step``
+    is told each optimiser step."""
     from retrieval.device import require_extra
 
     require_extra("text", {"torch": "torch", "sentence_transformers": "sentence-transformers"})
@@ -92,6 +98,8 @@ def fit_text_arcface(
         return model(batch["features"])["sentence_embedding"]
 
     def score_valid(model: Any) -> dict[str, float]:
+        if score is not None:
+            return score(model)
         vecs = model.encode(
             [p.title for p in scored],
             batch_size=64,
@@ -113,7 +121,8 @@ def fit_text_arcface(
         labels,
         collate,
         args,
-        score_valid=score_valid if len(scored) > 1 else None,
+        score_valid=score_valid if len(scored) > 1 or score is not None else None,
         export=save_sentence_transformer,
+        on_step=on_step,
     )
     return result, best, Path(args.out)

@@ -7,7 +7,8 @@ optimiser steps (model, optimiser, scheduler, grad scaler, RNG states and the da
 position, in formats that cannot run code when read back: ``training.checkpoint``),
 the last ``keep`` of them kept; ``resume`` from the newest one with the same data order
 (``training.resume``'s rule: resuming needs a checkpoint, a fresh run needs a folder
-without one); an evaluation hook after each epoch; a rich progress bar. A NaN or
+without one); an evaluation hook after each epoch (or every ``eval_steps`` optimiser
+steps, and ``stop`` asked after each evaluation: early stopping); a rich progress bar. A NaN or
 infinite loss stops the run with ``TrainingDivergedError`` naming the step; the
 checkpoints on disk are left alone.
 
@@ -80,6 +81,7 @@ class LoopArgs(LoopOptions):
     max_grad_norm: float | None = 1.0
     progress: bool = True
     find_unused_parameters: bool = True
+    eval_steps: int = 0  # > 0: evaluate every eval_steps optimiser steps, not per epoch
 
 
 @dataclass
@@ -102,12 +104,14 @@ class LoopState:
 
 @dataclass
 class LoopResult:
-    """Loss per optimiser step (this run's), evaluations per epoch, last checkpoint."""
+    """Loss per optimiser step (this run's), evaluations, last checkpoint, and whether
+    ``stop`` ended the run early."""
 
     state: LoopState
     losses: list[float] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    stopped: bool = False
 
 
 def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
@@ -182,11 +186,14 @@ def train_loop(
     evaluate: Callable[[Any], dict[str, float]] | None = None,
     export: Callable[[Any, Path], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> LoopResult:
     """Train ``model`` (whose ``forward(batch)`` returns a scalar loss) on the batches of
     ``sampler`` (a GroupBatchSampler-like object with ``set_position`` and
-    ``epoch_length``). ``evaluate(model)`` runs after each epoch on the main process;
-    ``export(model, folder)`` writes a usable model into each checkpoint folder."""
+    ``epoch_length``). ``evaluate(model)`` runs on the main process after each epoch, or
+    every ``args.eval_steps`` steps; ``stop()``, asked after each evaluation, ends the run
+    when True (on every process); ``export(model, folder)`` writes a usable model into
+    each checkpoint folder."""
     import torch
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from torch.utils.data import DataLoader
@@ -235,10 +242,39 @@ def train_loop(
         acc.wait_for_everyone()
         result.checkpoint = folder
 
+    def run_eval() -> bool:
+        """Evaluate (main process), then whether every process stops here."""
+        if evaluate is None:
+            return False
+        if acc.is_main_process:
+            metrics = evaluate(acc.unwrap_model(model))
+            metrics = {"epoch": float(state.epoch), "step": float(state.step), **metrics}
+            result.evals.append(metrics)
+            log.info("step %d: %s", state.step, metrics)
+            model.train()
+            if stop is not None and stop():
+                acc.set_trigger()
+        result.stopped = acc.check_trigger()
+        return result.stopped
+
+    def stepped() -> bool:
+        """After each optimiser step: the save, the hook, the step-wise evaluation (a
+        run killed between a checkpoint and its step's evaluation resumes past that
+        evaluation); True: stop here (saved first)."""
+        saved = args.save_steps > 0 and state.step % args.save_steps == 0
+        if saved:
+            save()
+        if on_step is not None:
+            on_step(state.step, result.losses[-1])
+        done = args.eval_steps > 0 and state.step % args.eval_steps == 0 and run_eval()
+        if done and not saved:
+            save()
+        return done
+
     bar = _progress(args.progress and acc.is_main_process)
     task = bar.add_task("training", total=total, completed=min(state.step, total))
     with bar:
-        while state.epoch < args.epochs and state.step < total:
+        while state.epoch < args.epochs and state.step < total and not result.stopped:
             sampler.set_position(state.epoch, state.batch)
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(state.epoch)
@@ -252,17 +288,16 @@ def train_loop(
                 state,
                 result,
                 total,
-                save,
                 lambda: bar.update(
                     task,
                     completed=state.step,
                     description=f"epoch {state.epoch + 1} · loss {result.losses[-1]:.4f}",
                 ),
-                on_step,
+                stepped,
             )
-            if state.batch >= sampler.epoch_length(state.epoch):
+            if not result.stopped and state.batch >= sampler.epoch_length(state.epoch):
                 state.epoch, state.batch = state.epoch + 1, 0
-                if evaluate is not None and acc.is_main_process:
+                if evaluate is not None and args.eval_steps <= 0 and acc.is_main_process:
                     metrics = {"epoch": float(state.epoch), **evaluate(acc.unwrap_model(model))}
                     result.evals.append(metrics)
                     log.info("epoch %d: %s", state.epoch, metrics)
@@ -275,9 +310,10 @@ def train_loop(
 
 
 def _run_epoch(
-    acc, model, optimizer, scheduler, loader, args, state, result, total, save, tick, on_step
+    acc, model, optimizer, scheduler, loader, args, state, result, total, tick, stepped
 ) -> None:
-    """One (possibly resumed) epoch, until it ends or ``total`` steps are done."""
+    """One (possibly resumed) epoch, until it ends, ``total`` steps are done or
+    ``stepped()`` (the per-step hook, evaluation and save) says stop."""
     model.train()
     world, start = acc.num_processes, state.batch
     count = len(loader)
@@ -303,11 +339,7 @@ def _run_epoch(
         result.losses.append(sum(running) / len(running))
         running.clear()
         tick()
-        if args.save_steps > 0 and state.step % args.save_steps == 0:
-            save()
-        if on_step is not None:
-            on_step(state.step, result.losses[-1])
-        if state.step >= total:
+        if stepped() or state.step >= total:
             return
 
 

@@ -169,6 +169,43 @@ def test_text_arcface_trains_and_loads_as_text_encoder(synth_set, tiny_bert, tmp
     assert enc.encode(valid[:1]).vectors["text"][0].shape == (32,)
 
 
+def test_scored_every_eval_steps_on_a_chosen_metric_and_stopped_by_patience(
+    synth_set, tiny_bert, tmp_path
+):
+    pytest.importorskip("sentence_transformers")
+    from training.arcface_text import TextArcFaceArgs, fit_text_arcface
+
+    train, _ = _splits(synth_set)
+    f1s = iter([0.5, 0.7, 0.6, 0.65, 0.9])  # best at the 2nd evaluation, then 2 without gain
+    seen = []
+
+    def score(model):
+        seen.append(type(model).__name__)
+        return {"valid_match_f1": next(f1s)}
+
+    args = TextArcFaceArgs(
+        out=tmp_path / "stepped",
+        model=str(tiny_bert),
+        epochs=50,
+        max_steps=40,
+        batch_size=8,
+        per_group=2,
+        max_length=32,
+        eval_steps=2,
+        save_steps=2,
+        patience=2,
+        select="valid_match_f1",
+        progress=False,
+    )
+    steps = []
+    result, best, folder = fit_text_arcface(train, [], args, score=score, on_step=steps.append)
+    assert seen == ["SentenceTransformer"] * 4  # the 5th evaluation never came
+    assert result.stopped and result.state.step == 8 and steps == list(range(1, 9))
+    assert [e["step"] for e in result.evals] == [2.0, 4.0, 6.0, 8.0]
+    assert best["step"] == 4 and best["metrics"] == {"valid_match_f1": 0.7}
+    assert (folder / "modules.json").is_file()  # the best step's model
+
+
 def test_bad_arcface_arguments_are_usage_errors(synth_set, tmp_path):
     from training.timm import TimmArcFaceArgs, fit_timm_arcface
 
