@@ -126,6 +126,7 @@ class EvalConfig:
 
 
 FINE_TUNABLE = ("text", "image")
+FINE_TUNE_LOSSES = ("mnrl", "arcface", "best")  # training.text_catalogue.LOSS_CHOICES
 
 
 @dataclass
@@ -133,7 +134,8 @@ class FineTuneConfig:
     """``search eval --fine-tune``: encoders fine-tuned on the train split's groups before
     the matcher is tuned (``search.evaluation.fine_tune``); the step count is chosen on
     valid, evaluated every ``eval_steps`` and stopped after ``patience`` evaluations
-    without a gain, at most ``max_steps``."""
+    without a gain, at most ``max_steps``; ``loss`` ``best`` trains in-batch negatives and
+    ArcFace and keeps the better on valid."""
 
     encoders: list[str] = field(default_factory=list)  # "text", "image"; empty: none
     model: str | None = None  # start model; None: the model of the `text` encoder
@@ -145,8 +147,14 @@ class FineTuneConfig:
     max_steps: int = 500
     seed: int = 0
     resume: bool = False  # go on from the run folder's finished phases and checkpoints
+    # the text loss: in-batch negatives, ArcFace, or both, the better on valid kept
+    loss: str = "best"
 
     def __post_init__(self) -> None:
+        if self.loss not in FINE_TUNE_LOSSES:
+            raise UsageError(
+                f"fine_tune.loss {self.loss!r} is unknown; known: " + ", ".join(FINE_TUNE_LOSSES)
+            )
         unknown = [e for e in self.encoders if e not in FINE_TUNABLE]
         if unknown:
             raise UsageError(

@@ -136,6 +136,14 @@ FineTune = Annotated[
         "first, the step count chosen on valid; their vectors join the zero-shot ones.",
     ),
 ]
+FineTuneLoss = Annotated[
+    str | None,
+    typer.Option(
+        "--fine-tune-loss",
+        help="With --fine-tune text: mnrl (in-batch negatives), arcface, or best (both, "
+        "the better on valid kept; the default).",
+    ),
+]
 ResumeRun = Annotated[
     bool | None,
     typer.Option(

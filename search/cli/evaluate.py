@@ -13,6 +13,7 @@ from rich.table import Table
 from search.cli.common import (
     Collection,
     FineTune,
+    FineTuneLoss,
     Format,
     LabelsFile,
     ResumeRun,
@@ -63,6 +64,7 @@ def eval_cmd(
         ),
     ] = None,
     fine_tune: FineTune = None,
+    fine_tune_loss: FineTuneLoss = None,
     resume: ResumeRun = None,
     labels: LabelsFile = None,
     collection: Collection = None,
@@ -83,7 +85,7 @@ def eval_cmd(
             "match_against": match_against,
             "labels": labels,
         },
-        fine_tune={"encoders": comma_list(fine_tune), "resume": resume},
+        fine_tune={"encoders": comma_list(fine_tune), "resume": resume, "loss": fine_tune_loss},
     )
     if out_dir is not None:
         check_out(out_dir)
@@ -100,6 +102,7 @@ def eval_cmd(
             encoders=stages.encoder,
             out=out_dir,
             progress=progress,
+            announce=lambda told: err.print(told.line(), highlight=False),
         )
     if as_json:
         sys.stdout.write(json.dumps(result.metrics) + "\n")

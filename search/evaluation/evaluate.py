@@ -20,7 +20,7 @@ counted, left out of every metric). If every query lacks it, that is an error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -106,8 +106,12 @@ def evaluate_dataset(
     encoders: Sequence[str] | None = None,
     out: str | Path | None = None,
     progress: ProgressFactory | None = None,
+    announce: Callable[[Any], None] | None = None,
 ) -> EvalResult:
     """Evaluate both stages on ``cfg.eval.split`` and write the run folder.
+
+    ``announce`` is given what is worth a line before a long phase starts (``--fine-tune``:
+    each ``search.evaluation.fine_tune.FineTuneEstimate``).
 
     ``encoders`` is an explicit encoder list (``--encoder``); without it an existing
     collection of the dataset is used as indexed. ``out`` overrides ``cfg.eval.out``."""
@@ -119,7 +123,7 @@ def evaluate_dataset(
     if cfg.fine_tune.encoders:
         from search.evaluation.fine_tune import fine_tune_phase
 
-        tuned = fine_tune_phase(cfg, dataset_path, fmt, encoders, out or ev.out, progress)
+        tuned = fine_tune_phase(cfg, dataset_path, fmt, encoders, out or ev.out, progress, announce)
         encoders, out = tuned.encoders, tuned.folder
     opened, index = _open(cfg, dataset_path, fmt, collection, encoders, progress)
     spec = cfg.stage2.reranker if cfg.stage2.reranker not in (None, "", "none") else None

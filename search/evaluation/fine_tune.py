@@ -4,10 +4,13 @@ recipe, in one command).
 
 Phases, each resumable (``--resume``, the same ``--out``):
 
-1. fine-tune (``training.text_catalogue``): the train split's group pairs, the step
-   count chosen on valid's match F1; the encoder lands in ``OUT/fine-tune/text-<time>`` with
-   ``fine-tune.json`` written last (a folder without it is unfinished: ``--resume``
-   goes on from its newest complete checkpoint);
+1. fine-tune (``training.text_catalogue``): the train split's groups, each loss of
+   ``fine_tune.loss`` (in-batch negatives, ArcFace, or ``best``: both, the better on
+   valid kept), the step count chosen on valid's match F1; the encoders land in
+   ``OUT/fine-tune/text-<time>/<loss>`` with ``fine-tune.json`` written last (a folder
+   without it is unfinished: ``--resume`` goes on from its newest complete checkpoint).
+   Each loss's measured step time is reported before its run as a ``FineTuneEstimate``
+   (``announce``: the CLI prints its line);
 2. index: the fine-tuned vector (``text_ft``) beside the zero-shot ones in one
    collection, named by the encoder list (a partial collection is filled, never
    duplicated: point ids are UUIDv5 of the listing);
@@ -24,7 +27,7 @@ import json
 import logging
 import shlex
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +42,28 @@ from search.config import AppConfig
 log = logging.getLogger(__name__)
 DONE_FILE = "fine-tune.json"
 VECTOR = "text_ft"
+
+
+@dataclass(frozen=True)
+class FineTuneEstimate:
+    """What a loss's run will cost, measured on its first steps, and what follows it."""
+
+    loss: str
+    steps: int  # at most this many more (early stopping ends it sooner)
+    step_seconds: float
+    later: tuple[str, ...]  # losses still to train after this one
+    listings: int  # to index afterwards
+
+    def line(self) -> str:
+        """The one line the user sees before the run."""
+        minutes = self.steps * self.step_seconds / 60
+        then = "".join(f", then {loss} (timed when it starts)" for loss in self.later)
+        return (
+            f"fine-tuning text ({self.loss}): at most {self.steps} steps x "
+            f"{self.step_seconds:.2f} s/step (measured) ≈ {minutes:.{1 if minutes < 10 else 0}f} "
+            f"min plus evaluations{then}, then indexing ~{self.listings:,} listings, "
+            "then tuning"
+        )
 
 
 @dataclass
@@ -58,8 +83,10 @@ def fine_tune_phase(
     encoders: Sequence[str] | None,
     out: str | Path | None,
     progress: ProgressFactory | None = None,
+    announce: Callable[[FineTuneEstimate], None] | None = None,
 ) -> FineTuned:
-    """Fine-tune ``cfg.fine_tune.encoders``; the encoder list gains their specs."""
+    """Fine-tune ``cfg.fine_tune.encoders``; the encoder list gains their specs.
+    ``announce`` is given each loss's estimate before its run."""
     from retrieval.data import open_dataset
 
     ft = cfg.fine_tune
@@ -75,7 +102,7 @@ def fine_tune_phase(
             "--fine-tune image is not available yet (train an image model with `search "
             "train biencoder --kind timm` and pass it as --encoder timm:OUT); use --fine-tune text"
         )
-    spec, info, note = _text(cfg, dataset, dataset_path, products, result, progress)
+    spec, info, note = _text(cfg, dataset, dataset_path, products, result, progress, announce)
     result.notes.append(note)
     if spec is not None:
         result.encoders.append(spec)
@@ -143,6 +170,7 @@ def _text(
     products: Sequence[Product],
     result: FineTuned,
     progress: ProgressFactory | None,
+    announce: Callable[[FineTuneEstimate], None] | None,
 ) -> tuple[str | None, dict[str, Any], str]:
     """Phase 1 for text: reuse a finished run (``--resume``) or train one."""
     ft = cfg.fine_tune
@@ -159,10 +187,11 @@ def _text(
         record = json.loads(done.read_text(encoding="utf-8"))
         log.info("fine-tune text: reusing %s (step %s)", work, record.get("best_step"))
     else:
-        record = _train(cfg, dataset, products, result, work, progress)
+        record = _train(cfg, dataset, products, result, work, progress, announce)
         record["command"] = rebuild_command(cfg, dataset_path, result.folder)
         write_json(done, record, indent=1)
-        shutil.rmtree(work / "checkpoints", ignore_errors=True)  # the best step is saved
+        for loss in record.get("curves", {}):  # each loss's best step is saved
+            shutil.rmtree(work / loss / "checkpoints", ignore_errors=True)
     return _spec(record, work)
 
 
@@ -173,8 +202,8 @@ def _train(
     result: FineTuned,
     work: Path,
     progress: ProgressFactory | None,
+    announce: Callable[[FineTuneEstimate], None] | None,
 ) -> dict[str, Any]:
-    from training.callbacks import last_checkpoint
     from training.text_catalogue import TextFitArgs, fit_catalogue_text
 
     ft = cfg.fine_tune
@@ -188,13 +217,19 @@ def _train(
         patience=ft.patience,
         max_steps=ft.max_steps,
         seed=ft.seed,
-        resume=ft.resume and last_checkpoint(work / "checkpoints") is not None,
+        resume=ft.resume,
+        loss=ft.loss,
     )
+
+    def estimate(loss: str, steps: int, per_step: float, later: Sequence[str]) -> None:
+        told = FineTuneEstimate(loss, steps, per_step, tuple(later), len(products))
+        result.notes.append(told.line())
+        if announce is not None:
+            announce(told)
+
     queries = [q for q in dataset.queries("train") if q.matches]
     valid = [p for p in products if p.fields.get("split") == cfg.eval.tune_split]
-    fit = fit_catalogue_text(
-        queries, {p.id: p for p in products}, valid, args, progress, result.notes.append
-    )
+    fit = fit_catalogue_text(queries, {p.id: p for p in products}, valid, args, progress, estimate)
     record = {"model": model, "options": options, "vector": VECTOR, **asdict(fit)}
     record["improved"] = fit.improved
     return record
@@ -215,13 +250,21 @@ def _spec(record: dict[str, Any], work: Path) -> tuple[str | None, dict[str, Any
             ),
         )
     options = "".join(f",{k}={v}" for k, v in record.get("options", {}).items())
-    spec = f"text:{work}{options},name={VECTOR}"
-    info = {"path": str(work), "command": record["command"], "best_step": record["best_step"]}
+    path = Path(record.get("path") or work)
+    spec = f"text:{path}{options},name={VECTOR}"
+    info = {"path": str(path), "command": record["command"], "best_step": record["best_step"]}
+    info["loss"] = record.get("loss", "mnrl")
+    tried = ", ".join(
+        f"{loss} {c['best_f1']:.4f} at step {c['best_step']} of {c['steps_run']}"
+        for loss, c in record.get("curves", {}).items()
+    )
     minutes = record["seconds"] / 60
     note = (
-        f"fine-tune text: step {record['best_step']} of {record['steps_run']} chosen on "
-        f"valid (match F1 {zero:.4f} zero-shot -> {best:.4f}), {minutes:.1f} min"
+        f"fine-tune text: loss {info['loss']}, step {record['best_step']} of "
+        f"{record['steps_run']} chosen on valid (match F1 {zero:.4f} zero-shot -> {best:.4f}"
+        + (f"; tried {tried}" if tried else "")
+        + f"), {minutes:.1f} min"
         + (f" at {record['step_seconds']:.2f} s/step" if record.get("step_seconds") else "")
-        + f"; vector {VECTOR!r} from {work}"
+        + f"; vector {VECTOR!r} from {path}"
     )
     return spec, info, note

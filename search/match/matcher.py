@@ -97,12 +97,13 @@ class PairFile(Strict):
 
 
 class FineTunedFile(Strict):
-    """An encoder ``search eval --fine-tune`` trained: its folder and the command that
-    rebuilds it (``info.fine_tuned`` of ``matcher.json``, by vector name)."""
+    """An encoder ``search eval --fine-tune`` trained: its folder, step and loss, and the
+    command that rebuilds it (``info.fine_tuned`` of ``matcher.json``, by vector name)."""
 
     path: str = Field(min_length=1)
     command: str = Field(min_length=1)
     best_step: int | None = Field(None, ge=0)
+    loss: str | None = None  # the loss chosen on valid: mnrl, arcface
 
 
 class InfoFile(Strict):

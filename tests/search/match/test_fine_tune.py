@@ -71,34 +71,59 @@ def scores(metrics):
     return {k: v for k, v in metrics.items() if "f1" in k or "recall" in k}
 
 
-def test_fine_tuned_vector_beside_the_zero_shot_one(siblings, minilm, tmp_path, monkeypatch):
+def test_both_losses_tried_the_better_on_valid_beside_the_zero_shot_vector(
+    siblings, minilm, tmp_path, monkeypatch
+):
+    import training.arcface_text as arc
     import training.text_catalogue as fit
 
     seen = {}
-    real = fit.train_text_biencoder
+    real, real_arc = fit.train_text_biencoder, arc.fit_text_arcface
 
     def spy(rows, *args, **kwargs):  # the real trainer, its rows kept for the check
         seen["texts"] = set(rows.columns["anchor"]) | set(rows.columns["positive"])
         return real(rows, *args, **kwargs)
 
+    def spy_arc(train, valid, *args, **kwargs):  # the real ArcFace trainer, its titles kept
+        seen["arcface"] = {p.title for p in [*train, *valid]}
+        return real_arc(train, valid, *args, **kwargs)
+
     monkeypatch.setattr(fit, "train_text_biencoder", spy)
-    res = evaluate_dataset(ft_cfg(minilm, tmp_path), str(siblings), out=tmp_path / "run")
-    (work,) = (tmp_path / "run" / "fine-tune").resolve().glob("text-*")
+    monkeypatch.setattr(arc, "fit_text_arcface", spy_arc)
+    told = []
+    out = tmp_path / "run"
+    res = evaluate_dataset(ft_cfg(minilm, tmp_path), str(siblings), out=out, announce=told.append)
+    (work,) = (out / "fine-tune").resolve().glob("text-*")
     done = json.loads((work / "fine-tune.json").read_text())
-    steps = [e["step"] for e in done["evals"]]
-    assert steps == [3, 6, 9][: len(steps)] and done["best_step"] in steps
-    best = max(done["evals"], key=lambda e: e["eval_valid_match_f1"])
-    assert done["best_f1"] == pytest.approx(best["eval_valid_match_f1"])
-    assert not (work / "checkpoints").exists()  # the best step alone is kept
+    assert set(done["curves"]) == {"mnrl", "arcface"}
+    for loss, curve in done["curves"].items():  # each scored on valid every 3 steps
+        steps = [e["step"] for e in curve["evals"]]
+        assert steps == [3, 6][: len(steps)] and curve["best_step"] in steps, loss
+        best = max(curve["evals"], key=lambda e: e["eval_valid_match_f1"])
+        assert curve["best_f1"] == pytest.approx(best["eval_valid_match_f1"])
+        assert not (work / loss / "checkpoints").exists()  # the best step alone is kept
+    winner = max(done["curves"].values(), key=lambda c: c["best_f1"])
+    assert done["loss"] == winner["loss"] and done["best_f1"] == winner["best_f1"]
+    assert done["evals"] == winner["evals"] and done["best_step"] == winner["best_step"]
     split = {p.title: p.fields["split"] for p in open_dataset(str(siblings)).products()}
-    assert seen["texts"] and {split[t] for t in seen["texts"]} == {"train"}
+    for texts in (seen["texts"], seen["arcface"]):
+        assert texts and {split[t] for t in texts} == {"train"}
     assert done["improved"] and done["best_f1"] > done["zero_shot_f1"]
     matcher = Matcher.load(res.out / "matcher.json")
-    assert f"text:{work},name=text_ft" in matcher.encoders and "text_ft" in matcher.vectors
+    path = work / done["loss"]
+    assert f"text:{path},name=text_ft" in matcher.encoders and "text_ft" in matcher.vectors
     assert "text" in matcher.vectors  # the zero-shot vector stays beside it
-    assert matcher.info["fine_tuned"]["text_ft"]["path"] == str(work)
+    assert matcher.info["fine_tuned"]["text_ft"]["path"] == str(path)
+    assert matcher.info["fine_tuned"]["text_ft"]["loss"] == done["loss"]
     assert res.metrics["match/text_ft/valid_f1"] > res.metrics["match/text/valid_f1"]
-    assert any(n.startswith("fine-tune text:") and "s/step measured" in n for n in res.notes)
+    # each loss announced before its run, with its measured step time
+    assert [(t.loss, t.later) for t in told] == [("mnrl", ("arcface",)), ("arcface", ())]
+    listings = len(list(open_dataset(str(siblings)).products()))
+    assert all(t.steps == 2 and t.step_seconds > 0 and t.listings == listings for t in told)
+    line = told[0].line()
+    assert line.startswith("fine-tuning text (mnrl): at most 2 steps x ")
+    assert "s/step (measured)" in line and f"then indexing ~{listings:,} listings" in line
+    assert any(n.startswith(f"fine-tune text: loss {done['loss']}, step") for n in res.notes)
 
 
 def test_resume_reuses_the_finished_phase_and_a_deleted_folder_is_named(
@@ -109,9 +134,11 @@ def test_resume_reuses_the_finished_phase_and_a_deleted_folder_is_named(
     first = evaluate_dataset(cfg, str(siblings), out=out)
     with pytest.raises(UsageError, match="already holds a fine-tuned text encoder.*--resume"):
         evaluate_dataset(cfg, str(siblings), out=out)
+    import training.arcface_text as arc
     import training.text_catalogue as fit
 
     monkeypatch.setattr(fit, "train_text_biencoder", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(arc, "fit_text_arcface", lambda *a, **k: pytest.fail("trained"))
     again = evaluate_dataset(ft_cfg(minilm, tmp_path, resume=True), str(siblings), out=out)
     assert scores(again.metrics) == scores(first.metrics)
     import shutil
@@ -189,7 +216,7 @@ def test_a_run_killed_while_fine_tuning_resumes_from_its_checkpoint(siblings, mi
     env = {**os.environ, "SEARCH_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
     cmd = [sys.executable, "-m", "search.cli", "-v", "eval", str(siblings), "--config"]
     cmd += [str(config), "--fine-tune", "text", "--out", str(out)]
-    marker = "text-*/checkpoints/checkpoint-3/checkpoint-complete.json"
+    marker = "text-*/mnrl/checkpoints/checkpoint-3/checkpoint-complete.json"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not any((out / "fine-tune").glob(marker)) and proc.poll() is None:
@@ -206,3 +233,26 @@ def test_a_run_killed_while_fine_tuning_resumes_from_its_checkpoint(siblings, mi
     done = json.loads((work / "fine-tune.json").read_text())  # the same folder, gone on
     assert done["evals"][0]["step"] == 3  # the killed run's evaluation, kept in its state
     assert "text_ft" in Matcher.load(out / "matcher.json").vectors
+
+
+def test_the_cli_prints_the_estimate_before_the_run_and_takes_one_loss(siblings, minilm, tmp_path):
+    config = tmp_path / "ft.toml"
+    config.write_text(
+        f'[stage1]\nencoders = ["text:{minilm}", "sparse"]\n'
+        "[fine_tune]\nbatch_size = 8\nlr = 1e-4\neval_steps = 3\nmax_steps = 6\npatience = 2\n"
+    )
+    home, out = str(tmp_path / "home"), tmp_path / "run"
+    args = ["eval", str(siblings), "--config", str(config), "--data-dir", home]
+    bad = runner.invoke(app, [*args, "--fine-tune", "text", "--fine-tune-loss", "cosine"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    assert "fine_tune.loss 'cosine' is unknown; known: mnrl, arcface, best" in bad.output
+    args += ["--fine-tune", "text", "--fine-tune-loss", "arcface", "--out", str(out)]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    listings = len(list(open_dataset(str(siblings)).products()))
+    (line,) = [x for x in result.output.splitlines() if x.startswith("fine-tuning text (")]
+    assert line.startswith("fine-tuning text (arcface): at most 2 steps x ")
+    assert line.endswith(f"then indexing ~{listings:,} listings, then tuning")
+    (work,) = (out / "fine-tune").glob("text-*")
+    done = json.loads((work / "fine-tune.json").read_text())
+    assert list(done["curves"]) == ["arcface"] and done["loss"] == "arcface"
