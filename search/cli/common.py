@@ -65,6 +65,9 @@ ConfigFile = Annotated[
     typer.Option("--config", help="TOML config (sections store, index, stage1, stage2, eval)."),
 ]
 Collection = Annotated[str | None, typer.Option("--collection", "-c", help="Collection name.")]
+Port = Annotated[
+    int, typer.Option("--port", min=0, max=65535, help="Port to listen on; 0 picks a free one.")
+]
 Encoders = Annotated[
     list[str] | None,
     typer.Option(

@@ -15,6 +15,7 @@ from search.cli.common import (
     Collection,
     Encoders,
     Format,
+    Port,
     StoreFlags,
     check_out,
     handle_errors,
@@ -58,9 +59,7 @@ def review_cmd(
     show: Annotated[
         int, typer.Option("--show", min=0, max=10_000, help="Pairs printed with --no-serve.")
     ] = 20,
-    port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Studio port on 127.0.0.1 (0: free).")
-    ] = 8000,
+    port: Port = 8000,
     *,
     store: StoreFlags,
 ) -> None:

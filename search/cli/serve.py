@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from retrieval.errors import SearchError
-from search.cli.common import StoreFlags, handle_errors, out, store_options
+from search.cli.common import Port, StoreFlags, handle_errors, out, store_options
 
 app = typer.Typer()
 
@@ -39,9 +39,7 @@ def serve_cmd(
             "(repeat for several; anything else is refused against DNS rebinding).",
         ),
     ] = None,
-    port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="0 picks a free port.")
-    ] = 8000,
+    port: Port = 8000,
     models_dir: Annotated[
         list[Path] | None,
         typer.Option(
