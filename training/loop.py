@@ -222,8 +222,13 @@ def train_loop(
     if start is not None:
         load_checkpoint(acc, model, optimizer, scheduler, Path(start))
         state = result.state = LoopState.read(Path(start))
+        result.evals = _evals_of(Path(start))  # the curve goes on across a resume
         result.checkpoint = Path(start)
         log.info("resumed from %s (step %d, epoch %d)", start, state.step, state.epoch + 1)
+
+    def mark(folder: Path) -> None:
+        info = {**asdict(state), "losses": result.losses[-50:], "evals": result.evals}
+        write_json(folder / STATE_FILE, info, indent=1)
 
     def save() -> None:
         if not _finite_weights(acc.unwrap_model(model)):
@@ -234,9 +239,7 @@ def train_loop(
         if acc.is_main_process:
             if export is not None:
                 export(acc.unwrap_model(model), folder)
-            # written last: a folder without it is an unfinished checkpoint
-            info = {**asdict(state), "losses": result.losses[-50:], "evals": result.evals}
-            write_json(folder / STATE_FILE, info, indent=1)
+            mark(folder)  # written last: a folder without it is an unfinished checkpoint
             for old in checkpoints(args.out)[: -max(1, args.keep)]:
                 shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
@@ -266,8 +269,11 @@ def train_loop(
             save()
         if on_step is not None:
             on_step(state.step, result.losses[-1])
-        done = args.eval_steps > 0 and state.step % args.eval_steps == 0 and run_eval()
-        if done and not saved:
+        evaluated = args.eval_steps > 0 and state.step % args.eval_steps == 0
+        done = evaluated and run_eval()
+        if evaluated and saved and acc.is_main_process and result.checkpoint is not None:
+            mark(result.checkpoint)  # this step's checkpoint records its evaluation too
+        elif done:
             save()
         return done
 
@@ -307,6 +313,13 @@ def train_loop(
     if result.checkpoint is None or not result.checkpoint.name.endswith(f"-{state.step}"):
         save()
     return result
+
+
+def _evals_of(checkpoint: Path) -> list[dict[str, float]]:
+    """The evaluations a checkpoint's state file records (none in an older one)."""
+    info = json.loads((checkpoint / STATE_FILE).read_text())
+    evals = info.get("evals") if isinstance(info, dict) else None
+    return [e for e in evals if isinstance(e, dict)] if isinstance(evals, list) else []
 
 
 def _run_epoch(

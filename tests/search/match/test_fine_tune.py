@@ -256,3 +256,38 @@ def test_the_cli_prints_the_estimate_before_the_run_and_takes_one_loss(siblings,
     (work,) = (out / "fine-tune").glob("text-*")
     done = json.loads((work / "fine-tune.json").read_text())
     assert list(done["curves"]) == ["arcface"] and done["loss"] == "arcface"
+
+
+def test_a_run_killed_in_its_arcface_run_resumes_there_and_keeps_the_finished_mnrl(
+    siblings, minilm, tmp_path, monkeypatch
+):
+    import training.arcface_text as arc
+    import training.text_catalogue as fit
+
+    real = arc.fit_text_arcface
+
+    class Killed(Exception):
+        pass
+
+    def killed_after_step_4(train, valid, args, score=None, on_step=None):
+        def step(n):
+            on_step(n)
+            if n == 4:  # after step 3's checkpoint and evaluation
+                raise Killed
+
+        return real(train, valid, args, score=score, on_step=step)
+
+    monkeypatch.setattr(arc, "fit_text_arcface", killed_after_step_4)
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        evaluate_dataset(ft_cfg(minilm, tmp_path), str(siblings), out=out)
+    (work,) = (out / "fine-tune").glob("text-*")
+    assert (work / "mnrl" / "fit.json").is_file() and not (work / "fine-tune.json").exists()
+    assert [p.name for p in (work / "arcface" / "checkpoints").glob("step-*")] == ["step-3"]
+    monkeypatch.setattr(arc, "fit_text_arcface", real)
+    monkeypatch.setattr(fit, "train_text_biencoder", lambda *a, **k: pytest.fail("mnrl again"))
+    evaluate_dataset(ft_cfg(minilm, tmp_path, resume=True), str(siblings), out=out)
+    done = json.loads((work / "fine-tune.json").read_text())
+    arcface = done["curves"]["arcface"]
+    assert [e["step"] for e in arcface["evals"]] == [3, 6]  # step 3's evaluation kept
+    assert arcface["steps_run"] == 6 and set(done["curves"]) == {"mnrl", "arcface"}
