@@ -199,10 +199,12 @@ def train_text_biencoder(
     evaluator: Any = None,
     resume: bool = False,
     callbacks: Sequence[Any] = (),
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune a SentenceTransformer on ``rows`` and save it to ``out``; with
     ``config.eval_steps`` the step count is chosen by ``evaluator``'s primary metric
-    (``best_step`` in the summary)."""
+    (``best_step`` in the summary). ``quiet``: no bar or per-step log lines of the
+    Trainer's own (the caller's ``callbacks`` show progress)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.losses import (
@@ -264,6 +266,11 @@ def train_text_biencoder(
         evaluator=evaluator,
         callbacks=[stop, complete_marker_callback(), *extra],
     )
+    if quiet:  # logging_steps=1 (the NaN guard) would print a dict a step
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
     with refused_checkpoint(start_from):
         result = trainer.train(resume_from_checkpoint=start_from)
     raise_if_diverged(stop, checkpoints)

@@ -205,7 +205,7 @@ def _fit_mnrl(
     resume = args.resume and last_checkpoint(out / "checkpoints") is not None
     summary = train_text_biencoder(
         rows, args.model, out, config, evaluator=evaluator, resume=resume,
-        callbacks=[clock.callback()],
+        callbacks=[clock.callback()], quiet=True,
     )  # fmt: skip
     evals = [
         {"step": e.get("step"), **{k: v for k, v in e.items() if k.startswith("eval_valid")}}

@@ -144,3 +144,16 @@ def test_cached_loss_trains(tiny_bert, tmp_path):
         config(epochs=1, loss="cached-mnrl", mini_batch_size=2),
     )
     assert summary["global_step"] == 5 and all(np.isfinite(summary["losses"]))
+
+
+def test_quiet_prints_no_bar_or_log_line_a_step(tiny_bert, tmp_path, capsys):
+    """The recipe's own bar follows the steps: the Trainer's bar and its per-step log dicts
+    (``logging_steps=1`` for the NaN guard) are left out, the training is the same."""
+    summary = train_text_biencoder(
+        rows(), str(tiny_bert), tmp_path / "st", config(epochs=1, lr=2e-2), quiet=True
+    )
+    printed = capsys.readouterr()
+    assert summary["global_step"] > 0 and summary["losses"]
+    assert "'loss'" not in printed.out + printed.err
+    steps = summary["global_step"]
+    assert f"/{steps} [" not in printed.err  # the Trainer's bar ("3/5 [00:01<...") is gone
