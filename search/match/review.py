@@ -14,6 +14,7 @@ unlabelled catalogue, refitting its pair model from the labels as they come.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,23 +66,41 @@ class RunQueue:
         """The queue of a match run folder (its labels read, checked against its ids)."""
         run = Path(run_dir)
         meta = read_run(run)
+        edges = []
+        for number, e in enumerate(read_jsonl(run / EDGES), start=1):
+            try:
+                edges.append((str(e["a"]), str(e["b"]), e["score"], bool(e.get("matched", False))))
+            except (KeyError, TypeError) as exc:
+                raise SearchError(f"{run / EDGES}:{number}: not an edge ({exc})") from None
+        ids = {str(r.get("id")) for r in read_jsonl(run / LISTINGS)}
+        return cls.from_edges(run, meta, edges, ids, source)
+
+    @classmethod
+    def from_edges(
+        cls,
+        run_dir: str | Path,
+        meta: dict[str, Any],
+        edges: Iterable[tuple[str, str, float | None, bool]],
+        ids: Iterable[str],
+        source: str = "studio",
+    ) -> RunQueue:
+        """The queue over edges already read as (a, b, score, matched) (the studio has
+        them): the folder's labels read and checked against the run's ids."""
+        run = Path(run_dir)
         if not isinstance(meta.get("threshold"), int | float):
             raise SearchError(f"{run / RUN}: the run has no decision threshold to review against")
         a, b, score, matched = [], [], [], []
-        for number, e in enumerate(read_jsonl(run / EDGES), start=1):
+        for x, y, s, m in edges:
             try:
-                x, y = str(e["a"]), str(e["b"])
-                s = float(e["score"]) if e["score"] is not None else float("nan")
-                m = bool(e.get("matched", False))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise SearchError(f"{run / EDGES}:{number}: not an edge ({exc})") from None
+                value = float(s) if s is not None else float("nan")
+            except (ValueError, TypeError) as exc:
+                raise SearchError(f"{run / EDGES}: edge {x}-{y}: not a score ({exc})") from None
             x, y = pair_key(x, y)
             a.append(x)
             b.append(y)
-            score.append(s)
-            matched.append(m)
-        ids = set(a) | set(b) | {str(r.get("id")) for r in read_jsonl(run / LISTINGS)}
-        labels = read_labels(run / LABELS, ids)
+            score.append(value)
+            matched.append(bool(m))
+        labels = read_labels(run / LABELS, set(a) | set(b) | set(ids))
         probability = meta.get("primary") == "pair"
         return cls(
             a, b, np.array(score, dtype=np.float64), np.array(matched, dtype=bool),

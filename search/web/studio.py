@@ -38,7 +38,8 @@ def open_queue(folder: Path, run: RunData) -> Any:
 
     if run.meta.get("kind") == "review":
         return review.ColdStart.open(folder)
-    return review.RunQueue.open(folder)
+    edges = ((e.a, e.b, e.score, e.matched) for e in run.edges)  # read once, by the studio
+    return review.RunQueue.from_edges(folder, run.meta, edges, run.listings, SOURCE)
 
 
 class Studio:
