@@ -6,7 +6,9 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
+from retrieval.data.records import dataset_name
 from retrieval.types import Product, Query
 
 SPLITS = ("train", "valid", "test")
@@ -24,6 +26,13 @@ class Dataset(ABC):
     self_match: bool = False
     #: Rows skipped because their id repeated an earlier row's (set once products are read).
     skipped_duplicates: int = 0
+
+    def __init__(self, path: Path, seed: int = 0) -> None:
+        """A reader of the set at ``path`` (absolute: ``records.dataset_path``), named after
+        it; ``seed`` varies the group split."""
+        self.path = path
+        self.seed = seed
+        self.name = dataset_name(path)
 
     @abstractmethod
     def products(self) -> Iterator[Product]:

@@ -15,8 +15,7 @@ from typing import Any
 
 from retrieval.data.base import GroupedCatalogue, split_of_group
 from retrieval.data.records import (
-    absolute,
-    dataset_name,
+    dataset_path,
     image_ref,
     optional_text,
     product_id,
@@ -39,18 +38,12 @@ class CatalogDataset(GroupedCatalogue):
     """Products of one file, matched within their group."""
 
     format = "catalog"
-    self_match = True
 
     def __init__(self, path: str | Path, seed: int = 0) -> None:
-        file = absolute(path)
-        if not file.exists():
-            raise UsageError(f"dataset not found: {path}")
+        file = dataset_path(path)
         if not file.is_file() or file.suffix.lower() not in SUFFIXES:
             raise UsageError(f"{path}: a catalog is a {', '.join(SUFFIXES)} file")
-        self.path = file
-        self.seed = seed
-        self.name = dataset_name(file)
-        self._products: list[Product] | None = None
+        super().__init__(file, seed)
 
     def _records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         suffix = self.path.suffix.lower()

@@ -14,8 +14,7 @@ from typing import Any
 
 from retrieval.data.base import Dataset, split_of_group
 from retrieval.data.records import (
-    absolute,
-    dataset_name,
+    dataset_path,
     image_ref,
     product_id,
     read_jsonl,
@@ -38,15 +37,11 @@ class QueryGalleryDataset(Dataset):
     self_match = False
 
     def __init__(self, path: str | Path, seed: int = 0) -> None:
-        root = absolute(path)
-        if not root.exists():
-            raise UsageError(f"dataset not found: {path}")
+        root = dataset_path(path)
         for name in (GALLERY, QUERIES):
             if not (root / name).is_file():
                 raise UsageError(f"{root}: no {name} (a query-gallery set needs both files)")
-        self.path = root
-        self.seed = seed
-        self.name = dataset_name(root)
+        super().__init__(root, seed)
         self._gallery: list[Product] | None = None
         self._queries: list[Query] | None = None
 

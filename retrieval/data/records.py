@@ -23,6 +23,14 @@ def absolute(path: str | Path) -> Path:
     return Path(os.path.abspath(os.path.expanduser(str(path))))
 
 
+def dataset_path(path: str | Path) -> Path:
+    """``path`` made ``absolute``; one that does not exist is a UsageError."""
+    p = absolute(path)
+    if not p.exists():
+        raise UsageError(f"dataset not found: {path}")
+    return p
+
+
 def dataset_name(path: str | Path) -> str:
     """The name of a dataset: its folder name, or its file name without the suffix."""
     p = absolute(path)

@@ -15,9 +15,8 @@ from pathlib import Path
 from retrieval.data.base import GroupedCatalogue, split_of_group
 from retrieval.data.images import ZIP_ERRORS, zip_ref
 from retrieval.data.records import (
-    absolute,
     csv_rows,
-    dataset_name,
+    dataset_path,
     decode_text,
     optional_text,
     product_id,
@@ -99,18 +98,13 @@ class ShopeeDataset(GroupedCatalogue):
     def __init__(
         self, path: str | Path, seed: int = 0, csv: str | Sequence[str] | None = None
     ) -> None:
-        root = absolute(path)
-        if not root.exists():
-            raise UsageError(f"dataset not found: {path}")
+        root = dataset_path(path)
         if root.is_file() and root.suffix.lower() == ".csv":
             csv = csv or root.name
             root = root.parent
-        self.path = root
-        self.seed = seed
-        self.name = dataset_name(root)
+        super().__init__(root, seed)
         self._source = _Source(root)
         self.csv_files = self._pick(csv)
-        self._products: list[Product] | None = None
 
     def _pick(self, csv: str | Sequence[str] | None) -> list[str]:
         if csv is None:
