@@ -15,36 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
-THRESHOLDS = 200  # most cut points of the sweep
+from training.embed_eval import THRESHOLDS, best_threshold_f1
 
-
-def best_threshold_f1(
-    vectors: np.ndarray, groups: Sequence[str], thresholds: int = THRESHOLDS
-) -> tuple[float, float]:
-    """(best mean F1, its threshold) of matching every row to the others at cosine >= t,
-    t each pair cosine above the median, or ``thresholds`` of them (quantiles from the
-    50th to the 99.9th percentile) when there are more. ``vectors`` are L2-normalised."""
-    labels = np.unique(np.asarray(groups), return_inverse=True)[1]
-    same = labels[:, None] == labels[None, :]
-    np.fill_diagonal(same, False)
-    truth = same.sum(axis=1) + 1.0  # the listing itself is in its true set
-    sims = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
-    np.fill_diagonal(sims, -np.inf)
-    pairs = sims[np.triu_indices(len(sims), 1)]
-    if pairs.size == 0:
-        return 0.0, 1.0
-    top = np.unique(pairs[pairs >= np.median(pairs)])
-    if top.size > thresholds:  # a grid of pair cosines; each cut is a pair's own cosine
-        top = np.unique(np.quantile(pairs, np.linspace(0.5, 0.999, thresholds), method="higher"))
-    cuts = top
-    best = (0.0, float(cuts[-1]))
-    for t in cuts:
-        hit = sims >= t
-        tp = (hit & same).sum(axis=1) + 1.0
-        f1 = float(np.mean(2 * tp / (hit.sum(axis=1) + 1.0 + truth)))
-        if f1 > best[0]:
-            best = (f1, float(t))
-    return best
+__all__ = ["THRESHOLDS", "MatchF1Evaluator", "best_threshold_f1"]
 
 
 class MatchF1Evaluator(BaseEvaluator):
