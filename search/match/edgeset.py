@@ -11,7 +11,7 @@ one over the catalogue with a view per split (``search.match.tuning.splits``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,21 +78,34 @@ class EdgeSet:
                     (out[r].add if same else out[r].discard)(other)
         return out
 
-    def search(self, progress: ProgressFactory | None = None) -> Edges:
-        """Stage 1: candidates of every query row, scored by cosines and their mean."""
-        tick = progress("candidates", len(self.queries)) if progress else None
-        src, dst = search_candidates(
+    def candidates(
+        self,
+        store: StoredVectors,
+        names: list[str],
+        vectors: list[dict[str, Any]] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(src, dst) of every query row's top ``k`` per vector of ``names``, asked of the
+        index under this set's filters and gallery with the rows of ``store`` (or
+        ``vectors``, one mapping per query row: blended ones)."""
+        return search_candidates(
             self.index,
             self.collection,
-            self.store,
+            store,
             self.queries,
-            list(self.weights),
+            names,
             self.k,
             allowed=self.allowed,
             filters=self.filters,
+            vectors=vectors,
             batch_size=self.batch_size,
-            progress=tick,
+            progress=progress,
         )
+
+    def search(self, progress: ProgressFactory | None = None) -> Edges:
+        """Stage 1: candidates of every query row, scored by cosines and their mean."""
+        tick = progress("candidates", len(self.queries)) if progress else None
+        src, dst = self.candidates(self.store, list(self.weights), progress=tick)
         self.edges = score_edges(self.store, src, dst, self.weights)
         return self.edges
 
@@ -114,22 +127,7 @@ class EdgeSet:
         key = (rounds, score, round(threshold, 6))
         if key not in self.rounds:
             tick = progress(f"blending x{rounds}", len(self.queries) * rounds) if progress else None
-            _, self.rounds[key] = blend_rounds(
-                self.index,
-                self.collection,
-                self.store,
-                self.edges,
-                self.queries,
-                rounds=rounds,
-                score=score,
-                threshold=threshold,
-                weights=self.weights,
-                k=self.k,
-                filters=self.filters,
-                allowed=self.allowed,
-                batch_size=self.batch_size,
-                progress=tick,
-            )
+            self.rounds[key] = blend_rounds(self, self.edges, rounds, score, threshold, tick)
         return self.rounds[key]
 
     def features(self, neighbours: int) -> np.ndarray:

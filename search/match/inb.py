@@ -10,12 +10,12 @@ too, so their cosines follow, while their candidates come from the previous roun
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
-from retrieval.index.base import VectorIndex
-from search.match.edges import Edges, score_edges, search_candidates
+from search.match.edges import Edges, score_edges
 from search.match.vectors import StoredVectors
 
 log = logging.getLogger(__name__)
@@ -54,46 +54,44 @@ def blend_store(store: StoredVectors, weights: object) -> StoredVectors:
     return out
 
 
+class Searched(Protocol):
+    """What blending reads of an edge set: its stored vectors, its query rows, the
+    weights of the mean, and a search of the index for those rows with other vectors."""
+
+    store: StoredVectors
+    queries: np.ndarray
+    weights: dict[str, float]
+
+    def candidates(
+        self,
+        store: StoredVectors,
+        names: list[str],
+        vectors: list[dict[str, Any]] | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def blend_rounds(
-    index: VectorIndex,
-    collection: str,
-    store: StoredVectors,
+    searched: Searched,
     edges: Edges,
-    queries: np.ndarray,
-    *,
     rounds: int,
     score: str,
     threshold: float,
-    weights: Mapping[str, float],
-    k: int,
-    filters: Sequence[Mapping[str, str] | None] | None = None,
-    allowed: np.ndarray | None = None,
-    batch_size: int = 256,
     progress: Progress | None = None,
-) -> tuple[StoredVectors, Edges]:
-    """``rounds`` rounds of blending, each searching the index again with the dense
-    blended vectors; returns the blended store and the rescored edges."""
+) -> Edges:
+    """``rounds`` rounds of blending from the stored vectors and their ``edges``, each
+    searching the index again with the dense blended vectors (``searched.candidates``:
+    the same query rows, filters and gallery); returns the edges rescored on the last
+    round's blended vectors."""
+    store = searched.store
     for r in range(rounds):
         store = blend_store(store, neighbour_weights(edges, score, threshold, len(store)))
-        dense = list(store.dense)
         src, dst = edges.src, edges.dst
-        if dense:
-            vecs = [store.raw[i] for i in queries]
-            s2, d2 = search_candidates(
-                index,
-                collection,
-                store,
-                queries,
-                dense,
-                k,
-                allowed=allowed,
-                filters=filters,
-                vectors=vecs,
-                batch_size=batch_size,
-                progress=progress,
-            )
+        if store.dense:
+            vecs = [store.raw[i] for i in searched.queries]
+            s2, d2 = searched.candidates(store, list(store.dense), vecs, progress)
             keys = np.unique(np.r_[src * len(store) + dst, s2 * len(store) + d2])
             src, dst = keys // len(store), keys % len(store)
-        edges = score_edges(store, src, dst, weights)
+        edges = score_edges(store, src, dst, searched.weights)
         log.info("INB round %d: %d edges", r + 1, len(edges))
-    return store, edges
+    return edges
