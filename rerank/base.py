@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -20,8 +20,8 @@ from pydantic import Field, field_validator
 from retrieval.atomic import write_json
 from retrieval.errors import UsageError
 from retrieval.registry import Registry
-from retrieval.types import Candidate, ComponentSpec, Product, product_text
-from retrieval.validation import Strict, read_json, validated
+from retrieval.types import Candidate, Product, product_text
+from retrieval.validation import Strict, one_of, read_json, validated
 
 Pair = tuple[Product, Candidate]
 # Modules whose import registers a kind; imported on first use so torch stays unloaded.
@@ -124,9 +124,7 @@ class ReadingFile(Strict):
     @field_validator("text")
     @classmethod
     def _known_form(cls, value: str) -> str:
-        if value not in TEXT_FORMS:
-            raise ValueError(f"unknown text form {value!r}; expected one of {TEXT_FORMS}")
-        return value
+        return one_of(value, TEXT_FORMS, "text form")
 
     @field_validator("stage1_weight")
     @classmethod
@@ -182,22 +180,14 @@ class Formatter:
         return text_form(text, self.form)
 
 
+#: Reranker factories ``factory(model, **options) -> Reranker`` by exact kind name; the
+#: kinds of ``_MODULES`` register on first use. ``register_reranker(name)`` decorates a
+#: factory, ``reranker_kinds()`` lists the kinds, ``build_reranker(spec)`` builds from
+#: ``KIND[:MODEL][,key=value...]`` (an unknown kind lists the known).
 RERANKERS: Registry[Reranker] = Registry("reranker", lazy=_MODULES)
-
-
-def register_reranker(name: str) -> Callable[[Callable[..., Reranker]], Callable[..., Reranker]]:
-    """Register a factory ``factory(model, **options) -> Reranker`` under an exact name."""
-    return RERANKERS.register(name)
-
-
-def reranker_kinds() -> list[str]:
-    """Every known reranker kind."""
-    return RERANKERS.kinds()
-
-
-def build_reranker(spec: str | ComponentSpec) -> Reranker:
-    """Build a reranker from ``KIND[:MODEL][,key=value...]``; unknown kinds list the known."""
-    return RERANKERS.build(spec)
+register_reranker = RERANKERS.register
+reranker_kinds = RERANKERS.kinds
+build_reranker = RERANKERS.build
 
 
 @dataclass

@@ -16,6 +16,7 @@ import json
 import math
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,6 +77,14 @@ def finite_json(value: Any) -> Any:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+    return value
+
+
+def one_of(value: str, choices: Sequence[str], what: str) -> str:
+    """``value`` if it is one of ``choices``; else a ValueError naming ``what`` (a model's
+    validator turns it into the key's one line)."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(choices)}")
     return value
 
 
@@ -167,6 +176,7 @@ __all__ = [
     "error_line",
     "field_names",
     "finite_json",
+    "one_of",
     "parse_json",
     "read_json",
     "validated",
