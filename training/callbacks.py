@@ -21,7 +21,7 @@ import math
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from retrieval.atomic import write_json
 from retrieval.errors import UsageError
@@ -174,42 +174,49 @@ def drop(folders: Any) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+class Schedule(Protocol):
+    """The settings every Trainer run of ours reads from its trainer's config
+    (``CrossEncoderConfig``, ``TextBiencoderConfig``): warm-up a fraction below 1, else
+    steps; precision ``auto``, ``bf16``, ``fp16`` or ``fp32``."""
+
+    epochs: float
+    batch_size: int
+    lr: float
+    warmup: float
+    save_steps: int
+    grad_accum: int
+    seed: int
+    precision: str
+    max_steps: int
+
+
 def common_arguments(
-    checkpoints: Path,
-    *,
-    epochs: float,
-    batch_size: int,
-    lr: float,
-    warmup: float,
-    save_steps: int,
-    grad_accum: int = 1,
-    seed: int = 0,
-    precision: str = "auto",
-    max_steps: int = -1,
-    keep: int | None = 3,
+    checkpoints: Path, cfg: Schedule, *, save_steps: int | None = None, keep: int | None = 3
 ) -> dict[str, Any]:
-    """Keyword arguments shared by our TrainingArguments subclasses: cosine schedule
-    with warm-up (a fraction below 1, else steps), AMP on a GPU (bf16 where the card
-    has it), checkpoints every ``save_steps`` (the last ``keep``), every step's loss logged.
-    ``bf16`` asked on a CPU runs there (``use_cpu``)."""
+    """Keyword arguments shared by our TrainingArguments subclasses, from a trainer's
+    config: cosine schedule with warm-up, AMP on a GPU (bf16 where the card has it),
+    checkpoints every ``save_steps`` (default the config's; the last ``keep``), every
+    step's loss logged. ``bf16`` asked on a CPU runs there (``use_cpu``)."""
     import torch
 
-    if batch_size < 1 or grad_accum < 1 or save_steps < 1:
+    save_steps = cfg.save_steps if save_steps is None else save_steps
+    if cfg.batch_size < 1 or cfg.grad_accum < 1 or save_steps < 1:
         raise UsageError("--batch-size, --grad-accum and --save-steps must be at least 1")
-    if warmup < 0:
+    if cfg.warmup < 0:
         raise UsageError("--warmup must be >= 0 (a fraction of the steps, or a step count)")
     cuda = torch.cuda.is_available()
+    precision = cfg.precision
     bf16 = precision == "bf16" or (precision == "auto" and cuda and torch.cuda.is_bf16_supported())
     fp16 = precision == "fp16" or (precision == "auto" and cuda and not bf16)
     return {
         "output_dir": str(checkpoints),
-        "num_train_epochs": epochs,
-        "max_steps": max_steps,
-        "per_device_train_batch_size": batch_size,
-        "gradient_accumulation_steps": grad_accum,
-        "learning_rate": lr,
+        "num_train_epochs": cfg.epochs,
+        "max_steps": cfg.max_steps,
+        "per_device_train_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "learning_rate": cfg.lr,
         "lr_scheduler_type": "cosine",
-        "warmup_steps": warmup if warmup < 1 else int(warmup),
+        "warmup_steps": cfg.warmup if cfg.warmup < 1 else int(cfg.warmup),
         "bf16": bf16,
         "fp16": fp16,
         "save_strategy": "steps",
@@ -217,8 +224,8 @@ def common_arguments(
         "save_total_limit": keep,
         "logging_steps": 1,
         "logging_nan_inf_filter": False,
-        "seed": seed,
-        "data_seed": seed,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
         "report_to": "none",
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": cuda,

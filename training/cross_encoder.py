@@ -238,18 +238,7 @@ def train_cross_encoder(
     ]
     log.info("cross-encoder: %s recipe (%d fresh tensors): %s", recipe, len(fresh), cfg.as_dict())
     args = RerankerTrainingArguments(
-        **common_arguments(
-            checkpoints,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            warmup=cfg.warmup,
-            save_steps=cfg.save_steps,
-            grad_accum=cfg.grad_accum,
-            seed=cfg.seed,
-            precision=cfg.precision,
-            max_steps=cfg.max_steps,
-        ),
+        **common_arguments(checkpoints, cfg),
         remove_unused_columns=False,
         group_size=cfg.group_size,
         loss_kind=cfg.loss,

@@ -230,17 +230,7 @@ def train_text_biencoder(
     stepped = bool(cfg.eval_steps and evaluator is not None)
     args = TextBiencoderArguments(
         **common_arguments(
-            checkpoints,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            warmup=cfg.warmup,
-            save_steps=cfg.eval_steps if stepped else cfg.save_steps,
-            grad_accum=cfg.grad_accum,
-            seed=cfg.seed,
-            precision=cfg.precision,
-            max_steps=cfg.max_steps,
-            keep=cfg.keep,
+            checkpoints, cfg, save_steps=cfg.eval_steps if stepped else None, keep=cfg.keep
         ),
         batch_sampler=sampler,
         eval_strategy="no" if evaluator is None else "steps" if stepped else "epoch",

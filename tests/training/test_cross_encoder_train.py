@@ -289,6 +289,6 @@ def test_precision_on_a_cpu(tiny_bert, tmp_path, monkeypatch):
         assert str(AcceleratorState().mixed_precision) == "no"
     base = dict(epochs=1.0, batch_size=2, lr=1e-4, warmup=0.0, save_steps=10)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    asked = cb.common_arguments(tmp_path, precision="bf16", **base)
+    asked = cb.common_arguments(tmp_path, config(precision="bf16", **base))
     assert asked["bf16"] and asked["use_cpu"]
-    assert "use_cpu" not in cb.common_arguments(tmp_path, **base)
+    assert "use_cpu" not in cb.common_arguments(tmp_path, config(**base))
