@@ -122,7 +122,7 @@ def f1(pred: dict, groups: list[str], ids: list[str]) -> float:
 def hybrid_metrics(ids, groups, image, text, split, tmp: Path) -> dict[str, float]:
     """Late fusion inside Qdrant: RRF of the image and title vectors of one split."""
     from retrieval.encoders.base import VectorSpec
-    from retrieval.index import HYBRID, SearchRequest, open_index, point_id
+    from retrieval.index import HYBRID, PointBatch, SearchRequest, open_index, point_id
     from retrieval.metrics import mrr_at_k, precision_at_k, recall_at_k
 
     index = open_index("edge", data_dir=tmp)
@@ -130,7 +130,8 @@ def hybrid_metrics(ids, groups, image, text, split, tmp: Path) -> dict[str, floa
     specs = [VectorSpec("image", image.shape[1]), VectorSpec("text", text.shape[1])]
     index.create(name, specs, {"encoders": ["bench"]}, recreate=True)
     pids = [point_id("grocery", i) for i in ids]
-    index.upsert(name, pids, {"image": list(image), "text": list(text)}, [{"id": i} for i in ids])
+    vectors = {"image": list(image), "text": list(text)}
+    index.upsert(name, PointBatch(pids, vectors, [{"id": i} for i in ids]))
     index.optimize(name)
     reqs = [
         SearchRequest({"image": image[i], "text": text[i]}, HYBRID, 11, ("image", "text"))

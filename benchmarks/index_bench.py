@@ -33,7 +33,7 @@ from benchmarks.bench_report import (  # noqa: E402
     write_markdown,
 )
 from retrieval.encoders.base import VectorSpec  # noqa: E402
-from retrieval.index import IndexConfig, SearchRequest, open_index, point_id  # noqa: E402
+from retrieval.index import IndexConfig, PointBatch, SearchRequest, open_index, point_id  # noqa: E402
 
 DATASET = "bench"
 VECTOR = "v"
@@ -147,7 +147,7 @@ def build_edge(root: Path, name: str, cfg: IndexConfig, base: np.ndarray, args) 
             vecs = {VECTOR: list(base[start:stop])}
             payloads = [{"id": str(i), "dataset": DATASET} for i in range(start, stop)]
             t0 = time.perf_counter()
-            index.upsert(name, ids[start:stop], vecs, payloads)
+            index.upsert(name, PointBatch(ids[start:stop], vecs, payloads))
             upsert_s += time.perf_counter() - t0
             bar.advance(task, stop - start)
     console.print(f"[dim]{name}: upserted {len(base):,} points in {upsert_s:.1f} s; optimizing")

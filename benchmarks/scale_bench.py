@@ -40,7 +40,7 @@ from qdrant_server import QdrantCluster, QdrantNode, missing_reason  # noqa: E40
 
 from retrieval.atomic import write_json  # noqa: E402
 from retrieval.encoders.base import VectorSpec  # noqa: E402
-from retrieval.index import IndexConfig, SearchRequest, open_index, point_id  # noqa: E402
+from retrieval.index import IndexConfig, PointBatch, SearchRequest, open_index, point_id  # noqa: E402
 
 DIM = 384
 BATCH = 256
@@ -118,7 +118,7 @@ def project_load(backend: str, where: dict, name: str, vecs, ids, payloads, cfg)
         start = time.perf_counter()
         for lo in range(0, len(ids), BATCH):
             hi = lo + BATCH
-            index.upsert(name, ids[lo:hi], {"text": list(vecs[lo:hi])}, payloads[lo:hi])
+            index.upsert(name, PointBatch(ids[lo:hi], {"text": list(vecs[lo:hi])}, payloads[lo:hi]))
         flush = getattr(index, "flush", None)
         if flush:
             flush()

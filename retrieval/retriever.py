@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -20,7 +20,7 @@ from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
 from retrieval.errors import UsageError
 from retrieval.failure_log import FailureLog
 from retrieval.fingerprint import fingerprint
-from retrieval.index.base import HYBRID, SearchRequest, VectorIndex, point_id
+from retrieval.index.base import HYBRID, PointBatch, SearchRequest, VectorIndex, point_id
 from retrieval.index.rank_fusion import join_hybrid, split_hybrid
 from retrieval.types import Hit, Product, Progress
 
@@ -51,19 +51,9 @@ class IndexReport:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "collection": self.collection,
-            "dataset": self.dataset,
-            "seen": self.seen,
-            "written": self.written,
-            "skipped_existing": self.skipped_existing,
-            "duplicates": self.duplicates,
-            "changed": self.changed,
-            "removed": self.removed,
-            "failures": len(self.failures),
-            "failed_items": self.failures,
-            "seconds": round(self.seconds, 3),
-        }
+        """Every field, with ``failures`` as a count and the items in ``failed_items``."""
+        counted = {"failures": len(self.failures), "seconds": round(self.seconds, 3)}
+        return asdict(self) | counted | {"failed_items": dict(self.failures)}
 
 
 class Journal(Protocol):
@@ -236,7 +226,8 @@ class Retriever:
             if before_upsert is not None:
                 before_upsert(len(todo))
             payloads = [p.payload(dataset) | {"fp": fp} for _, p, fp in todo]
-            self.index.upsert(self.collection, [pid for pid, _, _ in todo], enc.vectors, payloads)
+            ids = [pid for pid, _, _ in todo]
+            self.index.upsert(self.collection, PointBatch(ids, enc.vectors, payloads))
         changed = sum(pid in stamps for pid, _, _ in todo)
         return StoredBatch(len(todo), len(done), failures, changed)
 
@@ -249,23 +240,20 @@ class Retriever:
         self,
         encoded: Encoded,
         n: int,
-        *,
-        using: str,
-        k: int,
-        hybrid: Sequence[str] = (),
-        fusion: str = "rrf",
+        query: SearchRequest,
         filters: Sequence[dict[str, str] | None] | None = None,
-        payload: bool | Sequence[str] = True,
     ) -> list[SearchRequest | None]:
-        """One request per query (None where the query lacks the vector to search). A
-        hybrid query over a collection with a multivector (BGE-M3's ``bge_colbert``)
-        prefetches with the other vectors and rescores their union by MAX_SIM."""
-        known = self.vector_names()
+        """One request per encoded query: ``query`` (vector to search or ``hybrid``, limit,
+        fused vectors, fusion, payload; its vectors left empty) with the query's vectors
+        and filter, or None where the query lacks the vector to search. A hybrid query over
+        a collection with a multivector (BGE-M3's ``bge_colbert``) prefetches with the
+        other vectors and rescores their union by MAX_SIM."""
+        known, using = self.vector_names(), query.using
         if using != HYBRID and using not in known:
             raise UsageError(
                 f"unknown vector {using!r}; this collection has: {', '.join(known)}, hybrid"
             )
-        fuse = list(hybrid) or known
+        fuse = list(query.hybrid) or known
         for name in fuse:
             if name not in known:
                 raise UsageError(f"unknown vector {name!r} in --hybrid; have: {', '.join(known)}")
@@ -276,23 +264,17 @@ class Retriever:
         out: list[SearchRequest | None] = []
         for i in range(n):
             vecs = {name: col[i] for name, col in encoded.vectors.items() if col[i] is not None}
-            flt = filters[i] if filters is not None else None
+            req: SearchRequest | None = None
             if using == HYBRID:
                 names = tuple(nm for nm in fuse if nm in vecs)
-                if not names:
-                    out.append(None)
-                    continue
                 rescorer = rescore if rescore in vecs else None
-                mode = HYBRID if len(names) > 1 or rescorer else names[0]
-                out.append(
-                    SearchRequest(
-                        vecs, mode, k, names, fusion, filter=flt, payload=payload, rescore=rescorer
-                    )
-                )
+                if names:
+                    mode = HYBRID if len(names) > 1 or rescorer else names[0]
+                    req = replace(query, using=mode, hybrid=names, rescore=rescorer)
             elif using in vecs:
-                out.append(SearchRequest(vecs, using, k, filter=flt, payload=payload))
-            else:
-                out.append(None)
+                req = replace(query, hybrid=())
+            flt = filters[i] if filters is not None else None
+            out.append(req and replace(req, vectors=vecs, filter=flt))
         return out
 
     def search(
@@ -339,16 +321,8 @@ class Retriever:
         limit = k + 1 if exclude_self else k
         start = time.perf_counter()
         enc = self.encode(list(batch), query=True)
-        reqs = self.requests(
-            enc,
-            len(batch),
-            using=using,
-            k=limit,
-            hybrid=hybrid,
-            fusion=fusion,
-            filters=filters,
-            payload=payload,
-        )
+        query = SearchRequest({}, using, limit, tuple(hybrid), fusion, payload=payload)
+        reqs = self.requests(enc, len(batch), query, filters)
         searched = time.perf_counter()
         sent = [r for r in reqs if r is not None]
         per_vector: list[dict[str, list[Hit]] | None] = []

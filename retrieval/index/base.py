@@ -8,7 +8,7 @@ payload = id, title, group, image path, dataset (and split where the set has one
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,6 +22,7 @@ HYBRID = "hybrid"
 FUSIONS = ("rrf", "dbsf")
 MAX_NAME = 200  # characters of a collection name (a folder name on the edge back-end)
 SCAN_BATCH = 1000  # point ids per page when a dataset's points are listed
+KEYWORD_FIELDS = ("split", "group", "dataset")  # payload fields indexed for filters
 
 
 def check_collection_name(name: str) -> str:
@@ -124,6 +125,32 @@ class SearchRequest:
     rescore: str | None = None
 
 
+@dataclass(frozen=True)
+class PointBatch:
+    """Points to write: ids (from ``point_id``), vector columns by name (one entry per id;
+    None leaves that vector out of that point) and one payload per id."""
+
+    ids: Sequence[str]
+    vectors: dict[str, Sequence[Vector | None]]
+    payloads: Sequence[dict[str, Any]]
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if len(self.payloads) != n or any(len(col) != n for col in self.vectors.values()):
+            raise ValueError(f"a batch of {n} points needs {n} payloads and {n} of each vector")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def named(self, i: int) -> dict[str, Vector]:
+        """The vectors of point ``i`` by name, its missing ones left out."""
+        return {k: col[i] for k, col in self.vectors.items() if col[i] is not None}
+
+    def complete(self) -> bool:
+        """Every point has every vector (the server sends such a batch as columns)."""
+        return all(v is not None for col in self.vectors.values() for v in col)
+
+
 @dataclass
 class CollectionInfo:
     """What ``search collections`` shows about one collection."""
@@ -144,13 +171,7 @@ class VectorIndex(Protocol):
         """Create the collection, or check that the existing one has the same vectors."""
         ...
 
-    def upsert(
-        self,
-        name: str,
-        ids: Sequence[str],
-        vectors: dict[str, Sequence[Vector | None]],
-        payloads: Sequence[dict[str, Any]],
-    ) -> None:
+    def upsert(self, name: str, points: PointBatch) -> None:
         """Insert or replace points (ids from ``point_id``); None vectors are left out."""
         ...
 
@@ -200,12 +221,41 @@ class VectorIndex(Protocol):
         ...
 
 
-def check_compatible(
-    name: str, existing: dict[str, Any], vectors: list[VectorSpec], meta: dict[str, Any]
-) -> None:
-    """An existing collection must store the same vectors from the same encoders."""
+def matches_existing(
+    name: str, existing: dict[str, Any] | None, vectors: list[VectorSpec], meta: dict[str, Any]
+) -> bool:
+    """Whether a collection to create is there already (``existing``: its metadata, None
+    where there is none); one that stores other vectors or vectors from other encoders is
+    a UsageError naming ``--recreate``."""
+    if existing is None:
+        return False
     check_same_vectors(name, specs_from_json(existing["vectors"]), vectors)
     check_same_encoders(name, existing, meta)
+    return True
+
+
+def vector_params(
+    vectors: list[VectorSpec],
+    dense: Callable[..., Any],
+    sparse: Callable[[VectorSpec], Any],
+    multi: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new collection's vector configs by name in a client's models: (dense, sparse).
+    ``dense(spec, **extra)`` builds a dense vector's, with ``multi`` as ``extra`` for a
+    multivector (ColBERT-style: MAX_SIM and no HNSW graph, as they only rescore);
+    ``sparse(spec)`` a sparse vector's."""
+    single = {v.name: dense(v, **(multi if v.multivector else {})) for v in vectors if not v.sparse}
+    return single, {v.name: sparse(v) for v in vectors if v.sparse}
+
+
+def hnsw_config(make: Any, cfg: IndexConfig, m: int | None = None) -> Any:
+    """The collection's HNSW settings as ``make`` (either client's HNSW config class, which
+    take the same keywords) builds them; ``m=0`` for a vector without a graph."""
+    return make(
+        m=cfg.hnsw_m if m is None else m,
+        ef_construct=cfg.hnsw_ef_construct,
+        full_scan_threshold=cfg.full_scan_threshold_kb,
+    )
 
 
 def hit_from_point(point: Any) -> Hit:

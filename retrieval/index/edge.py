@@ -19,19 +19,23 @@ from retrieval.encoders.base import SparseVec, Vector, VectorSpec
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
     HYBRID,
+    KEYWORD_FIELDS,
     SCAN_BATCH,
     CollectionInfo,
     IndexConfig,
+    PointBatch,
     SearchRequest,
     check_collection_name,
-    check_compatible,
     check_request,
     hit_from_point,
+    hnsw_config,
+    matches_existing,
     payload_filter,
     search_params,
     specs_from_json,
     specs_to_json,
     to_numpy_vector,
+    vector_params,
 )
 from retrieval.index.rank_fusion import join_hybrid, prefetch_limit, split_hybrid
 from retrieval.index.space import (
@@ -45,7 +49,6 @@ from retrieval.index.space import (
 from retrieval.types import Hit
 
 log = logging.getLogger(__name__)
-KEYWORD_FIELDS = ("split", "group", "dataset")
 
 
 class EdgeIndex:
@@ -100,13 +103,11 @@ class EdgeIndex:
     def create(
         self, name: str, vectors: list[VectorSpec], meta: dict[str, Any], *, recreate: bool = False
     ) -> None:
-        folder = self._dir(name)
         if recreate:
             self.drop(name)
-        existing = self._read_meta(name)
-        if existing is not None:
-            check_compatible(name, existing, vectors, meta)
+        if matches_existing(name, self._read_meta(name), vectors, meta):
             return
+        folder = self._dir(name)
         require_writable(self.root, f"collection {name!r}")
         require_space(self.root, SHARD_BYTES, f"a new collection {name!r}")
         try:
@@ -157,37 +158,21 @@ class EdgeIndex:
             if cfg.quantization == "int8"
             else None
         )
-        dense = {
-            v.name: qe.EdgeVectorParams(size=v.size, distance=distances[v.distance])
-            for v in vectors
-            if not v.sparse and not v.multivector
-        }
-        for v in vectors:  # ColBERT-style: MAX_SIM, no HNSW graph (they rescore only)
-            if v.multivector:
-                dense[v.name] = qe.EdgeVectorParams(
-                    size=v.size,
-                    distance=distances[v.distance],
-                    multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
-                    hnsw_config=qe.HnswIndexConfig(
-                        m=0,
-                        ef_construct=cfg.hnsw_ef_construct,
-                        full_scan_threshold=cfg.full_scan_threshold_kb,
-                    ),
-                )
-        sparse = {
-            v.name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if v.idf else None)
-            for v in vectors
-            if v.sparse
-        }
-        hnsw = qe.HnswIndexConfig(
-            m=cfg.hnsw_m,
-            ef_construct=cfg.hnsw_ef_construct,
-            full_scan_threshold=cfg.full_scan_threshold_kb,
+        dense, sparse = vector_params(
+            vectors,
+            lambda v, **extra: qe.EdgeVectorParams(
+                size=v.size, distance=distances[v.distance], **extra
+            ),
+            lambda v: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if v.idf else None),
+            multi={
+                "multivector_config": qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                "hnsw_config": hnsw_config(qe.HnswIndexConfig, cfg, m=0),
+            },
         )
         return qe.EdgeConfig(
             vectors=dense or None,
             sparse_vectors=sparse or None,
-            hnsw_config=hnsw,
+            hnsw_config=hnsw_config(qe.HnswIndexConfig, cfg),
             quantization_config=quant,
         )
 
@@ -232,26 +217,25 @@ class EdgeIndex:
             return self.qe.SparseVector(vec.indices.tolist(), vec.values.tolist())
         return vec.tolist()
 
-    def upsert(
-        self,
-        name: str,
-        ids: Sequence[str],
-        vectors: dict[str, Sequence[Vector | None]],
-        payloads: Sequence[dict[str, Any]],
-    ) -> None:
+    def upsert(self, name: str, points: PointBatch) -> None:
         import uuid
 
-        points = []
-        for i, pid in enumerate(ids):
-            named = {k: self._vector(col[i]) for k, col in vectors.items() if col[i] is not None}
-            points.append(self.qe.Point(uuid.UUID(pid), named, payloads[i]))
-        if points:
-            try:
-                self._shard(name).update(self.qe.UpdateOperation.upsert_points(points))
-            except Exception as exc:
-                if is_disk_full(exc):
-                    raise disk_full_error(self.root) from exc
-                raise
+        if not len(points):
+            return
+        rows = [
+            self.qe.Point(
+                uuid.UUID(pid),
+                {k: self._vector(v) for k, v in points.named(i).items()},
+                points.payloads[i],
+            )
+            for i, pid in enumerate(points.ids)
+        ]
+        try:
+            self._shard(name).update(self.qe.UpdateOperation.upsert_points(rows))
+        except Exception as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.root) from exc
+            raise
 
     def existing(self, name: str, ids: Sequence[str]) -> set[str]:
         import uuid

@@ -25,21 +25,24 @@ from retrieval.encoders.base import SparseVec, Vector, VectorSpec
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
     HYBRID,
+    KEYWORD_FIELDS,
     SCAN_BATCH,
     CollectionInfo,
     IndexConfig,
+    PointBatch,
     SearchRequest,
-    check_compatible,
     check_request,
     hit_from_point,
+    hnsw_config,
+    matches_existing,
     payload_filter,
     read_consistency,
     search_params,
     specs_from_json,
     specs_to_json,
     to_numpy_vector,
+    vector_params,
 )
-from retrieval.index.edge import KEYWORD_FIELDS
 from retrieval.index.rank_fusion import join_hybrid, prefetch_limit, split_hybrid
 from retrieval.types import Hit
 
@@ -145,9 +148,7 @@ class ServerIndex:
         m, cfg = self.models, self.config
         if recreate:
             self.drop(name)
-        existing = self._read_meta(name)
-        if existing is not None:
-            check_compatible(name, existing, vectors, meta)
+        if matches_existing(name, self._read_meta(name), vectors, meta):
             return
         self._check_cluster()
         if cfg.shards > 1 and any(v.sparse and v.idf for v in vectors):
@@ -163,27 +164,19 @@ class ServerIndex:
             "dot": m.Distance.DOT,
             "euclid": m.Distance.EUCLID,
         }
-        dense = {
-            v.name: m.VectorParams(size=v.size, distance=distances[v.distance], on_disk=cfg.on_disk)
-            for v in vectors
-            if not v.sparse and not v.multivector
-        }
-        for v in vectors:  # ColBERT-style: MAX_SIM, no HNSW graph (they rescore only)
-            if v.multivector:
-                dense[v.name] = m.VectorParams(
-                    size=v.size,
-                    distance=distances[v.distance],
-                    on_disk=cfg.on_disk,
-                    multivector_config=m.MultiVectorConfig(
-                        comparator=m.MultiVectorComparator.MAX_SIM
-                    ),
-                    hnsw_config=m.HnswConfigDiff(m=0),
-                )
-        sparse = {
-            v.name: m.SparseVectorParams(modifier=m.Modifier.IDF if v.idf else None)
-            for v in vectors
-            if v.sparse
-        }
+        dense, sparse = vector_params(
+            vectors,
+            lambda v, **extra: m.VectorParams(
+                size=v.size, distance=distances[v.distance], on_disk=cfg.on_disk, **extra
+            ),
+            lambda v: m.SparseVectorParams(modifier=m.Modifier.IDF if v.idf else None),
+            multi={
+                "multivector_config": m.MultiVectorConfig(
+                    comparator=m.MultiVectorComparator.MAX_SIM
+                ),
+                "hnsw_config": hnsw_config(m.HnswConfigDiff, cfg, m=0),
+            },
+        )
         quant = None
         if cfg.quantization == "int8":
             quant = m.ScalarQuantization(
@@ -195,11 +188,7 @@ class ServerIndex:
             name,
             vectors_config=dense,
             sparse_vectors_config=sparse or None,
-            hnsw_config=m.HnswConfigDiff(
-                m=cfg.hnsw_m,
-                ef_construct=cfg.hnsw_ef_construct,
-                full_scan_threshold=cfg.full_scan_threshold_kb,
-            ),
+            hnsw_config=hnsw_config(m.HnswConfigDiff, cfg),
             quantization_config=quant,
             shard_number=cfg.shards,
             replication_factor=cfg.replicas,
@@ -318,18 +307,12 @@ class ServerIndex:
             )
         return vec.tolist()
 
-    def upsert(
-        self,
-        name: str,
-        ids: Sequence[str],
-        vectors: dict[str, Sequence[Vector | None]],
-        payloads: Sequence[dict[str, Any]],
-    ) -> None:
-        if not ids:
+    def upsert(self, name: str, points: PointBatch) -> None:
+        if not len(points):
             return
         streams = self.config.upload_streams
         if streams == 1:
-            self._call(self._send, name, ids, vectors, payloads, True)
+            self._call(self._send, name, points, True)
             return
         # several batches in flight; each is acknowledged once in the write-ahead log and
         # applied in order; optimize() (or close) waits for all, and the load's count check
@@ -339,34 +322,29 @@ class ServerIndex:
         while len(self._pending) >= 2 * streams:
             done = self._pending.pop(0)
             done.result()
-        self._pending.append(
-            self._pool.submit(self._call, self._send, name, ids, vectors, payloads, False)
-        )
+        self._pending.append(self._pool.submit(self._call, self._send, name, points, False))
 
-    def _send(
-        self,
-        name: str,
-        ids: Sequence[str],
-        vectors: dict[str, Sequence[Vector | None]],
-        payloads: Sequence[dict[str, Any]],
-        wait: bool,
-    ) -> None:
+    def _send(self, name: str, points: PointBatch, wait: bool) -> None:
         """One upsert: columns in a ``Batch`` when every point has every vector (cheaper to
         build and send), else one ``PointStruct`` per point without its missing vectors."""
         m = self.models
-        if all(v is not None for col in vectors.values() for v in col):
+        if points.complete():
             batch = m.Batch(
-                ids=list(ids),
-                vectors={k: [self._vector(v) for v in col] for k, col in vectors.items()},
-                payloads=list(payloads),
+                ids=list(points.ids),
+                vectors={k: [self._vector(v) for v in col] for k, col in points.vectors.items()},
+                payloads=list(points.payloads),
             )
             self.client.upsert(name, points=batch, wait=wait)
             return
-        points = []
-        for i, pid in enumerate(ids):
-            named = {k: self._vector(col[i]) for k, col in vectors.items() if col[i] is not None}
-            points.append(m.PointStruct(id=pid, vector=named, payload=payloads[i]))
-        self.client.upsert(name, points=points, wait=wait)
+        rows = [
+            m.PointStruct(
+                id=pid,
+                vector={k: self._vector(v) for k, v in points.named(i).items()},
+                payload=points.payloads[i],
+            )
+            for i, pid in enumerate(points.ids)
+        ]
+        self.client.upsert(name, points=rows, wait=wait)
 
     def _retrieve(
         self, name: str, ids: Sequence[str], vectors: bool, payload: Any = False

@@ -71,7 +71,7 @@ def test_vectors_follow_the_m3_outputs(m3, m3_dir):
 def test_hybrid_query_prefetches_dense_and_sparse_then_rescores_with_colbert(
     m3, tmp_path, backend, request
 ):
-    from retrieval.index import HYBRID, open_index
+    from retrieval.index import HYBRID, SearchRequest, open_index
     from retrieval.retriever import Retriever
 
     index = (
@@ -82,7 +82,7 @@ def test_hybrid_query_prefetches_dense_and_sparse_then_rescores_with_colbert(
     retriever = Retriever([m3], index, "m3")
     retriever.index_dataset(products(), "ds", recreate=True)
     enc = retriever.encode(products()[:3], query=True)
-    reqs = retriever.requests(enc, 3, using=HYBRID, k=3)
+    reqs = retriever.requests(enc, 3, SearchRequest({}, HYBRID, 3))
     assert all(
         r.rescore == "bge_colbert" and set(r.hybrid) == {"bge_dense", "bge_sparse"} for r in reqs
     )

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from retrieval.encoders.base import VectorSpec
-from retrieval.index import HYBRID, SearchRequest, open_index, point_id
+from retrieval.index import HYBRID, PointBatch, SearchRequest, open_index, point_id
 from retrieval.index.rank_fusion import fuse, settled, tied_ranks
 from retrieval.types import Hit
 
@@ -19,9 +19,11 @@ def store(index, name, vectors, order):
     ids = [f"p{i}" for i in order]
     index.upsert(
         name,
-        [point_id("d", i) for i in ids],
-        {k: [vectors[k][i] for i in order] for k in ("a", "b")},
-        [{"id": i} for i in ids],
+        PointBatch(
+            [point_id("d", i) for i in ids],
+            {k: [vectors[k][i] for i in order] for k in ("a", "b")},
+            [{"id": i} for i in ids],
+        ),
     )
 
 

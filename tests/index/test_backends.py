@@ -7,7 +7,7 @@ import pytest
 
 from retrieval.encoders.base import SparseVec, VectorSpec, l2_normalize
 from retrieval.errors import SearchError, UsageError
-from retrieval.index import SearchRequest, point_id
+from retrieval.index import PointBatch, SearchRequest, point_id
 
 SPECS = [VectorSpec("text", 8), VectorSpec("image", 4), VectorSpec("sparse", None, "dot", idf=True)]
 
@@ -39,7 +39,7 @@ def fill(index, name, n=20, seed=0):
         for i in range(n)
     ]
     index.create(name, SPECS, {"encoders": ["x"]})
-    index.upsert(name, ids, vectors, payloads)
+    index.upsert(name, PointBatch(ids, vectors, payloads))
     index.optimize(name)
     return text, image
 

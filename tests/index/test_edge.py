@@ -10,7 +10,7 @@ import pytest
 
 from retrieval.encoders.base import VectorSpec, l2_normalize
 from retrieval.errors import SearchError
-from retrieval.index import IndexConfig, SearchRequest, open_index, point_id
+from retrieval.index import IndexConfig, PointBatch, SearchRequest, open_index, point_id
 
 
 def _load(idx, n=50, dim=16, seed=1):
@@ -18,9 +18,11 @@ def _load(idx, n=50, dim=16, seed=1):
     idx.create("c", [VectorSpec("v", dim)], {"encoders": ["e"]})
     idx.upsert(
         "c",
-        [point_id("d", str(i)) for i in range(n)],
-        {"v": list(vecs)},
-        [{"id": str(i)} for i in range(n)],
+        PointBatch(
+            [point_id("d", str(i)) for i in range(n)],
+            {"v": list(vecs)},
+            [{"id": str(i)} for i in range(n)],
+        ),
     )
     idx.optimize("c")
     return vecs

@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.encoders.base import SparseVec, VectorSpec, l2_normalize
 from retrieval.errors import UsageError
-from retrieval.index import HYBRID, SearchRequest, point_id
+from retrieval.index import HYBRID, PointBatch, SearchRequest, point_id
 
 SPECS = [
     VectorSpec("dense", 4),
@@ -36,7 +36,7 @@ def fill(index, name, n=12):
     }
     ids = [point_id("ds", f"p{i}") for i in range(n)]
     index.create(name, SPECS, {"encoders": ["bge-m3"]})
-    index.upsert(name, ids, vectors, [{"id": f"p{i}"} for i in range(n)])
+    index.upsert(name, PointBatch(ids, vectors, [{"id": f"p{i}"} for i in range(n)]))
     index.optimize(name)
     return dense, cols
 

@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.encoders.base import SparseVec, VectorSpec
 from retrieval.errors import UsageError
-from retrieval.index import IndexConfig, open_index, point_id
+from retrieval.index import IndexConfig, PointBatch, open_index, point_id
 from search.match.edges import MEAN, score_edges, search_candidates
 from search.match.vectors import fetch_vectors
 
@@ -43,7 +43,7 @@ def index(request, tmp_path):
         ],
     }
     payloads = [{"id": i, "title": i, "dataset": "ds"} for i in ids]
-    idx.upsert("c", [point_id("ds", i) for i in ids], vectors, payloads)
+    idx.upsert("c", PointBatch([point_id("ds", i) for i in ids], vectors, payloads))
     idx.optimize("c")
     yield idx
     idx.close()
