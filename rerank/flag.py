@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rerank._torch import run_batches
@@ -41,21 +42,40 @@ DEFAULTS = {
 }
 
 
+@dataclass(frozen=True)
+class FlagOptions:
+    """The options every FlagEmbedding-style reranker takes (spec options arrive as
+    strings; the numbers are parsed and checked here). ``query_max_length`` None: 3/4
+    of ``max_length``."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 32
+    max_length: int = 256
+    query_max_length: int | None = None
+    fields: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, least in (("batch_size", 1), ("max_length", 8)):
+            object.__setattr__(self, name, int_option(name, getattr(self, name), minimum=least))
+        query = optional(int_option, "query_max_length", self.query_max_length, minimum=4)
+        object.__setattr__(self, "query_max_length", query)
+
+    @property
+    def query_length(self) -> int:
+        """Tokens of the query side."""
+        return self.query_max_length or self.max_length * 3 // 4
+
+    def format(self) -> Formatter:
+        """How a product reads: its title, then the chosen ``fields``."""
+        return Formatter.from_option(self.fields)
+
+
 class FlagRerankerAdapter:
     """Scores (query, candidate) title pairs with a FlagEmbedding reranker, sigmoid-normalised."""
 
     def __init__(
-        self,
-        kind: str,
-        model: str,
-        *,
-        device: str | None = None,
-        precision: str | None = None,
-        batch_size: int = 32,
-        max_length: int = 256,
-        query_max_length: int | None = None,
-        fields: str | None = None,
-        prompt: str | None = None,
+        self, kind: str, model: str, options: FlagOptions, prompt: str | None = None
     ) -> None:
         import torch
 
@@ -63,19 +83,19 @@ class FlagRerankerAdapter:
 
         flag = import_flag()
         self.spec = f"{kind}:{model}"
-        self.device = pick_device(device)
-        dtype = model_dtype(self.device, precision)
-        self.batch_size, self.format = batch_size, Formatter.from_option(fields)
+        self.device = pick_device(options.device)
+        dtype = model_dtype(self.device, options.precision)
+        self.batch_size, self.format = options.batch_size, options.format()
         self.call_options: dict[str, Any] = {
-            "max_length": max_length,
-            "query_max_length": query_max_length or max_length * 3 // 4,
+            "max_length": options.max_length,
+            "query_max_length": options.query_length,
             "normalize": True,
         }
         common: dict[str, Any] = {
             "use_fp16": dtype == torch.float16,
             "devices": [self.device],
-            "batch_size": batch_size,
-            "max_length": max_length,
+            "batch_size": options.batch_size,
+            "max_length": options.max_length,
             "normalize": True,
         }
         if kind != "flag":
@@ -114,34 +134,12 @@ class FlagRerankerAdapter:
         return scores
 
 
-def common_options(
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    batch_size: str | int = 32,
-    max_length: str | int = 256,
-    query_max_length: str | int | None = None,
-    fields: str | None = None,
-) -> dict[str, Any]:
-    """The options every FlagEmbedding-style reranker takes, parsed (an unknown one is a
-    TypeError, which the registry reports as a bad option)."""
-    return {
-        "device": device,
-        "precision": precision,
-        "batch_size": int_option("batch_size", batch_size, minimum=1),
-        "max_length": int_option("max_length", max_length, minimum=8),
-        "query_max_length": optional(int_option, "query_max_length", query_max_length, minimum=4),
-        "fields": fields,
-    }
-
-
 def _factory(kind: str):
     def build(model: str | None = None, *, prompt: str | None = None, **options: str) -> Any:
         if prompt is not None and kind == "flag":
             raise TypeError("unexpected option prompt (a cross-encoder reads no prompt)")
-        return FlagRerankerAdapter(
-            kind, model or DEFAULTS[kind], prompt=prompt, **common_options(**options)
-        )
+        # an unknown option is a TypeError, which the registry reports as a bad option
+        return FlagRerankerAdapter(kind, model or DEFAULTS[kind], FlagOptions(**options), prompt)
 
     build.__doc__ = f"Build a ``{kind}`` reranker (default model {DEFAULTS[kind]})."
     return build

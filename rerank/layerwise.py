@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from rerank._torch import run_longest_first
-from rerank.base import Formatter, Pair, register_reranker
-from rerank.flag import PRODUCT_PROMPT, common_options
+from rerank.base import Pair, register_reranker
+from rerank.flag import PRODUCT_PROMPT, FlagOptions
 from retrieval.device import model_dtype, pick_device, require_extra
 from retrieval.errors import SearchError
 from retrieval.registry import int_option, optional
@@ -51,15 +51,10 @@ class LayerwiseReranker:
     def __init__(
         self,
         model: str,
+        options: FlagOptions,
         *,
         cutoff_layer: int | None = None,
         prompt: str | None = None,
-        device: str | None = None,
-        precision: str | None = None,
-        batch_size: int = 32,
-        max_length: int = 256,
-        query_max_length: int | None = None,
-        fields: str | None = None,
     ) -> None:
         require_extra(
             "flag", {"torch": "torch", "transformers": "transformers", "safetensors": "safetensors"}
@@ -70,12 +65,12 @@ class LayerwiseReranker:
         self.spec = f"flag-layerwise:{model}"
         folder = resolve_folder(model, "flag-layerwise")
         self.cutoff = cutoff_layer or int(read_config(folder)["num_hidden_layers"])
-        self.device = pick_device(device)
-        self.batch_size, self.format = batch_size, Formatter.from_option(fields)
-        self.max_length = max_length
-        self.query_max_length = query_max_length or max_length * 3 // 4
+        self.device = pick_device(options.device)
+        self.batch_size, self.format = options.batch_size, options.format()
+        self.max_length = options.max_length
+        self.query_max_length = options.query_length
         self.model = load_layerwise(  # checks the checkpoint before the tokenizer loads
-            folder, self.cutoff, model_dtype(self.device, precision), self.device
+            folder, self.cutoff, model_dtype(self.device, options.precision), self.device
         )
         self.tokenizer = _load_tokenizer(folder, self.spec)
         self.prompt = prompt or PRODUCT_PROMPT
@@ -154,7 +149,7 @@ def build_layerwise(
     """Build a ``flag-layerwise`` reranker (default model BAAI/bge-reranker-v2-minicpm-layerwise)."""
     return LayerwiseReranker(
         model or DEFAULT_MODEL,
+        FlagOptions(**options),
         cutoff_layer=optional(int_option, "cutoff_layer", cutoff_layer, minimum=1),
         prompt=prompt,
-        **common_options(**options),
     )
