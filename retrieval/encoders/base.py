@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from retrieval.registry import Registry
+from retrieval.device import pick_device
+from retrieval.registry import Registry, int_option, optional
 from retrieval.types import ComponentSpec, Product
 
 log = logging.getLogger(__name__)
@@ -110,3 +111,17 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(norms, eps)
+
+
+def image_run(
+    device: str, precision: str, batch_size: str, num_workers: str | None, *, batch: int
+) -> dict[str, Any]:
+    """How an image encoder runs, from its spec's options: the device picked, the
+    precision, images per batch (``batch`` where blank) and DataLoader workers (absent:
+    the loader's choice; blank: none)."""
+    return {
+        "device": pick_device(device),
+        "precision": precision,
+        "batch_size": int_option("batch_size", batch_size, default=batch, minimum=1),
+        "num_workers": optional(int_option, "num_workers", num_workers, default=0),
+    }

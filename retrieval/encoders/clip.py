@@ -31,12 +31,10 @@ import numpy as np
 from retrieval.device import (
     autocast,
     autocast_dtype,
-    pick_device,
     require_extra,
 )
-from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
+from retrieval.encoders.base import Encoded, Vector, VectorSpec, image_run, register_encoder
 from retrieval.errors import SearchError, UsageError
-from retrieval.registry import int_option, optional
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -197,13 +195,5 @@ def build_clip(
 
     name, weights = resolve_model(model, pretrained)
     clip_model, _, preprocess, tokenizer = load_open_clip(name, weights, model or DEFAULT_MODEL)
-    return ClipEncoder(
-        clip_model,
-        preprocess,
-        tokenizer,
-        device=pick_device(device),
-        batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
-        num_workers=optional(int_option, "num_workers", num_workers, default=0),
-        name_prefix=name_prefix,
-        precision=precision,
-    )
+    run = image_run(device, precision, batch_size, num_workers, batch=64)
+    return ClipEncoder(clip_model, preprocess, tokenizer, name_prefix=name_prefix, **run)

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.device import autocast, autocast_dtype, pick_device, require_extra
-from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
+from retrieval.device import autocast, autocast_dtype, require_extra
+from retrieval.encoders.base import Encoded, Vector, VectorSpec, image_run, register_encoder
 from retrieval.errors import UsageError
 from retrieval.registry import choice_option, int_option, optional
 from retrieval.types import Product
@@ -188,10 +188,7 @@ def build_timm(
         embedder,
         transforms(embedder.config.data),
         dim=embedder.dim,
-        device=pick_device(device),
         name=name,
-        batch_size=int_option("batch_size", batch_size, default=64, minimum=1),
-        num_workers=optional(int_option, "num_workers", num_workers),
-        precision=precision,
         jit=choice_option("jit", jit, ("auto", "off")) == "auto",
+        **image_run(device, precision, batch_size, num_workers, batch=64),
     )

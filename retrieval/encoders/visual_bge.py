@@ -26,12 +26,11 @@ import numpy as np
 
 from retrieval.device import (
     model_dtype,
-    pick_device,
     require_extra,
 )
-from retrieval.encoders.base import Encoded, Vector, VectorSpec, register_encoder
+from retrieval.encoders.base import Encoded, Vector, VectorSpec, image_run, register_encoder
 from retrieval.errors import SearchError, UsageError
-from retrieval.registry import int_option, optional
+from retrieval.registry import int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -170,10 +169,7 @@ def build_visual_bge(
         network,
         tokenizer,
         preprocess,
-        device=pick_device(device),
-        batch_size=int_option("batch_size", batch_size, default=32, minimum=1),
-        num_workers=optional(int_option, "num_workers", num_workers, default=0),
         name=name,
-        precision=precision,
         max_length=int_option("max_length", max_length, default=512, minimum=2),
+        **image_run(device, precision, batch_size, num_workers, batch=32),
     )
