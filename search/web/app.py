@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -96,12 +96,7 @@ def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
     """The viewer's ASGI app: routes behind the host/origin check and security headers."""
 
     async def page(request: Request) -> Response:
-        body = await run_in_threadpool((STATIC / "index.html").read_bytes)
-        return Response(
-            body,
-            media_type="text/html; charset=utf-8",
-            headers={"Content-Security-Policy": PAGE_CSP},
-        )
+        return page_response(await run_in_threadpool((STATIC / "index.html").read_bytes))
 
     async def collections(request: Request) -> Response:
         return await guarded(viewer.collections)
@@ -112,13 +107,6 @@ def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
     async def run(request: Request) -> Response:
         return await guarded(lambda: viewer.run(query_arg(url_args(request), "path")))
 
-    async def image(request: Request) -> Response:
-        def answer() -> Response:
-            data, ctype = viewer.image(query_arg(url_args(request), "ref"))
-            return Response(data, media_type=ctype)
-
-        return await guarded(answer)
-
     async def query(request: Request) -> Response:
         raw = await json_body(request, "the query")
         if isinstance(raw, Response):
@@ -126,22 +114,47 @@ def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
         return await guarded(lambda: viewer.query(parse_json_body(raw)))
 
     routes = [
-        Route("/", page, methods=["GET"]),
-        Route("/index.html", page, methods=["GET"]),
         Route("/api/collections", collections, methods=["GET"]),
         Route("/api/runs", runs, methods=["GET"]),
         Route("/api/run", run, methods=["GET"]),
-        Route("/api/image", image, methods=["GET"]),
         Route("/api/query", query, methods=["POST"]),
     ]
-    app = guarded_app(routes, allowed_hosts)
+    app = guarded_app(page, viewer.image, routes, allowed_hosts)
     app.state.viewer = viewer
     return app
 
 
-def guarded_app(routes: list[Route], allowed_hosts: frozenset[str]) -> Starlette:
-    """A Starlette app of ``routes`` behind the host/origin check and the security
-    headers, whose 404s and other HTTP errors are one JSON line."""
+def page_response(body: bytes) -> Response:
+    """An HTML page under the pages' Content-Security-Policy."""
+    return Response(
+        body, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": PAGE_CSP}
+    )
+
+
+def guarded_app(
+    page: Callable[[Request], Awaitable[Response]],
+    images: Callable[[str], tuple[bytes, str]],
+    routes: list[Route],
+    allowed_hosts: frozenset[str],
+) -> Starlette:
+    """A Starlette app behind the host/origin check and the security headers, whose 404s
+    and other HTTP errors are one JSON line: ``page`` at ``/`` and ``/index.html``,
+    ``GET /api/image?ref=`` answered by ``images(ref)`` (bytes, content type), and
+    ``routes``."""
+
+    async def image(request: Request) -> Response:
+        def answer() -> Response:
+            data, ctype = images(query_arg(url_args(request), "ref"))
+            return Response(data, media_type=ctype)
+
+        return await guarded(answer)
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/index.html", page, methods=["GET"]),
+        Route("/api/image", image, methods=["GET"]),
+        *routes,
+    ]
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, "not found")

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from retrieval.errors import SearchError
-from search.web.app import PAGE_CSP, STATIC, guarded, guarded_app, json_body, url_args
+from search.web.app import STATIC, guarded, guarded_app, json_body, page_response, url_args
 from search.web.params import int_param, parse_json_body, query_arg
 from search.web.studio import Studio
 
@@ -39,11 +39,7 @@ def create_studio_app(studio: Studio, allowed_hosts: frozenset[str]) -> Starlett
             text = html.escape(str(exc))
             body = f"<!doctype html><title>match studio</title><p>error: {text}</p>"
             return Response(body, 400, media_type="text/html; charset=utf-8")
-        return Response(
-            (STATIC / "studio.html").read_bytes(),
-            media_type="text/html; charset=utf-8",
-            headers={"Content-Security-Policy": PAGE_CSP},
-        )
+        return page_response((STATIC / "studio.html").read_bytes())
 
     async def page(request: Request) -> Response:
         return await run_in_threadpool(page_html)
@@ -85,16 +81,7 @@ def create_studio_app(studio: Studio, allowed_hosts: frozenset[str]) -> Starlett
             return raw
         return await guarded(lambda: studio.label(parse_json_body(raw)))
 
-    async def image(request: Request) -> Response:
-        def answer() -> Response:
-            data, ctype = studio.image(query_arg(url_args(request), "ref"))
-            return Response(data, media_type=ctype)
-
-        return await guarded(answer)
-
     routes = [
-        Route("/", page, methods=["GET"]),
-        Route("/index.html", page, methods=["GET"]),
         Route("/api/studio", summary, methods=["GET"]),
         Route("/api/groups", groups, methods=["GET"]),
         Route("/api/group", group, methods=["GET"]),
@@ -102,8 +89,7 @@ def create_studio_app(studio: Studio, allowed_hosts: frozenset[str]) -> Starlett
         Route("/api/pair", pair, methods=["GET"]),
         Route("/api/queue", queue, methods=["GET"]),
         Route("/api/labels", labels, methods=["GET", "POST"]),
-        Route("/api/image", image, methods=["GET"]),
     ]
-    app = guarded_app(routes, allowed_hosts)
+    app = guarded_app(page, studio.image, routes, allowed_hosts)
     app.state.studio = studio
     return app
