@@ -1,28 +1,25 @@
-"""The review benchmark's ``split`` setting: every matcher scored as ``search eval``
-scores a catalogue by default, the test split's grouped offers matched within the test
-split (Shopee style, self counted in the F1), and thresholds tuned on valid matched
-within valid.
-
-On wdc-products the whole-catalogue setting is degenerate (the two source tables give
-copies of one offer different group ids, so no match at all already scores 95% of the
-full-train matcher's F1); within a split the full-train matcher is far ahead of "each
-offer itself only", so a label budget can be read against that gap.
+"""What the review benchmark reads, every matcher scored as ``search eval`` scores a
+catalogue by default: the test split's grouped offers matched within the test split
+(Shopee style, self counted in the F1), thresholds tuned on valid matched within valid.
 
 The edge sets are the project's (``tuning.splits.split_sets``: each split's listings
 searched within their split with their stored vectors), the pair features
-``EdgeSet.features``, the decision ``rules.decide`` through ``tuning.thresholds``
-(``score_rule`` / ``tune_rule``, whose F1 is ``retrieval.metrics``' Shopee F1). The
-full-train matcher is ``search eval --match-pair`` itself (``tune_catalogue``, default
-settings: pair model on the train split's folds, every rule tuned on valid, the
-stage-2 rule chosen on valid), run once and its figures kept in ``--work``. ``table``
-renders either setting's figures as markdown; ``build`` makes what both settings read
-(the index, the whole catalogue's edge set and features) and ``cached`` keeps models.
+``EdgeSet.features``, the decision ``rules.decide`` (a reviewer's verdicts kept as
+``search match --labels`` keeps them) and the F1 ``retrieval.metrics``' Shopee F1. The
+test split within itself is also the catalogue the simulated cold-start reviewer
+reviews, so its candidate pairs are those the F1 is read on. The full-train matcher is
+``search eval --match-pair`` itself (``tune_catalogue``, default settings: pair model
+on the train split's folds, every rule tuned on valid, the stage-2 rule chosen on
+valid), run once and its figures kept in ``--work``. ``build`` makes what the bench
+reads (the index, the whole catalogue's edge set and features, on which the
+quarter-train matcher is fitted), ``cached`` keeps models and ``table`` renders the
+figures as markdown.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +29,11 @@ from retrieval.atomic import write_json
 from retrieval.data import open_dataset
 from retrieval.data.base import Dataset
 from retrieval.index.base import VectorIndex
+from retrieval.metrics import match_scores
 from search.indexing import connect, index_dataset
 from search.match.edges import Edges
 from search.match.edgeset import self_edgeset, weights_for
+from search.match.labels import Label
 from search.match.matcher import Matcher
 from search.match.pair_model import (
     NEIGHBOURS,
@@ -44,18 +43,19 @@ from search.match.pair_model import (
     same_group,
     save_models,
 )
-from search.match.rules import Rule
+from search.match.rules import Rule, decide
 from search.match.tuning.catalogue import MATCHER_FILE, tune_catalogue
 from search.match.tuning.splits import split_sets
 from search.match.tuning.thresholds import score_rule, tune_rule
+from search.match.verdicts import row_verdicts
 
 log = logging.getLogger("review_bench")
 FULL = "full-train-split"  # the folder in --work search eval's matcher and figures go to
 
 
-def build(cfg, path: Path, work: Path, k: int, setting: str) -> tuple:
-    """The whole catalogue's edge set and features; in the ``split`` setting also valid
-    and test within themselves and ``search eval --match-pair``'s figures (else None)."""
+def build(cfg, path: Path, work: Path, k: int) -> tuple:
+    """The whole catalogue's edge set and features, valid and test within themselves
+    (``SplitScorer``) and ``search eval --match-pair``'s figures."""
     dataset = open_dataset(str(path))
     index = connect(cfg)
     if index.info("wdc") is None:
@@ -68,11 +68,9 @@ def build(cfg, path: Path, work: Path, k: int, setting: str) -> tuple:
         template = Matcher(list(cfg.stage1.encoders), names, weights_for(names), [], "", k)
         es = self_edgeset(index, "wdc", dataset.name, products, template)
         es.search()
-        scorer = full = None
-        if setting == "split":
-            encoders = list(cfg.stage1.encoders)
-            scorer = SplitScorer(index, dataset, "wdc", encoders, names, k)
-            full = full_train(index, dataset, "wdc", encoders, names, work)
+        encoders = list(cfg.stage1.encoders)
+        scorer = SplitScorer(index, dataset, "wdc", encoders, names, k)
+        full = full_train(index, dataset, "wdc", encoders, names, work)
     finally:
         index.close()
     cache = work / f"features-k{k}.npy"
@@ -100,7 +98,8 @@ def cached(folder: Path, fit) -> list:
 
 class SplitScorer:
     """Valid and test, each matched within itself, their pair features and targets; a
-    pair model (boosters, none: each offer itself only) scored on them."""
+    pair model (boosters, none: each offer itself only) scored on them, a reviewer's
+    labels kept as verdicts when given."""
 
     def __init__(
         self,
@@ -112,6 +111,7 @@ class SplitScorer:
         k: int,
     ) -> None:
         template = Matcher(list(encoders), list(vectors), weights_for(vectors), [], "", k)
+        self.dataset = dataset
         self.sets = split_sets(index, dataset, collection, template, ["valid", "test"],
                                "valid", None)  # fmt: skip
         self.x = {s: es.features(NEIGHBOURS) for s, es in self.sets.items()}
@@ -131,11 +131,22 @@ class SplitScorer:
             p = np.zeros(len(es.edges), dtype=np.float32)
         return Edges(es.edges.src, es.edges.dst, {PAIR: p})
 
-    def f1(self, boosters: list, threshold: float, split: str = "test") -> float:
-        """Shopee F1 of the split's offers under ``pair >= threshold``, within the split."""
+    def f1(
+        self,
+        boosters: list,
+        threshold: float,
+        split: str = "test",
+        labels: Mapping[tuple[str, str], Label] | None = None,
+    ) -> float:
+        """Shopee F1 of the split's offers under ``pair >= threshold``, within the split;
+        ``labels``' verdicts kept whatever the model says (``search match --labels``)."""
         rule = Rule(PAIR, {PAIR: threshold if boosters else 1.0}, PAIR)
-        es = self.sets[split]
-        return score_rule(self.pair_edges(boosters, split), rule, es.n, self.targets[split]).f1
+        es, edges = self.sets[split], self.pair_edges(boosters, split)
+        if not labels:
+            return score_rule(edges, rule, es.n, self.targets[split]).f1
+        sets = decide(edges, rule, es.n, row_verdicts(es, self.dataset, labels))
+        targets = self.targets[split]
+        return match_scores({r: sets.get(r, ()) for r in targets}, targets, include_self=True).f1
 
     def ap(self, boosters: list) -> float:
         """Average precision of the pair score over the test split's edges within it."""
@@ -202,31 +213,42 @@ def full_boosters(work: Path) -> list:
 
 
 def table(res: dict) -> str:
-    """Markdown: cold start by label count (means over the draws), then the warm start."""
+    """Markdown: the cold start by label count (means over the draws, and in how many
+    draws the queue is ahead), then the warm start's three ways to use the labels."""
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    full, base, c, w = res["full_train"], res["itself_only"], res["cold"], res["warm"]
-    gain = full["test_f1"] - base
+    full, c, w = res["full_train"]["test_f1"], res["cold"], res["warm"]
     lines = [
-        "| labels | queue F1 | random F1 | queue / full-train | queue share of the gain "
+        "| labels | queue: matcher alone | random: matcher alone | queue: + verdicts "
+        "| random: + verdicts | queue alone / full-train | queue ahead (alone, + verdicts) "
         "| queue AP | random AP |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for n in c[0]["queue"]:
-        q, r = mean([s["queue"][n] for s in c]), mean([s["random"][n] for s in c])
-        qa, ra = mean([s["queue_ap"][n] for s in c]), mean([s["random_ap"][n] for s in c])
-        share = (q - base) / gain if gain > 0 else float("nan")
+    marks = [n for n in c[0]["queue"] if all(n in d["queue"] and n in d["random"] for d in c)]
+    for n in marks:
+        q, r = [d["queue"][n] for d in c], [d["random"][n] for d in c]
+        cell = {(k, s): mean([f[k] for f in x]) for k in ("f1", "verdicts", "ap")
+                for s, x in (("q", q), ("r", r))}  # fmt: skip
+        ahead = [sum(a[k] > b[k] for a, b in zip(q, r)) for k in ("f1", "verdicts")]
         lines.append(
-            f"| {n} | {q:.4f} | {r:.4f} | {q / full['test_f1']:.1%} | {share:.0%} "
-            f"| {qa:.4f} | {ra:.4f} |"
+            f"| {n} | {cell['f1', 'q']:.4f} | {cell['f1', 'r']:.4f} | {cell['verdicts', 'q']:.4f} "
+            f"| {cell['verdicts', 'r']:.4f} | {cell['f1', 'q'] / full:.1%} "
+            f"| {ahead[0]}/{len(c)}, {ahead[1]}/{len(c)} | {cell['ap', 'q']:.4f} "
+            f"| {cell['ap', 'r']:.4f} |"
         )
     lines.append(
-        f"\nfull-train matcher ({full.get('rule', 'pair')}): test F1 {full['test_f1']:.4f}, "
-        f"AP {full['test_ap']:.4f}; each offer itself only: F1 {base:.4f}"
+        f"\nfull-train matcher ({res['full_train'].get('rule', 'pair')}): test F1 {full:.4f}, "
+        f"AP {res['full_train']['test_ap']:.4f}; each offer itself only: F1 "
+        f"{res['itself_only']:.4f}; {len(c)} cold draws\n"
     )
-    b, q, r = (mean([s[k] for s in w]) for k in ("base", "queue", "random"))
-    ba, qa, ra = (mean([s[k] for s in w]) for k in ("base_ap", "queue_ap", "random_ap"))
-    lines.append(
-        f"warm start: quarter-train matcher F1 {b:.4f} (AP {ba:.4f}); +200 queue labels "
-        f"{q:.4f} (AP {qa:.4f}); +200 random {r:.4f} (AP {ra:.4f})"
-    )
+    lines += [
+        f"| warm start: quarter-train matcher {w['base']:.4f} | + 200 queue labels "
+        f"| + 200 random, mean of {len(w['random'])} (range) |",
+        "| --- | ---: | ---: |",
+    ]
+    for k, name in (("verdicts", "kept as verdicts"), ("rows", "added to the rows"),
+                    ("rows_verdicts", "both")):  # fmt: skip
+        rs = [d[k] for d in w["random"]]
+        lines.append(
+            f"| {name} | {w['queue'][k]:.4f} | {mean(rs):.4f} ({min(rs):.4f}-{max(rs):.4f}) |"
+        )
     return "\n".join(lines)

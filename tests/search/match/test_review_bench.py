@@ -1,6 +1,7 @@
 """benchmarks/review_bench.py on a small catalogue: the simulated reviewer answers from
-the groups, the queues never ask about a test offer, and the figures it reports are the
-Shopee F1 the matcher's rule gets."""
+the groups, the cold start reviews the test split it is scored on (its candidate pairs
+and nothing else), the warm-start queue walks the quarter-train matcher's run over the
+same split, and the bench's scorer gives search eval's pair rule its own test F1."""
 
 from __future__ import annotations
 
@@ -19,38 +20,13 @@ def load_bench():
     return module
 
 
-def test_cold_and_warm_runs_on_a_small_catalogue(catalogue, sparse_cfg, tmp_path):
+def test_split_scorer_is_search_eval(catalogue, sparse_cfg, tmp_path):
+    """The full-train figures are search eval's own, and the bench's scorer gives its
+    pair rule the test F1 search eval reported; verdicts of every candidate pair make
+    the decision the groups' own among the candidates."""
     rb = load_bench()
     index_dataset(sparse_cfg, str(catalogue), collection="wdc")
-    es, x, scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10, "catalogue")
-    assert scorer is None and full is None
-    bench = rb.Bench(es, x, 1)
-    a, b = es.products[0].id, es.products[1].id
-    assert bench.verdict(a, b) == (
-        "match" if es.products[0].group == es.products[1].group else "no_match"
-    )
-    cold = rb.cold(bench, [20, 40], 10, 0)
-    assert set(cold["queue"]) == {20, 40} and set(cold["random"]) == {20, 40}
-    assert all(0 < f <= 1 for f in [*cold["queue"].values(), *cold["random"].values()])
-    test_ids = {es.products[i].id for i in bench.rows["test"]}
-    labs = rb.random_labels(bench, bench.not_test, 40, 0)
-    assert labs and not test_ids & {x for lab in labs for x in (lab.a, lab.b)}
-    full = bench.split_model(bench.rows["train"])
-    t = bench.tuned(full)
-    assert 0 < t < 1 and 0 < bench.f1(full, t) <= 1 and 0 < bench.ap(full) <= 1
-    warm = rb.warm(bench, full, t, 20, 10, 0)
-    assert {"base", "queue", "random", "queue_ap", "random_ap"} <= set(warm)
-    res = {"itself_only": bench.f1([], 1.0), "cold": [cold], "warm": [warm],
-           "full_train": {"test_f1": bench.f1(full, t), "test_ap": bench.ap(full)}}  # fmt: skip
-    assert "| 40 |" in rb.table(res)
-
-
-def test_split_setting_scores_as_search_eval(catalogue, sparse_cfg, tmp_path):
-    """Within the splits: the full-train figures are search eval's own, and the bench's
-    scorer gives its pair rule the test F1 search eval reported for it."""
-    rb = load_bench()
-    index_dataset(sparse_cfg, str(catalogue), collection="wdc")
-    es, x, scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10, "split")
+    es, x, scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10)
     assert {"rule", "test_f1", "valid_f1", "pair_rule"} <= set(full)
     test = scorer.sets["test"]
     assert {p.fields.get("split") for p in test.products} == {"test"}
@@ -61,7 +37,43 @@ def test_split_setting_scores_as_search_eval(catalogue, sparse_cfg, tmp_path):
     mates = scorer.targets["test"].values()
     alone = sum(2 / (2 + len(m)) for m in mates) / len(mates)
     assert abs(scorer.f1([], 1.0) - alone) < 1e-9
-    bench = rb.Bench(es, x, 1)
-    bench.split = scorer
-    cold = rb.cold(bench, [20], 10, 0)
-    assert 0 < cold["queue"][20] <= 1 and 0 < cold["random"][20] <= 1
+    bench = rb.Bench(es, x, scorer, 1)
+    cands = bench.candidates()
+    every = {}
+    for i, j in zip(cands.edges.src.tolist(), cands.edges.dst.tolist()):
+        lab = bench.label(cands.products[i].id, cands.products[j].id)
+        every[lab.pair] = lab
+    truth = scorer.f1(boosters, pair["threshold"], labels=every)
+    # every mate reachable by a candidate edge is matched, nothing else: at least the model's
+    assert truth >= scorer.f1(boosters, pair["threshold"]) and truth > alone
+
+
+def test_cold_and_warm_on_a_small_catalogue(catalogue, sparse_cfg, tmp_path):
+    rb = load_bench()
+    index_dataset(sparse_cfg, str(catalogue), collection="wdc")
+    es, x, scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10)
+    bench = rb.Bench(es, x, scorer, 1)
+    a, b = es.products[0].id, es.products[1].id
+    assert bench.verdict(a, b) == (
+        "match" if es.products[0].group == es.products[1].group else "no_match"
+    )
+    cands = bench.candidates()
+    assert all(p.group is None for p in cands.products)
+    test_ids = {p.id for p in scorer.sets["test"].products}
+    assert {p.id for p in cands.products} == test_ids
+    cold = rb.cold(bench, [20, 40], 10, 0)
+    assert set(cold["random"]) == {20, 40} and set(cold["queue"]) == {20, 40}
+    for figures in [*cold["queue"].values(), *cold["random"].values()]:
+        assert 0 < figures["f1"] <= 1 and 0 < figures["verdicts"] <= 1
+        assert 0 <= figures["matches"] <= 40
+    base = bench.split_model(bench.rows["train"])
+    t = scorer.tuned(base)
+    assert 0 < t < 1 and 0 < scorer.f1(base, t) <= 1 and 0 < scorer.ap(base) <= 1
+    warm = rb.warm(bench, base, t, 20, 10, 2)
+    assert len(warm["random"]) == 2 and warm["base"] == round(scorer.f1(base, t), 4)
+    for figures in [warm["queue"], *warm["random"]]:
+        assert {"verdicts", "rows", "rows_verdicts", "matches"} <= set(figures)
+    res = {"itself_only": scorer.f1([], 1.0), "cold": [cold], "warm": warm,
+           "full_train": {"test_f1": scorer.f1(base, t), "test_ap": scorer.ap(base)}}  # fmt: skip
+    table = rb.table(res)
+    assert "| 20 |" in table and "| 40 |" in table and "kept as verdicts" in table
