@@ -75,9 +75,12 @@ async def guarded(fn: Callable[[], Any]) -> Response:
     return result if isinstance(result, Response) else Json(result)
 
 
-async def json_body(request: Request, what: str, limit: int = MAX_BODY) -> bytes | Response:
-    """A request's JSON body (bytes), or the error answer: not JSON 415, no length 411,
-    too large 413; the server's request deadline bounds a slow body."""
+async def posted(
+    request: Request, what: str, handle: Callable[[Any], Any], limit: int = MAX_BODY
+) -> Response:
+    """The answer to a request with a JSON body: ``handle`` of the parsed body, run as
+    ``guarded`` runs it; or the error answer: not JSON 415, no length 411, too large 413
+    (the server's request deadline bounds a slow body)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         return error(415, f"send {what} as application/json")
@@ -87,9 +90,10 @@ async def json_body(request: Request, what: str, limit: int = MAX_BODY) -> bytes
     if int(length) > limit:
         return error(413, "request too large")
     try:
-        return await request.body()
+        raw = await request.body()
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is listening any more
+    return await guarded(lambda: handle(parse_json_body(raw)))
 
 
 def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
@@ -108,10 +112,7 @@ def create_app(viewer: Viewer, allowed_hosts: frozenset[str]) -> Starlette:
         return await guarded(lambda: viewer.run(query_arg(url_args(request), "path")))
 
     async def query(request: Request) -> Response:
-        raw = await json_body(request, "the query")
-        if isinstance(raw, Response):
-            return raw
-        return await guarded(lambda: viewer.query(parse_json_body(raw)))
+        return await posted(request, "the query", viewer.query)
 
     routes = [
         Route("/api/collections", collections, methods=["GET"]),

@@ -18,8 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from retrieval.errors import SearchError
-from search.web.app import STATIC, guarded, guarded_app, json_body, page_response, url_args
-from search.web.params import int_param, parse_json_body, query_arg
+from search.web.app import STATIC, guarded, guarded_app, page_response, posted, url_args
+from search.web.params import int_param, query_arg
 from search.web.studio import Studio
 
 MAX_LABEL_BODY = 4096
@@ -76,10 +76,7 @@ def create_studio_app(studio: Studio, allowed_hosts: frozenset[str]) -> Starlett
     async def labels(request: Request) -> Response:
         if request.method == "GET":
             return await guarded(studio.label_list)
-        raw = await json_body(request, "the label", MAX_LABEL_BODY)
-        if isinstance(raw, Response):
-            return raw
-        return await guarded(lambda: studio.label(parse_json_body(raw)))
+        return await posted(request, "the label", studio.label, MAX_LABEL_BODY)
 
     routes = [
         Route("/api/studio", summary, methods=["GET"]),
