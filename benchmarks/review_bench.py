@@ -206,7 +206,7 @@ def warm(bench: Bench, base: list, t0: float, count: int, batch: int, draws: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", type=Path, default=Path(".review-bench"))
+    ap.add_argument("--work", type=Path, default=Path("runs/review-bench"))
     ap.add_argument("--wdc", type=Path, default=WDC)
     ap.add_argument("--seeds", type=int, default=5, help="cold-start queue / random draws")
     ap.add_argument("--warm-seeds", type=int, default=3, help="warm-start random draws")
