@@ -1,5 +1,5 @@
-"""The viewer as an ASGI app (Starlette): the page, ``GET /api/collections|runs|run|image``
-and ``POST /api/query``.
+"""The viewer as an ASGI app (Starlette): the page and the script it shares with the
+studio's (``/common.js``), ``GET /api/collections|runs|run|image`` and ``POST /api/query``.
 
 Every answer is JSON or an image; an error is one JSON line (``{"error": ...}``): a bad
 parameter 400, something not there 404, a body that is not JSON 415, a body without a
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 MAX_FIELDS = 20  # URL query fields; more is a 400
 PAGE_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
     "img-src 'self' data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'"
 )
 
@@ -139,9 +139,9 @@ def guarded_app(
     allowed_hosts: frozenset[str],
 ) -> Starlette:
     """A Starlette app behind the host/origin check and the security headers, whose 404s
-    and other HTTP errors are one JSON line: ``page`` at ``/`` and ``/index.html``,
-    ``GET /api/image?ref=`` answered by ``images(ref)`` (bytes, content type), and
-    ``routes``."""
+    and other HTTP errors are one JSON line: ``page`` at ``/`` and ``/index.html``, the
+    script both pages load (``static/common.js``) at ``/common.js``, ``GET
+    /api/image?ref=`` answered by ``images(ref)`` (bytes, content type), and ``routes``."""
 
     async def image(request: Request) -> Response:
         def answer() -> Response:
@@ -150,9 +150,14 @@ def guarded_app(
 
         return await guarded(answer)
 
+    async def script(request: Request) -> Response:
+        body = await run_in_threadpool((STATIC / "common.js").read_bytes)
+        return Response(body, media_type="text/javascript; charset=utf-8")
+
     routes = [
         Route("/", page, methods=["GET"]),
         Route("/index.html", page, methods=["GET"]),
+        Route("/common.js", script, methods=["GET"]),
         Route("/api/image", image, methods=["GET"]),
         *routes,
     ]
