@@ -33,7 +33,6 @@ def fit_pair(
     test: EdgeSet,
     out: Path,
     *,
-    neighbours: int = NEIGHBOURS,
     labels: TuningLabels | None = None,
     progress: ProgressFactory | None = None,
 ) -> PairModel:
@@ -45,7 +44,7 @@ def fit_pair(
     tick = progress("pair features", len(train) + 2) if progress else None
     xs = []
     for es in [*train, valid, test]:
-        xs.append(es.features(neighbours))
+        xs.append(es.features(NEIGHBOURS))
         if tick:
             tick(1)
     labelled = [(x, targets(es, labels)[0]) for x, es in zip(xs, train)]
@@ -55,7 +54,7 @@ def fit_pair(
     boosters = train_pair_models(labelled, cols, seeds=SEEDS, progress=progress)
     valid.add_pair(boosters, xs[-2])
     test.add_pair(boosters, xs[-1])
-    return save_pair(boosters, cols, out, neighbours)
+    return save_pair(boosters, cols, out)
 
 
 def targets(es: EdgeSet, labels: TuningLabels | None) -> tuple[np.ndarray, np.ndarray]:
@@ -78,9 +77,9 @@ def reviewed(es: EdgeSet, labels: TuningLabels) -> set[tuple[str, str]]:
     return {tuple(sorted((ids[i], ids[j]))) for i, j in pairs}  # type: ignore[misc]
 
 
-def save_pair(boosters: list, cols: list[str], out: Path, neighbours: int) -> PairModel:
+def save_pair(boosters: list, cols: list[str], out: Path) -> PairModel:
     """The pair model's files beside the matcher (one per seed) and its description."""
-    model = PairModel(PAIR_FILE, cols, neighbours, len(boosters))
+    model = PairModel(PAIR_FILE, cols, NEIGHBOURS, len(boosters))
     model.files = save_models(boosters, model.paths(out))
     return model
 
@@ -89,7 +88,6 @@ def fit_catalogue_pair(
     train: EdgeSet,
     out: Path,
     *,
-    neighbours: int = NEIGHBOURS,
     labels: TuningLabels | None = None,
     progress: ProgressFactory | None = None,
 ) -> PairModel:
@@ -98,7 +96,7 @@ def fit_catalogue_pair(
     score every edge with it (all views share the edges), and save it beside the matcher."""
     assert train.edges is not None, "search() first"
     tick = progress("pair features", 1) if progress else None
-    x = train.features(neighbours)
+    x = train.features(NEIGHBOURS)
     if tick:
         tick(1)
     y, mask = targets(train, labels)
@@ -118,4 +116,4 @@ def fit_catalogue_pair(
     boosters = train_pair_models(folds, cols, seeds=SEEDS, progress=progress)
     train.add_pair(boosters, x)
     log.info("pair model trained on %d train queries against the catalogue", len(train.queries))
-    return save_pair(boosters, cols, out, neighbours)
+    return save_pair(boosters, cols, out)
