@@ -30,68 +30,50 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from rerank._torch import run_longest_first
-from rerank.base import (
-    TEXT_FORMS,
-    Formatter,
-    Pair,
-    RerankStats,
-    lean_on_stage1_rank,
-    register_reranker,
-    sigmoid,
-    trained_reading,
-)
-from retrieval.device import model_dtype, pick_device
+from rerank._torch import LogitReranker, run_longest_first
+from rerank.base import TEXT_FORMS, Pair, register_reranker
 from retrieval.errors import MissingExtraError, SearchError, UsageError
-from retrieval.registry import choice_option, float_option, int_option, optional
+from retrieval.registry import choice_option, int_option
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
 
-class CrossEncoderReranker:
-    """Scores pairs with a sentence-transformers CrossEncoder, batched by length."""
+class CrossEncoderReranker(LogitReranker):
+    """Scores pairs with a sentence-transformers CrossEncoder, batched by length; ``run``
+    holds ``LogitReranker``'s options (device, precision, batch_size, fields,
+    stage1_weight)."""
 
-    needs_features = False  # reads titles (and chosen fields), not stage-1 similarities
+    kind = "cross-encoder"
 
     def __init__(
         self,
-        model: str,
+        model: str | None = None,
         *,
-        device: str | None = None,
-        precision: str | None = None,
-        batch_size: int = 32,
-        max_length: int = 256,
-        fields: str | None = None,
+        max_length: str | int = 256,
         activation: str = "sigmoid",
         text: str | None = None,
-        stage1_weight: float | None = None,
+        **run: Any,
     ) -> None:
         try:
             import torch
             from sentence_transformers import CrossEncoder
         except ImportError as exc:
             raise MissingExtraError("text", exc.name or "sentence-transformers") from exc
-        self.spec = f"cross-encoder:{model}"
-        self.device = pick_device(device)
-        self.dtype = model_dtype(self.device, precision)
-        self.batch_size = batch_size
-        self.max_length = max_length
-        trained = trained_reading(model)
-        form = trained.form if text is None else choice_option("text", text, TEXT_FORMS)
-        self.format = Formatter.from_option(
-            "+".join(trained.fields) if fields is None else fields, form
-        )
+        model = model or DEFAULT_MODEL
+        super().__init__(model, **run)
+        self.max_length = int_option("max_length", max_length, minimum=8)
+        if text is not None:
+            self.format = replace(self.format, form=choice_option("text", text, TEXT_FORMS))
         self.probabilities = (
             choice_option("activation", activation, ("sigmoid", "none")) == "sigmoid"
         )
-        self.stage1_weight = trained.stage1_weight if stage1_weight is None else stage1_weight
-        self.stats = RerankStats()
         try:
-            self.model = CrossEncoder(model, device=self.device, max_length=max_length)
+            self.model = CrossEncoder(model, device=self.device, max_length=self.max_length)
         except OSError as exc:
             raise SearchError(f"cannot load cross-encoder {model!r}: {exc}") from exc
         if self.model.num_labels != 1:
@@ -123,44 +105,17 @@ class CrossEncoderReranker:
             )
         return [float(s) for s in scores.reshape(-1)]
 
-    def score(self, pairs: Sequence[Pair]) -> list[float]:
-        """One score per (query, candidate) pair, in input order: the model's logit plus
-        ``stage1_weight`` times the candidate's ``stage1_prior``, through the activation."""
-        if not pairs:
-            return []
+    def margins(self, pairs: Sequence[Pair]) -> list[float]:
+        """The model's logit of each (query, candidate) pair, longest first in batches;
+        pairs past ``max_length`` tokens are cut and counted (``stats``)."""
         texts = [(self.format(q), self.format(c.product)) for q, c in pairs]
         lengths = self._lengths(texts)
         truncated = sum(n > self.max_length for n in lengths)
         if truncated:
             self.stats.add("truncated", truncated)
             log.debug("%s: %d of %d pairs truncated", self.spec, truncated, len(pairs))
-        logits = run_longest_first(texts, lengths, self.batch_size, self._predict, name=self.spec)
-        logits = lean_on_stage1_rank(logits, pairs, self.stage1_weight)
-        return [sigmoid(z) for z in logits] if self.probabilities else logits
+        return run_longest_first(texts, lengths, self.batch_size, self._predict, name=self.spec)
 
 
-@register_reranker("cross-encoder")
-def cross_encoder(
-    model: str | None = None,
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    batch_size: str | int = 32,
-    max_length: str | int = 256,
-    fields: str | None = None,
-    activation: str = "sigmoid",
-    text: str | None = None,
-    stage1_weight: str | float | None = None,
-) -> CrossEncoderReranker:
-    """Build a cross-encoder reranker (default model ``BAAI/bge-reranker-v2-m3``)."""
-    return CrossEncoderReranker(
-        model or DEFAULT_MODEL,
-        device=device,
-        precision=precision,
-        batch_size=int_option("batch_size", batch_size, minimum=1),
-        max_length=int_option("max_length", max_length, minimum=8),
-        fields=fields,
-        activation=activation,
-        text=text,
-        stage1_weight=optional(float_option, "stage1_weight", stage1_weight),
-    )
+# the class is its own factory: a spec's options are its keywords (default model above)
+register_reranker(CrossEncoderReranker.kind)(CrossEncoderReranker)

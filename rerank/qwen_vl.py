@@ -33,20 +33,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from rerank._torch import run_batches
-from rerank.base import (
-    Formatter,
-    Pair,
-    RerankStats,
-    lean_on_stage1_rank,
-    register_reranker,
-    sigmoid,
-    trained_reading,
-)
+from rerank._torch import LogitReranker, run_batches
+from rerank.base import Pair, register_reranker
 from retrieval.data.images import load_image
-from retrieval.device import model_dtype, pick_device
 from retrieval.errors import MissingExtraError, SearchError, UsageError
-from retrieval.registry import float_option, int_option, optional
+from retrieval.registry import int_option
 from retrieval.types import Product
 
 log = logging.getLogger(__name__)
@@ -58,25 +49,23 @@ _CACHE_SIZE = 64  # resized images kept: a query's image repeats across its cand
 Item = tuple[str, list[Any]]  # chat text and its images, in placeholder order
 
 
-class QwenVLReranker:
-    """Pointwise yes/no reranker on a Qwen-VL model; pairs from many queries batch together."""
+class QwenVLReranker(LogitReranker):
+    """Pointwise yes/no reranker on a Qwen-VL model; pairs from many queries batch together.
+    ``run`` holds ``LogitReranker``'s options (device, precision, fields, stage1_weight)."""
 
-    needs_features = False  # reads titles and images, not stage-1 similarities
+    kind = "qwen-vl"
 
     def __init__(
         self,
-        model: str,
+        model: str | None = None,
         *,
-        device: str | None = None,
-        precision: str | None = None,
-        batch_size: int = 8,
-        min_pixels: int = 64 * 28 * 28,
-        max_pixels: int = 512 * 28 * 28,
-        fields: str | None = None,
+        batch_size: str | int = 8,
+        min_pixels: str | int = 64 * 28 * 28,
+        max_pixels: str | int = 512 * 28 * 28,
         yes_token: str = "yes",
         no_token: str = "no",
         instruction: str = INSTRUCTION,
-        stage1_weight: float | None = None,
+        **run: Any,
     ) -> None:
         try:
             import torch  # noqa: F401
@@ -88,19 +77,14 @@ class QwenVLReranker:
         except ImportError as exc:
             name = exc.name if exc.name and exc.name != "qwen_vl_utils" else "qwen-vl-utils"
             raise MissingExtraError("vl", name) from exc
-        if min_pixels > max_pixels:
-            raise UsageError(f"min_pixels={min_pixels} is above max_pixels={max_pixels}")
-
-        self.spec = f"qwen-vl:{model}"
-        self.device = pick_device(device)
-        self.dtype = model_dtype(self.device, precision)
-        self.batch_size = batch_size
-        self.pixels = {"min_pixels": min_pixels, "max_pixels": max_pixels}
-        self.format = Formatter.from_option(fields)
+        least = int_option("min_pixels", min_pixels, minimum=1)
+        most = int_option("max_pixels", max_pixels, minimum=1)
+        if least > most:
+            raise UsageError(f"min_pixels={least} is above max_pixels={most}")
+        model = model or DEFAULT_MODEL
+        super().__init__(model, batch_size=batch_size, **run)
+        self.pixels = {"min_pixels": least, "max_pixels": most}
         self.instruction = instruction
-        weight = trained_reading(model).stage1_weight if stage1_weight is None else stage1_weight
-        self.stage1_weight = weight
-        self.stats = RerankStats()
         self._fetch_image = fetch_image
         self._images: OrderedDict[str, Any] = OrderedDict()
         try:
@@ -201,12 +185,6 @@ class QwenVLReranker:
         merged = (self.patch_size * 2) ** 2
         return len(item[0]) // 4 + sum(w * h // merged for w, h in (i.size for i in item[1]))
 
-    def score(self, pairs: Sequence[Pair]) -> list[float]:
-        """P(yes) for each (query, candidate) pair, in input order (with the stage-1 rank
-        term at ``stage1_weight``)."""
-        logits = lean_on_stage1_rank(self.margins(pairs), pairs, self.stage1_weight)
-        return [sigmoid(z) for z in logits]
-
     def margins(self, pairs: Sequence[Pair]) -> list[float]:
         """The yes-minus-no logit of each pair (P(yes) before the sigmoid), in order."""
         scores: list[float] = []
@@ -231,32 +209,5 @@ def answer_logits(model: Any, batch: Any, token_ids: Sequence[int]) -> Any:
     return logits[:, list(token_ids)]
 
 
-@register_reranker("qwen-vl")
-def qwen_vl(
-    model: str | None = None,
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    batch_size: str | int = 8,
-    min_pixels: str | int = 64 * 28 * 28,
-    max_pixels: str | int = 512 * 28 * 28,
-    fields: str | None = None,
-    yes_token: str = "yes",
-    no_token: str = "no",
-    instruction: str = INSTRUCTION,
-    stage1_weight: str | float | None = None,
-) -> QwenVLReranker:
-    """Build a Qwen-VL yes/no reranker (default model ``Qwen/Qwen2-VL-2B-Instruct``)."""
-    return QwenVLReranker(
-        model or DEFAULT_MODEL,
-        device=device,
-        precision=precision,
-        batch_size=int_option("batch_size", batch_size, minimum=1),
-        min_pixels=int_option("min_pixels", min_pixels, minimum=1),
-        max_pixels=int_option("max_pixels", max_pixels, minimum=1),
-        fields=fields,
-        yes_token=yes_token,
-        no_token=no_token,
-        instruction=instruction,
-        stage1_weight=optional(float_option, "stage1_weight", stage1_weight),
-    )
+# the class is its own factory: a spec's options are its keywords (default model above)
+register_reranker(QwenVLReranker.kind)(QwenVLReranker)
