@@ -16,6 +16,7 @@ from search.cli.common import (
     Fusion,
     Hybrid,
     RerankerSpec,
+    StageK,
     StoreFlags,
     Vector,
     comma_list,
@@ -44,10 +45,7 @@ def query_cmd(
         bool | None, typer.Option("--exact/--approx", help="Exact search instead of HNSW.")
     ] = None,
     reranker: RerankerSpec = None,
-    k: Annotated[
-        int | None,
-        typer.Option("--k", min=1, max=MAX_HITS, help="Stage-1 candidates reranked (default 100)."),
-    ] = None,
+    k: StageK = None,
     n: Annotated[
         int | None,
         typer.Option(
