@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,26 +40,42 @@ def grid(values: np.ndarray, points: int = 48) -> list[float]:
     return sorted({round(float(q), 5) for q in qs})
 
 
-def _best(
-    edges: Edges,
-    rule: Rule,
-    n: int,
-    targets: Targets,
-    field: str,
-    values: Sequence[object],
-    tick: Progress | None = None,
-) -> tuple[Rule, float]:
-    best, best_f1 = rule, -1.0
-    for v in values:
-        cand = _with(rule, field, v)
-        if cand is None:
-            continue
-        f1 = score_rule(edges, cand, n, targets).f1
-        if tick:
-            tick(1)
-        if f1 > best_f1 + 1e-12:
-            best, best_f1 = cand, f1
-    return best, best_f1
+@dataclass(frozen=True)
+class _Ascent:
+    """What every step of one rule's ascent reads: the edges it decides on, the row
+    count, each query row's targets, and ``tick(1)`` after each F1 evaluated."""
+
+    edges: Edges
+    n: int
+    targets: Targets
+    tick: Progress | None = None
+
+    def best(self, rule: Rule, field: str, values: Sequence[object]) -> tuple[Rule, float]:
+        """The rule with ``field`` set to the value of ``values`` of the highest F1."""
+        best, best_f1 = rule, -1.0
+        for v in values:
+            cand = _with(rule, field, v)
+            if cand is None:
+                continue
+            f1 = score_rule(self.edges, cand, self.n, self.targets).f1
+            if self.tick:
+                self.tick(1)
+            if f1 > best_f1 + 1e-12:
+                best, best_f1 = cand, f1
+        return best, best_f1
+
+    def ascend(self, rule: Rule, grids: Mapping[str, list[float]], passes: int) -> Rule:
+        """Each threshold swept in turn, the others fixed (off too, for a union), up to
+        ``passes`` times or until a pass changes none."""
+        several = len(rule.thresholds) > 1
+        for _ in range(passes):
+            before = dict(rule.thresholds)
+            for s in rule.thresholds:
+                off = [OFF] if several and s != rule.primary else []
+                rule, _ = self.best(rule, f"t:{s}", list(grids[s]) + off)
+            if rule.thresholds == before:
+                break
+        return rule
 
 
 def _with(rule: Rule, field: str, value: object) -> Rule | None:
@@ -83,47 +99,26 @@ def tune_rule(
     ``tick(1)`` after each F1 evaluated (agglomerative grouping makes each one slow)."""
     if not len(edges):
         return rule
+    run = _Ascent(edges, n, targets, tick)
     grids = {s: grid(edges.sims[s]) for s in rule.scores}
     th = {}
     for s in rule.thresholds:  # each score's own best as the start
         solo = replace(rule, thresholds={s: OFF}, primary=s, min2=None, groups="none")
-        th[s] = _best(edges, solo, n, targets, f"t:{s}", grids[s], tick)[0].thresholds[s]
+        th[s] = run.best(solo, f"t:{s}", grids[s])[0].thresholds[s]
     rule = replace(rule, thresholds=th)
     want_min2, groups = rule.min2 is not None, rule.groups
-    rule = replace(rule, min2=None, groups="none")
-    rule = _ascend(edges, rule, n, targets, grids, passes, tick)
+    rule = run.ascend(replace(rule, min2=None, groups="none"), grids, passes)
     if want_min2:
         lower = [v for v in grids[rule.primary] if v <= rule.thresholds[rule.primary]]
-        rule, _ = _best(edges, rule, n, targets, "min2", lower or grids[rule.primary], tick)
+        rule, _ = run.best(rule, "min2", lower or grids[rule.primary])
     if groups != "none":
         rule = replace(rule, groups=groups)
         if groups in ("components", "agglomerative") and not rule.group_cap:
-            rule, _ = _best(edges, rule, n, targets, "group_cap", CAPS, tick)
+            rule, _ = run.best(rule, "group_cap", CAPS)
         if groups == "agglomerative":
-            grid_ = grids[rule.primary]
-            rule, _ = _best(edges, rule, n, targets, "group_threshold", grid_, tick)
-        rule = _ascend(edges, rule, n, targets, grids, 1, tick)
+            rule, _ = run.best(rule, "group_threshold", grids[rule.primary])
+        rule = run.ascend(rule, grids, 1)
     live = {s: t for s, t in rule.thresholds.items() if t != OFF or s == rule.primary}
     rule = replace(rule, thresholds=live, notes=dict(rule.notes))
     rule.notes["tune_f1"] = round(score_rule(edges, rule, n, targets).f1, 6)
-    return rule
-
-
-def _ascend(
-    edges: Edges,
-    rule: Rule,
-    n: int,
-    targets: Targets,
-    grids: Mapping[str, list[float]],
-    passes: int,
-    tick: Progress | None = None,
-) -> Rule:
-    several = len(rule.thresholds) > 1
-    for _ in range(passes):
-        before = dict(rule.thresholds)
-        for s in rule.thresholds:
-            values: list[float] = list(grids[s]) + ([OFF] if several and s != rule.primary else [])
-            rule, _ = _best(edges, rule, n, targets, f"t:{s}", values, tick)
-        if rule.thresholds == before:
-            break
     return rule
