@@ -261,13 +261,12 @@ def train_cross_encoder(
     cpu_bf16 = not args.bf16 and cfg.precision == "auto" and args.device.type == "cpu"
     cpu_bf16 = cpu_bf16 and cpu_autocast_bf16()  # native bf16 on this CPU: autocast
     bf16 = args.bf16 or cpu_bf16
+    reading = TrainedReading(cfg.text, parse_fields(cfg.fields), cfg.stage1_weight or 0.0)
     choice = EpochChoice(
         valid,
         out,
         lambda lists: score_lists(trainer.model, tokenizer, lists, cfg.max_length, bf16=bf16),
-        lambda folder: save_model(
-            trainer.model, tokenizer, folder, cfg.text, cfg.fields, cfg.stage1_weight or 0.0
-        ),
+        lambda folder: save_model(trainer.model, tokenizer, folder, reading),
         patience=cfg.patience,
         resume=resume,
     )
@@ -296,17 +295,16 @@ def train_cross_encoder(
     with refused_checkpoint(start_from):
         result = trainer.train(resume_from_checkpoint=start_from)
     raise_if_diverged(stop, checkpoints)
-    weight = cfg.stage1_weight or 0.0
     if not choice.chose:
-        save_model(trainer.model, tokenizer, out, cfg.text, cfg.fields, weight)
+        save_model(trainer.model, tokenizer, out, reading)
     elif cfg.stage1_weight is None:  # how far the kept model leans on stage 1: valid says
 
         def rescore() -> list[list[float]]:
             _, kept, _ = load_model(str(out))
             return score_lists(kept, tokenizer, valid, cfg.max_length, bf16=bf16)
 
-        weight = choice.choose_stage1_weight(rescore)
-        write_reading(out, TrainedReading(cfg.text, parse_fields(cfg.fields), weight))
+        reading = replace(reading, stage1_weight=choice.choose_stage1_weight(rescore))
+        write_reading(out, reading)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "global_step": trainer.state.global_step,
@@ -319,27 +317,20 @@ def train_cross_encoder(
         "identical_negatives": data.identical,
         "valid_table": choice.table() if valid else "",
         "best": choice.best(),
-        "stage1_weight": weight,
+        "stage1_weight": reading.stage1_weight,
         "valid_stage1": choice.stage1,
         "verdict": choice.verdict(),
         "out": str(out),
     }
 
 
-def save_model(
-    model: Any,
-    tokenizer: Any,
-    out: Path,
-    form: str = "raw",
-    fields: str = "",
-    stage1_weight: float = 0.0,
-) -> None:
+def save_model(model: Any, tokenizer: Any, out: Path, reading: TrainedReading) -> None:
     """Save weights, config and tokenizer where CrossEncoder(out) loads them, and how the
     model reads products and leans on stage 1 (``rerank.base.write_reading``)."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    write_reading(out, TrainedReading(form, parse_fields(fields), stage1_weight))
+    write_reading(out, reading)
 
 
 def score_lists(
