@@ -95,6 +95,10 @@ RerankerSpec = Annotated[
         "--reranker", help="Stage 2: KIND[:MODEL][,key=value...] or none, e.g. pair-gbdt:model.txt."
     ),
 ]
+DatasetPath = Annotated[
+    str,
+    typer.Argument(help="Dataset path: Shopee folder/zip, query/gallery folder, catalogue file."),
+]
 Format = Annotated[
     str | None,
     typer.Option("--format", help="Force the dataset format: shopee, query-gallery, catalog."),

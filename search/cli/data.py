@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from retrieval.checks import MAX_COUNT
-from search.cli.common import Format, handle_errors, out
+from search.cli.common import DatasetPath, Format, handle_errors, out
 
 app = typer.Typer(help="Synthesise and inspect datasets.", no_args_is_help=True)
 
@@ -40,7 +40,7 @@ def synth_cmd(
 @app.command("info")
 @handle_errors
 def info_cmd(
-    dataset: Annotated[str, typer.Argument(help="Dataset path.")],
+    dataset: DatasetPath,
     fmt: Format = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

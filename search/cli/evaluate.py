@@ -12,6 +12,7 @@ from rich.table import Table
 
 from search.cli.common import (
     Collection,
+    DatasetPath,
     FineTune,
     FineTuneLoss,
     Format,
@@ -37,9 +38,7 @@ app = typer.Typer()
 @store_options()
 @stage_options()
 def eval_cmd(
-    dataset: Annotated[
-        str, typer.Argument(help="Dataset path (Shopee, query-gallery, catalogue).")
-    ],
+    dataset: DatasetPath,
     split: Annotated[str | None, typer.Option("--split", help="Split scored (test).")] = None,
     tune_split: Annotated[
         str | None, typer.Option("--tune-split", help="Split the threshold is tuned on (valid).")

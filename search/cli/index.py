@@ -16,6 +16,7 @@ from retrieval.checks import MAX_COUNT
 from retrieval.errors import UsageError
 from search.cli.common import (
     Collection,
+    DatasetPath,
     Encoders,
     Format,
     StoreFlags,
@@ -113,12 +114,7 @@ class RayFlags:
 @option_group(LayoutFlags, "layout")
 @option_group(RayFlags, "scale")
 def index_cmd(
-    dataset: Annotated[
-        str,
-        typer.Argument(
-            help="Dataset path: Shopee folder/zip, query/gallery folder, catalogue file."
-        ),
-    ],
+    dataset: DatasetPath,
     encoder: Encoders = None,
     collection: Collection = None,
     fmt: Format = None,

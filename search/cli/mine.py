@@ -9,6 +9,7 @@ import typer
 
 from search.cli.common import (
     Collection,
+    DatasetPath,
     Encoders,
     Format,
     StoreFlags,
@@ -26,7 +27,7 @@ app = typer.Typer()
 @handle_errors
 @store_options()
 def mine_cmd(
-    dataset: Annotated[str, typer.Argument(help="Dataset path (Shopee, query-gallery, ...).")],
+    dataset: DatasetPath,
     out_path: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write.")],
     encoder: Encoders = None,
     vector: Vector = None,
