@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +20,20 @@ from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
     HYBRID,
     KEYWORD_FIELDS,
-    SCAN_BATCH,
-    CollectionInfo,
     IndexConfig,
     PointBatch,
     SearchRequest,
     check_collection_name,
-    check_request,
-    hit_from_point,
+)
+from retrieval.index.qdrant import (
+    QdrantIndex,
     hnsw_config,
-    matches_existing,
     payload_filter,
     search_params,
     specs_from_json,
-    specs_to_json,
-    to_numpy_vector,
     vector_params,
 )
-from retrieval.index.rank_fusion import join_hybrid, prefetch_limit, split_hybrid
+from retrieval.index.rank_fusion import prefetch_limit
 from retrieval.index.space import (
     SHARD_BYTES,
     disk_full_error,
@@ -46,12 +42,11 @@ from retrieval.index.space import (
     require_space,
     require_writable,
 )
-from retrieval.types import Hit
 
 log = logging.getLogger(__name__)
 
 
-class EdgeIndex:
+class EdgeIndex(QdrantIndex):
     """VectorIndex over ``qdrant-edge-py`` shards stored under ``root``."""
 
     def __init__(self, root: str | Path, config: IndexConfig | None = None) -> None:
@@ -59,6 +54,7 @@ class EdgeIndex:
 
         self.qe = qe
         self.root = Path(root) / "edge"
+        self.where = f"under {self.root.parent}"
         self.config = config or IndexConfig()
         self._shards: dict[str, Any] = {}
         self._meta: dict[str, dict[str, Any]] = {}
@@ -85,9 +81,7 @@ class EdgeIndex:
         shard = self._shards.get(name)
         if shard is None:
             if self._read_meta(name) is None:
-                raise UsageError(
-                    f"no collection {name!r} under {self.root.parent}; index one first"
-                )
+                raise UsageError(f"no collection {name!r} {self.where}; index one first")
             try:
                 shard = self.qe.EdgeShard.load(str(self._dir(name) / "shard"))
             except Exception as exc:  # the binding raises a plain Exception
@@ -100,13 +94,7 @@ class EdgeIndex:
             self._shards[name] = shard
         return shard
 
-    def create(
-        self, name: str, vectors: list[VectorSpec], meta: dict[str, Any], *, recreate: bool = False
-    ) -> None:
-        if recreate:
-            self.drop(name)
-        if matches_existing(name, self._read_meta(name), vectors, meta):
-            return
+    def _make(self, name: str, vectors: list[VectorSpec], meta: dict[str, Any]) -> None:
         folder = self._dir(name)
         require_writable(self.root, f"collection {name!r}")
         require_space(self.root, SHARD_BYTES, f"a new collection {name!r}")
@@ -123,8 +111,7 @@ class EdgeIndex:
                         field, self.qe.PayloadSchemaType.Keyword
                     )
                 )
-            full = {**meta, "vectors": specs_to_json(vectors), "index": self.config.__dict__}
-            write_json(folder / "meta.json", full, sort_keys=True)
+            write_json(folder / "meta.json", meta, sort_keys=True)
         except OSError as exc:
             if is_disk_full(exc):
                 raise disk_full_error(self.root) from exc
@@ -137,7 +124,6 @@ class EdgeIndex:
             if is_disk_full(exc):
                 raise disk_full_error(self.root) from exc
             raise SearchError(f"cannot create collection {name!r}: {exc}") from exc
-        self._meta[name] = full
 
     def reserve(self, name: str, points: int) -> None:
         """Refuse to write ``points`` more points without the disk room for them (the
@@ -184,12 +170,8 @@ class EdgeIndex:
         except OSError as exc:
             raise SearchError(f"cannot list {self.root}: {exc.strerror or exc}") from exc
 
-    def info(self, name: str) -> CollectionInfo | None:
-        meta = self._read_meta(name)
-        if meta is None:
-            return None
-        points = self._shard(name).info().points_count
-        return CollectionInfo(name, points, specs_from_json(meta["vectors"]), meta)
+    def _points(self, name: str) -> int:
+        return self._shard(name).info().points_count
 
     def drop(self, name: str) -> None:
         shard = self._shards.pop(name, None)
@@ -237,36 +219,23 @@ class EdgeIndex:
                 raise disk_full_error(self.root) from exc
             raise
 
-    def existing(self, name: str, ids: Sequence[str]) -> set[str]:
+    def _records(
+        self, name: str, ids: Sequence[str], *, vectors: bool = False, payload: Any = False
+    ) -> list[Any]:
         import uuid
 
         if not ids:
-            return set()
-        records = self._shard(name).retrieve([uuid.UUID(i) for i in ids], False, False)
-        return {str(r.id) for r in records}
+            return []
+        keep = self.qe.PayloadSelector.Include(payload) if payload else False
+        return self._shard(name).retrieve([uuid.UUID(i) for i in ids], keep, vectors)
 
-    def stamps(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
-        import uuid
-
-        if not ids:
-            return {}
-        keep = self.qe.PayloadSelector.Include(["fp"])
-        records = self._shard(name).retrieve([uuid.UUID(i) for i in ids], keep, False)
-        return {str(r.id): (r.payload or {}).get("fp") for r in records}
-
-    def scan_ids(self, name: str, dataset: str) -> Iterator[list[str]]:
-        qe, shard = self.qe, self._shard(name)
+    def _scroll(self, name: str, dataset: str, offset: Any, limit: int) -> tuple[list[Any], Any]:
+        qe = self.qe
         flt = qe.Filter(must=[qe.FieldCondition("dataset", match=qe.MatchValue(dataset))])
-        offset = None
-        while True:
-            request = qe.ScrollRequest(
-                offset=offset, limit=SCAN_BATCH, filter=flt, with_payload=False, with_vector=False
-            )
-            records, offset = shard.scroll(request)
-            if records:
-                yield [str(r.id) for r in records]
-            if offset is None:
-                return
+        request = qe.ScrollRequest(
+            offset=offset, limit=limit, filter=flt, with_payload=False, with_vector=False
+        )
+        return self._shard(name).scroll(request)
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         import uuid
@@ -276,26 +245,9 @@ class EdgeIndex:
                 self.qe.UpdateOperation.delete_points([uuid.UUID(i) for i in ids])
             )
 
-    def fetch(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Vector]]:
-        import uuid
-
-        if not ids:
-            return {}
-        records = self._shard(name).retrieve([uuid.UUID(i) for i in ids], False, True)
-        return {
-            str(r.id): {k: to_numpy_vector(v) for k, v in (r.vector or {}).items()} for r in records
-        }
-
-    def search(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
-        if not requests:
-            return []
-        shard = self._shard(name)
-        known = {v.name: v for v in specs_from_json(self._read_meta(name)["vectors"])}
-        for req in requests:
-            check_request(req, known)
-        flat, counts = split_hybrid(requests)  # hybrid: fused here, deterministically
-        results = shard.query_batch(self.qe.QueryBatchRequest([self._request(r) for r in flat]))
-        return join_hybrid(requests, counts, [[hit_from_point(p) for p in row] for row in results])
+    def _query(self, name: str, requests: list[SearchRequest]) -> list[list[Any]]:
+        batch = self.qe.QueryBatchRequest([self._request(r) for r in requests])
+        return self._shard(name).query_batch(batch)
 
     def _request(self, req: SearchRequest) -> Any:
         qe = self.qe

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -26,25 +26,19 @@ from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import (
     HYBRID,
     KEYWORD_FIELDS,
-    SCAN_BATCH,
-    CollectionInfo,
     IndexConfig,
     PointBatch,
     SearchRequest,
-    check_request,
-    hit_from_point,
-    hnsw_config,
-    matches_existing,
-    payload_filter,
     read_consistency,
+)
+from retrieval.index.qdrant import (
+    QdrantIndex,
+    hnsw_config,
+    payload_filter,
     search_params,
-    specs_from_json,
-    specs_to_json,
-    to_numpy_vector,
     vector_params,
 )
-from retrieval.index.rank_fusion import join_hybrid, prefetch_limit, split_hybrid
-from retrieval.types import Hit
+from retrieval.index.rank_fusion import prefetch_limit
 
 log = logging.getLogger(__name__)
 UNREACHABLE_HINT = "start one with `docker compose up -d qdrant` or pass --qdrant-url"
@@ -53,7 +47,7 @@ FETCH_BATCH = 512  # point ids per retrieve call
 GREEN_TIMEOUT = 3600.0  # seconds a load waits for the HNSW build before it gives up
 
 
-class ServerIndex:
+class ServerIndex(QdrantIndex):
     """VectorIndex over a Qdrant server (or a cluster's peer) at ``url``."""
 
     def __init__(
@@ -67,6 +61,7 @@ class ServerIndex:
 
         self.models = models
         self.url = url or os.environ.get("QDRANT_URL") or "http://localhost:6333"
+        self.where = f"at {self.url}"
         api_key = api_key or os.environ.get("QDRANT_API_KEY") or None
         self.config = config or IndexConfig()
         self._consistency = read_consistency(self.config.read_consistency)
@@ -142,14 +137,8 @@ class ServerIndex:
             self._meta[name] = meta
         return self._meta[name]
 
-    def create(
-        self, name: str, vectors: list[VectorSpec], meta: dict[str, Any], *, recreate: bool = False
-    ) -> None:
+    def _make(self, name: str, vectors: list[VectorSpec], meta: dict[str, Any]) -> None:
         m, cfg = self.models, self.config
-        if recreate:
-            self.drop(name)
-        if matches_existing(name, self._read_meta(name), vectors, meta):
-            return
         self._check_cluster()
         if cfg.shards > 1 and any(v.sparse and v.idf for v in vectors):
             log.warning(
@@ -182,7 +171,6 @@ class ServerIndex:
             quant = m.ScalarQuantization(
                 scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, always_ram=True)
             )
-        full = {**meta, "vectors": specs_to_json(vectors), "index": dict(cfg.__dict__)}
         self._call(
             self.client.create_collection,
             name,
@@ -195,11 +183,10 @@ class ServerIndex:
             write_consistency_factor=cfg.write_consistency,
             # a new collection is about to be loaded: no HNSW build until optimize()
             optimizers_config=m.OptimizersConfigDiff(indexing_threshold=0),
-            metadata=full,
+            metadata=meta,
         )
         for field in KEYWORD_FIELDS:
             self._call(self.client.create_payload_index, name, field, m.PayloadSchemaType.KEYWORD)
-        self._meta[name] = full
 
     def _check_cluster(self) -> None:
         """Replicas need as many peers: Qdrant would quietly keep fewer copies."""
@@ -218,12 +205,8 @@ class ServerIndex:
         names = [c.name for c in self._call(self.client.get_collections).collections]
         return sorted(names)
 
-    def info(self, name: str) -> CollectionInfo | None:
-        meta = self._read_meta(name)
-        if meta is None:
-            return None
-        points = self._call(self.client.count, name, exact=True).count
-        return CollectionInfo(name, points, specs_from_json(meta["vectors"]), meta)
+    def _points(self, name: str) -> int:
+        return self._call(self.client.count, name, exact=True).count
 
     def drop(self, name: str) -> None:
         self._meta.pop(name, None)
@@ -346,8 +329,8 @@ class ServerIndex:
         ]
         self.client.upsert(name, points=rows, wait=wait)
 
-    def _retrieve(
-        self, name: str, ids: Sequence[str], vectors: bool, payload: Any = False
+    def _records(
+        self, name: str, ids: Sequence[str], *, vectors: bool = False, payload: Any = False
     ) -> list[Any]:
         out: list[Any] = []
         ids = list(ids)
@@ -362,30 +345,19 @@ class ServerIndex:
             )
         return out
 
-    def stamps(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
-        return {
-            str(r.id): (r.payload or {}).get("fp") for r in self._retrieve(name, ids, False, ["fp"])
-        }
-
-    def scan_ids(self, name: str, dataset: str) -> Iterator[list[str]]:
+    def _scroll(self, name: str, dataset: str, offset: Any, limit: int) -> tuple[list[Any], Any]:
         m = self.models
         flt = m.Filter(must=[m.FieldCondition(key="dataset", match=m.MatchValue(value=dataset))])
-        offset = None
-        while True:
-            records, offset = self._call(
-                self.client.scroll,
-                name,
-                scroll_filter=flt,
-                limit=SCAN_BATCH,
-                offset=offset,
-                with_payload=False,
-                with_vectors=False,
-                consistency=self._consistency,
-            )
-            if records:
-                yield [str(r.id) for r in records]
-            if offset is None:
-                return
+        return self._call(
+            self.client.scroll,
+            name,
+            scroll_filter=flt,
+            limit=limit,
+            offset=offset,
+            with_payload=False,
+            with_vectors=False,
+            consistency=self._consistency,
+        )
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         self.flush()  # a delete must not overtake a write still in flight
@@ -393,31 +365,12 @@ class ServerIndex:
             selector = self.models.PointIdsList(points=list(ids))
             self._call(self.client.delete, name, points_selector=selector, wait=True)
 
-    def existing(self, name: str, ids: Sequence[str]) -> set[str]:
-        return {str(r.id) for r in self._retrieve(name, ids, False)}
-
-    def fetch(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Vector]]:
-        return {
-            str(r.id): {k: to_numpy_vector(v) for k, v in (r.vector or {}).items()}
-            for r in self._retrieve(name, ids, True)
-        }
-
-    def search(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
-        if not requests:
-            return []
-        meta = self._read_meta(name)
-        if meta is None:
-            raise UsageError(f"no collection {name!r} at {self.url}; index one first")
-        known = {v.name: v for v in specs_from_json(meta["vectors"])}
-        for req in requests:
-            check_request(req, known)
-        flat, counts = split_hybrid(requests)  # hybrid: fused here, deterministically
-        batch = [self._request(r) for r in flat]
+    def _query(self, name: str, requests: list[SearchRequest]) -> list[list[Any]]:
+        batch = [self._request(r) for r in requests]
         responses = self._call(
             self.client.query_batch_points, name, requests=batch, consistency=self._consistency
         )
-        answers = [[hit_from_point(p) for p in r.points] for r in responses]
-        return join_hybrid(requests, counts, answers)
+        return [r.points for r in responses]
 
     def _request(self, req: SearchRequest) -> Any:
         m = self.models
