@@ -221,12 +221,19 @@ class ColdStart:
         fitted = bool(len(y)) and y.min() != y.max()
         if fitted:
             self._fit(rows, y, groups)
-        if write and self.out is not None:
-            extra = {"estimated_f1": self.f1, "review": self.cands.settings(self.batch, self.seed)}
-            info = {"dataset": self.info.get("dataset"), "source": self.info.get("source")}
-            write_state(self.out, self.cands, self.matcher(), self.boosters, self.threshold,
-                        extra, info)  # fmt: skip
+        if write:
+            self.save()
         return fitted
+
+    def save(self) -> None:
+        """Rewrite the folder (run files, current scores, matcher) from the current fit;
+        nothing is fitted again."""
+        if self.out is None:
+            return
+        extra = {"estimated_f1": self.f1, "review": self.cands.settings(self.batch, self.seed)}
+        info = {"dataset": self.info.get("dataset"), "source": self.info.get("source")}
+        write_state(self.out, self.cands, self.matcher(), self.boosters, self.threshold,
+                    extra, info)  # fmt: skip
 
     def _fit(self, rows: np.ndarray, y: np.ndarray, groups: np.ndarray) -> None:
         c = self.cands

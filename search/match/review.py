@@ -162,8 +162,8 @@ def start_review(
 
     folder = Path(out)
     if (folder / RUN).is_file():
-        queue = ColdStart.open(folder)
-        queue.refit()
+        queue = ColdStart.open(folder)  # fitted on every label in the folder
+        queue.save()
         return queue
     if folder.is_dir() and any(folder.iterdir()):
         raise UsageError(f"{folder} holds files but no review: give a new or empty --out")

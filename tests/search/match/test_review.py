@@ -18,10 +18,10 @@ from search.indexing import connect
 from search.match.artifacts import write_edges, write_listings, write_run_manifest
 from search.match.cold_start import ColdStart, expected_f1
 from search.match.job import match_dataset
-from search.match.labels import Label, read_labels
+from search.match.labels import Label, append_label, read_labels
 from search.match.matcher import Matcher
 from search.match.queue import BRIDGE, NEAR, SPREAD, bridges, distance, pick, stratified
-from search.match.review import RunQueue
+from search.match.review import RunQueue, start_review
 
 runner = CliRunner()
 
@@ -149,6 +149,29 @@ def test_cold_start_spreads_then_learns_and_writes_a_matcher(cold, indexed, spar
     alone = match_dataset(sparse_cfg, str(indexed), flags=_nothing(), collection="shop",
                           out=tmp_path / "alone")  # fmt: skip
     assert res.scores.f1 > alone.scores.f1  # the labels taught it to match
+
+
+def test_search_review_reopened_fits_the_labels_another_tool_appended(cold, indexed, sparse_cfg):
+    """Labels appended to the folder by another tool are fitted on when ``search review``
+    reopens it, and the matcher it rewrites is that fit (one fit, then saved)."""
+    queue, folder, oracle = cold
+    for item in queue.next(10):
+        queue.record(Label.now(item.a, item.b, oracle(item.a, item.b), "review"))
+    assert queue.boosters  # ten labels of the batch: fitted
+    before = (folder / "matcher.pair.txt").read_text()
+    for item in queue.next(10):  # not recorded: no refit in this process
+        append_label(
+            folder / "labels.jsonl", Label.now(item.a, item.b, oracle(item.a, item.b), "x")
+        )
+    reopened = start_review(sparse_cfg, str(indexed), folder)
+    assert len(reopened.labels) == 20
+    fresh = ColdStart.open(folder)  # the same labels fitted from the folder alone
+    assert fresh.threshold == reopened.threshold
+    assert Matcher.load(folder / "matcher.json").chosen().thresholds == {
+        "pair": pytest.approx(reopened.threshold)
+    }
+    after = (folder / "matcher.pair.txt").read_text()
+    assert after != before and after == fresh.boosters[0].model_to_string()
 
 
 def _nothing():
