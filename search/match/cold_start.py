@@ -9,7 +9,7 @@ union of each vector's ``k``) cut into equal-count score bins, one pair from eac
 listing twice. Far candidates are drawn too: a model that never saw one gives the many
 far edges of a catalogue the odds of the near ones it was fitted on (on wdc-products,
 drawing from each listing's nearest three left the valid split's pair AP at 0.11-0.29
-after 100-300 labels, against 0.29-0.48 from the nearest 20; ``review_bench.py``). After every ``batch`` labels (match / not a
+after 100-300 labels, against 0.29-0.48 from the nearest 20; an earlier ``review_bench.py``). After every ``batch`` labels (match / not a
 match; skips are kept but teach nothing) a bootstrap ensemble of small LightGBM models
 is fitted on the labelled pairs (``training.match_review``), every candidate pair is
 scored (the seeds' mean, both directions averaged, as ``search match`` scores them) and
