@@ -9,17 +9,18 @@ model and threshold from the labels alone after each; then the catalogue is matc
 that matcher (``search match CATALOGUE --matcher``), alone and with the labels kept as
 verdicts (``--labels``). Beside it, the same ``ColdStart`` given as many uniformly random
 candidate pairs, the full-train matcher (``search eval --match-pair``) and each offer
-matched to itself only. (b) Warm start: a matcher trained on a quarter of the train
-split's groups (threshold tuned on valid) matches the test split (a run); 200 labels from
+matched to itself only. (b) Warm start: a pair model trained as ``search eval`` trains
+it, on one of its train folds only (the train split cut into group-disjoint folds of
+valid's size, each matched within itself: on wdc-products four, so a quarter of the train
+groups), its threshold tuned on valid, matches the test split (a run); 200 labels from
 that run's ``RunQueue`` versus 200 random candidate pairs of the run, used three ways:
 kept as verdicts in the re-match, added to the pair model's training rows (refitted, the
 threshold tuned on valid again), and both.
 
-The index (MiniLM + sparse, offline), the whole catalogue's pair features (the
-quarter-train matcher is fitted on them) and the full-train figures are built once in
-``--work`` and reused. Measured, not asserted; run it niced on a shared machine:
+The index (MiniLM + sparse, offline), the full-train figures and the train-fold model
+are built once in ``--work`` and reused. Measured, not asserted; run it niced on a shared machine:
 
-    nice -n 5 python benchmarks/review_bench.py --work /tmp/review-bench --seeds 5
+    nice -n 5 python benchmarks/review_bench.py --work runs/review-bench --seeds 5
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from search.match.cold_start import ColdStart  # noqa: E402
 from search.match.edges import Edges  # noqa: E402
 from search.match.edgeset import EdgeSet  # noqa: E402
 from search.match.labels import Label  # noqa: E402
-from search.match.pair_model import PAIR, columns, same_group  # noqa: E402
+from search.match.pair_model import NEIGHBOURS, PAIR, columns, same_group  # noqa: E402
 from search.match.review import RunQueue  # noqa: E402
 from search.match.review_folder import Candidates  # noqa: E402
 from search.match.tuning.folds import fold_of  # noqa: E402
@@ -54,23 +55,23 @@ from training.match_pair import train_pair_models  # noqa: E402
 
 WDC = shared_data("wdc-products") / "catalog.jsonl"
 ENCODERS = ["text", "sparse"]
+PARTS = 5  # group-disjoint parts of the train fold's edges; the last stops the boosting
 log = logging.getLogger("review_bench")
 Labels = Mapping[tuple[str, str], Label]
 
 
 class Bench:
-    """The whole catalogue's edge set and features (the quarter-train matcher's rows),
-    the test split matched within itself (``scorer``) and the oracle."""
+    """The test split matched within itself (``scorer``), the oracle, and the warm
+    start's train fold: the first of the group-disjoint folds of valid's size ``search
+    eval`` cuts the train split into (on wdc-products 4: a quarter of its groups)."""
 
-    def __init__(self, es: EdgeSet, x: np.ndarray, scorer: SplitScorer, threads: int) -> None:
-        self.es, self.x, self.scorer, self.threads = es, x, scorer, threads
-        self.edges: Edges = es.edges  # type: ignore[assignment]
+    def __init__(self, scorer: SplitScorer, threads: int) -> None:
+        self.scorer, self.threads = scorer, threads
         self.test: EdgeSet = scorer.sets["test"]
-        split = np.array([p.fields.get("split") for p in es.products], dtype=object)
-        grouped = np.array([p.group is not None for p in es.products])
-        self.rows = {s: np.flatnonzero(grouped & (split == s)) for s in ("train", "valid", "test")}
-        self.group = {p.id: p.group for p in es.products}
-        self.cols = columns(list(es.weights))
+        self.group = {p.id: p.group for p in self.test.products}
+        self.fold: EdgeSet = scorer.train_folds[0]
+        self.cols = columns(list(self.test.weights))
+        self._fold_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def verdict(self, a: str, b: str) -> str:
         ga, gb = self.group[a], self.group[b]
@@ -90,19 +91,21 @@ class Bench:
             self.scorer.x["test"], ENCODERS, dict(ts.weights), ts.collection, ts.k,
         )  # fmt: skip
 
-    def split_model(self, queries: np.ndarray, extra=None) -> list:
-        """The pair model of ``fit_catalogue_pair`` on these queries' edges (group-disjoint
-        folds, the last stopping the boosting), ``extra`` (x, y) rows in the first fold."""
-        part = np.full(self.es.n, -1)
-        for i in queries.tolist():
-            p = self.es.products[i]
-            part[i] = fold_of(p.group, p.id, 5)
-        y = same_group(self.edges, self.es.products)
-        sp = part[self.edges.src]
-        folds = [(self.x[sp == f], y[sp == f]) for f in range(5)]
+    def fold_model(self, extra: tuple[np.ndarray, np.ndarray] | None = None) -> list:
+        """The pair model (``training.match_pair``, its seeds) on the train fold's edges,
+        features within the fold, cut into group-disjoint parts (the last stopping the
+        boosting); ``extra`` (x, y) rows in the first part."""
+        if self._fold_rows is None:
+            fold = self.fold
+            assert fold.edges is not None
+            part = np.array([fold_of(p.group, p.id, PARTS) for p in fold.products])
+            self._fold_rows = (fold.features(NEIGHBOURS), same_group(fold.edges, fold.products),
+                               part[fold.edges.src])  # fmt: skip
+        x, y, part = self._fold_rows
+        parts = [(x[part == f], y[part == f]) for f in range(PARTS)]
         if extra is not None:
-            folds[0] = (np.vstack([folds[0][0], extra[0]]), np.r_[folds[0][1], extra[1]])
-        return train_pair_models(folds, self.cols, num_threads=self.threads)
+            parts[0] = (np.vstack([parts[0][0], extra[0]]), np.r_[parts[0][1], extra[1]])
+        return train_pair_models(parts, self.cols, num_threads=self.threads)
 
     def label_rows(self, labels: Labels) -> tuple[np.ndarray, np.ndarray]:
         """The test split's directed candidate edges of labelled pairs: features, verdicts."""
@@ -157,17 +160,11 @@ def cold(bench: Bench, marks: list[int], batch: int, seed: int) -> dict:
     return out
 
 
-def quarter_of(bench: Bench) -> np.ndarray:
-    """The train split's offers whose group falls in one of four group-hash parts."""
-    train = bench.rows["train"]
-    return np.array([i for i in train if fold_of(bench.es.products[i].group, "", 4) == 0])
-
-
 def warm_figures(bench: Bench, base: list, t0: float, labels: Labels) -> dict:
     """Labels used three ways: verdicts in the re-match, rows of the refitted pair model
     (threshold tuned on valid again), both."""
     s = bench.scorer
-    model = bench.split_model(quarter_of(bench), bench.label_rows(labels))
+    model = bench.fold_model(bench.label_rows(labels))
     t = s.tuned(model)
     return {
         "verdicts": round(s.f1(base, t0, labels=labels), 4),
@@ -179,7 +176,7 @@ def warm_figures(bench: Bench, base: list, t0: float, labels: Labels) -> dict:
 
 
 def warm(bench: Bench, base: list, t0: float, count: int, batch: int, draws: int) -> dict:
-    """The quarter-train matcher's run over the test split; its ``RunQueue``'s first
+    """The train-fold matcher's run over the test split; its ``RunQueue``'s first
     ``count`` labels (one order) against ``draws`` samples of random candidate pairs."""
     ts = bench.test
     assert ts.edges is not None
@@ -217,8 +214,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     cfg = load_config(None, store={"data_dir": args.work / "home"}, stage1={"encoders": ENCODERS})
     start = time.perf_counter()
-    es, x, scorer, evaluated = build(cfg, args.wdc, args.work, 20)
-    bench = Bench(es, x, scorer, args.threads)
+    scorer, evaluated = build(cfg, args.wdc, args.work, 20)
+    bench = Bench(scorer, args.threads)
     res: dict = {"cores": os.cpu_count(), "load_avg_start": os.getloadavg()}
     full = full_boosters(args.work)  # search eval --match-pair's own matcher and figures
     t_full = evaluated["pair_rule"]["threshold"]
@@ -227,7 +224,8 @@ def main() -> None:
     res["itself_only"] = round(scorer.f1([], 1.0), 4)
     marks = [100, 200, 300]
     res["cold"] = [cold(bench, marks, args.batch, s) for s in range(args.seeds)]
-    base = cached(args.work / "quarter-train", lambda: bench.split_model(quarter_of(bench)))
+    base = cached(args.work / "train-fold", bench.fold_model)
+    res["warm_fold"] = {"listings": bench.fold.n, "folds": len(scorer.train_folds)}
     res["warm"] = warm(bench, base, scorer.tuned(base), 200, args.batch, args.warm_seeds)
     res["seconds"] = round(time.perf_counter() - start, 1)
     res["load_avg_end"] = os.getloadavg()

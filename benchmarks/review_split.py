@@ -10,10 +10,9 @@ test split within itself is also the catalogue the simulated cold-start reviewer
 reviews, so its candidate pairs are those the F1 is read on. The full-train matcher is
 ``search eval --match-pair`` itself (``tune_catalogue``, default settings: pair model
 on the train split's folds, every rule tuned on valid, the stage-2 rule chosen on
-valid), run once and its figures kept in ``--work``. ``build`` makes what the bench
-reads (the index, the whole catalogue's edge set and features, on which the
-quarter-train matcher is fitted), ``cached`` keeps models and ``table`` renders the
-figures as markdown.
+valid), run once and its figures kept in ``--work``; the warm start's matcher is fitted
+on one of the train folds ``search eval`` cuts (``tuning.folds``). ``build`` makes what
+the bench reads, ``cached`` keeps models and ``table`` renders the figures as markdown.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from retrieval.index.base import VectorIndex
 from retrieval.metrics import match_scores
 from search.indexing import connect, index_dataset
 from search.match.edges import Edges
-from search.match.edgeset import self_edgeset, weights_for
+from search.match.edgeset import weights_for
 from search.match.labels import Label
 from search.match.matcher import Matcher
 from search.match.pair_model import (
@@ -45,6 +44,7 @@ from search.match.pair_model import (
 )
 from search.match.rules import Rule, decide
 from search.match.tuning.catalogue import MATCHER_FILE, tune_catalogue
+from search.match.tuning.folds import fold_count, folds
 from search.match.tuning.splits import split_sets
 from search.match.tuning.thresholds import score_rule, tune_rule
 from search.match.verdicts import row_verdicts
@@ -53,9 +53,9 @@ log = logging.getLogger("review_bench")
 FULL = "full-train-split"  # the folder in --work search eval's matcher and figures go to
 
 
-def build(cfg, path: Path, work: Path, k: int) -> tuple:
-    """The whole catalogue's edge set and features, valid and test within themselves
-    (``SplitScorer``) and ``search eval --match-pair``'s figures."""
+def build(cfg, path: Path, work: Path, k: int) -> tuple[SplitScorer, dict[str, Any]]:
+    """The catalogue indexed (once, into ``cfg``'s store), valid, test and the train
+    folds within themselves (``SplitScorer``) and ``search eval --match-pair``'s figures."""
     dataset = open_dataset(str(path))
     index = connect(cfg)
     if index.info("wdc") is None:
@@ -63,24 +63,13 @@ def build(cfg, path: Path, work: Path, k: int) -> tuple:
         index_dataset(cfg, str(path), collection="wdc")
         index = connect(cfg)
     try:
-        products = list(dataset.products())
         names = [v.name for v in index.info("wdc").vectors]
-        template = Matcher(list(cfg.stage1.encoders), names, weights_for(names), [], "", k)
-        es = self_edgeset(index, "wdc", dataset.name, products, template)
-        es.search()
         encoders = list(cfg.stage1.encoders)
         scorer = SplitScorer(index, dataset, "wdc", encoders, names, k)
         full = full_train(index, dataset, "wdc", encoders, names, work)
     finally:
         index.close()
-    cache = work / f"features-k{k}.npy"
-    if cache.is_file():
-        x = np.load(cache, allow_pickle=False)
-    else:
-        x = es.features(NEIGHBOURS)
-        np.save(cache, x, allow_pickle=False)
-    assert len(x) == len(es.edges), "stale feature cache: delete it"
-    return es, x, scorer, full
+    return scorer, full
 
 
 def cached(folder: Path, fit) -> list:
@@ -99,7 +88,9 @@ def cached(folder: Path, fit) -> list:
 class SplitScorer:
     """Valid and test, each matched within itself, their pair features and targets; a
     pair model (boosters, none: each offer itself only) scored on them, a reviewer's
-    labels kept as verdicts when given."""
+    labels kept as verdicts when given. ``train_folds``: the train split cut as ``search
+    eval`` cuts it for its pair model (group-disjoint folds of valid's size, each
+    matched within itself)."""
 
     def __init__(
         self,
@@ -112,8 +103,10 @@ class SplitScorer:
     ) -> None:
         template = Matcher(list(encoders), list(vectors), weights_for(vectors), [], "", k)
         self.dataset = dataset
-        self.sets = split_sets(index, dataset, collection, template, ["valid", "test"],
+        self.sets = split_sets(index, dataset, collection, template, ["valid", "test", "train"],
                                "valid", None)  # fmt: skip
+        train = self.sets.pop("train")
+        self.train_folds = folds(train, max(2, fold_count(train.n, self.sets["valid"].n)))
         self.x = {s: es.features(NEIGHBOURS) for s, es in self.sets.items()}
         self.targets = {s: es.targets() for s, es in self.sets.items()}
         log.info(
@@ -241,7 +234,7 @@ def table(res: dict) -> str:
         f"{res['itself_only']:.4f}; {len(c)} cold draws\n"
     )
     lines += [
-        f"| warm start: quarter-train matcher {w['base']:.4f} | + 200 queue labels "
+        f"| warm start: train-fold matcher {w['base']:.4f} | + 200 queue labels "
         f"| + 200 random, mean of {len(w['random'])} (range) |",
         "| --- | ---: | ---: |",
     ]

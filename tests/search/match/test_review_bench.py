@@ -1,6 +1,6 @@
 """benchmarks/review_bench.py on a small catalogue: the simulated reviewer answers from
 the groups, the cold start reviews the test split it is scored on (its candidate pairs
-and nothing else), the warm-start queue walks the quarter-train matcher's run over the
+and nothing else), the warm-start queue walks the train-fold matcher's run over the
 same split, and the bench's scorer gives search eval's pair rule its own test F1."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def test_split_scorer_is_search_eval(catalogue, sparse_cfg, tmp_path):
     the decision the groups' own among the candidates."""
     rb = load_bench()
     index_dataset(sparse_cfg, str(catalogue), collection="wdc")
-    es, x, scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10)
+    scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10)
     assert {"rule", "test_f1", "valid_f1", "pair_rule"} <= set(full)
     test = scorer.sets["test"]
     assert {p.fields.get("split") for p in test.products} == {"test"}
@@ -37,7 +37,7 @@ def test_split_scorer_is_search_eval(catalogue, sparse_cfg, tmp_path):
     mates = scorer.targets["test"].values()
     alone = sum(2 / (2 + len(m)) for m in mates) / len(mates)
     assert abs(scorer.f1([], 1.0) - alone) < 1e-9
-    bench = rb.Bench(es, x, scorer, 1)
+    bench = rb.Bench(scorer, 1)
     cands = bench.candidates()
     every = {}
     for i, j in zip(cands.edges.src.tolist(), cands.edges.dst.tolist()):
@@ -51,12 +51,17 @@ def test_split_scorer_is_search_eval(catalogue, sparse_cfg, tmp_path):
 def test_cold_and_warm_on_a_small_catalogue(catalogue, sparse_cfg, tmp_path):
     rb = load_bench()
     index_dataset(sparse_cfg, str(catalogue), collection="wdc")
-    es, x, scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10)
-    bench = rb.Bench(es, x, scorer, 1)
-    a, b = es.products[0].id, es.products[1].id
-    assert bench.verdict(a, b) == (
-        "match" if es.products[0].group == es.products[1].group else "no_match"
+    scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10)
+    bench = rb.Bench(scorer, 1)
+    test = scorer.sets["test"].products
+    assert bench.verdict(test[0].id, test[1].id) == (
+        "match" if test[0].group == test[1].group else "no_match"
     )
+    # the warm start's fold is one of search eval's train folds: train listings, whole groups
+    fold_groups = {p.group for p in bench.fold.products}
+    assert {p.fields.get("split") for p in bench.fold.products} == {"train"}
+    others = [p for f in scorer.train_folds[1:] for p in f.products]
+    assert len(scorer.train_folds) >= 2 and not fold_groups & {p.group for p in others}
     cands = bench.candidates()
     assert all(p.group is None for p in cands.products)
     test_ids = {p.id for p in scorer.sets["test"].products}
@@ -66,7 +71,7 @@ def test_cold_and_warm_on_a_small_catalogue(catalogue, sparse_cfg, tmp_path):
     for figures in [*cold["queue"].values(), *cold["random"].values()]:
         assert 0 < figures["f1"] <= 1 and 0 < figures["verdicts"] <= 1
         assert 0 <= figures["matches"] <= 40
-    base = bench.split_model(bench.rows["train"])
+    base = bench.fold_model()
     t = scorer.tuned(base)
     assert 0 < t < 1 and 0 < scorer.f1(base, t) <= 1 and 0 < scorer.ap(base) <= 1
     warm = rb.warm(bench, base, t, 20, 10, 2)
