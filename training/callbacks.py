@@ -1,6 +1,7 @@
 """What the Trainer-based trainers share: the non-finite-loss stop, checkpoints marked
-complete and the lookup of the newest complete one for ``training.resume``'s rule, and
-the precision / schedule arguments every run sets the same way.
+complete and the lookup of the newest complete one for ``training.resume``'s rule (the
+three put around a Trainer by ``TrainerRun``), and the precision / schedule arguments
+every run sets the same way.
 
 The Trainer writes a checkpoint's files in place, one after another (weights, optimizer,
 scheduler, RNG state, ``trainer_state.json``), so a kill leaves a folder with some of
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 from retrieval.atomic import write_json
 from retrieval.errors import UsageError
-from training.resume import diverged
+from training.resume import diverged, refused_checkpoint
 
 log = logging.getLogger(__name__)
 COMPLETE = "checkpoint-complete.json"
@@ -172,6 +173,30 @@ def drop(folders: Any) -> None:
     for path in folders:
         log.warning("removing unfinished checkpoint %s", path)
         shutil.rmtree(path, ignore_errors=True)
+
+
+class TrainerRun:
+    """What every Trainer run of ours does around its Trainer: the checkpoint ``--resume``
+    goes on from (``resume_checkpoint``, looked up before the model is built), the NaN
+    stop and the complete markers among its callbacks, a refused checkpoint file as one
+    line, and the stop's verdict after training."""
+
+    def __init__(self, checkpoints: Path, resume: bool) -> None:
+        self.checkpoints = checkpoints
+        self.start_from = resume_checkpoint(checkpoints, resume)
+        self.stop = nan_stop_callback()
+
+    def callbacks(self, *extra: Any) -> list[Any]:
+        """The Trainer's callbacks: the NaN stop first, the complete markers, ``extra``."""
+        return [self.stop, complete_marker_callback(), *extra]
+
+    def train(self, trainer: Any) -> Any:
+        """``trainer.train()`` from the checkpoint found; a non-finite loss raises
+        ``TrainingDivergedError`` naming the last good checkpoint."""
+        with refused_checkpoint(self.start_from):
+            result = trainer.train(resume_from_checkpoint=self.start_from)
+        raise_if_diverged(self.stop, self.checkpoints)
+        return result
 
 
 class Schedule(Protocol):

@@ -45,18 +45,10 @@ try:  # the `train` extra; this module is only imported by training jobs
     from transformers import Trainer, TrainingArguments
 except ImportError as exc:  # pragma: no cover
     raise MissingExtraError("train", exc.name or "transformers") from exc
-from training.callbacks import (
-    common_arguments,
-    complete_marker_callback,
-    cpu_autocast_bf16,
-    nan_stop_callback,
-    raise_if_diverged,
-    resume_checkpoint,
-)
+from training.callbacks import TrainerRun, common_arguments, cpu_autocast_bf16
 from training.mining import unlike
 from training.ranking import ValidList, sample_lists
 from training.reranker_config import CrossEncoderConfig
-from training.resume import refused_checkpoint
 from training.seeding import seed_everything
 from training.selection import EpochChoice
 
@@ -216,7 +208,7 @@ def train_cross_encoder(
         raise UsageError("--group-size must be at least 2 (a positive and a negative)")
     out = Path(out)
     checkpoints = out / "checkpoints"
-    start_from = resume_checkpoint(checkpoints, resume)
+    run = TrainerRun(checkpoints, resume)
     seed_everything((config or CrossEncoderConfig()).seed)  # before the fresh head is drawn
     tokenizer, net, fresh = load_model(model)
     recipe = "fresh-head" if fresh else "reranker"
@@ -280,21 +272,18 @@ def train_cross_encoder(
                 control.should_training_stop = True
             return control
 
-    stop = nan_stop_callback()
     trainer = GroupTrainer(
         model=net,
         args=args,
         train_dataset=data,
         data_collator=collate,
         processing_class=tokenizer,
-        callbacks=[stop, EpochEval(), complete_marker_callback()],
+        callbacks=run.callbacks(EpochEval()),
         fresh=fresh,
         head_lr=cfg.head_lr,
         cpu_bf16=cpu_bf16,
     )
-    with refused_checkpoint(start_from):
-        result = trainer.train(resume_from_checkpoint=start_from)
-    raise_if_diverged(stop, checkpoints)
+    result = run.train(trainer)
     if not choice.chose:
         save_model(trainer.model, tokenizer, out, reading)
     elif cfg.stage1_weight is None:  # how far the kept model leans on stage 1: valid says

@@ -28,15 +28,8 @@ try:  # the `train` extra; this module is only imported by training jobs
 except ImportError as exc:  # pragma: no cover
     raise MissingExtraError("train", exc.name or "sentence-transformers") from exc
 
-from training.callbacks import (
-    common_arguments,
-    complete_marker_callback,
-    nan_stop_callback,
-    raise_if_diverged,
-    resume_checkpoint,
-)
+from training.callbacks import TrainerRun, common_arguments
 from training.mining import unlike
-from training.resume import refused_checkpoint
 from training.sampler import GroupBatchSampler
 from training.seeding import seed_everything
 
@@ -218,7 +211,7 @@ def train_text_biencoder(
     check_groups(rows, cfg.batch_size)
     out = Path(out)
     checkpoints = out / "checkpoints"
-    start_from = resume_checkpoint(checkpoints, resume)
+    run = TrainerRun(checkpoints, resume)
     seed_everything(cfg.seed)  # before any module the model adds is drawn
     try:
         st = SentenceTransformer(model)
@@ -242,7 +235,6 @@ def train_text_biencoder(
         loss = CachedMultipleNegativesRankingLoss(st, mini_batch_size=cfg.mini_batch_size)
     else:
         loss = MultipleNegativesRankingLoss(st)
-    stop = nan_stop_callback()
     extra = list(callbacks)
     if stepped and cfg.patience:
         from transformers import EarlyStoppingCallback
@@ -254,16 +246,14 @@ def train_text_biencoder(
         train_dataset=Dataset.from_dict(rows.columns),
         loss=loss,
         evaluator=evaluator,
-        callbacks=[stop, complete_marker_callback(), *extra],
+        callbacks=run.callbacks(*extra),
     )
     if quiet:  # logging_steps=1 (the NaN guard) would print a dict a step
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
         trainer.remove_callback(ProgressCallback)
         trainer.remove_callback(PrinterCallback)
-    with refused_checkpoint(start_from):
-        result = trainer.train(resume_from_checkpoint=start_from)
-    raise_if_diverged(stop, checkpoints)
+    result = run.train(trainer)
     st.save(str(out))
     history = trainer.state.log_history
     return {
