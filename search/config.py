@@ -149,6 +149,14 @@ class FineTuneConfig:
     resume: bool = False  # go on from the run folder's finished phases and checkpoints
     # the text loss: in-batch negatives, ArcFace, or both, the better on valid kept
     loss: str = "best"
+    # image (timm ArcFace): the start model (None: the `timm` encoder of the encoder list)
+    # and its schedule (lr and freeze: the grocery-packages ArcFace recipe of docs/training.md;
+    # docs/fine-tune.md); batch_size, patience and seed are shared with text
+    image_model: str | None = None
+    image_lr: float = 3e-4
+    image_freeze: float = 0.75  # fraction of the backbone's tensors kept fixed
+    image_eval_steps: int = 20
+    image_max_steps: int = 200
 
     def __post_init__(self) -> None:
         if self.loss not in FINE_TUNE_LOSSES:
@@ -166,6 +174,10 @@ class FineTuneConfig:
         check_range("fine_tune.eval_steps", self.eval_steps, 1, MAX_COUNT)
         check_range("fine_tune.patience", self.patience, 0, 1000)
         check_range("fine_tune.max_steps", self.max_steps, 1, MAX_COUNT)
+        check_range("fine_tune.image_lr", self.image_lr, 1e-8, 1.0)
+        check_range("fine_tune.image_freeze", self.image_freeze, 0.0, 0.99)
+        check_range("fine_tune.image_eval_steps", self.image_eval_steps, 1, MAX_COUNT)
+        check_range("fine_tune.image_max_steps", self.image_max_steps, 1, MAX_COUNT)
 
 
 @dataclass

@@ -14,7 +14,7 @@ is saved to ``out``, which loads as ``--encoder timm:OUT``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from retrieval.errors import UsageError
+from retrieval.registry import int_option
 from retrieval.types import ComponentSpec, Product
 from training.arcface import ArcFaceArgs, fit_arcface, grouped_splits
 from training.loop import LoopResult
@@ -96,7 +97,8 @@ def start_embedder(args: TimmArcFaceArgs) -> Any:
     if not parsed.model:
         raise UsageError("--model needs a timm name or folder, e.g. efficientnet_lite0")
     opts = dict(parsed.options)
-    overrides = {"image_size": args.image_size} if args.image_size else {}
+    size = args.image_size or opts.pop("image_size", None)  # the spec's own, as the encoder's
+    overrides = {"image_size": int_option("image_size", str(size), minimum=16)} if size else {}
     if is_folder(parsed.model):
         embedder = load_embedder(parsed.model)
         if overrides:
@@ -133,15 +135,34 @@ def freeze_backbone(embedder: Any, fraction: float) -> list[nn.Module]:
     ]
 
 
+def embed_listings(
+    model: nn.Module, products: Sequence[Product], transform: Any
+) -> tuple[list[Product], np.ndarray]:
+    """The listings whose image reads and their L2-normalised vectors under ``model``."""
+    from retrieval.encoders.timm_encoder import TimmEncoder
+
+    device = str(next(model.parameters()).device)
+    enc = TimmEncoder(model, transform, dim=model.dim, device=device, num_workers=0, jit=False)
+    rows = enc.encode(products).vectors[enc.name]
+    keep = [i for i, v in enumerate(rows) if v is not None]
+    vecs = np.stack([rows[i] for i in keep]) if keep else np.zeros((0, model.dim), np.float32)
+    return [products[i] for i in keep], vecs
+
+
 def fit_timm_arcface(
-    train: Sequence[Product], valid: Sequence[Product], args: TimmArcFaceArgs
+    train: Sequence[Product],
+    valid: Sequence[Product],
+    args: TimmArcFaceArgs,
+    score: Callable[[Sequence[Product], np.ndarray], dict[str, float]] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[LoopResult, dict[str, Any], Path]:
-    """Fine-tune on the train listings' groups; the best epoch goes to ``args.out``."""
+    """Fine-tune on the train listings' groups; the best epoch goes to ``args.out``.
+    ``score`` (the valid listings and their vectors -> metrics) replaces the valid recall
+    scoring; ``on_step`` is told each optimiser step."""
     from retrieval.device import require_extra
 
     require_extra("timm", {"torch": "torch", "timm": "timm"})
     require_extra("train", {"accelerate": "accelerate"})
-    from retrieval.encoders.timm_encoder import TimmEncoder
     from retrieval.encoders.timm_model import save_embedder, transforms
     from training.embed_eval import group_metrics
 
@@ -156,14 +177,13 @@ def fit_timm_arcface(
     eval_tf = transforms(embedder.config.data)
 
     def score_valid(model: nn.Module) -> dict[str, float]:
-        device = str(next(model.parameters()).device)
-        enc = TimmEncoder(model, eval_tf, dim=model.dim, device=device, num_workers=0, jit=False)
-        rows = enc.encode(scored).vectors[enc.name]
-        keep = [i for i, v in enumerate(rows) if v is not None]
-        vecs = np.stack([rows[i] for i in keep]) if keep else np.zeros((0, model.dim))
-        metrics = group_metrics(
-            [scored[i].id for i in keep], [scored[i].group for i in keep], vecs, args.eval_k
-        )
+        read, vecs = embed_listings(model, scored, eval_tf)
+        if score is not None:
+            metrics = score(read, vecs)
+        else:
+            metrics = group_metrics(
+                [p.id for p in read], [p.group for p in read], vecs, args.eval_k
+            )
         model.train()
         return metrics
 
@@ -178,6 +198,7 @@ def fit_timm_arcface(
         args,
         score_valid=score_valid if len(scored) > 1 else None,
         export=save_embedder,
+        on_step=on_step,
     )
     return result, best, Path(args.out)
 

@@ -139,8 +139,9 @@ FineTune = Annotated[
     str | None,
     typer.Option(
         "--fine-tune",
-        help="Catalogues: fine-tune these encoders (text) on the train split's groups "
-        "first, the step count chosen on valid; their vectors join the zero-shot ones.",
+        help="Catalogues: fine-tune these encoders (text, image, or text,image) on the "
+        "train split's groups first, the step count chosen on valid; their vectors join the "
+        "zero-shot ones. image starts from the --encoder timm:... one.",
     ),
 ]
 FineTuneLoss = Annotated[

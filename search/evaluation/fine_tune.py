@@ -1,5 +1,5 @@
-"""``search eval --fine-tune text``: the encoders fine-tuned on the catalogue's own train
-groups before the collection is indexed and the matcher tuned (the Shopee winners'
+"""``search eval --fine-tune text,image``: the encoders fine-tuned on the catalogue's own
+train groups before the collection is indexed and the matcher tuned (the Shopee winners'
 recipe, in one command).
 
 Phases, each resumable (``--resume``, the same ``--out``):
@@ -10,8 +10,10 @@ Phases, each resumable (``--resume``, the same ``--out``):
    ``OUT/fine-tune/text-<time>/<loss>`` with ``fine-tune.json`` written last (a folder
    without it is unfinished: ``--resume`` goes on from its newest complete checkpoint).
    Each loss's measured step time is reported before its run as a ``FineTuneEstimate``
-   (``announce``: the CLI prints its line);
-2. index: the fine-tuned vector (``text_ft``) beside the zero-shot ones in one
+   (``announce``: the CLI prints its line). ``image`` (``training.image_catalogue``): timm
+   ArcFace from the zero-shot ``timm`` encoder (or ``fine_tune.image_model``), its step
+   chosen on valid's match F1 of the image cosine, into ``OUT/fine-tune/image-<time>``;
+2. index: the fine-tuned vectors (``text_ft``, ``image_ft``) beside the zero-shot ones in one
    collection, named by the encoder list (a partial collection is filled, never
    duplicated: point ids are UUIDv5 of the listing);
 3. the matcher tuned over every vector, recording the fine-tuned folder and the
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,12 +37,18 @@ from typing import Any
 from retrieval.atomic import write_json
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
-from retrieval.types import ComponentSpec, Product, ProgressFactory
+from retrieval.types import Product, ProgressFactory
 from search.config import AppConfig
+from search.evaluation.fine_tune_specs import (
+    VECTORS,
+    base_image,
+    base_text,
+    rebuild_command,
+    spec_of,
+)
 
 log = logging.getLogger(__name__)
 DONE_FILE = "fine-tune.json"
-VECTOR = "text_ft"
 
 
 @dataclass(frozen=True)
@@ -51,15 +58,16 @@ class FineTuneEstimate:
     loss: str
     steps: int  # at most this many more (early stopping ends it sooner)
     step_seconds: float
-    later: tuple[str, ...]  # losses still to train after this one
+    later: tuple[str, ...]  # losses (or "image arcface") still to train after this one
     listings: int  # to index afterwards
+    encoder: str = "text"  # what this loss fine-tunes: text, image
 
     def line(self) -> str:
         """The one line the user sees before the run."""
         minutes = self.steps * self.step_seconds / 60
         then = "".join(f", then {loss} (timed when it starts)" for loss in self.later)
         return (
-            f"fine-tuning text ({self.loss}): at most {self.steps} steps x "
+            f"fine-tuning {self.encoder} ({self.loss}): at most {self.steps} steps x "
             f"{self.step_seconds:.2f} s/step (measured) ≈ {minutes:.{1 if minutes < 10 else 0}f} "
             f"min plus evaluations{then}, then indexing ~{self.listings:,} listings, "
             "then tuning"
@@ -85,8 +93,8 @@ def fine_tune_phase(
     progress: ProgressFactory | None = None,
     announce: Callable[[FineTuneEstimate], None] | None = None,
 ) -> FineTuned:
-    """Fine-tune ``cfg.fine_tune.encoders``; the encoder list gains their specs.
-    ``announce`` is given each loss's estimate before its run."""
+    """Fine-tune ``cfg.fine_tune.encoders`` (text first); the encoder list gains their
+    specs. ``announce`` is given each loss's estimate before its run."""
     from retrieval.data import open_dataset
 
     ft = cfg.fine_tune
@@ -97,16 +105,18 @@ def fine_tune_phase(
     check_feedable(dataset_path, products, ft.encoders)
     folder = Path(out) if out is not None else default_folder(dataset.name)
     result = FineTuned(list(encoders or cfg.stage1.encoders), folder)
-    if "image" in ft.encoders:
-        raise UsageError(
-            "--fine-tune image is not available yet (train an image model with `search "
-            "train biencoder --kind timm` and pass it as --encoder timm:OUT); use --fine-tune text"
-        )
-    spec, info, note = _text(cfg, dataset, dataset_path, products, result, progress, announce)
-    result.notes.append(note)
-    if spec is not None:
-        result.encoders.append(spec)
-        result.encoders_info[VECTOR] = info
+    kinds = [kind for kind in VECTORS if kind in ft.encoders]
+    if "image" in kinds:
+        base_image(result.encoders, ft.image_model)  # no start model: say so before training
+    zero_shot = list(result.encoders)
+    for i, kind in enumerate(kinds):
+        then = tuple(f"{k} arcface" for k in kinds[i + 1 :])  # image follows text
+        run = _Run(cfg, dataset, dataset_path, products, result, zero_shot, kind, then)
+        spec, info, note = run.phase(progress, announce)
+        result.notes.append(note)
+        if spec is not None:
+            result.encoders.append(spec)
+            result.encoders_info[VECTORS[kind]] = info
     return result
 
 
@@ -127,6 +137,8 @@ def check_feedable(dataset_path: str, products: Sequence[Product], kinds: Sequen
         )
     if "text" in kinds and not any(p.title.strip() for p in train):
         raise UsageError(f"--fine-tune text: {dataset_path} has no titles in its train split")
+    if "image" in kinds and not any(p.image_path for p in train):
+        raise UsageError(f"--fine-tune image: {dataset_path} has no images in its train split")
 
 
 def default_folder(dataset: str) -> Path:
@@ -134,137 +146,121 @@ def default_folder(dataset: str) -> Path:
     return Path("runs") / f"{dataset}-fine-tune-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def base_text(encoders: Sequence[str], model: str | None) -> tuple[str, dict[str, str]]:
-    """The start model and the spec options of the zero-shot ``text`` encoder."""
-    from retrieval.encoders.text import resolve_model
-
-    for text in encoders:
-        spec = ComponentSpec.parse(text)
-        if spec.kind == "text" and spec.options.get("name", "text") == "text":
-            options = {k: v for k, v in spec.options.items() if k != "name"}
-            return resolve_model(model or spec.model), options
-    return resolve_model(model), {}
-
-
-def rebuild_command(cfg: AppConfig, dataset_path: str, folder: Path) -> str:
-    """The command that (re)builds this run's fine-tuned encoder and matcher."""
-    words = ["search", "eval", str(Path(dataset_path).resolve()), "--fine-tune"]
-    words += [",".join(cfg.fine_tune.encoders), "--out", str(folder.resolve())]
-    words += ["--match-pair"] if cfg.eval.match_pair else []
-    return shlex.join(words)
-
-
-def work_folder(folder: Path) -> Path:
-    """``OUT/fine-tune/text-<time>``: the newest one there (a re-run or ``--resume`` goes on
-    in it), else a new one. A rebuilt encoder gets a new folder, so a new encoder spec and a
-    new collection: its vectors never mix with those of the deleted model."""
+def work_folder(folder: Path, kind: str = "text") -> Path:
+    """``OUT/fine-tune/<kind>-<time>``: the newest one there (a re-run or ``--resume`` goes
+    on in it), else a new one. A rebuilt encoder gets a new folder, so a new encoder spec and
+    a new collection: its vectors never mix with those of the deleted model."""
     root = (folder / "fine-tune").resolve()
-    found = sorted(p for p in root.glob("text-*") if p.is_dir()) if root.is_dir() else []
-    return found[-1] if found else root / f"text-{datetime.now():%Y%m%d-%H%M%S}"
+    found = sorted(p for p in root.glob(f"{kind}-*") if p.is_dir()) if root.is_dir() else []
+    return found[-1] if found else root / f"{kind}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def _text(
-    cfg: AppConfig,
-    dataset: Dataset,
-    dataset_path: str,
-    products: Sequence[Product],
-    result: FineTuned,
-    progress: ProgressFactory | None,
-    announce: Callable[[FineTuneEstimate], None] | None,
-) -> tuple[str | None, dict[str, Any], str]:
-    """Phase 1 for text: reuse a finished run (``--resume``) or train one."""
-    ft = cfg.fine_tune
-    work = work_folder(result.folder)
-    if "," in str(work):
-        raise UsageError(f"--out {result.folder}: an encoder folder may not hold a comma")
-    done = work / DONE_FILE
-    if done.is_file() and not ft.resume:
-        raise UsageError(
-            f"{work} already holds a fine-tuned text encoder: pass --resume to go on from "
-            "it, or pick another --out"
+@dataclass
+class _Run:
+    """One encoder's phase 1: reuse its finished run (``--resume``) or train one."""
+
+    cfg: AppConfig
+    dataset: Dataset
+    dataset_path: str
+    products: Sequence[Product]
+    result: FineTuned
+    zero_shot: list[str]  # the encoder list before any fine-tuned spec joined it
+    kind: str  # text, image
+    then: tuple[str, ...]  # fine-tunings after this one, for the estimate line
+
+    def phase(
+        self, progress: ProgressFactory | None, announce: Callable[[FineTuneEstimate], None] | None
+    ) -> tuple[str | None, dict[str, Any], str]:
+        """The spec to index (None: zero-shot kept), its info and the note."""
+        ft = self.cfg.fine_tune
+        work = work_folder(self.result.folder, self.kind)
+        if "," in str(work):
+            raise UsageError(f"--out {self.result.folder}: an encoder folder may not hold a comma")
+        done = work / DONE_FILE
+        if done.is_file() and not ft.resume:
+            raise UsageError(
+                f"{work} already holds a fine-tuned {self.kind} encoder: pass --resume to go "
+                "on from it, or pick another --out"
+            )
+        if done.is_file():
+            record = json.loads(done.read_text(encoding="utf-8"))
+            log.info("fine-tune %s: reusing %s (step %s)", self.kind, work, record.get("best_step"))
+        else:
+            train = self._train_text if self.kind == "text" else self._train_image
+            record = train(work, progress, self._estimator(announce))
+            record["command"] = rebuild_command(
+                self.cfg, self.dataset_path, self.result.folder, self.zero_shot
+            )
+            write_json(done, record, indent=1)
+            for loss in record.get("curves", {}):  # each loss's best step is saved
+                shutil.rmtree(work / loss / "checkpoints", ignore_errors=True)
+        return spec_of(self.kind, record, work)
+
+    def _estimator(
+        self, announce: Callable[[FineTuneEstimate], None] | None
+    ) -> Callable[[str, int, float, Sequence[str]], None]:
+        def estimate(loss: str, steps: int, per_step: float, later: Sequence[str]) -> None:
+            told = FineTuneEstimate(
+                loss, steps, per_step, (*later, *self.then), len(self.products), self.kind
+            )
+            self.result.notes.append(told.line())
+            if announce is not None:
+                announce(told)
+
+        return estimate
+
+    def _split(self, name: str) -> list[Product]:
+        return [p for p in self.products if p.fields.get("split") == name]
+
+    def _train_text(
+        self, work: Path, progress: ProgressFactory | None, estimate: Any
+    ) -> dict[str, Any]:
+        from training.text_catalogue import TextFitArgs, fit_catalogue_text
+
+        ft = self.cfg.fine_tune
+        model, options = base_text(self.zero_shot, ft.model)
+        args = TextFitArgs(
+            model=model,
+            out=work,
+            batch_size=ft.batch_size,
+            lr=ft.lr,
+            eval_steps=ft.eval_steps,
+            patience=ft.patience,
+            max_steps=ft.max_steps,
+            seed=ft.seed,
+            resume=ft.resume,
+            loss=ft.loss,
         )
-    if done.is_file():
-        record = json.loads(done.read_text(encoding="utf-8"))
-        log.info("fine-tune text: reusing %s (step %s)", work, record.get("best_step"))
-    else:
-        record = _train(cfg, dataset, products, result, work, progress, announce)
-        record["command"] = rebuild_command(cfg, dataset_path, result.folder)
-        write_json(done, record, indent=1)
-        for loss in record.get("curves", {}):  # each loss's best step is saved
-            shutil.rmtree(work / loss / "checkpoints", ignore_errors=True)
-    return _spec(record, work)
+        queries = [q for q in self.dataset.queries("train") if q.matches]
+        valid = self._split(self.cfg.eval.tune_split)
+        by_id = {p.id: p for p in self.products}
+        fit = fit_catalogue_text(queries, by_id, valid, args, progress, estimate)
+        record = {"model": model, "options": options, "vector": VECTORS["text"], **asdict(fit)}
+        record["improved"] = fit.improved
+        return record
 
+    def _train_image(
+        self, work: Path, progress: ProgressFactory | None, estimate: Any
+    ) -> dict[str, Any]:
+        from training.image_catalogue import ImageFitArgs, fit_catalogue_image
 
-def _train(
-    cfg: AppConfig,
-    dataset: Dataset,
-    products: Sequence[Product],
-    result: FineTuned,
-    work: Path,
-    progress: ProgressFactory | None,
-    announce: Callable[[FineTuneEstimate], None] | None,
-) -> dict[str, Any]:
-    from training.text_catalogue import TextFitArgs, fit_catalogue_text
-
-    ft = cfg.fine_tune
-    model, options = base_text(result.encoders, ft.model)
-    args = TextFitArgs(
-        model=model,
-        out=work,
-        batch_size=ft.batch_size,
-        lr=ft.lr,
-        eval_steps=ft.eval_steps,
-        patience=ft.patience,
-        max_steps=ft.max_steps,
-        seed=ft.seed,
-        resume=ft.resume,
-        loss=ft.loss,
-    )
-
-    def estimate(loss: str, steps: int, per_step: float, later: Sequence[str]) -> None:
-        told = FineTuneEstimate(loss, steps, per_step, tuple(later), len(products))
-        result.notes.append(told.line())
-        if announce is not None:
-            announce(told)
-
-    queries = [q for q in dataset.queries("train") if q.matches]
-    valid = [p for p in products if p.fields.get("split") == cfg.eval.tune_split]
-    fit = fit_catalogue_text(queries, {p.id: p for p in products}, valid, args, progress, estimate)
-    record = {"model": model, "options": options, "vector": VECTOR, **asdict(fit)}
-    record["improved"] = fit.improved
-    return record
-
-
-def _spec(record: dict[str, Any], work: Path) -> tuple[str | None, dict[str, Any], str]:
-    """The encoder spec to index (None: zero-shot kept), its info and the note."""
-    if record.get("skipped"):
-        return None, {}, f"fine-tune text skipped, zero-shot kept: {record['skipped']}"
-    zero, best = record["zero_shot_f1"], record["best_f1"]
-    if not record.get("improved"):
-        return (
-            None,
-            {},
-            (
-                f"fine-tune text: no step beat the zero-shot valid F1 {zero:.4f} "
-                f"(best {best:.4f}): zero-shot kept"
-            ),
+        ft = self.cfg.fine_tune
+        model, options = base_image(self.zero_shot, ft.image_model)
+        args = ImageFitArgs(
+            model=model,
+            out=work,
+            batch_size=ft.batch_size,
+            lr=ft.image_lr,
+            eval_steps=ft.image_eval_steps,
+            patience=ft.patience,
+            max_steps=ft.image_max_steps,
+            seed=ft.seed,
+            resume=ft.resume,
+            freeze=ft.image_freeze,
         )
-    options = "".join(f",{k}={v}" for k, v in record.get("options", {}).items())
-    path = Path(record.get("path") or work)
-    spec = f"text:{path}{options},name={VECTOR}"
-    info = {"path": str(path), "command": record["command"], "best_step": record["best_step"]}
-    info["loss"] = record.get("loss", "mnrl")
-    tried = ", ".join(
-        f"{loss} {c['best_f1']:.4f} at step {c['best_step']} of {c['steps_run']}"
-        for loss, c in record.get("curves", {}).items()
-    )
-    minutes = record["seconds"] / 60
-    note = (
-        f"fine-tune text: loss {info['loss']}, step {record['best_step']} of "
-        f"{record['steps_run']} chosen on valid (match F1 {zero:.4f} zero-shot -> {best:.4f}"
-        + (f"; tried {tried}" if tried else "")
-        + f"), {minutes:.1f} min"
-        + (f" at {record['step_seconds']:.2f} s/step" if record.get("step_seconds") else "")
-        + f"; vector {VECTOR!r} from {path}"
-    )
-    return spec, info, note
+        train = [p for p in self._split("train") if p.group]
+        valid = self._split(self.cfg.eval.tune_split)
+        fit = fit_catalogue_image(train, valid, args, progress, estimate)
+        record = {"model": model, "options": options, "vector": VECTORS["image"], **asdict(fit)}
+        record["improved"] = fit.improved
+        return record

@@ -103,7 +103,7 @@ class FineTunedFile(Strict):
     path: str = Field(min_length=1)
     command: str = Field(min_length=1)
     best_step: int | None = Field(None, ge=0)
-    loss: str | None = None  # the loss chosen on valid: mnrl, arcface
+    loss: str | None = None  # the loss chosen on valid: mnrl, arcface (image: arcface)
 
 
 class InfoFile(Strict):
@@ -267,7 +267,8 @@ class Matcher:
         """Refuse, in one line naming it and the command that rebuilds it, a fine-tuned
         encoder folder (``search eval --fine-tune``) that is gone."""
         for vector, entry in (self.info.get("fine_tuned") or {}).items():
-            if not (Path(entry["path"]) / "modules.json").is_file():
+            folder = Path(entry["path"])  # a sentence-transformers or a timm encoder folder
+            if not any((folder / f).is_file() for f in ("modules.json", "timm_config.json")):
                 raise UsageError(
                     f"the matcher's fine-tuned encoder {vector!r} ({entry['path']}) is "
                     f"missing; rebuild it with: {entry['command']}"

