@@ -62,14 +62,14 @@ Labels = Mapping[tuple[str, str], Label]
 
 class Bench:
     """The test split matched within itself (``scorer``), the oracle, and the warm
-    start's train fold: the first of the group-disjoint folds of valid's size ``search
-    eval`` cuts the train split into (on wdc-products 4: a quarter of its groups)."""
+    start's train fold: one (``fold``) of the group-disjoint folds of valid's size
+    ``search eval`` cuts the train split into (on wdc-products 4: a quarter of its groups)."""
 
-    def __init__(self, scorer: SplitScorer, threads: int) -> None:
+    def __init__(self, scorer: SplitScorer, threads: int, fold: int = 0) -> None:
         self.scorer, self.threads = scorer, threads
         self.test: EdgeSet = scorer.sets["test"]
         self.group = {p.id: p.group for p in self.test.products}
-        self.fold: EdgeSet = scorer.train_folds[0]
+        self.fold: EdgeSet = scorer.train_folds[fold % len(scorer.train_folds)]
         self.cols = columns(list(self.test.weights))
         self._fold_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -207,6 +207,7 @@ def main() -> None:
     ap.add_argument("--wdc", type=Path, default=WDC)
     ap.add_argument("--seeds", type=int, default=5, help="cold-start queue / random draws")
     ap.add_argument("--warm-seeds", type=int, default=3, help="warm-start random draws")
+    ap.add_argument("--warm-fold", type=int, default=0, help="the warm start's train fold")
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -215,7 +216,7 @@ def main() -> None:
     cfg = load_config(None, store={"data_dir": args.work / "home"}, stage1={"encoders": ENCODERS})
     start = time.perf_counter()
     scorer, evaluated = build(cfg, args.wdc, args.work, 20)
-    bench = Bench(scorer, args.threads)
+    bench = Bench(scorer, args.threads, args.warm_fold)
     res: dict = {"cores": os.cpu_count(), "load_avg_start": os.getloadavg()}
     full = full_boosters(args.work)  # search eval --match-pair's own matcher and figures
     t_full = evaluated["pair_rule"]["threshold"]
@@ -224,12 +225,13 @@ def main() -> None:
     res["itself_only"] = round(scorer.f1([], 1.0), 4)
     marks = [100, 200, 300]
     res["cold"] = [cold(bench, marks, args.batch, s) for s in range(args.seeds)]
-    base = cached(args.work / "train-fold", bench.fold_model)
-    res["warm_fold"] = {"listings": bench.fold.n, "folds": len(scorer.train_folds)}
+    fold = args.warm_fold % len(scorer.train_folds)
+    base = cached(args.work / f"train-fold{fold or ''}", bench.fold_model)
+    res["warm_fold"] = {"fold": fold, "listings": bench.fold.n, "folds": len(scorer.train_folds)}
     res["warm"] = warm(bench, base, scorer.tuned(base), 200, args.batch, args.warm_seeds)
     res["seconds"] = round(time.perf_counter() - start, 1)
     res["load_avg_end"] = os.getloadavg()
-    write_json(args.work / "review_bench.json", res)
+    write_json(args.work / f"review_bench{f'-fold{fold}' if fold else ''}.json", res)
     print(table(res), flush=True)
 
 
