@@ -62,6 +62,7 @@ def test_cold_and_warm_on_a_small_catalogue(catalogue, sparse_cfg, tmp_path):
     assert {p.fields.get("split") for p in bench.fold.products} == {"train"}
     others = [p for f in scorer.train_folds[1:] for p in f.products]
     assert len(scorer.train_folds) >= 2 and not fold_groups & {p.group for p in others}
+    assert rb.Bench(scorer, 1, fold=1).fold is scorer.train_folds[1]
     cands = bench.candidates()
     assert all(p.group is None for p in cands.products)
     test_ids = {p.id for p in scorer.sets["test"].products}
