@@ -165,3 +165,14 @@ def test_inputs_that_cannot_be_fine_tuned_on_image(synth, tmp_path):
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "b")], env={"COLUMNS": "300"})
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "--encoder" in result.output and "timm:efficientnet_lite0" in result.output
+
+
+def test_the_text_estimate_names_the_image_run_that_follows_it():
+    from search.evaluation.fine_tune import FineTuneEstimate
+
+    line = FineTuneEstimate("mnrl", 10, 1.5, ("arcface", "image arcface"), 964).line()
+    assert line.startswith("fine-tuning text (mnrl): at most 10 steps x 1.50 s/step (measured)")
+    assert line.endswith(
+        "then arcface (timed when it starts), then image arcface (timed when it starts), "
+        "then indexing ~964 listings, then tuning"
+    )
