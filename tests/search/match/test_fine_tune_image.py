@@ -81,6 +81,12 @@ def test_image_fine_tuned_on_train_groups_beside_the_zero_shot_vector(synth, tmp
     assert estimate.line().startswith("fine-tuning image (arcface): at most 5 steps x ")
     assert f"then indexing ~{listings:,} listings" in estimate.line()
     assert any(n.startswith("fine-tune image: loss arcface, step") for n in res.notes)
+    # search match reads the matcher's encoders, the fine-tuned folder among them
+    home, matched = str(tmp_path / "home"), tmp_path / "matched"
+    args = ["match", str(synth), "--matcher", str(res.out / "matcher.json"), "--data-dir", home]
+    result = runner.invoke(app, [*args, "--out", str(matched)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert (matched / "matches.csv").read_text().count("\n") == listings + 1  # header + rows
 
 
 def test_killed_in_the_arcface_run_it_resumes_there_and_a_deleted_folder_is_named(
@@ -176,3 +182,49 @@ def test_the_text_estimate_names_the_image_run_that_follows_it():
         "then arcface (timed when it starts), then image arcface (timed when it starts), "
         "then indexing ~964 listings, then tuning"
     )
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_fine_tuning_images_resumes_from_its_checkpoint(synth, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "ft.toml"
+    config.write_text(
+        f'[stage1]\nencoders = ["{TINY}", "sparse"]\n[fine_tune]\nbatch_size = 8\n'
+        "image_lr = 1e-3\nimage_freeze = 0.9\nimage_eval_steps = 3\nimage_max_steps = 30\n"
+        "patience = 20\n"
+    )
+    out = tmp_path / "run"
+    env = {**os.environ, "SEARCH_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "search.cli", "-v", "eval", str(synth), "--config"]
+    cmd += [str(config), "--fine-tune", "image", "--out", str(out)]
+    marker = "image-*/arcface/checkpoints/step-6/trainer_state.json"  # written last
+
+    def evaluated_at_6() -> bool:  # the checkpoint re-marked with its step's evaluation
+        for state in (out / "fine-tune").glob(marker):
+            try:
+                return 6 in [e["step"] for e in json.loads(state.read_text())["evals"]]
+            except (OSError, ValueError, KeyError):
+                return False
+        return False
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not evaluated_at_6() and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-way, not finished
+    (work,) = (out / "fine-tune").glob("image-*")
+    assert not (work / "fine-tune.json").exists()
+
+    res = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resumed from" in res.stderr and "step-" in res.stderr
+    done = json.loads((work / "fine-tune.json").read_text())  # the same folder, gone on
+    assert [e["step"] for e in done["evals"]][:2] == [3, 6]  # the killed run's, kept
+    assert done["steps_run"] == 30 and len(done["evals"]) == 10
