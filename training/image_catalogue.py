@@ -25,16 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.types import Product, ProgressFactory
-from training.catalogue_fit import (
-    Announce,
-    CatalogueFit,
-    FitSchedule,
-    LossRun,
-    StepClock,
-    arcface_run,
-    arcface_schedule,
-    fit_losses,
-)
+from training import catalogue_fit as fit
 from training.embed_eval import best_threshold_f1
 
 log = logging.getLogger(__name__)
@@ -42,7 +33,7 @@ LOSS = "arcface"
 
 
 @dataclass
-class ImageFitArgs(FitSchedule):
+class ImageFitArgs(fit.FitSchedule):
     """The fine-tuning of ``search eval --fine-tune image`` (``image_*`` keys of
     ``[fine_tune]``); ``model`` is a timm encoder spec (``efficientnet_lite0,pretrained=
     PATH,key_map=order``) or a trained folder."""
@@ -80,8 +71,8 @@ def fit_catalogue_image(
     valid: Sequence[Product],
     args: ImageFitArgs,
     progress: ProgressFactory | None = None,
-    announce: Announce | None = None,
-) -> CatalogueFit:
+    announce: fit.Announce | None = None,
+) -> fit.CatalogueFit:
     """Fine-tune ``args.model`` with ArcFace on the train listings' groups into
     ``args.out/arcface``; the step is chosen on valid's match F1."""
     from retrieval.device import require_extra
@@ -93,7 +84,7 @@ def fit_catalogue_image(
 
     why = too_small(train, valid, args)
     if why:
-        return CatalogueFit.skip(why)
+        return fit.CatalogueFit.skip(why)
     arc = TimmArcFaceArgs(
         model=args.model,
         neck=None,
@@ -102,7 +93,7 @@ def fit_catalogue_image(
         margin=args.margin,
         per_group=args.per_group,
         num_workers=args.num_workers,
-        **arcface_schedule(args, Path(args.out) / LOSS, len(train)),
+        **fit.arcface_schedule(args, Path(args.out) / LOSS, len(train)),
     )
     seed_everything(args.seed)  # as the trainer seeds before it builds the same start model
     start = start_embedder(arc)
@@ -113,8 +104,8 @@ def fit_catalogue_image(
         "zero-shot valid image match F1 %.4f over %d photos", zero["valid_match_f1"], len(scored)
     )
 
-    def run(loss: str, out: Path, clock: StepClock) -> LossRun:
+    def run(loss: str, out: Path, clock: fit.StepClock) -> fit.LossRun:
         result, best, _ = fit_timm_arcface(train, valid, arc, score=match_f1, on_step=clock.step)
-        return arcface_run(result, best)
+        return fit.arcface_run(result, best)
 
-    return fit_losses("image", (LOSS,), args, zero["valid_match_f1"], run, progress, announce)
+    return fit.fit_losses("image", (LOSS,), args, zero["valid_match_f1"], run, progress, announce)
