@@ -16,6 +16,7 @@ from typing import Any
 from retrieval.checks import MAX_COUNT, MAX_HITS, check_range, check_types
 from retrieval.errors import UsageError
 from retrieval.index.base import IndexConfig
+from training.catalogue_fit import FitSteps
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -130,23 +131,17 @@ FINE_TUNE_LOSSES = ("mnrl", "arcface", "best")  # training.text_catalogue.LOSS_C
 
 
 @dataclass
-class FineTuneConfig:
+class FineTuneConfig(FitSteps):
     """``search eval --fine-tune``: encoders fine-tuned on the train split's groups before
     the matcher is tuned (``search.evaluation.fine_tune``); the step count is chosen on
     valid, evaluated every ``eval_steps`` and stopped after ``patience`` evaluations
-    without a gain, at most ``max_steps``; ``loss`` ``best`` trains in-batch negatives and
-    ArcFace and keeps the better on valid."""
+    without a gain, at most ``max_steps`` (``training.catalogue_fit.FitSteps``: those
+    settings, ``batch_size``, ``lr``, ``seed`` and ``resume``, with their defaults; resume
+    goes on from the run folder's finished phases and checkpoints); ``loss`` ``best``
+    trains in-batch negatives and ArcFace and keeps the better on valid."""
 
     encoders: list[str] = field(default_factory=list)  # "text", "image"; empty: none
     model: str | None = None  # start model; None: the model of the `text` encoder
-    # the defaults are the schedule measured on wdc-products (docs/fine-tune.md)
-    batch_size: int = 32
-    lr: float = 5e-5
-    eval_steps: int = 100
-    patience: int = 1
-    max_steps: int = 500
-    seed: int = 0
-    resume: bool = False  # go on from the run folder's finished phases and checkpoints
     # the text loss: in-batch negatives, ArcFace, or both, the better on valid kept
     loss: str = "best"
     # image (timm ArcFace): the start model (None: the `timm` encoder of the encoder list)

@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +36,32 @@ LossRun = tuple[int | None, float, int, list[dict[str, Any]]]
 
 
 @dataclass
-class FitSchedule:
+class FitSteps:
     """The schedule of one fine-tuning: batches, learning rate, and how the step is chosen
     on valid (scored every ``eval_steps``, stopped after ``patience`` scores without a
-    gain, at most ``max_steps``)."""
+    gain, at most ``max_steps``). The defaults are the schedule measured on wdc-products
+    (docs/fine-tune.md); ``search.config.FineTuneConfig`` inherits them."""
 
-    model: str = field(kw_only=True)
-    out: Path = field(kw_only=True)
     batch_size: int = 32
     lr: float = 5e-5
-    warmup: float = 0.05
     eval_steps: int = 100
     patience: int = 1
     max_steps: int = 500
     seed: int = 0
     resume: bool = False
+
+    def steps(self) -> dict[str, Any]:
+        """These settings by name: the keyword arguments of a ``FitSchedule``."""
+        return {f.name: getattr(self, f.name) for f in fields(FitSteps)}
+
+
+@dataclass
+class FitSchedule(FitSteps):
+    """One fine-tuning's schedule with its start model, its folder and its warm-up."""
+
+    model: str = field(kw_only=True)
+    out: Path = field(kw_only=True)
+    warmup: float = 0.05
 
 
 @dataclass

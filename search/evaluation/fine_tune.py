@@ -219,18 +219,7 @@ class _Run:
 
         ft = self.cfg.fine_tune
         model, options = base_text(self.zero_shot, ft.model)
-        args = TextFitArgs(
-            model=model,
-            out=work,
-            batch_size=ft.batch_size,
-            lr=ft.lr,
-            eval_steps=ft.eval_steps,
-            patience=ft.patience,
-            max_steps=ft.max_steps,
-            seed=ft.seed,
-            resume=ft.resume,
-            loss=ft.loss,
-        )
+        args = TextFitArgs(model=model, out=work, loss=ft.loss, **ft.steps())
         queries = [q for q in self.dataset.queries("train") if q.matches]
         valid = self._split(self.cfg.eval.tune_split)
         by_id = {p.id: p for p in self.products}
@@ -246,18 +235,13 @@ class _Run:
 
         ft = self.cfg.fine_tune
         model, options = base_image(self.zero_shot, ft.image_model)
-        args = ImageFitArgs(
-            model=model,
-            out=work,
-            batch_size=ft.batch_size,
-            lr=ft.image_lr,
-            eval_steps=ft.image_eval_steps,
-            patience=ft.patience,
-            max_steps=ft.image_max_steps,
-            seed=ft.seed,
-            resume=ft.resume,
-            freeze=ft.image_freeze,
-        )
+        # the text schedule with the image run's own learning rate and step counts
+        own = {
+            "lr": ft.image_lr,
+            "eval_steps": ft.image_eval_steps,
+            "max_steps": ft.image_max_steps,
+        }
+        args = ImageFitArgs(model=model, out=work, freeze=ft.image_freeze, **(ft.steps() | own))
         train = [p for p in self._split("train") if p.group]
         valid = self._split(self.cfg.eval.tune_split)
         fit = fit_catalogue_image(train, valid, args, progress, estimate)
