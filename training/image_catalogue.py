@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,12 @@ class ImageFitArgs(fit.FitSchedule):
     margin: float = 0.3
     per_group: int = 4
     num_workers: int = 1  # image decoding processes while training
+
+    def trainer_options(self) -> dict[str, Any]:
+        """This run's settings beyond the schedule, by the names ``training.timm``'s
+        ``TimmArcFaceArgs`` gives them."""
+        schedule = {f.name for f in fields(fit.FitSchedule)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in schedule}
 
 
 def match_f1(products: Sequence[Product], vectors: np.ndarray) -> dict[str, float]:
@@ -88,11 +95,7 @@ def fit_catalogue_image(
     arc = TimmArcFaceArgs(
         model=args.model,
         neck=None,
-        image_size=args.image_size,
-        freeze=args.freeze,
-        margin=args.margin,
-        per_group=args.per_group,
-        num_workers=args.num_workers,
+        **args.trainer_options(),
         **fit.arcface_schedule(args, Path(args.out) / LOSS, len(train)),
     )
     seed_everything(args.seed)  # as the trainer seeds before it builds the same start model
