@@ -18,7 +18,9 @@ trust ``text_ft`` more than it deserves there. This script, on the run's own col
    ``base`` (the recipe as it is), ``halffolds`` (folds cut inside each half: the layout
    ``cross`` needs, with the run's own vectors), ``cross`` (each train listing's ``text_ft``
    from the encoder that never saw its half) and ``drop`` (no ``text_ft`` column in the
-   pair model); with ``--swap MODEL``, ``swap``: every listing's ``text_ft`` replaced by
+   pair model), ``ftstats`` (the recipe plus ``text_ft``'s own neighbourhood columns: each
+   side's top-k mean, std and margin, which the pair model has for the mean cosine only);
+   with ``--swap MODEL``, ``swap``: every listing's ``text_ft`` replaced by
    MODEL's (another step count, say), the candidates kept as the run searched them::
 
     OMP_NUM_THREADS=2 nice -n 5 .venv/bin/python benchmarks/fine_tune_held_out.py \\
@@ -179,15 +181,36 @@ def pair_variant(variant: str, sets: dict, held: dict, cap: int) -> tuple[float,
         store = replace(train.store, dense={**train.store.dense, VECTOR: mat})
         edges = score_edges(store, train.edges.src, train.edges.dst, train.weights)
         train = replace(train, store=store, edges=edges, rounds={})
-    cut = folds(train, parts) if variant in ("base", "drop") else halves(train, parts)
+    cut = folds(train, parts) if variant in ("base", "drop", "ftstats") else halves(train, parts)
     cols = columns(list(valid.weights))
     keep = [i for i, c in enumerate(cols) if not (variant == "drop" and VECTOR in c)]
-    rows = [(f.features(NEIGHBOURS)[:, keep], targets(f, None)[0]) for f in cut]
-    boosters = train_pair_models(rows, [cols[i] for i in keep], seeds=SEEDS)
-    valid.add_pair(boosters, valid.features(NEIGHBOURS)[:, keep])
-    test.add_pair(boosters, test.features(NEIGHBOURS)[:, keep])
+    names = [cols[i] for i in keep] + (list(STATS) if variant == "ftstats" else [])
+
+    def x(es) -> np.ndarray:
+        got = es.features(NEIGHBOURS)[:, keep]
+        return np.column_stack([got, own_stats(es)]) if variant == "ftstats" else got
+
+    rows = [(x(f), targets(f, None)[0]) for f in cut]
+    boosters = train_pair_models(rows, names, seeds=SEEDS)
+    valid.add_pair(boosters, x(valid))
+    test.add_pair(boosters, x(test))
     best = choose(tune_all(pair_rules(cap), valid, test, "stage2"))
     return best.valid.f1, best.test.f1, best.rule.name
+
+
+STATS = tuple(f"ft_{c}" for c in ("src_mean", "src_std", "dst_mean", "dst_std", "src_margin",
+                                   "dst_margin"))  # fmt: skip
+
+
+def own_stats(es) -> np.ndarray:
+    """``text_ft``'s neighbourhood columns of every edge (as ``pair_model`` has for the mean)."""
+    from search.match.edges import top_stats
+    from search.match.pair_model import NEIGHBOURS
+
+    sims = es.edges.sims[VECTOR].astype(np.float64)
+    src, dst = es.edges.src, es.edges.dst
+    m, sd, best = top_stats(src, sims, es.n, NEIGHBOURS)
+    return np.column_stack([m[src], sd[src], m[dst], sd[dst], best[src] - sims, best[dst] - sims])
 
 
 def halves(es, parts: int) -> list:
