@@ -50,3 +50,30 @@ def indexed(catalogue, sparse_cfg):
     """The catalogue indexed into collection ``shop`` with the sparse encoder."""
     index_dataset(sparse_cfg, str(catalogue), collection="shop")
     return catalogue
+
+
+@pytest.fixture
+def kill_at_step(monkeypatch):
+    """``kill_at_step(module, name, n)`` patches the fine-tuning fit ``module.name`` (it
+    takes ``on_step``) to raise, as a kill would stop it, when step ``n`` starts: after
+    step ``n - 1``'s checkpoint and evaluation. It returns the exception class to expect
+    and the real fit, to put back for the resume."""
+
+    class Killed(Exception):
+        pass
+
+    def patch(module, name: str, n: int = 4):
+        real = getattr(module, name)
+
+        def killed(train, valid, args, score=None, on_step=None):
+            def step(i):
+                on_step(i)
+                if i == n:
+                    raise Killed
+
+            return real(train, valid, args, score=score, on_step=step)
+
+        monkeypatch.setattr(module, name, killed)
+        return Killed, real
+
+    return patch

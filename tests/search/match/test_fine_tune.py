@@ -259,25 +259,12 @@ def test_the_cli_prints_the_estimate_before_the_run_and_takes_one_loss(siblings,
 
 
 def test_a_run_killed_in_its_arcface_run_resumes_there_and_keeps_the_finished_mnrl(
-    siblings, minilm, tmp_path, monkeypatch
+    siblings, minilm, tmp_path, monkeypatch, kill_at_step
 ):
     import training.arcface_text as arc
     import training.text_catalogue as fit
 
-    real = arc.fit_text_arcface
-
-    class Killed(Exception):
-        pass
-
-    def killed_after_step_4(train, valid, args, score=None, on_step=None):
-        def step(n):
-            on_step(n)
-            if n == 4:  # after step 3's checkpoint and evaluation
-                raise Killed
-
-        return real(train, valid, args, score=score, on_step=step)
-
-    monkeypatch.setattr(arc, "fit_text_arcface", killed_after_step_4)
+    Killed, real = kill_at_step(arc, "fit_text_arcface", 4)
     out = tmp_path / "run"
     with pytest.raises(Killed):
         evaluate_dataset(ft_cfg(minilm, tmp_path), str(siblings), out=out)

@@ -90,24 +90,11 @@ def test_image_fine_tuned_on_train_groups_beside_the_zero_shot_vector(synth, tmp
 
 
 def test_killed_in_the_arcface_run_it_resumes_there_and_a_deleted_folder_is_named(
-    synth, tmp_path, monkeypatch
+    synth, tmp_path, monkeypatch, kill_at_step
 ):
     import training.timm as timm
 
-    real = timm.fit_timm_arcface
-
-    class Killed(Exception):
-        pass
-
-    def killed_after_step_4(train, valid, args, score=None, on_step=None):
-        def step(n):
-            on_step(n)
-            if n == 4:  # after step 3's checkpoint and evaluation
-                raise Killed
-
-        return real(train, valid, args, score=score, on_step=step)
-
-    monkeypatch.setattr(timm, "fit_timm_arcface", killed_after_step_4)
+    Killed, real = kill_at_step(timm, "fit_timm_arcface", 4)
     out = tmp_path / "run"
     with pytest.raises(Killed):
         evaluate_dataset(ft_cfg(tmp_path), str(synth), out=out)
