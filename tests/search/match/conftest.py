@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +80,21 @@ def kill_at_step(monkeypatch):
         return Killed, real
 
     return patch
+
+
+@pytest.fixture
+def sigkill_when():
+    """``sigkill_when(cmd, env, ready)`` starts the command, SIGKILLs it as soon as
+    ``ready()`` holds and checks that it was killed mid-way, not finished."""
+
+    def run(cmd: list[str], env: dict, ready, timeout: float = 300) -> None:
+        out = subprocess.DEVNULL
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
+        deadline = time.time() + timeout
+        while not ready() and proc.poll() is None:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-way, not finished
+
+    return run

@@ -200,12 +200,12 @@ def test_inputs_that_cannot_be_fine_tuned_on(siblings, minilm, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_run_killed_while_fine_tuning_resumes_from_its_checkpoint(siblings, minilm, tmp_path):
+def test_a_run_killed_while_fine_tuning_resumes_from_its_checkpoint(
+    siblings, minilm, tmp_path, sigkill_when
+):
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
     config = tmp_path / "ft.toml"
     config.write_text(
@@ -217,13 +217,7 @@ def test_a_run_killed_while_fine_tuning_resumes_from_its_checkpoint(siblings, mi
     cmd = [sys.executable, "-m", "search.cli", "-v", "eval", str(siblings), "--config"]
     cmd += [str(config), "--fine-tune", "text", "--out", str(out)]
     marker = "text-*/mnrl/checkpoints/checkpoint-3/checkpoint-complete.json"
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not any((out / "fine-tune").glob(marker)) and proc.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-way, not finished
+    sigkill_when(cmd, env, lambda: any((out / "fine-tune").glob(marker)))
     (work,) = (out / "fine-tune").glob("text-*")
     assert not (work / "fine-tune.json").exists()
 

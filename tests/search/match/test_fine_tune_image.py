@@ -172,12 +172,12 @@ def test_the_text_estimate_names_the_image_run_that_follows_it():
 
 
 @pytest.mark.slow
-def test_a_run_killed_while_fine_tuning_images_resumes_from_its_checkpoint(synth, tmp_path):
+def test_a_run_killed_while_fine_tuning_images_resumes_from_its_checkpoint(
+    synth, tmp_path, sigkill_when
+):
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
     config = tmp_path / "ft.toml"
     config.write_text(
@@ -199,13 +199,7 @@ def test_a_run_killed_while_fine_tuning_images_resumes_from_its_checkpoint(synth
                 return False
         return False
 
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not evaluated_at_6() and proc.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-way, not finished
+    sigkill_when(cmd, env, evaluated_at_6)
     (work,) = (out / "fine-tune").glob("image-*")
     assert not (work / "fine-tune.json").exists()
 
