@@ -83,18 +83,27 @@ def kill_at_step(monkeypatch):
 
 
 @pytest.fixture
-def sigkill_when():
-    """``sigkill_when(cmd, env, ready)`` starts the command, SIGKILLs it as soon as
-    ``ready()`` holds and checks that it was killed mid-way, not finished."""
+def killed_and_resumed():
+    """``killed_and_resumed(cmd, env, ready, out, work_glob)`` starts a ``search eval
+    --fine-tune`` command, SIGKILLs it as soon as ``ready()`` holds (checking it was
+    killed mid-way, its fine-tuning folder under ``out/fine-tune`` unfinished), runs it
+    again with ``--resume`` and returns that folder, the re-run's stderr and its
+    ``fine-tune.json``."""
 
-    def run(cmd: list[str], env: dict, ready, timeout: float = 300) -> None:
-        out = subprocess.DEVNULL
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
-        deadline = time.time() + timeout
+    def run(cmd: list[str], env: dict, ready, out: Path, work_glob: str):
+        null = subprocess.DEVNULL
+        proc = subprocess.Popen(cmd, env=env, stdout=null, stderr=null)
+        deadline = time.time() + 300
         while not ready() and proc.poll() is None:
             assert time.time() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-way, not finished
+        (work,) = (out / "fine-tune").glob(work_glob)
+        assert not (work / "fine-tune.json").exists()
+        res = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        return work, res.stderr, json.loads((work / "fine-tune.json").read_text())
 
     return run

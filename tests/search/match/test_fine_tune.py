@@ -201,10 +201,9 @@ def test_inputs_that_cannot_be_fine_tuned_on(siblings, minilm, tmp_path):
 
 @pytest.mark.slow
 def test_a_run_killed_while_fine_tuning_resumes_from_its_checkpoint(
-    siblings, minilm, tmp_path, sigkill_when
+    siblings, minilm, tmp_path, killed_and_resumed
 ):
     import os
-    import subprocess
     import sys
 
     config = tmp_path / "ft.toml"
@@ -217,14 +216,9 @@ def test_a_run_killed_while_fine_tuning_resumes_from_its_checkpoint(
     cmd = [sys.executable, "-m", "search.cli", "-v", "eval", str(siblings), "--config"]
     cmd += [str(config), "--fine-tune", "text", "--out", str(out)]
     marker = "text-*/mnrl/checkpoints/checkpoint-3/checkpoint-complete.json"
-    sigkill_when(cmd, env, lambda: any((out / "fine-tune").glob(marker)))
-    (work,) = (out / "fine-tune").glob("text-*")
-    assert not (work / "fine-tune.json").exists()
-
-    res = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "resuming from" in res.stderr and "checkpoint-" in res.stderr
-    done = json.loads((work / "fine-tune.json").read_text())  # the same folder, gone on
+    ready = lambda: any((out / "fine-tune").glob(marker))  # noqa: E731
+    _, stderr, done = killed_and_resumed(cmd, env, ready, out, "text-*")
+    assert "resuming from" in stderr and "checkpoint-" in stderr  # the same folder, gone on
     assert done["evals"][0]["step"] == 3  # the killed run's evaluation, kept in its state
     assert "text_ft" in Matcher.load(out / "matcher.json").vectors
 

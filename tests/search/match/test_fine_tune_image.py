@@ -173,10 +173,9 @@ def test_the_text_estimate_names_the_image_run_that_follows_it():
 
 @pytest.mark.slow
 def test_a_run_killed_while_fine_tuning_images_resumes_from_its_checkpoint(
-    synth, tmp_path, sigkill_when
+    synth, tmp_path, killed_and_resumed
 ):
     import os
-    import subprocess
     import sys
 
     config = tmp_path / "ft.toml"
@@ -199,13 +198,7 @@ def test_a_run_killed_while_fine_tuning_images_resumes_from_its_checkpoint(
                 return False
         return False
 
-    sigkill_when(cmd, env, evaluated_at_6)
-    (work,) = (out / "fine-tune").glob("image-*")
-    assert not (work / "fine-tune.json").exists()
-
-    res = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "resumed from" in res.stderr and "step-" in res.stderr
-    done = json.loads((work / "fine-tune.json").read_text())  # the same folder, gone on
+    _, stderr, done = killed_and_resumed(cmd, env, evaluated_at_6, out, "image-*")
+    assert "resumed from" in stderr and "step-" in stderr  # the same folder, gone on
     assert [e["step"] for e in done["evals"]][:2] == [3, 6]  # the killed run's, kept
     assert done["steps_run"] == 30 and len(done["evals"]) == 10
