@@ -13,6 +13,7 @@ from retrieval.checks import MAX_COUNT, MAX_HITS
 from retrieval.errors import UsageError
 from search.cli.common import (
     Collection,
+    DatasetPath,
     Format,
     LabelsFile,
     StoreFlags,
@@ -96,12 +97,7 @@ class RuleOptions:
 @store_options()
 @option_group(RuleOptions, "rule_flags")
 def match_cmd(
-    dataset: Annotated[
-        str,
-        typer.Argument(
-            help="Shopee folder/zip or test.csv, catalogue file, or query/gallery folder."
-        ),
-    ],
+    dataset: DatasetPath,
     matcher: Annotated[
         Path | None,
         typer.Option("--matcher", "-m", help="Matcher file written by `search eval`."),
