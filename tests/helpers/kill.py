@@ -1,4 +1,5 @@
-"""SIGKILL a `search -v index` run once it has stored enough points (its log says so)."""
+"""SIGKILL a `search` run mid-way: an index run once it has stored enough points (its log
+says so), any run once a condition on its files holds."""
 
 from __future__ import annotations
 
@@ -26,3 +27,16 @@ def kill_after_stored(
             break
     proc.wait(timeout=60)
     assert killed and proc.returncode == -signal.SIGKILL
+
+
+def kill_when(cmd: list[str], env: dict[str, str], ready, timeout: float = 300) -> None:
+    """Start ``cmd``, SIGKILL it as soon as ``ready()`` holds (polled every 50 ms) and
+    assert it was killed mid-way, not finished."""
+    null = subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, env=env, stdout=null, stderr=null)
+    deadline = time.time() + timeout
+    while not ready() and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-way, not finished

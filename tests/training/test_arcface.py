@@ -144,22 +144,23 @@ def test_frozen_backbone_part_does_not_move(synth_set, tmp_path):
     assert not torch.equal(a["conv_head.weight"], b["conv_head.weight"])
 
 
+def _text_args(out, tiny_bert, **over):
+    """A text ArcFace run of the tiny BERT: 2 titles a group, 32 tokens, no progress bar."""
+    from training.arcface_text import TextArcFaceArgs
+
+    return TextArcFaceArgs(
+        out=out, model=str(tiny_bert), per_group=2, max_length=32, progress=False, **over
+    )
+
+
 def test_text_arcface_trains_and_loads_as_text_encoder(synth_set, tiny_bert, tmp_path):
     pytest.importorskip("sentence_transformers")
     from retrieval.encoders import build_encoder
-    from training.arcface_text import TextArcFaceArgs, fit_text_arcface
+    from training.arcface_text import fit_text_arcface
 
     train, valid = _splits(synth_set)
-    args = TextArcFaceArgs(
-        out=tmp_path / "text-arcface",
-        model=str(tiny_bert),
-        epochs=1,
-        batch_size=16,
-        per_group=2,
-        lr=5e-5,
-        margin_warmup=2,
-        max_length=32,
-        progress=False,
+    args = _text_args(
+        tmp_path / "text-arcface", tiny_bert, epochs=1, batch_size=16, lr=5e-5, margin_warmup=2
     )
     result, best, folder = fit_text_arcface(train, valid, args)
     assert all(np.isfinite(result.losses))
@@ -173,7 +174,7 @@ def test_scored_every_eval_steps_on_a_chosen_metric_and_stopped_by_patience(
     synth_set, tiny_bert, tmp_path
 ):
     pytest.importorskip("sentence_transformers")
-    from training.arcface_text import TextArcFaceArgs, fit_text_arcface
+    from training.arcface_text import fit_text_arcface
 
     train, _ = _splits(synth_set)
     f1s = iter([0.5, 0.7, 0.6, 0.65, 0.9])  # best at the 2nd evaluation, then 2 without gain
@@ -183,19 +184,16 @@ def test_scored_every_eval_steps_on_a_chosen_metric_and_stopped_by_patience(
         seen.append(type(model).__name__)
         return {"valid_match_f1": next(f1s)}
 
-    args = TextArcFaceArgs(
-        out=tmp_path / "stepped",
-        model=str(tiny_bert),
+    args = _text_args(
+        tmp_path / "stepped",
+        tiny_bert,
         epochs=50,
         max_steps=40,
         batch_size=8,
-        per_group=2,
-        max_length=32,
         eval_steps=2,
         save_steps=2,
         patience=2,
         select="valid_match_f1",
-        progress=False,
     )
     steps = []
     result, best, folder = fit_text_arcface(train, [], args, score=score, on_step=steps.append)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from helpers.kill import kill_when
 
 from search.config import load_config
 from search.indexing import index_dataset
@@ -91,14 +90,7 @@ def killed_and_resumed():
     ``fine-tune.json``."""
 
     def run(cmd: list[str], env: dict, ready, out: Path, work_glob: str):
-        null = subprocess.DEVNULL
-        proc = subprocess.Popen(cmd, env=env, stdout=null, stderr=null)
-        deadline = time.time() + 300
-        while not ready() and proc.poll() is None:
-            assert time.time() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-way, not finished
+        kill_when(cmd, env, ready)
         (work,) = (out / "fine-tune").glob(work_glob)
         assert not (work / "fine-tune.json").exists()
         res = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True,

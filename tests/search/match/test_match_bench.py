@@ -3,23 +3,13 @@ encoder's run never reuses the zero-shot vectors of an earlier one in the same h
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from helpers.benches import load_bench
 
 from retrieval.index.base import check_collection_name
 
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "match_bench.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("match_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_collection_per_text_encoder() -> None:
-    name = load_bench().collection_name
+    name = load_bench("match_bench").collection_name
     assert name("wdc", ["text"]) == "wdc"  # the packaged MiniLM keeps the old collection
     assert name("wdc", ["text:runs/wdc-text-ft"]) == "wdc-wdc-text-ft"
     assert name("wdc", ["text:/tmp/a b/ft/"]) == "wdc-ft"  # trailing slash, folder name only

@@ -5,26 +5,16 @@ same split, and the bench's scorer gives search eval's pair rule its own test F1
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from helpers.benches import load_bench
 
 from search.indexing import index_dataset
-
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "review_bench.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("review_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_split_scorer_is_search_eval(catalogue, sparse_cfg, tmp_path):
     """The full-train figures are search eval's own, and the bench's scorer gives its
     pair rule the test F1 search eval reported; verdicts of every candidate pair make
     the decision the groups' own among the candidates."""
-    rb = load_bench()
+    rb = load_bench("review_bench")
     index_dataset(sparse_cfg, str(catalogue), collection="wdc")
     scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10)
     assert {"rule", "test_f1", "valid_f1", "pair_rule"} <= set(full)
@@ -49,7 +39,7 @@ def test_split_scorer_is_search_eval(catalogue, sparse_cfg, tmp_path):
 
 
 def test_cold_and_warm_on_a_small_catalogue(catalogue, sparse_cfg, tmp_path):
-    rb = load_bench()
+    rb = load_bench("review_bench")
     index_dataset(sparse_cfg, str(catalogue), collection="wdc")
     scorer, full = rb.build(sparse_cfg, catalogue, tmp_path, 10)
     bench = rb.Bench(scorer, 1)
