@@ -13,6 +13,7 @@ pair_model.py     the pair model applied: its feature columns, probability per e
 groups.py         group consistency: mutual, symmetric, components, agglomerative
 rules.py          Rule and decide(): thresholds, union, min2, groups, INB as switches
 matcher.py        Matcher: the saved matcher (encoders, vectors, rules, pair model)
+matcher_file.py   what matcher.json may hold: the schema Matcher.load validates against
 edgeset.py        EdgeSet: one set of listings matched together, and its constructors
                   self_edgeset (a catalogue against itself) and query_edgeset
 labels.py         Label, append_label (one locked O_APPEND line), read_labels, label_pairs:
@@ -42,8 +43,8 @@ tuning/           `search eval` on a catalogue: a matcher tuned on valid
 ```
 
 Arrows point one way: `job` and `tuning` -> `output` -> `edgeset` -> `matcher`, `inb`,
-`pair_model` -> `rules`, `text_features` -> `groups` -> `edges` -> `vectors`, `labels`,
-`artifacts` (these three import nothing of the package). The
+`pair_model` -> `matcher_file` -> `rules`, `text_features` -> `groups` -> `edges` ->
+`vectors`, `labels`, `artifacts` (these three import nothing of the package). The
 tuning never imports the job that applies its matcher, and the job never imports the
 tuning; both build the same edge sets and decide with the same rules. `review` -> `cold_start`
 -> `review_folder` (beside `output`) and `edgeset`; `queue` imports nothing of the package. The
