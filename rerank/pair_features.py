@@ -1,8 +1,8 @@
 """Features of a (query, candidate) pair for the ``pair-gbdt`` reranker, as pure functions.
 
 Stage 1 leaves per-vector similarities (``sim_<vector>``) and the stage-1 score and
-rank on each candidate; this module adds what titles, prices and hashes tell:
-word and character-trigram overlap, agreement of numbers with units (``128gb`` vs
+rank on each candidate; this module adds what titles (read by ``rerank.title_tokens``),
+prices and hashes tell: word and character-trigram overlap, agreement of numbers with units (``128gb`` vs
 ``256gb``) and of model codes (``lc-26dv24u``), the pHash Hamming distance, the
 length ratio, the brand (first word), the price ratio, and a char n-gram TF-IDF cosine
 whose IDF comes from the query's own candidate list (n-grams every candidate shares,
@@ -23,12 +23,21 @@ candidate sharing the code" one split (README, Measured).
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
 
+from rerank.title_tokens import (
+    char_ngrams,
+    jaccard,
+    model_agreement,
+    normalize,
+    numbers,
+    overlap,
+    part_numbers,
+    unit_agreement,
+    wb_ngrams,
+    words,
+)
 from retrieval.types import Candidate, Product
 
 #: Bumped whenever a feature's definition changes, so old model files refuse to load.
@@ -77,133 +86,6 @@ SIM_PREFIX = "sim_"
 #: Columns holding the scores of stacked rerankers (``rerank.stacking``), after ``sim_*``.
 STACK_PREFIX = "stack"
 NAN = math.nan
-
-_UNITS = (
-    "gb|tb|mb|kb|ghz|mhz|hz|mah|mm|cm|km|ml|l|ltr|kg|gr|g|mg|oz|lb|lbs|in|inch|ft|w|kw|v|"
-    "mp|pcs|pc|x|pk|pack|gram|liter|litre|watt|volt|cc|m"
-)
-_UNIT_ALIASES = {
-    "ltr": "l",
-    "liter": "l",
-    "litre": "l",
-    "inch": "in",
-    "gr": "g",
-    "gram": "g",
-    "lbs": "lb",
-    "pc": "pcs",
-    "pk": "pack",
-    "watt": "w",
-    "volt": "v",
-}
-_NUM_UNIT_RE = re.compile(rf"(?<![a-z0-9.])(\d+(?:\.\d+)?)\s*({_UNITS})(?![a-z0-9])")
-_WORD_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
-_COMPOUND_RE = re.compile(r"[a-z0-9]+(?:[-/][a-z0-9]+)*")
-
-
-@lru_cache(maxsize=65536)
-def normalize(text: str) -> str:
-    """Lower case, accents folded, numbers joined to their units (``128 GB`` -> ``128gb``)."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return _NUM_UNIT_RE.sub(r"\1\2", text)
-
-
-def words(text: str) -> set[str]:
-    """The distinct word tokens of a title (decimals such as ``2.7`` stay whole)."""
-    return set(_WORD_RE.findall(normalize(text)))
-
-
-def char_ngrams(text: str, n: int = 3) -> set[str]:
-    """Character n-grams of the title's words joined by single spaces."""
-    joined = " ".join(_WORD_RE.findall(normalize(text)))
-    return {joined[i : i + n] for i in range(len(joined) - n + 1)}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    """|a & b| / |a | b|; NaN when both are empty."""
-    union = len(a | b)
-    return len(a & b) / union if union else NAN
-
-
-def num_units(text: str) -> dict[str, set[str]]:
-    """Numbers with a unit, by canonical unit: ``"128gb 8 gb 6.1 inch 2 liter"`` ->
-    ``{gb: {128, 8}, in: {6.1}, l: {2}}``."""
-    out: dict[str, set[str]] = {}
-    for value, unit in _NUM_UNIT_RE.findall(normalize(text)):
-        value = value.rstrip("0").rstrip(".") if "." in value else value
-        out.setdefault(_UNIT_ALIASES.get(unit, unit), set()).add(value)
-    return out
-
-
-def unit_agreement(a: str, b: str) -> tuple[float, float]:
-    """(shared, conflicting) number+unit tokens. For each unit both titles use, the
-    values found on both sides are shared; the values one side cannot pair with the
-    other's count as conflicts (the larger leftover): ``128gb`` vs ``256gb`` -> (0, 1)."""
-    ua, ub = num_units(a), num_units(b)
-    shared = conflict = 0
-    for unit in ua.keys() & ub.keys():
-        va, vb = ua[unit], ub[unit]
-        shared += len(va & vb)
-        conflict += max(len(va - vb), len(vb - va))
-    return float(shared), float(conflict)
-
-
-def numbers(text: str) -> set[str]:
-    """Bare numbers of a title (``eiffel 3`` -> ``{3}``); numbers with units are left out."""
-    return {w for w in _WORD_RE.findall(normalize(text)) if w.replace(".", "", 1).isdigit()}
-
-
-def overlap(a: set[str], b: set[str]) -> tuple[float, float]:
-    """(shared, conflicting): items in both, and the items neither side can pair
-    (the smaller leftover, so one side listing more is no conflict)."""
-    return float(len(a & b)), float(min(len(a - b), len(b - a)))
-
-
-#: Digits-only tokens this long are part numbers (``010-00715-20``, a UPC); shorter ones
-#: are sizes, years and counts, which ``numbers`` compares.
-PART_NUMBER_DIGITS = 6
-
-
-def part_numbers(text: str) -> set[str]:
-    """Digits-only part numbers, hyphens and slashes dropped (``010-00715-20`` ->
-    ``0100071520``), at least ``PART_NUMBER_DIGITS`` long."""
-    out = set()
-    for tok in _COMPOUND_RE.findall(normalize(text)):
-        code = tok.replace("-", "").replace("/", "")
-        if code.isdigit() and len(code) >= PART_NUMBER_DIGITS:
-            out.add(code)
-    return out
-
-
-def model_codes(text: str) -> set[str]:
-    """Model-number-like tokens: letters and digits mixed, hyphens and slashes dropped
-    (``lc-26dv24u`` -> ``lc26dv24u``), at least 3 characters, not a number+unit."""
-    out = set()
-    for tok in _COMPOUND_RE.findall(normalize(text)):
-        code = tok.replace("-", "").replace("/", "")
-        if len(code) < 3 or not re.search(r"\d", code) or not re.search(r"[a-z]", code):
-            continue
-        if _NUM_UNIT_RE.fullmatch(code):
-            continue
-        out.add(code)
-    return out
-
-
-def squash(text: str) -> str:
-    """The title's letters and digits only, for substring tests on model codes."""
-    return re.sub(r"[^a-z0-9]", "", normalize(text))
-
-
-def model_agreement(a: str, b: str) -> tuple[float, float, float]:
-    """(shared, conflicting, substring) model codes: codes in both; codes neither side
-    can pair (the smaller leftover, 0 when one side has none); and the best fraction
-    of one side's codes found inside the other's squashed title (NaN without codes)."""
-    ca, cb = model_codes(a), model_codes(b)
-    shared, conflict = overlap(ca, cb)
-    fracs = []
-    for codes, other in ((ca, squash(b)), (cb, squash(a))):
-        if codes:
-            fracs.append(sum(c in other for c in codes) / len(codes))
-    return shared, conflict, max(fracs) if fracs else NAN
 
 
 def phash_distance(a: object, b: object) -> float:
@@ -269,17 +151,6 @@ def pair_features(query: Product, candidate: Candidate) -> dict[str, float]:
     feats["char_tfidf"] = NAN
     feats.update((name + MARGIN_SUFFIX, NAN) for name in MARGINS)
     return feats
-
-
-def wb_ngrams(text: str, lo: int = 2, hi: int = 4) -> Counter[str]:
-    """Counts of the character n-grams of each word padded with spaces (scikit-learn's
-    ``char_wb``), on the normalised title."""
-    out: Counter[str] = Counter()
-    for word in _WORD_RE.findall(normalize(text)):
-        padded = f" {word} "
-        for n in range(lo, hi + 1):
-            out.update(padded[i : i + n] for i in range(len(padded) - n + 1))
-    return out
 
 
 def list_tfidf(query: str, candidates: Sequence[str]) -> list[float]:

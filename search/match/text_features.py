@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rerank.pair_features import _WORD_RE, normalize
+from rerank.title_tokens import WORD_RE, normalize
 from retrieval.encoders.base import SparseVec
 from retrieval.types import Product
 from search.match.vectors import tfidf_rows
@@ -44,7 +44,7 @@ CHUNK = 16384
 
 def tokens(text: str) -> list[str]:
     """The normalised word tokens of a text."""
-    return _WORD_RE.findall(normalize(text or ""))
+    return WORD_RE.findall(normalize(text or ""))
 
 
 def char_grams(words: Sequence[str], sizes: Sequence[int] = (2, 3, 4)) -> list[str]:

@@ -12,18 +12,9 @@ import pytest
 from helpers.pair_examples import cand, toy_examples
 
 from rerank.base import build_reranker, rerank
-from rerank.pair_features import (
-    FEATURES,
-    char_ngrams,
-    jaccard,
-    list_features,
-    margins,
-    model_codes,
-    pair_features,
-    part_numbers,
-    unit_agreement,
-)
+from rerank.pair_features import FEATURES, list_features, margins, pair_features
 from rerank.pair_gbdt import PairGbdtModel, feature_rows, sidecar_path
+from rerank.title_tokens import char_ngrams, jaccard, model_codes, part_numbers, unit_agreement
 from retrieval.errors import MissingExtraError, UsageError
 from retrieval.types import Product
 
