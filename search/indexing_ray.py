@@ -15,7 +15,8 @@ killed and resumed reports the same failures as a clean one.
 
 The embedded (edge) index is one process per shard and cannot be written from workers:
 ``--ray`` needs a Qdrant server (``--qdrant-url``). What runs inside the cluster lives in
-``search.indexing_ray_tasks``; Ray is imported inside the functions.
+``search.indexing_ray_tasks``, joining the cluster in ``search.ray_cluster``; Ray is imported
+inside the functions.
 """
 
 from __future__ import annotations
@@ -36,11 +37,10 @@ from retrieval.retriever import IndexReport, Retriever, write_report
 from search.config import AppConfig
 from search.indexing import connect, previous_failures, reports_dir
 from search.indexing_ray_tasks import IndexWorker, Journal, product_source, prune, survey
+from search.ray_cluster import connect_ray, import_ray
 
 log = logging.getLogger(__name__)
 
-RAY_EXTRA = "distributed"
-CONNECT_TIMEOUT_S = 10.0  # a Ray address that does not answer within this is an error
 MAX_RETRIES = 3  # restarts of a dead worker, and retries of the batch it held
 READ_TASKS_PER_WORKER = 2  # each read task re-opens the dataset: keep them few
 
@@ -156,80 +156,6 @@ def index_dataset_ray(
         index.close()
         if owns_ray:
             ray.shutdown()
-
-
-def import_ray() -> Any:
-    """The ``ray`` module with Ray Data, or one line naming the extra to install."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as exc:
-        raise UsageError(
-            f"--ray needs Ray Data: pip install '.[{RAY_EXTRA}]' (or pip install 'ray[data]')"
-        ) from exc
-    return ray
-
-
-def connect_ray(ray: Any, address: str | None) -> bool:
-    """Join the Ray cluster at ``address`` (None / ``local``: start one here); True when
-    this call connected (the caller shuts it down), False when Ray was already up."""
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    verbose = log.isEnabledFor(logging.INFO)  # `search -v`: Ray's warnings too
-    if not verbose:  # Ray's C++ core logs warnings to stderr around our progress bar
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    opts: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": verbose,
-        "logging_level": logging.WARNING if verbose else logging.ERROR,
-    }
-    if address in (None, "", "local"):
-        ray.init(**opts)
-    elif address.startswith("ray://"):
-        raise UsageError(
-            "Ray Client addresses (ray://) are not supported: run search on a node of the "
-            "cluster and pass its GCS address (HOST:PORT, default port 6379) or auto"
-        )
-    else:
-        if address != "auto":
-            _probe(address)
-        try:
-            ray.init(address=address, **opts)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise SearchError(f"cannot join the Ray cluster at {address}: {first}") from exc
-    _quiet(ray)
-    return True
-
-
-def _probe(address: str) -> None:
-    """Fail within ``CONNECT_TIMEOUT_S`` with one line unless a Ray GCS answers at HOST:PORT
-    (``ray.init`` itself retries for minutes)."""
-    import grpc
-
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise UsageError(f"bad Ray address {address!r}: expected HOST:PORT, auto or local")
-    hint = "start one with `ray start --head` or pass its address to --ray-address"
-    with grpc.insecure_channel(address) as channel:
-        ask = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
-        try:
-            ask(b"", timeout=CONNECT_TIMEOUT_S)
-        except grpc.RpcError as exc:
-            code = exc.code()
-            # a GCS with token authentication answers, but not to a stranger
-            if code not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                why = (exc.details() or code.name).splitlines()[0][:120]
-                raise SearchError(f"no Ray cluster answers at {address} ({why}); {hint}") from exc
-
-
-def _quiet(ray: Any) -> None:
-    """Our progress bar stands in for Ray Data's."""
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 def _run(

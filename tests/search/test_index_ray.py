@@ -142,7 +142,7 @@ class NotConnected:
 )
 def test_addresses_ray_cannot_use_are_one_line(address, message):
     from retrieval.errors import UsageError
-    from search.indexing_ray import connect_ray
+    from search.ray_cluster import connect_ray
 
     with pytest.raises(UsageError) as err:
         connect_ray(NotConnected(), address)
