@@ -56,7 +56,7 @@ def test_every_search_module_is_in_a_layer():
 
 def test_every_cli_command_is_under_80_lines():
     """Commands stay thin (issue 21): parse, build a config, call one function; shared
-    options are declared once in cli/common.py. Decorators do not count."""
+    options are declared once in cli/options.py. Decorators do not count."""
     import ast
 
     long = {}

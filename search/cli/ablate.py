@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from search.cli.common import StoreFlags, err, handle_errors, out, progress_bars, store_options
+from search.cli.common import err, handle_errors, out, progress_bars
+from search.cli.options import StoreFlags, store_options
 
 app = typer.Typer()
 

@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from retrieval.checks import MAX_COUNT
-from search.cli.common import DatasetPath, Format, handle_errors, out
+from search.cli.common import handle_errors, out
+from search.cli.options import DatasetPath, Format
 
 app = typer.Typer(help="Synthesise and inspect datasets.", no_args_is_help=True)
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from search.cli.common import (
+from search.cli.common import check_out, err, handle_errors, out, progress_bars
+from search.cli.options import (
     Collection,
     DatasetPath,
     FineTune,
@@ -20,12 +21,7 @@ from search.cli.common import (
     ResumeRun,
     StageFlags,
     StoreFlags,
-    check_out,
     comma_list,
-    err,
-    handle_errors,
-    out,
-    progress_bars,
     stage_options,
     store_options,
 )

@@ -14,16 +14,14 @@ from rich.table import Table
 
 from retrieval.checks import MAX_COUNT
 from retrieval.errors import UsageError
-from search.cli.common import (
+from search.cli.common import handle_errors, out, progress_bars
+from search.cli.options import (
     Collection,
     DatasetPath,
     Encoders,
     Format,
     StoreFlags,
-    handle_errors,
     option_group,
-    out,
-    progress_bars,
     store_options,
 )
 

@@ -11,19 +11,15 @@ import typer
 
 from retrieval.checks import MAX_COUNT, MAX_HITS
 from retrieval.errors import UsageError
-from search.cli.common import (
+from search.cli.common import check_out, err, handle_errors, out, progress_bars
+from search.cli.options import (
     Collection,
     DatasetPath,
     Format,
     LabelsFile,
     StoreFlags,
-    check_out,
-    err,
     finite,
-    handle_errors,
     option_group,
-    out,
-    progress_bars,
     store_options,
 )
 

@@ -7,16 +7,14 @@ from typing import Annotated
 
 import typer
 
-from search.cli.common import (
+from search.cli.common import handle_errors, out, progress_bars
+from search.cli.options import (
     Collection,
     DatasetPath,
     Encoders,
     Format,
     StoreFlags,
     Vector,
-    handle_errors,
-    out,
-    progress_bars,
     store_options,
 )
 

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from retrieval.checks import MAX_COUNT, MAX_HITS
-from search.cli.common import (
+from search.cli.common import handle_errors, out
+from search.cli.options import (
     Collection,
     Fusion,
     Hybrid,
@@ -20,8 +21,6 @@ from search.cli.common import (
     StoreFlags,
     Vector,
     comma_list,
-    handle_errors,
-    out,
     store_options,
 )
 

@@ -11,18 +11,8 @@ import typer
 
 from retrieval.checks import MAX_HITS
 from retrieval.errors import SearchError
-from search.cli.common import (
-    Collection,
-    Encoders,
-    Format,
-    Port,
-    StoreFlags,
-    check_out,
-    handle_errors,
-    out,
-    progress_bars,
-    store_options,
-)
+from search.cli.common import check_out, handle_errors, out, progress_bars
+from search.cli.options import Collection, Encoders, Format, Port, StoreFlags, store_options
 
 app = typer.Typer()
 

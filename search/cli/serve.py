@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from retrieval.errors import SearchError
-from search.cli.common import Port, StoreFlags, handle_errors, out, store_options
+from search.cli.common import handle_errors, out
+from search.cli.options import Port, StoreFlags, store_options
 
 app = typer.Typer()
 

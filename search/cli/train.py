@@ -15,17 +15,8 @@ import typer
 from rich.table import Table
 
 from retrieval.checks import MAX_COUNT
-from search.cli.common import (
-    Collection,
-    Format,
-    StoreFlags,
-    Vector,
-    handle_errors,
-    option_group,
-    out,
-    progress_bars,
-    store_options,
-)
+from search.cli.common import handle_errors, out, progress_bars
+from search.cli.options import Collection, Format, StoreFlags, Vector, option_group, store_options
 
 app = typer.Typer(help="Train bi-encoders and stage-2 rerankers.", no_args_is_help=True)
 
