@@ -155,6 +155,26 @@ def work_folder(folder: Path, kind: str = "text") -> Path:
     return found[-1] if found else root / f"{kind}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def prune(work: Path, record: dict[str, Any]) -> None:
+    """Once ``fine-tune.json`` is written: each loss's checkpoints (its best step is saved),
+    and the losing loss's model (``loss = "best"``: ~90 MB for MiniLM) but its ``fit.json``,
+    the curve of what was tried. Nothing read later needs them: a reused run reads the
+    winner alone (``record["loss"]``)."""
+    from training.catalogue_fit import FIT_FILE
+
+    for loss in record.get("curves", {}):
+        shutil.rmtree(work / loss / "checkpoints", ignore_errors=True)
+        if loss == record.get("loss") or not (work / loss).is_dir():
+            continue
+        for path in (work / loss).iterdir():
+            if path.name == FIT_FILE:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
 @dataclass
 class _Run:
     """One encoder's phase 1: reuse its finished run (``--resume``) or train one."""
@@ -192,8 +212,7 @@ class _Run:
                 self.cfg, self.dataset_path, self.result.folder, self.zero_shot
             )
             write_json(done, record, indent=1)
-            for loss in record.get("curves", {}):  # each loss's best step is saved
-                shutil.rmtree(work / loss / "checkpoints", ignore_errors=True)
+        prune(work, record)  # again on a reuse: a kill may have cut the last one short
         return spec_of(self.kind, record, work)
 
     def _estimator(

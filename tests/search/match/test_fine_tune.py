@@ -105,6 +105,12 @@ def test_both_losses_tried_the_better_on_valid_beside_the_zero_shot_vector(
     winner = max(done["curves"].values(), key=lambda c: c["best_f1"])
     assert done["loss"] == winner["loss"] and done["best_f1"] == winner["best_f1"]
     assert done["evals"] == winner["evals"] and done["best_step"] == winner["best_step"]
+    (loser,) = set(done["curves"]) - {done["loss"]}  # its curve kept, its model deleted
+    assert [p.name for p in (work / loser).iterdir()] == ["fit.json"]
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(work / done["loss"]), device="cpu")  # the winner loads
+    assert model.encode(["samsung phone 42"]).shape == (1, 384)
     split = {p.title: p.fields["split"] for p in open_dataset(str(siblings)).products()}
     for texts in (seen["texts"], seen["arcface"]):
         assert texts and {split[t] for t in texts} == {"train"}
@@ -139,11 +145,15 @@ def test_resume_reuses_the_finished_phase_and_a_deleted_folder_is_named(
 
     monkeypatch.setattr(fit, "train_text_biencoder", lambda *a, **k: pytest.fail("trained"))
     monkeypatch.setattr(arc, "fit_text_arcface", lambda *a, **k: pytest.fail("trained"))
+    (work,) = (out / "fine-tune").glob("text-*")
+    done = json.loads((work / "fine-tune.json").read_text())
+    (loser,) = set(done["curves"]) - {done["loss"]}
+    (work / loser / "model.safetensors").write_bytes(b"left by a kill")  # before the prune
     again = evaluate_dataset(ft_cfg(minilm, tmp_path, resume=True), str(siblings), out=out)
-    assert scores(again.metrics) == scores(first.metrics)
+    assert scores(again.metrics) == scores(first.metrics)  # the loser's model never read
+    assert [p.name for p in (work / loser).iterdir()] == ["fit.json"]  # pruned on the reuse
     import shutil
 
-    (work,) = (out / "fine-tune").glob("text-*")
     shutil.rmtree(work)
     from search.evaluation.fine_tune import work_folder
 
