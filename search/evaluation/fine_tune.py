@@ -149,10 +149,24 @@ def default_folder(dataset: str) -> Path:
 def work_folder(folder: Path, kind: str = "text") -> Path:
     """``OUT/fine-tune/<kind>-<time>``: the newest one there (a re-run or ``--resume`` goes
     on in it), else a new one. A rebuilt encoder gets a new folder, so a new encoder spec and
-    a new collection: its vectors never mix with those of the deleted model."""
+    a new collection: its vectors never mix with those of the deleted model. A finished
+    folder whose chosen model was deleted (the folder ``search match`` names) is passed
+    over, so the rebuild command trains again instead of reusing its record."""
     root = (folder / "fine-tune").resolve()
     found = sorted(p for p in root.glob(f"{kind}-*") if p.is_dir()) if root.is_dir() else []
+    found = [p for p in found if not _model_deleted(p)]
     return found[-1] if found else root / f"{kind}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _model_deleted(work: Path) -> bool:
+    """A finished fine-tuning whose fine-tuned model (the one indexed) is gone."""
+    from search.match.matcher import encoder_saved
+
+    done = work / DONE_FILE
+    if not done.is_file():
+        return False
+    record = json.loads(done.read_text(encoding="utf-8"))
+    return bool(record.get("improved")) and not encoder_saved(record.get("path") or work)
 
 
 def prune(work: Path, record: dict[str, Any]) -> None:

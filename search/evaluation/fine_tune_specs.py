@@ -55,11 +55,15 @@ def rebuild_command(
     cfg: AppConfig, dataset_path: str, folder: Path, encoders: Sequence[str] = ()
 ) -> str:
     """The command that (re)builds this run's fine-tuned encoders and matcher; ``encoders``
-    (the zero-shot list) are named with ``--encoder`` unless they are the defaults."""
-    from search.config import DEFAULT_ENCODERS
+    (the zero-shot list) are named with ``--encoder`` unless they are the defaults. With
+    ``--resume``: of ``text,image``, the encoder whose folder is left is reused and only
+    the deleted one trained again (without it, the finished one is refused)."""
+    from search.config import DEFAULT_ENCODERS, FineTuneConfig
 
     words = ["search", "eval", str(Path(dataset_path).resolve()), "--fine-tune"]
-    words += [",".join(cfg.fine_tune.encoders), "--out", str(folder.resolve())]
+    words += [",".join(cfg.fine_tune.encoders), "--out", str(folder.resolve()), "--resume"]
+    if cfg.fine_tune.loss != FineTuneConfig.loss:
+        words += ["--fine-tune-loss", cfg.fine_tune.loss]
     if encoders and list(encoders) != list(DEFAULT_ENCODERS):
         words += [w for e in encoders for w in ("--encoder", e)]
     words += ["--match-pair"] if cfg.eval.match_pair else []

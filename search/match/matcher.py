@@ -18,6 +18,14 @@ from retrieval.validation import read_json, show, validated
 from search.match.matcher_file import FORMAT, VERSION, MatcherFile, rule_json
 from search.match.rules import Rule
 
+# what a fine-tuned encoder folder holds once saved: sentence-transformers, timm
+ENCODER_FILES = ("modules.json", "timm_config.json")
+
+
+def encoder_saved(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a saved fine-tuned encoder (``search eval --fine-tune``)."""
+    return any((Path(folder) / name).is_file() for name in ENCODER_FILES)
+
 
 @dataclass
 class PairModel:
@@ -122,8 +130,7 @@ class Matcher:
         """Refuse, in one line naming it and the command that rebuilds it, a fine-tuned
         encoder folder (``search eval --fine-tune``) that is gone."""
         for vector, entry in (self.info.get("fine_tuned") or {}).items():
-            folder = Path(entry["path"])  # a sentence-transformers or a timm encoder folder
-            if not any((folder / f).is_file() for f in ("modules.json", "timm_config.json")):
+            if not encoder_saved(entry["path"]):
                 raise UsageError(
                     f"the matcher's fine-tuned encoder {vector!r} ({entry['path']}) is "
                     f"missing; rebuild it with: {entry['command']}"
