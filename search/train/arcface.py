@@ -15,7 +15,7 @@ from retrieval.errors import UsageError
 from search.config import AppConfig
 from search.train.clip import split_products
 from search.train.registry import SplitOptions, TrainJob, TrainReport, register_trainer
-from training.loop import LoopOptions
+from training.loop_state import LoopOptions
 
 LOSSES = ("arcface",)
 
@@ -43,7 +43,7 @@ class TimmOptions(ArcFaceOptions, SplitOptions, LoopOptions):
     dropout: float = 0.1
     image_size: int | None = None
     freeze: float = 0.0
-    epochs: int = 10  # the loop's other settings: training.loop.LoopOptions' defaults
+    epochs: int = 10  # the loop's other settings: training.loop_state.LoopOptions' defaults
     lr: float = 1e-4
     weight_decay: float = 1e-4
     num_workers: int = 2

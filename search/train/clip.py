@@ -17,7 +17,7 @@ from typing import Any
 from retrieval.errors import UsageError
 from search.config import AppConfig
 from search.train.registry import SplitOptions, TrainJob, TrainReport, register_trainer
-from training.loop import LoopOptions
+from training.loop_state import LoopOptions
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ClipOptions(SplitOptions, LoopOptions):
     """``[train.clip]``: the start model and ``training.clip.BiencoderArgs`` (the loop's
-    settings at ``training.loop.LoopOptions``' defaults)."""
+    settings at ``training.loop_state.LoopOptions``' defaults)."""
 
     model: str | None = None  # ARCH/TAG, hf-hub:..., ARCH,pretrained=PATH|none, a folder
     loss: str = "infonce"  # or siglip
