@@ -15,11 +15,11 @@ from retrieval.errors import UsageError  # noqa: E402
 from retrieval.types import Candidate, Product  # noqa: E402
 from training.cross_encoder import (  # noqa: E402
     CrossEncoderConfig,
-    GroupRows,
     load_model,
     score_lists,
     train_cross_encoder,
 )
+from training.cross_encoder_groups import GroupRows  # noqa: E402
 from training.ranking import STAGE1_WEIGHTS, ValidList, lean_on_stage1, rank_metrics  # noqa: E402
 from training.reranker_config import RECIPES  # noqa: E402
 from training.resume import TrainingDivergedError  # noqa: E402
