@@ -63,7 +63,10 @@ class ImageLabels:
         try:
             image = load_image(str(product.image_path))
         except OSError as exc:
-            raise UsageError(f"listing {product.id}: {exc}") from exc
+            raise UsageError(
+                f"listing {product.id}: {exc}; training reads every train photo: replace the "
+                "file or drop the listing's image"
+            ) from exc
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFFFFFF)
             return self.transform(image), self.labels[i]
@@ -188,19 +191,32 @@ def fit_timm_arcface(
         return metrics
 
     log.info("%d train images in %d groups; %d valid", len(imaged), len(splits.names), len(scored))
-    result, best = fit_arcface(
-        embedder,
-        _embed,
-        embedder.dim,
-        dataset,
-        labels,
-        collate,
-        args,
-        score_valid=score_valid if len(scored) > 1 else None,
-        export=save_embedder,
-        on_step=on_step,
-    )
+    try:
+        result, best = fit_arcface(
+            embedder,
+            _embed,
+            embedder.dim,
+            dataset,
+            labels,
+            collate,
+            args,
+            score_valid=score_valid if len(scored) > 1 else None,
+            export=save_embedder,
+            on_step=on_step,
+        )
+    except UsageError as exc:  # a photo that does not read, met in a DataLoader worker
+        raise worker_error(exc) from None
     return result, best, Path(args.out)
+
+
+def worker_error(exc: UsageError) -> UsageError:
+    """The error a DataLoader worker raised, as its one line: torch raises it again in the
+    main process with the worker's traceback in its message."""
+    lines = str(exc).strip().splitlines()
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    if len(lines) > 1 and lines[-1].startswith(name):
+        return type(exc)(lines[-1].removeprefix(name))
+    return exc
 
 
 def _keep_eval(embedder: nn.Module, modules: list[nn.Module]) -> None:

@@ -226,6 +226,25 @@ def test_inputs_that_cannot_be_fine_tuned_on_image(synth, tmp_path):
     assert "--encoder" in result.output and "timm:efficientnet_lite0" in result.output
 
 
+def test_a_train_photo_that_does_not_read_is_refused_in_one_line(tmp_path):
+    from retrieval.data.synth import synthesize
+
+    # 3 truncated photos and 3 missing ones, some in the train split; read by a worker
+    data = synthesize(tmp_path / "data", groups=40, seed=1, image_size=32, corrupt=3, missing=3)
+    config = tmp_path / "ft.toml"
+    config.write_text(
+        f'[stage1]\nencoders = ["{TINY}", "sparse"]\n[fine_tune]\nbatch_size = 8\n'
+        "image_eval_steps = 3\nimage_max_steps = 9\n"
+    )
+    args = ["eval", str(data), "--config", str(config), "--fine-tune", "image"]
+    args += ["--data-dir", str(tmp_path / "home"), "--out", str(tmp_path / "run")]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: listing train_") and "training reads every train photo" in line
+    assert "corrupt image" in line or "No such file" in line
+
+
 def test_the_text_estimate_names_the_image_run_that_follows_it():
     from search.evaluation.fine_tune import FineTuneEstimate
 
