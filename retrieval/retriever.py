@@ -3,6 +3,9 @@
 ``Retriever.index_dataset`` streams a dataset into a collection and resumes a killed
 run (points already stored are skipped, ids are stable so nothing is written twice);
 ``Retriever.search`` encodes query listings and asks the index for K candidates.
+What an index run reports lives in ``retrieval.index_run``; how encoded queries become
+the index's requests (hybrid, multivector rescoring, each vector's own answer) in
+``retrieval.query_plan``.
 """
 
 from __future__ import annotations
@@ -10,18 +13,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from retrieval.atomic import write_json
 from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
 from retrieval.errors import UsageError
 from retrieval.failure_log import FailureLog
 from retrieval.fingerprint import fingerprint
-from retrieval.index.base import HYBRID, PointBatch, SearchRequest, VectorIndex, point_id
-from retrieval.index.rank_fusion import join_hybrid, split_hybrid
+from retrieval.index.base import PointBatch, SearchRequest, VectorIndex, point_id
+from retrieval.index_run import IndexReport, Journal, StoredBatch, remove_missing
+from retrieval.query_plan import BatchHits, build_requests, search_lists
 from retrieval.types import Hit, Product, Progress
 
 log = logging.getLogger(__name__)
@@ -33,46 +35,6 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
-
-
-@dataclass
-class IndexReport:
-    """What an index run did; written as JSON next to the collection."""
-
-    collection: str
-    dataset: str
-    seen: int = 0
-    written: int = 0
-    skipped_existing: int = 0
-    duplicates: int = 0
-    changed: int = 0  # stored before, encoded again: the listing changed in the source
-    removed: int = 0  # stored before, no longer in the source
-    failures: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        """Every field, with ``failures`` as a count and the items in ``failed_items``."""
-        counted = {"failures": len(self.failures), "seconds": round(self.seconds, 3)}
-        return asdict(self) | counted | {"failed_items": dict(self.failures)}
-
-
-class Journal(Protocol):
-    """Where unreadable items are logged as they are met (a ``FailureLog``, or a Ray
-    actor holding one)."""
-
-    def failures_of(self, ids: Iterable[str]) -> dict[str, str]: ...
-
-    def append(self, failures: dict[str, str]) -> None: ...
-
-
-@dataclass
-class StoredBatch:
-    """What ``Retriever.store_batch`` did with one batch."""
-
-    written: int
-    skipped: int
-    failures: dict[str, str]
-    changed: int = 0  # of the written: stored before, from a listing that has changed
 
 
 class Retriever:
@@ -243,39 +205,9 @@ class Retriever:
         query: SearchRequest,
         filters: Sequence[dict[str, str] | None] | None = None,
     ) -> list[SearchRequest | None]:
-        """One request per encoded query: ``query`` (vector to search or ``hybrid``, limit,
-        fused vectors, fusion, payload; its vectors left empty) with the query's vectors
-        and filter, or None where the query lacks the vector to search. A hybrid query over
-        a collection with a multivector (BGE-M3's ``bge_colbert``) prefetches with the
-        other vectors and rescores their union by MAX_SIM."""
-        known, using = self.vector_names(), query.using
-        if using != HYBRID and using not in known:
-            raise UsageError(
-                f"unknown vector {using!r}; this collection has: {', '.join(known)}, hybrid"
-            )
-        fuse = list(query.hybrid) or known
-        for name in fuse:
-            if name not in known:
-                raise UsageError(f"unknown vector {name!r} in --hybrid; have: {', '.join(known)}")
-        # a multivector (ColBERT) among the fused vectors rescores the others' prefetch
-        multi = {v.name for v in self.specs if v.multivector}
-        rescore = next((nm for nm in fuse if nm in multi), None) if using == HYBRID else None
-        fuse = [nm for nm in fuse if nm != rescore]
-        out: list[SearchRequest | None] = []
-        for i in range(n):
-            vecs = {name: col[i] for name, col in encoded.vectors.items() if col[i] is not None}
-            req: SearchRequest | None = None
-            if using == HYBRID:
-                names = tuple(nm for nm in fuse if nm in vecs)
-                rescorer = rescore if rescore in vecs else None
-                if names:
-                    mode = HYBRID if len(names) > 1 or rescorer else names[0]
-                    req = replace(query, using=mode, hybrid=names, rescore=rescorer)
-            elif using in vecs:
-                req = replace(query, hybrid=())
-            flt = filters[i] if filters is not None else None
-            out.append(req and replace(req, vectors=vecs, filter=flt))
-        return out
+        """One request per encoded query (``query_plan.build_requests``) over this
+        collection's vectors."""
+        return build_requests(self.specs, encoded, n, query, filters)
 
     def search(
         self,
@@ -344,74 +276,3 @@ class Retriever:
                 hits = [h for h in hits if h.id != q.id]
             out.hits.append(hits[:k])
         return out
-
-
-def remove_missing(index: VectorIndex, collection: str, dataset: str, ids: set[str]) -> int:
-    """Delete the stored points of ``dataset`` whose point ids are not in ``ids`` (the
-    listings the source has now); returns how many went."""
-    gone = 0
-    for page in index.scan_ids(collection, dataset):
-        stale = [pid for pid in page if pid not in ids]
-        if stale:
-            index.delete(collection, stale)
-            gone += len(stale)
-    if gone:
-        log.info("removed %d listings no longer in %s", gone, dataset)
-    return gone
-
-
-@dataclass
-class BatchHits:
-    """Stage-1 answers of one batch of queries, and what they cost."""
-
-    hits: list[list[Hit]]  # per query, best first
-    missing: list[str]  # ids of queries lacking the searched vector (no request sent)
-    failures: dict[str, str]  # query id -> why a modality could not be encoded
-    encode_s: float  # query encoding (and building the requests)
-    index_s: float  # the index's search
-    # search_batch(lists=True): per query, each searched vector's own answer, ranked
-    # (None where the index fused or rescored it itself: a multivector rescore)
-    lists: list[dict[str, list[Hit]] | None] = field(default_factory=list)
-
-
-def search_lists(
-    index: VectorIndex, collection: str, requests: Sequence[SearchRequest]
-) -> tuple[list[list[Hit]], list[dict[str, list[Hit]] | None]]:
-    """``index.search`` with each vector's own answer kept: a hybrid request goes as one
-    request per fused vector (``rank_fusion.split_hybrid``, as the back-ends send it) and
-    is fused here as they fuse it. Returns the answers and, per request, its ranked
-    answers by vector (None for a multivector rescore, which the index does itself)."""
-
-    def fused_here(req: SearchRequest) -> bool:
-        return req.using == HYBRID and not req.rescore
-
-    flat: list[SearchRequest] = []
-    for req in requests:
-        flat += split_hybrid([req])[0] if fused_here(req) else [req]
-    answers = index.search(collection, flat)
-    out: list[list[Hit]] = []
-    lists: list[dict[str, list[Hit]] | None] = []
-    pos = 0
-    for req in requests:
-        if fused_here(req):
-            own = answers[pos : pos + len(req.hybrid)]
-            out += join_hybrid([req], [len(own)], own)
-            lists.append(dict(zip(req.hybrid, own)))
-            pos += len(own)
-        else:
-            out.append(answers[pos])
-            lists.append({req.using: answers[pos]} if req.using != HYBRID else None)
-            pos += 1
-    return out, lists
-
-
-def default_vector(names: Sequence[str], requested: str | None = None) -> str:
-    """The vector to search: the requested one, else hybrid when there are several."""
-    if requested:
-        return requested
-    return HYBRID if len(names) > 1 else names[0]
-
-
-def write_report(report: IndexReport, folder: Path) -> Path:
-    """Write the index report (with every failed item) as JSON, whole or not at all."""
-    return write_json(folder / f"{report.collection}-index-report.json", report.to_json())

@@ -12,7 +12,8 @@ from retrieval.errors import SearchError, UsageError
 from retrieval.fingerprint import fingerprint
 from retrieval.index import VectorIndex, open_index
 from retrieval.index.base import check_collection_name, point_id
-from retrieval.retriever import IndexReport, Retriever, write_report
+from retrieval.index_run import IndexReport, write_report
+from retrieval.retriever import Retriever
 from retrieval.types import Product
 from search.config import AppConfig
 

@@ -33,7 +33,8 @@ from typing import Any
 
 from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import check_collection_name
-from retrieval.retriever import IndexReport, Retriever, write_report
+from retrieval.index_run import IndexReport, write_report
+from retrieval.retriever import Retriever
 from search.config import AppConfig
 from search.indexing import connect, previous_failures, reports_dir
 from search.indexing_ray_tasks import IndexWorker, Journal, product_source, prune, survey

@@ -17,7 +17,8 @@ from typing import Any
 from retrieval.errors import SearchError
 from retrieval.failure_log import FailureLog
 from retrieval.index.base import IndexConfig, point_id
-from retrieval.retriever import Retriever, batched, remove_missing
+from retrieval.index_run import remove_missing
+from retrieval.retriever import Retriever, batched
 
 
 def survey(dataset_path: str, fmt: str | None, failed_before: Sequence[str]) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from rerank.base import Reranker, rerank_batch
 from retrieval.data.base import Dataset
 from retrieval.encoders.base import SparseVec, Vector
 from retrieval.index.base import point_id
-from retrieval.retriever import Retriever, default_vector
+from retrieval.query_plan import default_vector
+from retrieval.retriever import Retriever
 from retrieval.types import Candidate, Hit, Product
 from search.config import Stage1Config, Stage2Config
 from search.timing import Timing
