@@ -1,4 +1,17 @@
-"""Vector index back-ends: ``edge`` (embedded Qdrant Edge, default) and ``server``."""
+"""Vector index back-ends: ``edge`` (embedded Qdrant Edge, default) and ``server``.
+
+```
+base.py           VectorIndex protocol, IndexConfig, SearchRequest, PointBatch, point_id
+qdrant.py         QdrantIndex: what both back-ends share over either client's models
+rank_fusion.py    RRF / DBSF fused on our side, hybrid requests split and joined
+space.py          disk room for the embedded index's mapped files
+edge.py           EdgeIndex: the embedded engine, one shard per directory
+server.py         ServerIndex: a Qdrant server or cluster: the connection, collections,
+                  shards and replicas, the bulk load's HNSW switch
+server_points.py  ServerPoints: the server's point I/O: parallel upload streams, reads,
+                  deletes, requests in qdrant-client's models
+```
+"""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ the collection waited on until it is green and its point count checked. On a clu
 shards, replicas and write consistency are set when the collection is made; reads take
 ``read_consistency``. The client speaks to servers 1.16 to 1.18 (tested with 1.16.3);
 another version is refused in one line. (qdrant-client's ``":memory:"`` local mode is not
-the engine and is not offered: the tests start a real server.)
+the engine and is not offered: the tests start a real server.) The points in and out
+(parallel upload streams, reads, deletes, requests) are ``server_points.ServerPoints``.
 """
 
 from __future__ import annotations
@@ -17,38 +18,25 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from retrieval.encoders.base import SparseVec, Vector, VectorSpec
+from retrieval.encoders.base import VectorSpec
 from retrieval.errors import SearchError, UsageError
-from retrieval.index.base import (
-    HYBRID,
-    KEYWORD_FIELDS,
-    IndexConfig,
-    PointBatch,
-    SearchRequest,
-    read_consistency,
-)
-from retrieval.index.qdrant import (
-    QdrantIndex,
-    hnsw_config,
-    payload_filter,
-    search_params,
-    vector_params,
-)
-from retrieval.index.rank_fusion import prefetch_limit
+from retrieval.index.base import KEYWORD_FIELDS, IndexConfig, read_consistency
+from retrieval.index.qdrant import hnsw_config, vector_params
+from retrieval.index.server_points import ServerPoints
 
 log = logging.getLogger(__name__)
 UNREACHABLE_HINT = "start one with `docker compose up -d qdrant` or pass --qdrant-url"
 SERVER_VERSIONS = ((1, 16), (1, 18))  # what qdrant-client 1.16/1.17 speaks to; tested: 1.16.3
-FETCH_BATCH = 512  # point ids per retrieve call
 GREEN_TIMEOUT = 3600.0  # seconds a load waits for the HNSW build before it gives up
 
 
-class ServerIndex(QdrantIndex):
-    """VectorIndex over a Qdrant server (or a cluster's peer) at ``url``."""
+class ServerIndex(ServerPoints):
+    """VectorIndex over a Qdrant server (or a cluster's peer) at ``url``: the connection
+    and its one-line errors, collections, shards and replicas, the load's HNSW switch; the
+    point I/O is ``ServerPoints``'."""
 
     def __init__(
         self,
@@ -263,16 +251,6 @@ class ServerIndex(QdrantIndex):
                 f"{dataset!r} after the load; run the same command again to resume"
             )
 
-    def flush(self) -> None:
-        """Wait for every batch still being written; the first failure is raised."""
-        pending, self._pending = self._pending, []
-        error: BaseException | None = None
-        for fut in pending:
-            exc = fut.exception()
-            error = error or exc
-        if error is not None:
-            raise error
-
     def close(self) -> None:
         try:
             self.flush()
@@ -281,137 +259,6 @@ class ServerIndex(QdrantIndex):
                 self._pool.shutdown(wait=True)
                 self._pool = None
             self.client.close()
-
-    # -- points ------------------------------------------------------------------------
-    def _vector(self, vec: Vector) -> Any:
-        if isinstance(vec, SparseVec):
-            return self.models.SparseVector(
-                indices=vec.indices.tolist(), values=vec.values.tolist()
-            )
-        return vec.tolist()
-
-    def upsert(self, name: str, points: PointBatch) -> None:
-        if not len(points):
-            return
-        streams = self.config.upload_streams
-        if streams == 1:
-            self._call(self._send, name, points, True)
-            return
-        # several batches in flight; each is acknowledged once in the write-ahead log and
-        # applied in order; optimize() (or close) waits for all, and the load's count check
-        # catches anything lost. The request is built in the stream's thread.
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(streams, thread_name_prefix="qdrant-upsert")
-        while len(self._pending) >= 2 * streams:
-            done = self._pending.pop(0)
-            done.result()
-        self._pending.append(self._pool.submit(self._call, self._send, name, points, False))
-
-    def _send(self, name: str, points: PointBatch, wait: bool) -> None:
-        """One upsert: columns in a ``Batch`` when every point has every vector (cheaper to
-        build and send), else one ``PointStruct`` per point without its missing vectors."""
-        m = self.models
-        if points.complete():
-            batch = m.Batch(
-                ids=list(points.ids),
-                vectors={k: [self._vector(v) for v in col] for k, col in points.vectors.items()},
-                payloads=list(points.payloads),
-            )
-            self.client.upsert(name, points=batch, wait=wait)
-            return
-        rows = [
-            m.PointStruct(
-                id=pid,
-                vector={k: self._vector(v) for k, v in points.named(i).items()},
-                payload=points.payloads[i],
-            )
-            for i, pid in enumerate(points.ids)
-        ]
-        self.client.upsert(name, points=rows, wait=wait)
-
-    def _records(
-        self, name: str, ids: Sequence[str], *, vectors: bool = False, payload: Any = False
-    ) -> list[Any]:
-        out: list[Any] = []
-        ids = list(ids)
-        for start in range(0, len(ids), FETCH_BATCH):
-            out += self._call(
-                self.client.retrieve,
-                name,
-                ids=ids[start : start + FETCH_BATCH],
-                with_payload=payload,
-                with_vectors=vectors,
-                consistency=self._consistency,
-            )
-        return out
-
-    def _scroll(self, name: str, dataset: str, offset: Any, limit: int) -> tuple[list[Any], Any]:
-        m = self.models
-        flt = m.Filter(must=[m.FieldCondition(key="dataset", match=m.MatchValue(value=dataset))])
-        return self._call(
-            self.client.scroll,
-            name,
-            scroll_filter=flt,
-            limit=limit,
-            offset=offset,
-            with_payload=False,
-            with_vectors=False,
-            consistency=self._consistency,
-        )
-
-    def delete(self, name: str, ids: Sequence[str]) -> None:
-        self.flush()  # a delete must not overtake a write still in flight
-        if ids:
-            selector = self.models.PointIdsList(points=list(ids))
-            self._call(self.client.delete, name, points_selector=selector, wait=True)
-
-    def _query(self, name: str, requests: list[SearchRequest]) -> list[list[Any]]:
-        batch = [self._request(r) for r in requests]
-        responses = self._call(
-            self.client.query_batch_points, name, requests=batch, consistency=self._consistency
-        )
-        return [r.points for r in responses]
-
-    def _request(self, req: SearchRequest) -> Any:
-        m = self.models
-        params = search_params(m, self.config, req.limit)
-        flt = payload_filter(m, req.filter)
-        payload: Any = (
-            req.payload if isinstance(req.payload, bool) else sorted({"id", *req.payload})
-        )
-        if req.using != HYBRID:
-            return m.QueryRequest(
-                query=self._vector(req.vectors[req.using]),
-                using=req.using,
-                limit=req.limit,
-                filter=flt,
-                params=params,
-                with_payload=payload,
-            )
-        pl = prefetch_limit(req)
-        prefetch = [
-            m.Prefetch(
-                query=self._vector(req.vectors[n]), using=n, limit=pl, params=params, filter=flt
-            )
-            for n in req.hybrid
-        ]
-        if req.rescore:
-            return m.QueryRequest(
-                prefetch=prefetch,
-                query=self._vector(req.vectors[req.rescore]),
-                using=req.rescore,
-                limit=req.limit,
-                filter=flt,
-                with_payload=payload,
-            )
-        fusion = m.Fusion.RRF if req.fusion == "rrf" else m.Fusion.DBSF
-        return m.QueryRequest(
-            prefetch=prefetch,
-            query=m.FusionQuery(fusion=fusion),
-            limit=req.limit,
-            filter=flt,
-            with_payload=payload,
-        )
 
 
 def _reason(exc: Any) -> str:
