@@ -67,3 +67,22 @@ def test_every_cli_command_is_under_80_lines():
                 if lines >= 80:
                     long[f"{path.name}:{node.name}"] = lines
     assert long == {}
+
+
+# The one module allowed past MAX_LINES, and why: search/config.py is the one validated
+# config of every stage (ARCHITECTURE.md); the lead splits it under its own issue.
+LONG_MODULES_ALLOWED = {"search/config.py"}
+MAX_LINES = 300  # STYLE.md 7: files of 80 to 300 lines
+
+
+def test_every_module_is_at_most_300_lines():
+    """Modules of the four packages stay within STYLE.md's size (issue 21): a longer one
+    is split along a seam, each part with its own docstring, not cut in half."""
+    long = {}
+    for package in ("retrieval", "rerank", "training", "search"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            lines = len(path.read_text().splitlines())
+            if lines > MAX_LINES and name not in LONG_MODULES_ALLOWED:
+                long[name] = lines
+    assert long == {}, f"split these modules along a seam (at most {MAX_LINES} lines): {long}"
