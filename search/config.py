@@ -16,7 +16,7 @@ from typing import Any
 from retrieval.checks import MAX_COUNT, MAX_HITS, check_range, check_types
 from retrieval.errors import UsageError
 from retrieval.index.base import IndexConfig
-from training.catalogue_fit import FitSteps
+from search.config_fine_tune import FineTuneConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -124,55 +124,6 @@ class EvalConfig:
         check_range("eval.thresholds", self.thresholds, 2, MAX_COUNT)
         for k in self.ks:
             check_range("eval.ks", k, 1, MAX_HITS)
-
-
-FINE_TUNABLE = ("text", "image")
-FINE_TUNE_LOSSES = ("mnrl", "arcface", "best")  # training.text_catalogue.LOSS_CHOICES
-
-
-@dataclass
-class FineTuneConfig(FitSteps):
-    """``search eval --fine-tune``: encoders fine-tuned on the train split's groups before
-    the matcher is tuned (``search.evaluation.fine_tune``); the step count is chosen on
-    valid, evaluated every ``eval_steps`` and stopped after ``patience`` evaluations
-    without a gain, at most ``max_steps`` (``training.catalogue_fit.FitSteps``: those
-    settings, ``batch_size``, ``lr``, ``seed`` and ``resume``, with their defaults; resume
-    goes on from the run folder's finished phases and checkpoints); ``loss`` ``best``
-    trains in-batch negatives and ArcFace and keeps the better on valid."""
-
-    encoders: list[str] = field(default_factory=list)  # "text", "image"; empty: none
-    model: str | None = None  # start model; None: the model of the `text` encoder
-    # the text loss: in-batch negatives, ArcFace, or both, the better on valid kept
-    loss: str = "best"
-    # image (timm ArcFace): the start model (None: the `timm` encoder of the encoder list)
-    # and its schedule (lr and freeze: the grocery-packages ArcFace recipe of docs/training.md;
-    # docs/fine-tune.md); batch_size, patience and seed are shared with text
-    image_model: str | None = None
-    image_lr: float = 3e-4
-    image_freeze: float = 0.75  # fraction of the backbone's tensors kept fixed
-    image_eval_steps: int = 20
-    image_max_steps: int = 200
-
-    def __post_init__(self) -> None:
-        if self.loss not in FINE_TUNE_LOSSES:
-            raise UsageError(
-                f"fine_tune.loss {self.loss!r} is unknown; known: " + ", ".join(FINE_TUNE_LOSSES)
-            )
-        unknown = [e for e in self.encoders if e not in FINE_TUNABLE]
-        if unknown:
-            raise UsageError(
-                f"cannot fine-tune {', '.join(map(repr, unknown))}; known: "
-                + ", ".join(FINE_TUNABLE)
-            )
-        check_range("fine_tune.batch_size", self.batch_size, 2, 4096)
-        check_range("fine_tune.lr", self.lr, 1e-8, 1.0)
-        check_range("fine_tune.eval_steps", self.eval_steps, 1, MAX_COUNT)
-        check_range("fine_tune.patience", self.patience, 0, 1000)
-        check_range("fine_tune.max_steps", self.max_steps, 1, MAX_COUNT)
-        check_range("fine_tune.image_lr", self.image_lr, 1e-8, 1.0)
-        check_range("fine_tune.image_freeze", self.image_freeze, 0.0, 0.99)
-        check_range("fine_tune.image_eval_steps", self.image_eval_steps, 1, MAX_COUNT)
-        check_range("fine_tune.image_max_steps", self.image_max_steps, 1, MAX_COUNT)
 
 
 @dataclass

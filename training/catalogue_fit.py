@@ -40,7 +40,7 @@ class FitSteps:
     """The schedule of one fine-tuning: batches, learning rate, and how the step is chosen
     on valid (scored every ``eval_steps``, stopped after ``patience`` scores without a
     gain, at most ``max_steps``). The defaults are the schedule measured on wdc-products
-    (docs/fine-tune.md); ``search.config.FineTuneConfig`` inherits them."""
+    (docs/fine-tune.md); ``search.config_fine_tune.FineTuneConfig`` inherits them."""
 
     batch_size: int = 32
     lr: float = 5e-5

@@ -3,7 +3,8 @@ chosen on valid.
 
 What ``search eval --fine-tune text`` runs: in-batch negatives
 (``training.text.train_text_biencoder``, loss ``mnrl``) over every same-group title pair
-of the train split, and ArcFace (``training.arcface_text``, loss ``arcface``) over the
+of the train split, each pair with ``hard_negatives`` mined negatives (the train titles of
+other groups that the start model itself ranks nearest the anchor: ``mine_train``), and ArcFace (``training.arcface_text``, loss ``arcface``) over the
 train titles as samples of their groups; each evaluated every ``eval_steps`` steps by the
 match F1 of its cosine on the valid split (``training.match_eval``), its best step kept,
 its run stopped once ``patience`` evaluations in a row bring no gain. ``loss = "best"``
@@ -23,9 +24,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from retrieval.errors import UsageError
-from retrieval.types import Product, ProgressFactory, Query
+from retrieval.types import Hit, Product, ProgressFactory, Query
 from training.catalogue_fit import (
     Announce,
     CatalogueFit,
@@ -37,12 +39,16 @@ from training.catalogue_fit import (
     fit_losses,
 )
 from training.match_eval import MatchF1Evaluator
+from training.mining import MineConfig, mine_negatives
 from training.text import PairRows, TextBiencoderConfig, build_rows, train_text_biencoder
 
 log = logging.getLogger(__name__)
 LOSSES = ("mnrl", "arcface")
 LOSS_CHOICES = (*LOSSES, "best")
 TextFitResult = CatalogueFit  # what fit_catalogue_text returns
+MINE_RANKS = 50  # hard negatives come from the start model's 50 nearest train titles
+MINE_BATCH = 1024  # titles encoded per progress tick
+MINE_SPARE = 2  # negatives mined beyond those used, for build_rows' identical-title guard
 
 
 @dataclass
@@ -50,6 +56,7 @@ class TextFitArgs(FitSchedule):
     """The fine-tuning of ``search eval --fine-tune text`` (``[fine_tune]`` in a config)."""
 
     loss: str = "best"  # "mnrl", "arcface", or "best": both, the better on valid kept
+    hard_negatives: int = 1  # mnrl: mined negatives per title pair (0: in-batch only)
 
     def losses(self) -> tuple[str, ...]:
         if self.loss not in LOSS_CHOICES:
@@ -96,10 +103,55 @@ def fit_catalogue_text(
 
     def run(loss: str, out: Path, clock: StepClock) -> LossRun:
         if loss == "mnrl":
-            return _fit_mnrl(rows, evaluator, args, out, clock)
+            mined = mine_train(train_queries, products, args, progress)
+            rows_mnrl = build_rows(train_queries, products, mined, args.hard_negatives)
+            return _fit_mnrl(rows_mnrl if mined else rows, evaluator, args, out, clock)
         return _fit_arcface(train_queries, products, evaluator, args, out, clock)
 
     return fit_losses("text", losses, args, zero, run, progress, announce)
+
+
+def mine_train(
+    train_queries: Sequence[Query],
+    products: dict[str, Product],
+    args: TextFitArgs,
+    progress: ProgressFactory | None = None,
+) -> list[dict[str, Any]]:
+    """``args.hard_negatives`` hard negatives per train query, from the train split alone:
+    the start model encodes every train title, and ``training.mining`` keeps the nearest
+    listings of other groups (ranks 1-50; its false-negative guard drops any scored 0.3
+    above the best match). Deterministic, so a resumed run mines the same rows."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    if args.hard_negatives <= 0:
+        return []
+    ids = sorted({q.id for q in train_queries} | {m for q in train_queries for m in q.matches})
+    ids = [i for i in ids if i in products and products[i].title.strip()]
+    model = SentenceTransformer(args.model, device="cpu")
+    tick = progress("mine hard negatives (train titles)", len(ids)) if progress else None
+    titles, parts = [products[i].title for i in ids], []
+    for start in range(0, len(ids), MINE_BATCH):
+        chunk = titles[start : start + MINE_BATCH]
+        parts.append(model.encode(chunk, batch_size=64, normalize_embeddings=True))
+        if tick is not None:
+            tick(len(chunk))
+    vecs = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 1), np.float32)
+    row_of = {i: k for k, i in enumerate(ids)}
+    # spares: build_rows drops a negative titled like its query or match, and takes the
+    # first ``hard_negatives`` of those left
+    spare = args.hard_negatives + MINE_SPARE
+    config = MineConfig(ranks=(1, MINE_RANKS), hard=spare, random=0, seed=args.seed)
+    queries = [q for q in train_queries if q.id in row_of]
+    hits = []
+    for q in queries:
+        scores = vecs @ vecs[row_of[q.id]]
+        top = np.argsort(-scores)[: MINE_RANKS + 1]
+        hits.append([
+            Hit(ids[j], float(scores[j]), {"group": products[ids[j]].group, "title": titles[j]})
+            for j in top if ids[j] != q.id
+        ])  # fmt: skip
+    return mine_negatives(queries, hits, products, config, gallery=[])
 
 
 def _fit_mnrl(

@@ -252,7 +252,9 @@ class _Run:
 
         ft = self.cfg.fine_tune
         model, options = base_text(self.zero_shot, ft.model)
-        args = TextFitArgs(model=model, out=work, loss=ft.loss, **ft.steps())
+        args = TextFitArgs(
+            model=model, out=work, loss=ft.loss, hard_negatives=ft.hard_negatives, **ft.steps()
+        )
         queries = [q for q in self.dataset.queries("train") if q.matches]
         valid = self._split(self.cfg.eval.tune_split)
         by_id = {p.id: p for p in self.products}

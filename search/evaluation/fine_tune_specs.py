@@ -58,7 +58,8 @@ def rebuild_command(
     (the zero-shot list) are named with ``--encoder`` unless they are the defaults. With
     ``--resume``: of ``text,image``, the encoder whose folder is left is reused and only
     the deleted one trained again (without it, the finished one is refused)."""
-    from search.config import DEFAULT_ENCODERS, FineTuneConfig
+    from search.config import DEFAULT_ENCODERS
+    from search.config_fine_tune import FineTuneConfig
 
     words = ["search", "eval", str(Path(dataset_path).resolve()), "--fine-tune"]
     words += [",".join(cfg.fine_tune.encoders), "--out", str(folder.resolve()), "--resume"]
