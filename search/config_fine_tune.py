@@ -34,7 +34,7 @@ class FineTuneConfig(FitSteps):
     loss: str = "best"
     # in-batch negatives: mined negatives per title pair (the train titles of other groups
     # the start model ranks nearest; 0: in-batch negatives alone)
-    hard_negatives: int = 1
+    hard_negatives: int = 0
     # image (timm ArcFace): the start model (None: the `timm` encoder of the encoder list)
     # and its schedule (lr and freeze: the grocery-packages ArcFace recipe of docs/training.md;
     # docs/fine-tune.md); batch_size, patience and seed are shared with text

@@ -3,9 +3,10 @@ chosen on valid.
 
 What ``search eval --fine-tune text`` runs: in-batch negatives
 (``training.text.train_text_biencoder``, loss ``mnrl``) over every same-group title pair
-of the train split, each pair with ``hard_negatives`` mined negatives (the train titles of
-other groups that the start model itself ranks nearest the anchor: ``mine_train``), and ArcFace (``training.arcface_text``, loss ``arcface``) over the
-train titles as samples of their groups; each evaluated every ``eval_steps`` steps by the
+of the train split (with ``hard_negatives`` > 0, each pair also gets that many mined
+negatives: the train titles of other groups that the start model itself ranks nearest the
+anchor, ``mine_train``), and ArcFace (``training.arcface_text``, loss ``arcface``) over
+the train titles as samples of their groups; each evaluated every ``eval_steps`` steps by the
 match F1 of its cosine on the valid split (``training.match_eval``), its best step kept,
 its run stopped once ``patience`` evaluations in a row bring no gain. ``loss = "best"``
 trains both (each into ``OUT/<loss>``, with a ``fit.json`` once finished, so a resumed
@@ -56,7 +57,7 @@ class TextFitArgs(FitSchedule):
     """The fine-tuning of ``search eval --fine-tune text`` (``[fine_tune]`` in a config)."""
 
     loss: str = "best"  # "mnrl", "arcface", or "best": both, the better on valid kept
-    hard_negatives: int = 1  # mnrl: mined negatives per title pair (0: in-batch only)
+    hard_negatives: int = 0  # mnrl: mined negatives per title pair (0: in-batch only)
 
     def losses(self) -> tuple[str, ...]:
         if self.loss not in LOSS_CHOICES:
