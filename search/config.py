@@ -30,8 +30,11 @@ DEFAULT_ENCODERS = ("text", "sparse")
 def default_data_dir() -> Path:
     """``SEARCH_HOME`` if set, else the per-user data folder."""
     env = os.environ.get("SEARCH_HOME")
-    if env:
-        return Path(env).expanduser()
+    return Path(env).expanduser() if env else user_data_home()
+
+
+def user_data_home() -> Path:
+    """The per-user data folder (platformdirs), whatever ``SEARCH_HOME`` says."""
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("product-search"))
@@ -139,6 +142,10 @@ class AppConfig:
     # [train.KIND] tables: each trainer's options, checked against the options class of
     # the trainer that reads them (search.train.registry)
     train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # not sections (check_keys never sees them): the TOML file this config was read from,
+    # absolute (None: defaults and flags alone), and the "section.key" names it set
+    source: Path | None = None
+    source_keys: frozenset[str] = frozenset()
 
 
 def check_keys(section: str, data: dict[str, Any], cls: type) -> None:
@@ -224,7 +231,10 @@ def build_config(
         train = _train_tables(data.get("train", {}))
     except UsageError as exc:
         raise UsageError(f"{where}{exc}") from exc
-    return AppConfig(**built, train=train)
+    if source is None:
+        return AppConfig(**built, train=train)
+    keys = frozenset(f"{name}.{key}" for name in sections for key in data.get(name, {}))
+    return AppConfig(**built, train=train, source=Path(source).resolve(), source_keys=keys)
 
 
 # Keys that moved to another section: (old section, key) -> new section.
@@ -264,4 +274,5 @@ __all__ = [
     "default_data_dir",
     "load_config",
     "read_toml",
+    "user_data_home",
 ]

@@ -111,7 +111,7 @@ def fine_tune_phase(
     zero_shot = list(result.encoders)
     for i, kind in enumerate(kinds):
         then = tuple(f"{k} arcface" for k in kinds[i + 1 :])  # image follows text
-        run = _Run(cfg, dataset, dataset_path, products, result, zero_shot, kind, then)
+        run = _Run(cfg, dataset, dataset_path, products, result, zero_shot, kind, then, fmt)
         spec, info, note = run.phase(progress, announce)
         result.notes.append(note)
         if spec is not None:
@@ -201,6 +201,7 @@ class _Run:
     zero_shot: list[str]  # the encoder list before any fine-tuned spec joined it
     kind: str  # text, image
     then: tuple[str, ...]  # fine-tunings after this one, for the estimate line
+    fmt: str | None = None  # --format, named in the rebuild command
 
     def phase(
         self, progress: ProgressFactory | None, announce: Callable[[FineTuneEstimate], None] | None
@@ -223,7 +224,7 @@ class _Run:
             train = self._train_text if self.kind == "text" else self._train_image
             record = train(work, progress, self._estimator(announce))
             record["command"] = rebuild_command(
-                self.cfg, self.dataset_path, self.result.folder, self.zero_shot
+                self.cfg, self.dataset_path, self.result.folder, self.zero_shot, self.fmt
             )
             write_json(done, record, indent=1)
         prune(work, record)  # again on a reuse: a kill may have cut the last one short

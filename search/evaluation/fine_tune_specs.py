@@ -12,7 +12,7 @@ from typing import Any
 
 from retrieval.errors import UsageError
 from retrieval.types import ComponentSpec
-from search.config import AppConfig
+from search.config import AppConfig, EvalConfig
 
 VECTORS = {"text": "text_ft", "image": "image_ft"}  # what each fine-tuned encoder indexes
 # timm spec options that say how the model runs, kept on the fine-tuned folder's spec
@@ -52,23 +52,61 @@ def base_image(encoders: Sequence[str], model: str | None) -> tuple[str, dict[st
 
 
 def rebuild_command(
-    cfg: AppConfig, dataset_path: str, folder: Path, encoders: Sequence[str] = ()
+    cfg: AppConfig,
+    dataset_path: str,
+    folder: Path,
+    encoders: Sequence[str] = (),
+    fmt: str | None = None,
 ) -> str:
-    """The command that (re)builds this run's fine-tuned encoders and matcher; ``encoders``
-    (the zero-shot list) are named with ``--encoder`` unless they are the defaults. With
-    ``--resume``: of ``text,image``, the encoder whose folder is left is reused and only
-    the deleted one trained again (without it, the finished one is refused)."""
+    """The command that (re)builds this run's fine-tuned encoders and matcher, with every
+    setting that shaped them: ``--config`` (absolute; the file is named, never read here
+    or by ``search match``), the store (``--data-dir``, ``--qdrant-url`` / ``--backend``;
+    an API key never: ``QDRANT_API_KEY``), ``--format``, the zero-shot ``encoders``
+    (``--encoder``), ``--fine-tune-loss`` and the flags of the split the step is chosen
+    on and of the matcher's tuning. A flag is named when its value is not the default or
+    the config file set it (a flag given over the file wins again). With ``--resume``: of
+    ``text,image``, the encoder whose folder is left is reused and only the deleted one
+    trained again (without it, the finished one is refused)."""
     from search.config import DEFAULT_ENCODERS
     from search.config_fine_tune import FineTuneConfig
 
+    def named(key: str, value: Any, default: Any) -> bool:
+        return value != default or key in cfg.source_keys
+
     words = ["search", "eval", str(Path(dataset_path).resolve()), "--fine-tune"]
     words += [",".join(cfg.fine_tune.encoders), "--out", str(folder.resolve()), "--resume"]
-    if cfg.fine_tune.loss != FineTuneConfig.loss:
+    words += ["--config", str(cfg.source)] if cfg.source is not None else []
+    words += _store_words(cfg)
+    words += ["--format", fmt] if fmt else []
+    if named("fine_tune.loss", cfg.fine_tune.loss, FineTuneConfig.loss):
         words += ["--fine-tune-loss", cfg.fine_tune.loss]
-    if encoders and list(encoders) != list(DEFAULT_ENCODERS):
+    if encoders and named("stage1.encoders", list(encoders), list(DEFAULT_ENCODERS)):
         words += [w for e in encoders for w in ("--encoder", e)]
-    words += ["--match-pair"] if cfg.eval.match_pair else []
+    ev, default = cfg.eval, EvalConfig()
+    for flag in ("split", "tune_split", "match_against"):
+        if named(f"eval.{flag}", getattr(ev, flag), getattr(default, flag)):
+            words += [f"--{flag.replace('_', '-')}", getattr(ev, flag)]
+    if named("eval.match_pair", ev.match_pair, False):
+        words += ["--match-pair" if ev.match_pair else "--no-match-pair"]
+    words += ["--labels", str(ev.labels.resolve())] if ev.labels is not None else []
     return shlex.join(words)
+
+
+def _store_words(cfg: AppConfig) -> list[str]:
+    """Where the run's collection lives: an edge data dir other than the per-user folder
+    (``SEARCH_HOME`` too: another shell may not set it), or the server's URL unless it
+    holds credentials (``QDRANT_URL`` is read then)."""
+    from search.config import user_data_home
+
+    store = cfg.store
+    if store.backend == "server":
+        url = store.url
+        return ["--qdrant-url", url] if url and "@" not in url else ["--backend", "server"]
+    words = ["--backend", "edge"] if "store.backend" in cfg.source_keys else []
+    data_dir = store.data_dir.resolve()
+    if data_dir != user_data_home().resolve() or "store.data_dir" in cfg.source_keys:
+        words += ["--data-dir", str(data_dir)]
+    return words
 
 
 def spec_of(

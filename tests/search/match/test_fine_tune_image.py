@@ -169,7 +169,8 @@ def test_text_and_image_both_trained_in_one_run_and_a_deleted_one_rebuilt(
     fine_tuned = matcher.info["fine_tuned"]
     assert {v: e["path"] for v, e in fine_tuned.items()} == {v: str(p) for v, p in folders.items()}
     command = ["search", "eval", str(synth.resolve()), "--fine-tune", "text,image", "--out"]
-    command += [str(out.resolve()), "--resume", "--fine-tune-loss", "mnrl"]
+    command += [str(out.resolve()), "--resume", "--data-dir", str(home.resolve())]
+    command += ["--fine-tune-loss", "mnrl"]
     command += [w for e in zero_shot for w in ("--encoder", e)]
     assert all(shlex.split(e["command"]) == command for e in fine_tuned.values())
     assert {"text", "image", "sparse", "text_ft", "image_ft"} <= set(matcher.vectors)
