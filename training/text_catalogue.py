@@ -99,12 +99,13 @@ def fit_catalogue_text(
             f"of {args.batch_size}: a batch cannot avoid two items of one group"
         )
         return CatalogueFit.skip(why)
-    zero = evaluator(SentenceTransformer(args.model, device="cpu"))["valid_match_f1"]
+    start = SentenceTransformer(args.model, device="cpu")  # scored, and mines the negatives
+    zero = evaluator(start)["valid_match_f1"]
     log.info("zero-shot valid match F1 %.4f; %d pairs in %d groups", zero, len(rows), groups)
 
     def run(loss: str, out: Path, clock: StepClock) -> LossRun:
         if loss == "mnrl":
-            mined = mine_train(train_queries, products, args, progress)
+            mined = mine_train(train_queries, products, start, args, progress)
             rows_mnrl = build_rows(train_queries, products, mined, args.hard_negatives)
             return _fit_mnrl(rows_mnrl if mined else rows, evaluator, args, out, clock)
         return _fit_arcface(train_queries, products, evaluator, args, out, clock)
@@ -115,21 +116,20 @@ def fit_catalogue_text(
 def mine_train(
     train_queries: Sequence[Query],
     products: dict[str, Product],
+    model: Any,
     args: TextFitArgs,
     progress: ProgressFactory | None = None,
 ) -> list[dict[str, Any]]:
     """``args.hard_negatives`` hard negatives per train query, from the train split alone:
-    the start model encodes every train title, and ``training.mining`` keeps the nearest
+    ``model`` (the start model, a SentenceTransformer) encodes every train title, and ``training.mining`` keeps the nearest
     listings of other groups (ranks 1-50; its false-negative guard drops any scored 0.3
     above the best match). Deterministic, so a resumed run mines the same rows."""
     import numpy as np
-    from sentence_transformers import SentenceTransformer
 
     if args.hard_negatives <= 0:
         return []
     ids = sorted({q.id for q in train_queries} | {m for q in train_queries for m in q.matches})
     ids = [i for i in ids if i in products and products[i].title.strip()]
-    model = SentenceTransformer(args.model, device="cpu")
     tick = progress("mine hard negatives (train titles)", len(ids)) if progress else None
     titles, parts = [products[i].title for i in ids], []
     for start in range(0, len(ids), MINE_BATCH):

@@ -49,10 +49,17 @@ def minilm() -> str:
     return str(path)
 
 
-def test_the_nearest_train_title_of_another_group_is_mined(catalogue, minilm, tmp_path):
+@pytest.fixture(scope="module")
+def start(minilm):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(minilm, device="cpu")
+
+
+def test_the_nearest_train_title_of_another_group_is_mined(catalogue, minilm, start, tmp_path):
     queries, products = catalogue
     args = TextFitArgs(model=minilm, out=tmp_path, hard_negatives=1)
-    mined = mine_train(queries, products, args)
+    mined = mine_train(queries, products, start, args)
     assert {r["query_id"] for r in mined} == {q.id for q in queries}
     for row in mined:
         group = products[row["query_id"]].group
@@ -67,16 +74,47 @@ def test_the_nearest_train_title_of_another_group_is_mined(catalogue, minilm, tm
         assert products[first[pid]].group == "ip64"
     # spares beyond the one used, for build_rows' identical-title guard
     assert all(len(r["neg_ids"]) == 3 for r in mined)
-    assert mine_train(queries, products, args) == mined  # deterministic: a resume mines the same
+    assert (
+        mine_train(queries, products, start, args) == mined
+    )  # deterministic: a resume mines the same
 
 
-def test_rows_carry_one_negative_column_and_none_without_mining(catalogue, minilm, tmp_path):
+def test_rows_carry_one_negative_column_and_none_without_mining(catalogue, minilm, start, tmp_path):
     queries, products = catalogue
     args = TextFitArgs(model=minilm, out=tmp_path, hard_negatives=1)
-    rows = build_rows(queries, products, mine_train(queries, products, args), 1)
+    rows = build_rows(queries, products, mine_train(queries, products, start, args), 1)
     assert set(rows.columns) == {"anchor", "positive", "negative_1"}
     assert len(rows) == len(queries)  # one match each
     for anchor, negative in zip(rows.columns["anchor"], rows.columns["negative_1"]):
         assert anchor != negative
     none = TextFitArgs(model=minilm, out=tmp_path, hard_negatives=0)
-    assert mine_train(queries, products, none) == []
+    assert mine_train(queries, products, start, none) == []
+
+
+def test_the_in_batch_run_trains_on_the_mined_column(catalogue, minilm, tmp_path, monkeypatch):
+    """``hard_negatives = 1`` reaches the trainer: the mnrl run's rows carry the mined
+    column, and the run is scored on valid as without it."""
+    import training.text_catalogue as fit
+
+    queries, products = catalogue
+    valid = {
+        f"v{i}": Product(f"v{i}", title, group=f"vg{i // 2}", fields={"split": "valid"})
+        for i, title in enumerate(
+            ["iPhone 12 64GB", "Apple iPhone 12 64 GB", "Bosch drill", "18V drill Bosch"]
+        )
+    }
+    seen: list[set[str]] = []
+    real = fit.train_text_biencoder
+
+    def spy(rows, *args, **kwargs):
+        seen.append(set(rows.columns))
+        return real(rows, *args, **kwargs)
+
+    monkeypatch.setattr(fit, "train_text_biencoder", spy)
+    args = TextFitArgs(
+        model=minilm, out=tmp_path, loss="mnrl", hard_negatives=1,
+        batch_size=2, eval_steps=1, max_steps=2, patience=1,
+    )  # fmt: skip
+    result = fit.fit_catalogue_text(queries, products, list(valid.values()), args)
+    assert seen == [{"anchor", "positive", "negative_1"}]
+    assert result.loss == "mnrl" and result.curves["mnrl"]["steps_run"] >= 1
