@@ -93,15 +93,17 @@ class CatalogueFit:
     loss: str = ""
     path: str = ""
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # photos that did not read, left out (image: count, listings, first: path -> reason)
+    skipped_photos: dict[str, Any] = field(default_factory=dict)
 
     @property
     def improved(self) -> bool:
         return not self.skipped and self.best_step is not None and self.best_f1 > self.zero_shot_f1
 
     @classmethod
-    def skip(cls, why: str) -> CatalogueFit:
+    def skip(cls, why: str, photos: dict[str, Any] | None = None) -> CatalogueFit:
         """Nothing trained, and why (the caller keeps the zero-shot encoder)."""
-        return cls(None, 0.0, 0.0, 0, 0.0, None, skipped=why)
+        return cls(None, 0.0, 0.0, 0, 0.0, None, skipped=why, skipped_photos=photos or {})
 
 
 def fit_losses(

@@ -10,14 +10,18 @@ valid split (every valid photo against the rest of valid, the best threshold of 
 ``training.embed_eval.best_threshold_f1``, what the text path scores titles with), its best
 step kept, the run stopped once ``patience`` scores in a row bring no gain. The zero-shot
 model is scored first, so a run that never beats it says so (and the caller keeps the
-zero-shot encoder). A train split with fewer groups than a batch holds, or a valid split
-with under two grouped photos, trains nothing and says why. The valid and test listings
-are never trained on. Loss runs, the estimate, the bar and resume: ``training.catalogue_fit``.
+zero-shot encoder). Before any of it every train and valid photo is opened and decoded once
+(``check_photos``, with the reader training and indexing use, behind a progress bar); those
+that do not read are left out of training and of the valid scoring, counted in one warning
+line and in ``skipped_photos``. A train split with fewer groups than a batch holds (those
+left out included), or a valid split with under two grouped photos, trains nothing and says
+why. The valid and test listings are never trained on. Loss runs, the estimate, the bar and resume: ``training.catalogue_fit``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,6 +35,7 @@ from training.embed_eval import best_threshold_f1
 
 log = logging.getLogger(__name__)
 LOSS = "arcface"
+LISTED = 5  # unreadable photos named in fine-tune.json (3 in the warning line)
 
 
 @dataclass
@@ -73,6 +78,55 @@ def too_small(train: Sequence[Product], valid: Sequence[Product], args: ImageFit
     return ""
 
 
+def check_photos(products: Sequence[Product], progress: ProgressFactory | None = None) -> dict:
+    """Each distinct photo of ``products`` opened and decoded once by
+    ``retrieval.data.images.load_image`` (what training and indexing read with), in threads
+    (PIL decodes outside the GIL); the photos that do not read, path -> reason."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from retrieval.data import images
+
+    paths = list(dict.fromkeys(str(p.image_path) for p in products if p.image_path))
+    tick = progress(f"checking {len(paths):,} photos", len(paths)) if progress and paths else None
+
+    def reason(path: str) -> str:
+        try:
+            images.load_image(path)
+        except OSError as exc:
+            return str(exc)
+        return ""
+
+    bad: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        for path, why in zip(paths, pool.map(reason, paths)):
+            if why:
+                bad[path] = why
+            if tick is not None:
+                tick(1)
+    return bad
+
+
+def leave_out(
+    train: Sequence[Product], valid: Sequence[Product], bad: dict[str, str]
+) -> tuple[list[Product], list[Product], dict]:
+    """The splits without the listings whose photo is in ``bad``, and what was left out
+    (``skipped_photos``: count, listings, the first few paths and why), said in one line."""
+    kept = [[p for p in split if not p.image_path or str(p.image_path) not in bad]
+            for split in (train, valid)]  # fmt: skip
+    if not bad:
+        return kept[0], kept[1], {}
+    listings = len(train) + len(valid) - len(kept[0]) - len(kept[1])
+    first = dict(list(bad.items())[:LISTED])
+    photos = len({str(p.image_path) for p in (*train, *valid) if p.image_path})
+    more = f"; {len(bad) - 3} more in fine-tune.json" if len(bad) > 3 else ""
+    log.warning(
+        "fine-tune image: %d of %d train and valid photos do not read, left out of training "
+        "and of the valid scoring (%d listings): %s%s",
+        len(bad), photos, listings, "; ".join(list(bad.values())[:3]), more,
+    )  # fmt: skip
+    return kept[0], kept[1], {"count": len(bad), "listings": listings, "first": first}
+
+
 def fit_catalogue_image(
     train: Sequence[Product],
     valid: Sequence[Product],
@@ -89,9 +143,11 @@ def fit_catalogue_image(
     from training.seeding import seed_everything
     from training.timm import TimmArcFaceArgs, embed_listings, fit_timm_arcface, start_embedder
 
+    train, valid, skipped = leave_out(train, valid, check_photos([*train, *valid], progress))
     why = too_small(train, valid, args)
     if why:
-        return fit.CatalogueFit.skip(why)
+        left = f" ({skipped['count']} unreadable photos left out)" if skipped else ""
+        return fit.CatalogueFit.skip(why + left, skipped)
     arc = TimmArcFaceArgs(
         model=args.model,
         neck=None,
@@ -111,4 +167,6 @@ def fit_catalogue_image(
         result, best, _ = fit_timm_arcface(train, valid, arc, score=match_f1, on_step=clock.step)
         return fit.arcface_run(result, best)
 
-    return fit.fit_losses("image", (LOSS,), args, zero["valid_match_f1"], run, progress, announce)
+    done = fit.fit_losses("image", (LOSS,), args, zero["valid_match_f1"], run, progress, announce)
+    done.skipped_photos = skipped
+    return done

@@ -116,13 +116,20 @@ def spec_of(
     if record.get("skipped"):
         return None, {}, f"fine-tune {kind} skipped, zero-shot kept: {record['skipped']}"
     zero, best = record["zero_shot_f1"], record["best_f1"]
+    photos = record.get("skipped_photos") or {}
+    left = (
+        f"; {photos['count']} unreadable photos left out of training and of the valid "
+        "scoring (skipped_photos in fine-tune.json)"
+        if photos.get("count")
+        else ""
+    )
     if not record.get("improved"):
         return (
             None,
             {},
             (
                 f"fine-tune {kind}: no step beat the zero-shot valid F1 {zero:.4f} "
-                f"(best {best:.4f}): zero-shot kept"
+                f"(best {best:.4f}): zero-shot kept{left}"
             ),
         )
     vector = VECTORS[kind]
@@ -142,6 +149,6 @@ def spec_of(
         + (f"; tried {tried}" if tried and kind == "text" else "")
         + f"), {minutes:.1f} min"
         + (f" at {record['step_seconds']:.2f} s/step" if record.get("step_seconds") else "")
-        + f"; vector {vector!r} from {path}"
+        + f"; vector {vector!r} from {path}{left}"
     )
     return spec, info, note

@@ -68,3 +68,82 @@ def test_match_f1_of_the_image_cosine_by_hand():
     vecs = np.array([[1, 0], [0.96, 0.28], [0, 1], [0.28, 0.96]], dtype=np.float32)
     listings = [Product(str(i), "", None, g) for i, g in enumerate("aabb")]
     assert match_f1(listings, vecs)["valid_match_f1"] == pytest.approx(1.0)
+
+
+def _broken(train, tmp_path, keep_groups=None):
+    """``train`` with the photos of two listings truncated (real JPEG bytes cut short) and one
+    photo missing; ``keep_groups``: every photo outside those groups broken instead."""
+    bad = [p for p in train if keep_groups is not None and p.group not in keep_groups]
+    bad = bad or train[:3]
+    out, paths = [], {}
+    for p in train:
+        if p not in bad:
+            out.append(p)
+            continue
+        path = tmp_path / f"{p.id}.jpg"
+        if len(paths) % 3 != 2:  # a truncated JPEG; every third one missing altogether
+            data = open(p.image_path, "rb").read()
+            path.write_bytes(data[: len(data) // 3])
+        paths[p.id] = str(path)
+        out.append(Product(p.id, p.title, str(path), p.group, p.fields))
+    return out, paths
+
+
+def test_unreadable_photos_are_found_first_and_never_trained_on(
+    synth_set, tmp_path, monkeypatch, caplog
+):
+    import training.timm as timm
+    from retrieval.data import images
+    from retrieval.encoders import imageloader
+
+    train, valid = _splits(synth_set)
+    train, bad = _broken(train, tmp_path)
+    valid_bad = tmp_path / "gone.jpg"  # a valid listing whose photo is missing
+    valid = [Product(valid[0].id, valid[0].title, str(valid_bad), valid[0].group), *valid[1:]]
+    bad[valid[0].id] = str(valid_bad)
+    reads, seen, real = [], {}, timm.fit_timm_arcface
+
+    def counted(ref, *a, **k):  # every decode: the check, the trainer and the scoring alike
+        reads.append(str(ref))
+        return real_load(ref, *a, **k)
+
+    def spy(train, valid, *args, **kwargs):
+        seen["train"], seen["valid"] = list(train), list(valid)
+        return real(train, valid, *args, **kwargs)
+
+    real_load = images.load_image
+    monkeypatch.setattr(images, "load_image", counted)
+    monkeypatch.setattr(imageloader, "load_image", counted)
+    monkeypatch.setattr(timm, "fit_timm_arcface", spy)
+    bars, ticks = [], []
+
+    def bar(label, total):
+        bars.append((label, total))
+        return ticks.append
+
+    fit = fit_catalogue_image(train, valid, _args(tmp_path / "ft"), bar)
+    assert fit.steps_run == 4 and not fit.skipped  # the run finished
+    photos = fit.skipped_photos
+    assert photos["count"] == photos["listings"] == 4 and set(photos["first"]) == set(bad.values())
+    assert any("corrupt image" in why for why in photos["first"].values())
+    assert any("No such file" in why for why in photos["first"].values())
+    assert not {p.id for p in seen["train"] + seen["valid"]} & set(bad)  # left out of both
+    assert {p.id for p in seen["train"]} == {p.id for p in train} - set(bad)
+    assert [reads.count(path) for path in bad.values()] == [1] * 4  # read by the check alone
+    photos_there = len({p.image_path for p in train + valid})
+    assert bars[0] == (f"checking {photos_there} photos", photos_there)
+    assert sum(ticks[:photos_there]) == photos_there  # the check's bar ticked once a photo
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "training.image_catalogue"]
+    assert line.startswith(f"fine-tune image: 4 of {photos_there} train and valid photos do not")
+    assert "left out of training and of the valid scoring (4 listings)" in line
+
+
+def test_so_many_unreadable_photos_that_the_split_is_too_small_trains_nothing(synth_set, tmp_path):
+    train, valid = _splits(synth_set)
+    keep = {train[0].group}  # the photos of one train group read, no other
+    train, bad = _broken(train, tmp_path, keep)
+    fit = fit_catalogue_image(train, valid, _args(tmp_path / "ft"))
+    assert fit.skipped.startswith("the train split has 1 match groups with images, fewer than")
+    assert fit.skipped.endswith(f"({len(bad)} unreadable photos left out)")
+    assert fit.skipped_photos["count"] == len(bad) and len(fit.skipped_photos["first"]) == 5
+    assert not fit.improved and not (tmp_path / "ft").exists()
