@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
+from retrieval.encoders.folders import check_folders
 from retrieval.errors import UsageError
 from retrieval.failure_log import FailureLog
 from retrieval.fingerprint import fingerprint
@@ -58,7 +59,12 @@ class Retriever:
 
     @classmethod
     def from_specs(cls, specs: Sequence[str], index: VectorIndex, collection: str) -> Retriever:
-        """Build the encoders named by spec strings."""
+        """Build the encoders named by spec strings; a local encoder folder the existing
+        collection was indexed with and that is gone is named in one line, with the
+        command that rebuilds it where recorded (``retrieval.encoders.folders``)."""
+        info = index.info(collection)
+        if info is not None:
+            check_folders(specs, info.meta, collection)
         return cls([build_encoder(s) for s in specs], index, collection)
 
     @classmethod
@@ -71,7 +77,8 @@ class Retriever:
                 f"no collection {collection!r} (have: {known}); run `search index` first"
             )
         specs = info.meta.get("encoders") or []
-        return cls.from_specs(specs, index, collection)
+        check_folders(specs, info.meta, collection)
+        return cls([build_encoder(s) for s in specs], index, collection)
 
     @property
     def encoder_specs(self) -> list[str]:

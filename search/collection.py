@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from retrieval.data.base import Dataset
 from retrieval.errors import UsageError
@@ -36,6 +37,7 @@ class CollectionChoice:
     notes: list[str] = field(default_factory=list)
     encoders: list[str] = field(default_factory=list)  # what it is (to be) indexed with
     missing: str = ""  # why it must be indexed first ("missing", "partial (...)"); "" if not
+    meta: dict[str, Any] = field(default_factory=dict)  # more metadata, if indexed here
 
 
 def collection_name(dataset: str, source: str, encoders: Sequence[str]) -> str:
@@ -54,11 +56,14 @@ def open_collection(
     encoders: Sequence[str] | None,
     progress: ProgressFactory | None = None,
     check: Callable[[VectorIndex], None] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> tuple[VectorIndex, CollectionChoice]:
     """Pick the collection (see the module doc); index it if missing, resume it if
     partial, refresh it if stale; the index is left open for the job (the caller closes
     it): one open index per job, reopened only after indexing the collection first (an
-    embedded store has one opener at a time). ``check(index)`` runs before the lookup.
+    embedded store has one opener at a time). ``check(index)`` runs before the lookup;
+    ``meta`` joins the collection's metadata if it is created here (e.g. ``rebuild``,
+    ``retrieval.encoders.folders``).
 
     Encoders count as asked for when given here or configured other than the default."""
     index = connect(cfg)
@@ -66,6 +71,7 @@ def open_collection(
         if check is not None:
             check(index)
         choice = find_collection(index, cfg, dataset, dataset_path, products, collection, encoders)
+        choice.meta = dict(meta or {})
         if choice.missing:
             index.close()
             fill_collection(cfg, choice, dataset, dataset_path, products, fmt, progress)
@@ -140,7 +146,9 @@ def fill_collection(
         choice.notes.append(f"collection {choice.name!r} was {choice.missing}: indexed by this run")
         run_cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=choice.encoders))
         tick = (lambda total: progress("indexing", total or 0)) if progress else None
-        index_dataset(run_cfg, dataset_path, fmt=fmt, collection=choice.name, progress=tick)
+        index_dataset(
+            run_cfg, dataset_path, fmt=fmt, collection=choice.name, progress=tick, meta=choice.meta
+        )
         choice.missing = ""
     unique = len({p.id for p in products})
     listed = len(products) + dataset.skipped_duplicates  # rows, with those the reader dropped

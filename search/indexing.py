@@ -44,10 +44,12 @@ def index_dataset(
     collection: str | None = None,
     recreate: bool = False,
     progress: Callable[[int | None], Callable[[int], None]] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> tuple[IndexReport, Path]:
     """Index a dataset into a collection; returns the run's report and its path.
 
-    ``progress(total)`` returns the per-batch callback (the CLI passes a rich bar)."""
+    ``progress(total)`` returns the per-batch callback (the CLI passes a rich bar);
+    ``meta`` joins the metadata of a collection created here."""
     from retrieval.data import open_dataset
 
     dataset = open_dataset(dataset_path, format=fmt)
@@ -67,7 +69,11 @@ def index_dataset(
             batch_size=cfg.stage1.batch_size,
             recreate=recreate,
             progress=tick,
-            extra_meta={"format": dataset.format, "source": str(Path(dataset_path).resolve())},
+            extra_meta={
+                "format": dataset.format,
+                "source": str(Path(dataset_path).resolve()),
+                **(meta or {}),
+            },
             failures_log=reports_dir(cfg) / f"{name}-index-failures.jsonl",
         )
         report.failures = {**previous, **report.failures}

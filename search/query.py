@@ -78,11 +78,14 @@ class ModelCache:
     def retriever(self, index: VectorIndex, collection: str) -> Retriever:
         """A retriever over the collection's encoders, built on first use."""
         from retrieval.encoders.base import build_encoder
+        from retrieval.encoders.folders import check_folders
 
         info = index.info(collection)
         if info is None:
             raise UsageError(f"no collection {collection!r}; run `search index` first")
-        encoders = [self.encoder(spec, build_encoder) for spec in info.meta.get("encoders") or []]
+        specs = info.meta.get("encoders") or []
+        check_folders([s for s in specs if s not in self._encoders], info.meta, collection)
+        encoders = [self.encoder(spec, build_encoder) for spec in specs]
         return Retriever(encoders, index, collection)
 
     def encoder(self, spec: str, build: Any) -> Any:

@@ -119,13 +119,13 @@ def evaluate_dataset(
     from search.evaluation.report import write_outputs
 
     ev = cfg.eval
-    tuned = None  # --fine-tune: encoders fine-tuned first (search.evaluation.fine_tune)
+    tuned, meta = None, None  # --fine-tune: encoders fine-tuned first, how to rebuild them
     if cfg.fine_tune.encoders:
         from search.evaluation.fine_tune import fine_tune_phase
 
         tuned = fine_tune_phase(cfg, dataset_path, fmt, encoders, out or ev.out, progress, announce)
-        encoders, out = tuned.encoders, tuned.folder
-    opened, index = _open(cfg, dataset_path, fmt, collection, encoders, progress)
+        encoders, out, meta = tuned.encoders, tuned.folder, tuned.collection_meta()
+    opened, index = _open(cfg, dataset_path, fmt, collection, encoders, progress, meta)
     spec = cfg.stage2.reranker if cfg.stage2.reranker not in (None, "", "none") else None
     try:
         reranker = build_reranker(spec) if spec else None
@@ -247,6 +247,7 @@ def _open(
     collection: str | None,
     encoders: Sequence[str] | None,
     progress: ProgressFactory | None,
+    meta: dict[str, Any] | None = None,
 ) -> tuple[_Opened, VectorIndex]:
     """Open the dataset, pick its splits' queries and its collection (indexed if missing);
     the index stays open for the job (the caller closes it)."""
@@ -263,7 +264,7 @@ def _open(
     if not any(p.image_path for p in products):
         notes.append("the dataset has no images: any image vector is empty")
     index, coll = open_collection(
-        cfg, dataset, dataset_path, products, fmt, collection, encoders, progress
+        cfg, dataset, dataset_path, products, fmt, collection, encoders, progress, meta=meta
     )
     return _Opened(dataset, products, test, tune, coll, notes + coll.notes), index
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from retrieval.atomic import write_json
 from retrieval.data.base import Dataset
+from retrieval.encoders.folders import REBUILD_KEY
 from retrieval.errors import UsageError
 from retrieval.types import Product, ProgressFactory
 from search.config import AppConfig
@@ -82,6 +83,12 @@ class FineTuned:
     folder: Path
     notes: list[str] = field(default_factory=list)
     encoders_info: dict[str, dict[str, Any]] = field(default_factory=dict)  # vector -> info
+
+    def collection_meta(self) -> dict[str, Any]:
+        """What the collection records of the fine-tuned folders: the command that rebuilds
+        each (``retrieval.encoders.folders``: named by `search query` once one is gone)."""
+        rebuild = {info["path"]: info["command"] for info in self.encoders_info.values()}
+        return {REBUILD_KEY: rebuild} if rebuild else {}
 
 
 def fine_tune_phase(
@@ -160,7 +167,7 @@ def work_folder(folder: Path, kind: str = "text") -> Path:
 
 def _model_deleted(work: Path) -> bool:
     """A finished fine-tuning whose fine-tuned model (the one indexed) is gone."""
-    from search.match.matcher import encoder_saved
+    from retrieval.encoders.folders import encoder_saved
 
     done = work / DONE_FILE
     if not done.is_file():

@@ -12,19 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.atomic import write_json
+from retrieval.encoders.folders import encoder_saved
 from retrieval.errors import UsageError
 from retrieval.index.base import CollectionInfo
 from retrieval.validation import read_json, show, validated
 from search.match.matcher_file import FORMAT, VERSION, MatcherFile, rule_json
 from search.match.rules import Rule
-
-# what a fine-tuned encoder folder holds once saved: sentence-transformers, timm
-ENCODER_FILES = ("modules.json", "timm_config.json")
-
-
-def encoder_saved(folder: str | Path) -> bool:
-    """Whether ``folder`` holds a saved fine-tuned encoder (``search eval --fine-tune``)."""
-    return any((Path(folder) / name).is_file() for name in ENCODER_FILES)
 
 
 @dataclass
