@@ -25,7 +25,7 @@ from retrieval.fingerprint import fingerprint
 from retrieval.index.base import PointBatch, SearchRequest, VectorIndex, point_id
 from retrieval.index_run import IndexReport, Journal, StoredBatch, remove_missing
 from retrieval.query_plan import BatchHits, build_requests, search_lists
-from retrieval.types import Hit, Product, Progress
+from retrieval.types import Hit, Product, Progress, ProgressFactory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,6 +111,7 @@ class Retriever:
         extra_meta: dict[str, Any] | None = None,
         failures_log: Path | None = None,
         complete: bool = True,
+        wait_progress: ProgressFactory | None = None,
     ) -> IndexReport:
         """Encode and upsert every product; skip points a previous run already stored.
 
@@ -119,7 +120,8 @@ class Retriever:
         clean run: items skipped as already stored bring their logged failures back.
         A listing stored from other data than the source has now (``fingerprint``) is
         encoded again; with ``complete`` (``products`` is the whole source), the dataset's
-        points the source no longer has are removed."""
+        points the source no longer has are removed. ``wait_progress`` shows the index
+        build at the end (``VectorIndex.optimize``)."""
         if batch_size < 1:
             raise UsageError(f"batch size must be at least 1, not {batch_size}")
         start = time.perf_counter()
@@ -161,7 +163,7 @@ class Retriever:
             log.warning("%d duplicate product ids were indexed once", report.duplicates)
         if complete:  # the whole source was read: what it no longer has goes
             report.removed = self.remove_missing(dataset, {point_id(dataset, i) for i in seen_ids})
-        self.index.optimize(self.collection)
+        self.index.optimize(self.collection, progress=wait_progress)
         verify = getattr(self.index, "verify_count", None)  # server: nothing lost in flight
         if verify is not None:
             verify(self.collection, dataset, len(seen_ids))

@@ -147,8 +147,9 @@ def fill_collection(
         run_cfg = replace(cfg, stage1=replace(cfg.stage1, encoders=choice.encoders))
         tick = (lambda total: progress("indexing", total or 0)) if progress else None
         index_dataset(
-            run_cfg, dataset_path, fmt=fmt, collection=choice.name, progress=tick, meta=choice.meta
-        )
+            run_cfg, dataset_path, fmt=fmt, collection=choice.name, progress=tick,
+            meta=choice.meta, wait_progress=progress,
+        )  # fmt: skip
         choice.missing = ""
     unique = len({p.id for p in products})
     listed = len(products) + dataset.skipped_duplicates  # rows, with those the reader dropped

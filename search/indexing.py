@@ -14,7 +14,7 @@ from retrieval.index import VectorIndex, open_index
 from retrieval.index.base import check_collection_name, point_id
 from retrieval.index_run import IndexReport, write_report
 from retrieval.retriever import Retriever
-from retrieval.types import Product
+from retrieval.types import Product, ProgressFactory
 from search.config import AppConfig
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,13 @@ def index_dataset(
     recreate: bool = False,
     progress: Callable[[int | None], Callable[[int], None]] | None = None,
     meta: dict[str, Any] | None = None,
+    wait_progress: ProgressFactory | None = None,
 ) -> tuple[IndexReport, Path]:
     """Index a dataset into a collection; returns the run's report and its path.
 
     ``progress(total)`` returns the per-batch callback (the CLI passes a rich bar);
-    ``meta`` joins the metadata of a collection created here."""
+    ``meta`` joins the metadata of a collection created here; ``wait_progress`` shows
+    the index build at the end (a server's wait for green)."""
     from retrieval.data import open_dataset
 
     dataset = open_dataset(dataset_path, format=fmt)
@@ -75,6 +77,7 @@ def index_dataset(
                 **(meta or {}),
             },
             failures_log=reports_dir(cfg) / f"{name}-index-failures.jsonl",
+            wait_progress=wait_progress,
         )
         report.failures = {**previous, **report.failures}
         report.duplicates += dataset.skipped_duplicates  # rows the reader already dropped

@@ -35,6 +35,7 @@ from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import check_collection_name
 from retrieval.index_run import IndexReport, write_report
 from retrieval.retriever import Retriever
+from retrieval.types import ProgressFactory
 from search.config import AppConfig
 from search.indexing import connect, previous_failures, reports_dir
 from search.indexing_ray_tasks import IndexWorker, Journal, product_source, prune, survey
@@ -57,12 +58,14 @@ def index_dataset_ray(
     gpus_per_worker: float = 0.0,
     address: str | None = None,
     progress: Callable[[int | None], Callable[[int], None]] | None = None,
+    wait_progress: ProgressFactory | None = None,
 ) -> tuple[IndexReport, Path]:
     """Index a dataset into a server collection with ``workers`` Ray actors; returns the
     run's report and its path, as ``search.indexing.index_dataset`` does.
 
     ``address``: a Ray cluster (``HOST:PORT`` or ``auto``); None (and no ``RAY_ADDRESS``)
-    or ``local`` starts a local one; a process already connected to Ray uses that."""
+    or ``local`` starts a local one; a process already connected to Ray uses that.
+    ``wait_progress`` shows the wait for the collection to turn green at the end."""
     ray = import_ray()
     if cfg.store.backend != "server":
         raise UsageError(
@@ -146,7 +149,7 @@ def index_dataset_ray(
             err.exit_code = pruned["exit_code"]
             raise err
         report.removed = pruned["removed"]
-        index.optimize(name)  # HNSW on again, waited green
+        index.optimize(name, progress=wait_progress)  # HNSW on again, waited green
         index.verify_count(name, dataset.name, counted["total"])
         previous = {} if recreate else previous_failures(report_path, set(counted["failed"]))
         report.failures = {**previous, **report.failures}

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from retrieval.checks import MAX_COUNT, check_range
 from retrieval.encoders.base import Vector, VectorSpec
 from retrieval.errors import UsageError
-from retrieval.types import Hit
+from retrieval.types import Hit, ProgressFactory
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/product-search/points")
 HYBRID = "hybrid"
@@ -208,8 +208,9 @@ class VectorIndex(Protocol):
         """Names of all collections."""
         ...
 
-    def optimize(self, name: str) -> None:
-        """Build indexes after a bulk load (HNSW on the edge back-end)."""
+    def optimize(self, name: str, *, progress: ProgressFactory | None = None) -> None:
+        """Build indexes after a bulk load (HNSW on the edge back-end; the server waits for
+        the collection to turn green), showing a ``progress`` bar while it waits."""
         ...
 
     def drop(self, name: str) -> None:

@@ -42,6 +42,7 @@ from retrieval.index.space import (
     require_space,
     require_writable,
 )
+from retrieval.types import ProgressFactory
 
 log = logging.getLogger(__name__)
 
@@ -182,10 +183,14 @@ class EdgeIndex(QdrantIndex):
         if folder.exists():
             shutil.rmtree(folder)
 
-    def optimize(self, name: str) -> None:
+    def optimize(self, name: str, *, progress: ProgressFactory | None = None) -> None:
         shard = self._shard(name)
         shard.flush()
+        # one call that returns when the build is done: a bar without a total meanwhile
+        tick = progress(f"building the HNSW index of {name!r}", None) if progress else None
         shard.optimize()
+        if tick is not None:
+            tick(1)
 
     def close(self) -> None:
         for shard in self._shards.values():

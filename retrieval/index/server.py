@@ -26,6 +26,7 @@ from retrieval.errors import SearchError, UsageError
 from retrieval.index.base import KEYWORD_FIELDS, IndexConfig, read_consistency
 from retrieval.index.qdrant import hnsw_config, vector_params
 from retrieval.index.server_points import ServerPoints
+from retrieval.types import ProgressFactory
 
 log = logging.getLogger(__name__)
 UNREACHABLE_HINT = "start one with `docker compose up -d qdrant` or pass --qdrant-url"
@@ -205,16 +206,27 @@ class ServerIndex(ServerPoints):
         """Hold the HNSW build back while points stream in (a resumed load too)."""
         self._set_indexing_threshold(name, 0)
 
-    def optimize(self, name: str, timeout: float = GREEN_TIMEOUT) -> None:
+    def optimize(
+        self, name: str, timeout: float = GREEN_TIMEOUT, *, progress: ProgressFactory | None = None
+    ) -> None:
         """End a load: every batch written, the HNSW build switched back on, and the
-        collection green (indexed) before this returns."""
+        collection green (indexed) before this returns. While it waits, ``progress`` gets
+        a bar without a total, ticked on each look at the collection with the vectors
+        Qdrant counts as indexed since the last look (0 when none: still alive)."""
         self.flush()
         self._set_indexing_threshold(name, self.config.indexing_threshold_kb)
+        tick = (
+            progress(f"waiting for {name!r} to turn green (HNSW build)", None) if progress else None
+        )
         deadline = time.monotonic() + timeout
-        status = None
+        status, shown = None, 0
         while time.monotonic() < deadline:
             info = self._call(self.client.get_collection, name)
             status = str(getattr(info.status, "value", info.status))
+            if tick is not None:  # the count may fall as segments merge: never ticked back
+                indexed = int(info.indexed_vectors_count or 0)
+                tick(max(0, indexed - shown))
+                shown = max(shown, indexed)
             if status == "green":
                 return
             if status == "red":

@@ -140,7 +140,7 @@ def index_cmd(
         progress = functools.partial(bars, "indexing")
         report, path = job(
             cfg, dataset, fmt=fmt, collection=collection, recreate=recreate, progress=progress,
-            **options,
+            wait_progress=bars, **options,
         )  # fmt: skip
     out.print(
         f"collection [bold]{report.collection}[/bold]: {report.written} written, "
