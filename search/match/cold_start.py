@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,29 +52,25 @@ from search.match.queue import (
 )
 from search.match.review_folder import PAIR_FILE, Candidates, open_review, write_state
 from search.match.rules import Rule
-from training.match_review import SEEDS, fit_label_models
+from training.match_review import SEEDS, expected_f1, fit_label_models
 
 log = logging.getLogger(__name__)
 BATCH = 20  # labels between two fits
 EXPLORE = 0.2  # share of a batch still spread over the score range
-GRID = np.round(np.linspace(0.02, 0.98, 97), 4)  # thresholds the expected F1 is read at
 LABELS = "labels.jsonl"
 
 
-def expected_f1(src: np.ndarray, p: np.ndarray, n: int) -> tuple[float, float]:
-    """The threshold on ``p`` (per directed edge) that maximises the Shopee F1 the
-    probabilities expect, averaged over the ``n`` listings, and that F1: a listing's
-    expected true matches are the sum of its candidates' probabilities."""
-    total = np.bincount(src, weights=p, minlength=n)
-    best = (0.5, -1.0)
-    for t in GRID:
-        kept = p >= t
-        size = np.bincount(src, weights=kept, minlength=n)
-        hits = np.bincount(src, weights=p * kept, minlength=n)
-        f1 = float(np.mean(2 * (1 + hits) / (2 + size + total)))
-        if f1 > best[1] + 1e-12:
-            best = (float(t), f1)
-    return best
+@dataclass
+class Fit:
+    """One fit of the label models: the models, each pair's probability and the seeds'
+    spread, each directed edge's probability, the threshold and the F1 it expects."""
+
+    boosters: list[Any]
+    p: np.ndarray
+    spread: np.ndarray
+    sims: np.ndarray
+    threshold: float
+    f1: float
 
 
 class ColdStart:
@@ -191,19 +188,26 @@ class ColdStart:
         score = self.cosine[k] if self.p is None else self.p[k]
         return QueueItem(self.a[k], self.b[k], float(score), self.threshold, reason)
 
-    def record(self, label: Label) -> None:
-        """Keep a verdict (appended to ``labels.jsonl``); refit after every ``batch``."""
+    def record(self, label: Label, *, refit: bool = True) -> None:
+        """Keep a verdict (appended to ``labels.jsonl`` first); with ``refit``, refit after
+        every ``batch``, else ``refit_due`` says when (the studio refits in the background)."""
         if self.out is not None:
             append_label(self.out / LABELS, label)
         self.labels[label.pair] = label
         if label.verdict != "skip":
             self.fresh += 1
-        if self.fresh >= self.batch:
+        if refit and self.refit_due():
             self.refit()
 
-    def training_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def refit_due(self) -> bool:
+        """Whether ``batch`` verdicts came since the last fit."""
+        return self.fresh >= self.batch
+
+    def training_rows(
+        self, labels: dict[tuple[str, str], Label] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The directed edges of every labelled candidate pair: rows, y, pair index."""
-        pairs, y = label_pairs(self.labels)
+        pairs, y = label_pairs(self.labels if labels is None else labels)
         want = np.full(len(self.a), -1, dtype=np.int64)
         for (a, b), v in zip(pairs, y.tolist()):
             k = self.index.get((a, b))
@@ -215,15 +219,19 @@ class ColdStart:
 
     def refit(self, write: bool = True) -> bool:
         """Fit the models on the labels (both verdicts needed), rescore, rethreshold and
-        (``write``) rewrite the folder; False while one verdict is still missing."""
-        self.fresh = 0
-        rows, y, groups = self.training_rows()
-        fitted = bool(len(y)) and y.min() != y.max()
-        if fitted:
-            self._fit(rows, y, groups)
+        (``write``) rewrite the folder; False while one verdict is still missing. In three
+        steps for a caller that fits off its lock: ``take_labels``, ``fit``, ``apply``."""
+        fit = self.fit(self.take_labels())
+        if fit is not None:
+            self.apply(fit)
         if write:
             self.save()
-        return fitted
+        return fit is not None
+
+    def take_labels(self) -> dict[tuple[str, str], Label]:
+        """The labels a fit starts from (a copy); verdicts after it count for the next."""
+        self.fresh = 0
+        return dict(self.labels)
 
     def save(self) -> None:
         """Rewrite the folder (run files, current scores, matcher) from the current fit;
@@ -235,20 +243,31 @@ class ColdStart:
         write_state(self.out, self.cands, self.matcher(), self.boosters, self.threshold,
                     extra, info)  # fmt: skip
 
-    def _fit(self, rows: np.ndarray, y: np.ndarray, groups: np.ndarray) -> None:
+    def fit(self, labels: dict[tuple[str, str], Label]) -> Fit | None:
+        """The models fitted on ``labels`` and every candidate's scores; nothing of the
+        queue changes (None while one verdict is still missing)."""
+        rows, y, groups = self.training_rows(labels)
+        if not len(y) or y.min() == y.max():
+            return None
         c = self.cands
-        self.boosters = fit_label_models(
+        boosters = fit_label_models(
             c.x[rows], y, groups, c.columns, seeds=SEEDS, first_seed=self.seed
         )
-        per = np.array([pair_scores(b, c.x, c.edges, c.n) for b in self.boosters], np.float64)
-        self.p = per.mean(axis=0)[self.first_edge]
-        self.spread = per.std(axis=0)[self.first_edge]
-        c.edges.sims[PAIR] = per.mean(axis=0).astype(np.float32)
-        self.threshold, self.f1 = expected_f1(c.edges.src, c.edges.sims[PAIR].astype(float), c.n)
+        per = np.array([pair_scores(b, c.x, c.edges, c.n) for b in boosters], np.float64)
+        sims = per.mean(axis=0).astype(np.float32)
+        threshold, f1 = expected_f1(c.edges.src, sims.astype(float), c.n)
         log.info(
             "cold start: %d labelled pairs, threshold %.2f, expected F1 %.3f",
-            len(set(groups.tolist())), self.threshold, self.f1,
+            len(set(groups.tolist())), threshold, f1,
         )  # fmt: skip
+        p, spread = per.mean(axis=0)[self.first_edge], per.std(axis=0)[self.first_edge]
+        return Fit(boosters, p, spread, sims, threshold, f1)
+
+    def apply(self, fit: Fit) -> None:
+        """Make ``fit`` the queue's current models and scores."""
+        self.boosters, self.p, self.spread = fit.boosters, fit.p, fit.spread
+        self.cands.edges.sims[PAIR] = fit.sims
+        self.threshold, self.f1 = fit.threshold, fit.f1
 
     def matcher(self) -> Matcher | None:
         """The matcher of the current models (``pair`` >= the threshold); None before."""

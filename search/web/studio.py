@@ -2,9 +2,11 @@
 the explain view of a pair, the review queue and the labels.
 
 The folder is read once and read again when its ``run.json`` or ``edges.jsonl`` change
-(a cold-start review rewrites them after each batch). Labels go through
-``search.match.labels`` (one locked append per verdict, so two tabs never lose each
-other's labels); a verdict that changes the pair's earlier one is written ``revises``.
+(a cold-start review rewrites them after each batch: the studio's own refits run in the
+background, ``search.web.studio_refit``, and read the folder again when done). Labels go
+through ``search.match.labels`` (one locked append per verdict, so two tabs never lose
+each other's labels); a verdict that changes the pair's earlier one is written
+``revises``.
 Images are served only when a listing of the run names them *and* they lie inside the
 image roots of the catalogue the run was made from (``search.web.images``).
 """
@@ -24,6 +26,7 @@ from search.web.images import ImageRefused, ImageRoots, image_response
 from search.web.studio_data import Edge, RunData, RunRefused, load_run, read_meta
 from search.web.studio_groups import Groups
 from search.web.studio_pair import explain
+from search.web.studio_refit import Refits
 
 log = logging.getLogger(__name__)
 SOURCE = "studio"
@@ -55,6 +58,7 @@ class Studio:
         self.images: set[str] = set()
         self.queue: Any = None
         self.load_seconds = 0.0
+        self.refits = Refits(self)  # a cold start's refits, off the label requests
 
     def _files_stamp(self) -> tuple:
         stamps = []
@@ -73,27 +77,44 @@ class Studio:
         with self.lock:
             read_meta(self.folder)
             stamp = self._files_stamp()
-            if stamp == self._stamp and self.run is not None:
-                return self
-            start = time.perf_counter()
-            try:
-                run = load_run(self.folder)
-            except OSError as exc:  # unreadable files: one line, not a traceback
-                raise RunRefused(f"cannot read {self.folder}: {exc.strerror or exc}") from exc
-            roots = ImageRoots()
-            roots.add_dataset(run.meta.get("source"))
-            self.images = {
-                item["image"]
-                for item in run.listings.values()
-                if item["image"] and roots.contains(item["image"])
-            }
-            self.run, self.groups = run, Groups(run)
-            self.edges = {(e.a, e.b): e for e in run.edges}
-            self.queue = open_queue(self.folder, run)
+            if self.run is not None and (stamp == self._stamp or self.refits.running):
+                return self  # unchanged, or our own refit rewrites it (and reads it after)
+            self._install(*self._read())
+            assert self.run is not None
+            self.queue = open_queue(self.folder, self.run)
             self._stamp = stamp
-            self.load_seconds = time.perf_counter() - start
-            log.info("studio: %s read in %.2fs", self.folder, self.load_seconds)
             return self
+
+    def _read(self) -> tuple[RunData, Groups, set[str], float]:
+        """The folder's run, its groups, the images it may serve, the seconds it took."""
+        start = time.perf_counter()
+        try:
+            run = load_run(self.folder)
+        except OSError as exc:  # unreadable files: one line, not a traceback
+            raise RunRefused(f"cannot read {self.folder}: {exc.strerror or exc}") from exc
+        roots = ImageRoots()
+        roots.add_dataset(run.meta.get("source"))
+        images = {
+            item["image"]
+            for item in run.listings.values()
+            if item["image"] and roots.contains(item["image"])
+        }
+        return run, Groups(run), images, time.perf_counter() - start
+
+    def _install(self, run: RunData, groups: Groups, images: set[str], seconds: float) -> None:
+        self.run, self.groups, self.images = run, groups, images
+        self.edges = {(e.a, e.b): e for e in run.edges}
+        self.load_seconds = seconds
+        log.info("studio: %s read in %.2fs", self.folder, seconds)
+
+    def reread(self) -> None:
+        """The folder read again after our own refit rewrote it, off the lock; the queue
+        (already holding that fit) kept."""
+        stamp = self._files_stamp()
+        read = self._read()
+        with self.lock:
+            self._install(*read)
+            self._stamp = stamp
 
     # -- pages -----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -154,7 +175,13 @@ class Studio:
 
     def progress(self) -> dict[str, Any]:
         self.load()
-        return self.queue.progress()
+        with self.lock:
+            return {**self.queue.progress(), "refitting": self.refits.running}
+
+    def refit_state(self) -> dict[str, Any]:
+        """Whether a refit runs, how many finished, the last one's error."""
+        with self.lock:
+            return self.refits.state()
 
     def next_pairs(self, n: int) -> dict[str, Any]:
         if not 1 <= n <= MAX_QUEUE:
@@ -189,7 +216,11 @@ class Studio:
             )
             revises = earlier is not None and earlier.verdict != verdict
             label = Label.now(a, b, verdict, SOURCE, revises)
-            self.queue.record(label)  # appends to labels.jsonl (a cold start may refit)
+            if hasattr(self.queue, "refit_due"):  # a cold start: refit in the background
+                self.queue.record(label, refit=False)  # in labels.jsonl before any refit
+                self.refits.start_if_due()
+            else:
+                self.queue.record(label)
         return {"label": asdict(label), "progress": self.progress()}
 
     def image(self, ref: str) -> tuple[bytes, str]:

@@ -2,7 +2,8 @@
 
 ``GET /api/studio`` (summary), ``/api/groups?page=&q=&errors=``, ``/api/group?id=``,
 ``/api/histogram``, ``/api/pair?a=&b=``, ``/api/queue?n=``, ``/api/labels``,
-``/api/image?ref=``; ``POST /api/labels`` saves one verdict. Behind the viewer's
+``/api/image?ref=``, ``/api/refit`` (a cold start's background refit: running, done,
+error); ``POST /api/labels`` saves one verdict. Behind the viewer's
 host/origin middleware, so a label POSTed from another origin is refused (403). A run
 folder the studio cannot read answers 400 with its one line, the page included.
 """
@@ -78,8 +79,12 @@ def create_studio_app(studio: Studio, allowed_hosts: frozenset[str]) -> Starlett
             return await guarded(studio.label_list)
         return await posted(request, "the label", studio.label, MAX_LABEL_BODY)
 
+    async def refit(request: Request) -> Response:
+        return await guarded(studio.refit_state)
+
     routes = [
         Route("/api/studio", summary, methods=["GET"]),
+        Route("/api/refit", refit, methods=["GET"]),
         Route("/api/groups", groups, methods=["GET"]),
         Route("/api/group", group, methods=["GET"]),
         Route("/api/histogram", histogram, methods=["GET"]),
