@@ -43,6 +43,9 @@ class FineTuneConfig(FitSteps):
     image_freeze: float = 0.75  # fraction of the backbone's tensors kept fixed
     image_eval_steps: int = 20
     image_max_steps: int = 200
+    # a BN-dropout-FC neck of this many dims on the backbone, trained from scratch (the
+    # Shopee winners' neck); 0: none, the embedding is the backbone's pooled vector
+    image_neck: int = 0
 
     def __post_init__(self) -> None:
         if self.loss not in FINE_TUNE_LOSSES:
@@ -65,3 +68,4 @@ class FineTuneConfig(FitSteps):
         check_range("fine_tune.image_freeze", self.image_freeze, 0.0, 0.99)
         check_range("fine_tune.image_eval_steps", self.image_eval_steps, 1, MAX_COUNT)
         check_range("fine_tune.image_max_steps", self.image_max_steps, 1, MAX_COUNT)
+        check_range("fine_tune.image_neck", self.image_neck, 0, 65536)

@@ -4,7 +4,8 @@ valid.
 What ``search eval --fine-tune image`` runs: the project's timm ArcFace trainer
 (``training.timm``) from the zero-shot timm encoder, each train photo a sample of its
 group, group-balanced batches (``per_group`` photos of a group each), the first ``freeze``
-of the backbone's tensors kept fixed, no neck (the start embedding is the zero-shot one);
+of the backbone's tensors kept fixed, a fresh BN-dropout-FC neck of ``neck`` dims on top
+(0: none, the embedding is the backbone's pooled vector);
 every ``eval_steps`` steps the model is scored by the match F1 of its image cosine on the
 valid split (every valid photo against the rest of valid, the best threshold of a sweep:
 ``training.embed_eval.best_threshold_f1``, what the text path scores titles with), its best
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ class ImageFitArgs(fit.FitSchedule):
     margin: float = 0.3
     per_group: int = 4
     num_workers: int = 1  # image decoding processes while training
+    neck: int = 0  # dims of a fresh BN-dropout-FC neck (0: none, the pooled vector)
 
     def trainer_options(self) -> dict[str, Any]:
         """This run's settings beyond the schedule, by the names ``training.timm``'s
@@ -150,12 +152,11 @@ def fit_catalogue_image(
         return fit.CatalogueFit.skip(why + left, skipped)
     arc = TimmArcFaceArgs(
         model=args.model,
-        neck=None,
-        **args.trainer_options(),
+        **(args.trainer_options() | {"neck": args.neck or None}),
         **fit.arcface_schedule(args, Path(args.out) / LOSS, len(train)),
     )
     seed_everything(args.seed)  # as the trainer seeds before it builds the same start model
-    start = start_embedder(arc)
+    start = start_embedder(replace(arc, neck=None))  # the zero-shot encoder: no fresh neck
     scored = [p for p in valid if p.group is not None and p.image_path]
     zero = match_f1(*embed_listings(start.eval(), scored, transforms(start.config.data)))
     del start

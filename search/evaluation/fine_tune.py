@@ -284,7 +284,9 @@ class _Run:
             "eval_steps": ft.image_eval_steps,
             "max_steps": ft.image_max_steps,
         }
-        args = ImageFitArgs(model=model, out=work, freeze=ft.image_freeze, **(ft.steps() | own))
+        args = ImageFitArgs(
+            model=model, out=work, freeze=ft.image_freeze, neck=ft.image_neck, **(ft.steps() | own)
+        )
         train = [p for p in self._split("train") if p.group]
         valid = self._split(self.cfg.eval.tune_split)
         fit = fit_catalogue_image(train, valid, args, progress, estimate)
