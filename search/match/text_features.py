@@ -19,6 +19,7 @@ the listings matched together (IDF counted over them, as the sparse cosine is):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -98,12 +99,12 @@ def idf_overlaps(words: Sequence[set[str]], idf: dict[str, float], src, dst) -> 
         a, b = words[i], words[j]
         if not a or not b:
             continue
-        shared = a & b
-        both = sum(idf[w] for w in a | b)
+        shared = a & b  # fsum: exact whatever the set's order (PYTHONHASHSEED)
+        both = math.fsum(idf[w] for w in a | b)
         only_a = max((idf[w] for w in a - b), default=0.0)
         only_b = max((idf[w] for w in b - a), default=0.0)
         out[e] = (
-            sum(idf[w] for w in shared) / both,
+            math.fsum(idf[w] for w in shared) / both,
             max(only_a, only_b),
             min(only_a, only_b),
             max((idf[w] for w in shared), default=0.0),
