@@ -229,3 +229,25 @@ def top_stats(src: np.ndarray, score: np.ndarray, n: int, k: int) -> tuple[np.nd
     first = rank == 1
     best[s[first]] = v[first]
     return mean, np.sqrt(np.clip(var, 0, None)), best
+
+
+def list_margins(
+    src: np.ndarray, dst: np.ndarray, value: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per edge (i, j): its value minus the best value among i's other edges, and minus
+    the best among j's own edges other than (j, i): positive only where the edge is its
+    end's single best. A missing value (NaN) counts as -1; an end without other edges
+    gives NaN."""
+    v = np.nan_to_num(value.astype(np.float64), nan=-1.0)
+    top1, top2 = np.full(n, -np.inf), np.full(n, -np.inf)
+    best = np.full(n, -1, dtype=np.int64)
+    order = np.lexsort((-v, src))
+    s = src[order]
+    first = np.r_[True, s[1:] != s[:-1]] if len(s) else np.zeros(0, dtype=bool)
+    second = np.r_[False, first[:-1]] & ~first if len(s) else first
+    top1[s[first]], best[s[first]] = v[order[first]], dst[order[first]]
+    top2[s[second]] = v[order[second]]
+    with np.errstate(invalid="ignore"):
+        fwd = np.where(best[src] == dst, v - top2[src], v - top1[src])
+        bwd = np.where(best[dst] == src, v - top2[dst], v - top1[dst])
+    return np.where(np.isfinite(fwd), fwd, np.nan), np.where(np.isfinite(bwd), bwd, np.nan)

@@ -25,11 +25,13 @@ from search.match.inb import blend_rounds
 from search.match.matcher import Matcher
 from search.match.pair_model import (
     PAIR,
+    columns,
     edge_features,
     load_model,
     nearest_pairs,
     pair_contributions,
     pair_scores,
+    pick_columns,
 )
 from search.match.rules import Rule, Sets, Verdicts, decide
 from search.match.vectors import StoredVectors, build_store, fetch_vectors
@@ -157,7 +159,7 @@ class EdgeSet:
             load_model(p, cols, files[i] if i < len(files) else None) for i, p in enumerate(paths)
         ]
         tick = progress("pair model", 1) if progress else None
-        x = self.features(matcher.pair.neighbours)
+        x = pick_columns(self.features(matcher.pair.neighbours), columns(list(self.weights)), cols)
         self.add_pair(boosters, x)
         if tick:
             tick(1)

@@ -29,7 +29,15 @@ from rerank.pair_features import FEATURES, MARGIN_SUFFIX, pair_features
 from retrieval.atomic import read_checked, write_checked
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
-from search.match.edges import CSLS, MEAN, Edges, ranks, reverse_index, top_stats
+from search.match.edges import (
+    CSLS,
+    MEAN,
+    Edges,
+    list_margins,
+    ranks,
+    reverse_index,
+    top_stats,
+)
 from search.match.text_features import TEXT_FEATURES, text_features
 
 PAIR = "pair"
@@ -54,12 +62,57 @@ NEIGHBOUR_FEATURES = (
 )
 
 
+# columns also given against each end's other candidates (``edges.list_margins``): "the
+# candidate that shares the model code best of i's list" says more than "shares one"
+# (docs/fine-tune.md, item 7); every vector's cosine and the mean's too
+LIST_MARGINS = (
+    "char_cos",
+    "word_cos",
+    "bigram_cos",
+    "idf_jaccard",
+    "idf_shared_max",
+    "model_shared",
+    "model_conflict",
+    "number_shared",
+    "number_conflict",
+    "title_jaccard",
+    "char3_jaccard",
+)
+
+
 def columns(names: Sequence[str]) -> list[str]:
     """The model's feature columns for a collection's vector names."""
     per = [*names, MEAN]
     sims = [f"sim_{n}" for n in per] + [f"csls_{n}" for n in per]
     both = [f"rank_{d}_{n}" for n in names for d in ("fwd", "bwd")]
-    return sims + both + list(NEIGHBOUR_FEATURES) + list(TITLE_FEATURES) + list(TEXT_FEATURES)
+    base = sims + both + list(NEIGHBOUR_FEATURES) + list(TITLE_FEATURES) + list(TEXT_FEATURES)
+    return base + margin_columns(names)
+
+
+def margin_sources(names: Sequence[str]) -> list[str]:
+    """The columns whose list margins the model reads: every vector's cosine, the mean
+    cosine and the title columns of ``LIST_MARGINS``."""
+    return [f"sim_{n}" for n in [*names, MEAN]] + list(LIST_MARGINS)
+
+
+def margin_columns(names: Sequence[str]) -> list[str]:
+    """The list-margin columns, each source's margin at both ends of the edge."""
+    return [f"{end}_margin_{c}" for c in margin_sources(names) for end in ("src", "dst")]
+
+
+def pick_columns(x: np.ndarray, have: Sequence[str], want: Sequence[str]) -> np.ndarray:
+    """The columns ``want`` (a saved model's) of a feature matrix in ``have`` order: a
+    matcher saved before a column was added reads the columns it was fitted on."""
+    if list(have) == list(want):
+        return x
+    missing = [c for c in want if c not in have]
+    if missing:
+        raise UsageError(
+            f"the matcher's pair model reads features this version does not compute "
+            f"({', '.join(missing[:3])}); {REBUILD}"
+        )
+    at = {c: i for i, c in enumerate(have)}
+    return x[:, [at[c] for c in want]]
 
 
 def shared_neighbours(edges: Edges, n: int, k: int) -> np.ndarray:
@@ -108,7 +161,12 @@ def edge_features(
     if not len(edges):
         return np.zeros((0, len(columns(names))))
     text = text_features(edges.src, edges.dst, products)
-    return np.column_stack([*cols, title_features(edges, products), text])
+    x = np.column_stack([*cols, title_features(edges, products), text])
+    base = columns(names)[: x.shape[1]]
+    margins = []
+    for c in margin_sources(names):
+        margins += list_margins(edges.src, edges.dst, x[:, base.index(c)], n)
+    return np.column_stack([x, *margins])
 
 
 def title_features(edges: Edges, products: Sequence[Product]) -> np.ndarray:

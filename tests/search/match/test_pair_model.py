@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 from helpers.match_edges import catalogue_edges
 
+from retrieval.errors import UsageError
 from retrieval.types import Product
-from search.match.edges import Edges, reverse_index
-from search.match.pair_model import TITLE_FEATURES, columns, edge_features, pair_scores, same_group
+from search.match.edges import Edges, list_margins, reverse_index
+from search.match.pair_model import (
+    TITLE_FEATURES,
+    columns,
+    edge_features,
+    margin_columns,
+    pair_scores,
+    pick_columns,
+    same_group,
+)
 from search.match.text_features import (
     TEXT_FEATURES,
     bigrams,
@@ -93,3 +102,66 @@ def test_empty_edges_give_empty_features():
     es = catalogue_edges()
     empty = Edges(np.zeros(0, np.int64), np.zeros(0, np.int64), {})
     assert text_features(empty.src, empty.dst, es.products).shape == (0, len(TEXT_FEATURES))
+
+
+def test_list_margins_by_hand():
+    # row 0 proposes 1 (0.9) and 2 (0.5); row 1 proposes 0 (0.8); row 2 proposes 0 (NaN)
+    src, dst = np.array([0, 0, 1, 2]), np.array([1, 2, 0, 0])
+    fwd, bwd = list_margins(src, dst, np.array([0.9, 0.5, 0.8, np.nan]), 3)
+    # 0's best is 1: ahead of its runner-up by 0.4; 2 trails it by 0.4
+    assert fwd[:2] == pytest.approx([0.4, -0.4])
+    # row 1 and row 2 have no other edge to compare with
+    assert math.isnan(fwd[2]) and math.isnan(fwd[3]) and math.isnan(bwd[0]) and math.isnan(bwd[1])
+    # seen from 0's list: 1 is 0's best (0.8 over the runner-up 0.5); 2 (NaN: -1) trails 0.9
+    assert bwd[2:] == pytest.approx([0.3, -1.9])
+
+
+def test_edge_features_give_each_margin_column_its_source_column():
+    es = catalogue_edges(groups=10)
+    cols = columns(["text"])
+    x = edge_features(es.edges, es.products, ["text"], 2)
+    assert x.shape == (len(es.edges), len(cols))
+    assert set(margin_columns(["text"])) <= set(cols)
+    at = cols.index
+    want = list_margins(es.edges.src, es.edges.dst, x[:, at("char_cos")], es.n)
+    got = x[:, at("src_margin_char_cos")], x[:, at("dst_margin_char_cos")]
+    for w, g in zip(want, got):
+        assert np.allclose(w, g, equal_nan=True)
+
+
+def test_a_matcher_saved_with_fewer_columns_reads_its_own():
+    x = np.arange(12, dtype=np.float64).reshape(3, 4)
+    assert pick_columns(x, ["a", "b", "c", "d"], ["a", "b", "c", "d"]) is x
+    assert pick_columns(x, ["a", "b", "c", "d"], ["d", "a"]).tolist() == x[:, [3, 0]].tolist()
+    with pytest.raises(UsageError, match="does not compute"):
+        pick_columns(x, ["a", "b", "c", "d"], ["a", "zz"])
+
+
+HASH_SCRIPT = """
+import hashlib, itertools, numpy as np
+from retrieval.types import Product
+from search.match.text_features import text_features
+words = "sony black 128gb usb-c wireless pro max mini case cable 4k hdr red blue 64gb".split()
+titles = [" ".join(w) for w in itertools.islice(itertools.permutations(words, 7), 0, 4000, 97)]
+products = [Product(str(i), t) for i, t in enumerate(titles)]
+src, dst = np.nonzero(~np.eye(len(products), dtype=bool))
+print(hashlib.sha256(text_features(src, dst, products).tobytes()).hexdigest())
+"""
+
+
+def test_text_features_are_the_same_in_every_process():
+    # a set's order follows PYTHONHASHSEED: sums over it must not (the figures of a
+    # `search eval` would move with the process otherwise)
+    import os
+    import subprocess
+    import sys
+
+    out = []
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        got = subprocess.run(
+            [sys.executable, "-c", HASH_SCRIPT], env=env, capture_output=True, text=True
+        )
+        assert got.returncode == 0, got.stderr[-2000:]
+        out.append(got.stdout.strip())
+    assert len(out[0]) == 64 and out[0] == out[1] == out[2]
