@@ -17,6 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+from retrieval.atomic import DamagedFile
 from retrieval.encoders.base import Encoded, Encoder, Vector, build_encoder
 from retrieval.encoders.folders import check_folders
 from retrieval.errors import UsageError
@@ -62,7 +63,10 @@ class Retriever:
         """Build the encoders named by spec strings; a local encoder folder the existing
         collection was indexed with and that is gone is named in one line, with the
         command that rebuilds it where recorded (``retrieval.encoders.folders``)."""
-        info = index.info(collection)
+        try:
+            info = index.info(collection)
+        except DamagedFile:  # a damaged collection is about to be recreated, or says so later
+            info = None
         if info is not None:
             check_folders(specs, info.meta, collection)
         return cls([build_encoder(s) for s in specs], index, collection)
