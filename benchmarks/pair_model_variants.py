@@ -9,6 +9,7 @@ rules tuned on valid, then scored on valid and test, for each variant:
   seeds, every column of ``search.match.pair_model.columns``);
 - ``nomargins``: without the list-margin columns (``pair_model.margin_columns``);
 - ``seedsN``: N seeds averaged instead of ``SEEDS``;
+- ``lrX``: LightGBM learning rate X instead of ``training.match_pair.LEARNING_RATE``;
 - ``multiP``: P partitions of the train groups into folds (another stable hash salt each),
   one seed fitted on each and the P averaged: the neighbourhoods of the train edges
   differ between partitions, so the seeds see different rows.
@@ -121,6 +122,7 @@ class Bench:
         """The rule chosen on valid after fitting ``variant``, its valid and test F1."""
         from search.match.pair_model import margin_columns
         from search.match.tuning.menu import choose, pair_rules, tune_all
+        from training import match_pair
         from training.match_pair import SEEDS, train_pair_models
 
         name, _, offset = variant.partition("@")
@@ -137,6 +139,12 @@ class Bench:
 
         if name in ("base", "nomargins"):
             boosters = fit(self.folds(""), SEEDS, first)
+        elif name.startswith("lr"):
+            kept, match_pair.LEARNING_RATE = match_pair.LEARNING_RATE, float(name[2:])
+            try:
+                boosters = fit(self.folds(""), SEEDS, first)
+            finally:
+                match_pair.LEARNING_RATE = kept
         elif name.startswith("seeds"):
             boosters = fit(self.folds(""), int(name[5:]), first)
         elif name.startswith("multi"):
