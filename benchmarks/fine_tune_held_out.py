@@ -51,38 +51,16 @@ def main() -> None:
     parser.add_argument("--swap", help="a text model whose vectors replace text_ft (swap)")
     opts = parser.parse_args()
 
-    from retrieval.data import open_dataset
-    from retrieval.retriever import Retriever
-    from search.collection import open_collection
-    from search.config import load_config
-    from search.match.edgeset import weights_for
-    from search.match.matcher import Matcher
-    from search.match.tuning.menu import largest_group
-    from search.match.tuning.splits import split_sets
+    from pair_model_variants import edge_sets
 
     run, work = Path(opts.run), Path(opts.work)
-    settings = json.loads((run / "settings.json").read_text())
     record = json.loads(next((run / "fine-tune").glob("text-*/fine-tune.json")).read_text())
-    cfg = load_config()
-    dataset = open_dataset(settings["dataset_path"])
+    sets, cap, dataset = edge_sets(run)
     products = list(dataset.products())
-    index, coll = open_collection(
-        cfg, dataset, settings["dataset_path"], products, None, settings["collection"], None
-    )
-    try:
-        retriever = Retriever.for_collection(index, coll.name)
-        names = retriever.vector_names()
-        template = Matcher(retriever.encoder_specs, names, weights_for(names), [], "", 20)
-        splits = ["test", "valid", "train"]
-        sets = split_sets(index, dataset, coll.name, template, splits, "valid", None, None)
-    finally:
-        index.close()
     print("leak: true pairs' cosine per split, quantiles 10/25/50/75")
     for name in ("text", VECTOR):
         for split in ("train", "valid", "test"):
             print(f"  {name:8s} {split:6s} {quantiles(sets[split], name)}")
-    labelled = [p for p in products if p.fields.get("split") in ("train", "valid")]
-    cap = largest_group(labelled)
     held = held_out_vectors(dataset, products, record, work)
     if opts.swap:
         sets = swapped(sets, opts.swap, record)

@@ -31,6 +31,7 @@ import json
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("run", help="a finished `search eval --match-pair` run folder")
     parser.add_argument("--variants", default="nomargins,base")
     opts = parser.parse_args()
-    sets, cap = edge_sets(Path(opts.run))
+    sets, cap, _ = edge_sets(Path(opts.run))
     bench = Bench(sets, cap)
     print({k: (v.n, len(v.edges)) for k, v in sets.items()}, flush=True)
     for variant in opts.variants.split(","):
@@ -50,8 +51,9 @@ def main() -> None:
               f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
 
 
-def edge_sets(run: Path) -> tuple[dict, int]:
-    """The run's train, valid and test edge sets, and the cap of a predicted group."""
+def edge_sets(run: Path) -> tuple[dict, int, Any]:
+    """The run's train, valid and test edge sets, the cap of a predicted group, and the
+    run's dataset (``benchmarks/fine_tune_held_out.py`` starts from them too)."""
     from retrieval.data import open_dataset
     from retrieval.retriever import Retriever
     from search.collection import open_collection
@@ -77,7 +79,7 @@ def edge_sets(run: Path) -> tuple[dict, int]:
     finally:
         index.close()
     labelled = [p for p in products if p.fields.get("split") in ("train", "valid")]
-    return sets, largest_group(labelled)
+    return sets, largest_group(labelled), dataset
 
 
 class Bench:
