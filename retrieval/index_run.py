@@ -2,20 +2,22 @@
 seconds; written as JSON beside the collection by ``write_report``), what storing one
 batch did (``StoredBatch``), the journal unreadable items go to as they are met
 (``Journal``: a ``FailureLog`` or a Ray actor holding one), and the removal of the
-listings a source no longer has (``remove_missing``). ``Retriever.index_dataset`` and the
+listings a source no longer has (``remove_missing``), and the listings a server lost in
+flight stored again (``store_lost``). ``Retriever.index_dataset`` and the
 Ray workers (``search.indexing_ray_tasks``) write through them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from retrieval.atomic import write_json
 from retrieval.index.base import VectorIndex
+from retrieval.types import Product
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class IndexReport:
     duplicates: int = 0
     changed: int = 0  # stored before, encoded again: the listing changed in the source
     removed: int = 0  # stored before, no longer in the source
+    rewritten: int = 0  # written, then not found after the load (lost in flight): written again
     failures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -72,6 +75,41 @@ def remove_missing(index: VectorIndex, collection: str, dataset: str, ids: set[s
     if gone:
         log.info("removed %d listings no longer in %s", gone, dataset)
     return gone
+
+
+def store_lost(
+    index: VectorIndex,
+    collection: str,
+    dataset: str,
+    products: Sequence[Product],
+    store: Callable[[list[Product]], StoredBatch],
+    batch_size: int,
+) -> int:
+    """After a load into a server: when the collection holds fewer of ``dataset``'s
+    listings than ``products`` has (a batch lost in flight, as when a peer of a cluster
+    goes down while it is written), the absent ones are stored again through ``store``
+    (which skips what is stored; ids are stable, so nothing is stored twice) and the
+    collection is waited on again. Returns how many were stored again."""
+    shortfall = getattr(index, "shortfall", None)  # the server back-end's count check
+    unique: dict[str, Product] = {}
+    for p in products:
+        unique.setdefault(p.id, p)
+    short = shortfall(collection, dataset, len(unique)) if shortfall is not None else 0
+    if not short:
+        return 0
+    log.warning(
+        "collection %r lacks %d of the %d listings of %s after the load (a write lost in "
+        "flight, as when a peer goes down); storing them again",
+        collection,
+        short,
+        len(unique),
+        dataset,
+    )
+    items, again = list(unique.values()), 0
+    for start in range(0, len(items), batch_size):
+        again += store(items[start : start + batch_size]).written
+    index.optimize(collection)
+    return again
 
 
 def write_report(report: IndexReport, folder: Path) -> Path:

@@ -24,7 +24,7 @@ from retrieval.errors import UsageError
 from retrieval.failure_log import FailureLog
 from retrieval.fingerprint import fingerprint
 from retrieval.index.base import PointBatch, SearchRequest, VectorIndex, point_id
-from retrieval.index_run import IndexReport, Journal, StoredBatch, remove_missing
+from retrieval.index_run import IndexReport, Journal, StoredBatch, remove_missing, store_lost
 from retrieval.query_plan import BatchHits, build_requests, search_lists
 from retrieval.types import Hit, Product, Progress, ProgressFactory
 
@@ -168,6 +168,11 @@ class Retriever:
         if complete:  # the whole source was read: what it no longer has goes
             report.removed = self.remove_missing(dataset, {point_id(dataset, i) for i in seen_ids})
         self.index.optimize(self.collection, progress=wait_progress)
+        if isinstance(products, Sequence):  # server: what a fault lost in flight, again
+            store = lambda b: self.store_batch(b, dataset, journal)  # noqa: E731
+            report.rewritten = store_lost(
+                self.index, self.collection, dataset, products, store, batch_size
+            )
         verify = getattr(self.index, "verify_count", None)  # server: nothing lost in flight
         if verify is not None:
             verify(self.collection, dataset, len(seen_ids))

@@ -244,25 +244,6 @@ class ServerIndex(ServerPoints):
         optimizers = self.models.OptimizersConfigDiff(indexing_threshold=kb)
         self._call(self.client.update_collection, name, optimizers_config=optimizers)
 
-    def count(self, name: str, dataset: str | None = None) -> int:
-        """Points stored (exactly), optionally of one dataset only."""
-        m = self.models
-        flt = None
-        if dataset is not None:
-            flt = m.Filter(
-                must=[m.FieldCondition(key="dataset", match=m.MatchValue(value=dataset))]
-            )
-        return self._call(self.client.count, name, count_filter=flt, exact=True).count
-
-    def verify_count(self, name: str, dataset: str, expected: int) -> None:
-        """After a load: the collection holds every listing of ``dataset`` it was given."""
-        got = self.count(name, dataset)
-        if got < expected:
-            raise SearchError(
-                f"collection {name!r} at {self.url} holds {got} of the {expected} listings of "
-                f"{dataset!r} after the load; run the same command again to resume"
-            )
-
     def close(self) -> None:
         try:
             self.flush()

@@ -8,16 +8,19 @@ models (one vector, a hybrid prefetch fused by RRF or DBSF, or a multivector res
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from retrieval.encoders.base import SparseVec, Vector
+from retrieval.errors import SearchError
 from retrieval.index.base import HYBRID, IndexConfig, PointBatch, SearchRequest
 from retrieval.index.qdrant import QdrantIndex, payload_filter, search_params
 from retrieval.index.rank_fusion import prefetch_limit
 
 FETCH_BATCH = 512  # point ids per retrieve call
+SETTLE_S = 10.0  # how long a short count after a load is asked again (replicas catching up)
 
 
 class ServerPoints(QdrantIndex):
@@ -31,6 +34,7 @@ class ServerPoints(QdrantIndex):
     _consistency: Any
     _pool: ThreadPoolExecutor | None
     _pending: list[Future]
+    where: str
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -164,6 +168,36 @@ class ServerPoints(QdrantIndex):
             filter=flt,
             with_payload=payload,
         )
+
+    def count(self, name: str, dataset: str | None = None) -> int:
+        """Points stored (exactly), optionally of one dataset only."""
+        m = self.models
+        flt = None
+        if dataset is not None:
+            flt = m.Filter(
+                must=[m.FieldCondition(key="dataset", match=m.MatchValue(value=dataset))]
+            )
+        return self._call(self.client.count, name, count_filter=flt, exact=True).count
+
+    def shortfall(self, name: str, dataset: str, expected: int, settle: float = SETTLE_S) -> int:
+        """How many of the ``expected`` listings of ``dataset`` the collection lacks after
+        a load. Batches go out without waiting to be applied, and a replica may still be
+        applying the last ones, so a short count is asked again for ``settle`` seconds."""
+        deadline = time.monotonic() + settle
+        while True:
+            got = self.count(name, dataset)
+            if got >= expected or time.monotonic() >= deadline:
+                return max(0, expected - got)
+            time.sleep(0.5)
+
+    def verify_count(self, name: str, dataset: str, expected: int) -> None:
+        """After a load: the collection holds every listing of ``dataset`` it was given."""
+        short = self.shortfall(name, dataset, expected)
+        if short:
+            raise SearchError(
+                f"collection {name!r} {self.where} holds {expected - short} of the {expected} "
+                f"listings of {dataset!r} after the load; run the same command again to resume"
+            )
 
     def flush(self) -> None:
         """Wait for every batch still being written; the first failure is raised."""
