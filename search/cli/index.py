@@ -152,6 +152,11 @@ def index_cmd(
             f"{report.changed} of the written had changed in the source and were encoded again; "
             f"{report.removed} no longer in the source were removed"
         )
+    if report.rewritten:
+        out.print(
+            f"{report.rewritten} written were not in the collection after the load (lost in "
+            "flight) and were stored again"
+        )
     out.print(f"report: {path}", highlight=False)
 
 
