@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,22 @@ def import_lightgbm() -> Any:
     except ImportError as exc:
         raise MissingExtraError("gbdt", "lightgbm") from exc
     return lightgbm
+
+
+PARALLEL_ROWS = 20_000  # predicts over fewer rows run on one thread: threads cost more
+
+
+def predict_threads(work: int) -> int:
+    """Threads for one LightGBM predict of ``work`` rows' worth (a TreeSHAP row counts
+    as several): every core this process may use for a catalogue's edges, one below
+    ``PARALLEL_ROWS``. Rows are predicted independently, so the numbers are the same to
+    the bit whatever the count."""
+    if work < PARALLEL_ROWS:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def query_runs(pairs: Sequence[Pair]) -> list[tuple[int, int]]:

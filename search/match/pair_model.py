@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from rerank.pair_features import FEATURES, MARGIN_SUFFIX, pair_features
+from rerank.pair_gbdt import predict_threads
 from retrieval.atomic import read_checked, write_checked
 from retrieval.errors import UsageError
 from retrieval.types import Candidate, Product
@@ -193,13 +194,15 @@ def pair_scores(boosters: Any, x: np.ndarray, edges: Edges, n: int) -> np.ndarra
     if not len(edges):
         return np.zeros(0, dtype=np.float32)
     models = boosters if isinstance(boosters, list | tuple) else [boosters]
-    p = np.mean([np.asarray(b.predict(x, num_threads=1), dtype=np.float64) for b in models], 0)
+    threads = predict_threads(len(x))
+    p = np.mean([np.asarray(b.predict(x, num_threads=threads), np.float64) for b in models], 0)
     rev = reverse_index(edges, n)
     both = np.where(rev >= 0, (p + p[np.maximum(rev, 0)]) / 2, p)
     return both.astype(np.float32)
 
 
 EXPLAIN_PAIRS = 2000  # pairs whose contributions a match run keeps: TreeSHAP costs ~200 predicts
+SHAP_COST = 200  # a TreeSHAP row, in predicted rows
 
 
 def pair_contributions(
@@ -218,8 +221,9 @@ def pair_contributions(
     todo = np.union1d(want, back[back >= 0])
     models = boosters if isinstance(boosters, list | tuple) else [boosters]
     c = np.zeros((len(todo), x.shape[1] + 1))
+    threads = predict_threads(len(todo) * SHAP_COST)
     for b in models:
-        c += np.asarray(b.predict(x[todo], pred_contrib=True, num_threads=1), dtype=np.float64)
+        c += np.asarray(b.predict(x[todo], pred_contrib=True, num_threads=threads), np.float64)
     c /= len(models)
     at = {int(e): k for k, e in enumerate(todo.tolist())}
     out: dict[int, np.ndarray] = {}

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
 from helpers.match_edges import catalogue_edges
 
+from rerank.pair_gbdt import PARALLEL_ROWS, predict_threads
 from retrieval.errors import UsageError
 from retrieval.types import Product
 from search.match.edges import Edges, list_margins, reverse_index
 from search.match.pair_model import (
+    SHAP_COST,
     TITLE_FEATURES,
     columns,
     edge_features,
     margin_columns,
+    pair_contributions,
     pair_scores,
     pick_columns,
     same_group,
@@ -96,6 +100,26 @@ def test_seeds_of_the_pair_model_differ_and_are_averaged():
     mean = np.mean(each, axis=0)
     want = np.where(rev >= 0, (mean + mean[np.maximum(rev, 0)]) / 2, mean)
     assert pair_scores(models, x, es.edges, es.n) == pytest.approx(want, abs=1e-6)
+
+
+def test_a_catalogue_of_edges_is_predicted_on_every_core_to_the_same_bit(monkeypatch):
+    es = catalogue_edges(groups=30)
+    labelled = [(p.features(2), same_group(p.edges, p.products)) for p in folds(es, 3)]
+    models = train_pair_models(labelled, columns(["text"]), seeds=2)
+    x = edge_features(es.edges, es.products, ["text"], 2)
+    big = np.tile(x, (PARALLEL_ROWS // len(x) + 1, 1))
+    m = len(big)
+    edges = Edges(np.arange(m), np.arange(m) + m, {})  # no reverse edges: the plain mean
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert predict_threads(m) == 2 and predict_threads(len(x)) == 1
+    one = [np.asarray(b.predict(big, num_threads=1), np.float64) for b in models]
+    assert np.array_equal(
+        pair_scores(models, big, edges, 2 * m), np.mean(one, 0).astype(np.float32)
+    )
+    rows = np.arange(PARALLEL_ROWS // SHAP_COST + 1)  # TreeSHAP rows count as many
+    shap = sum(b.predict(big[rows], pred_contrib=True, num_threads=1) for b in models) / 2
+    got = pair_contributions(models, big, edges, 2 * m, rows)
+    assert all(np.array_equal(got[int(r)], shap[k]) for k, r in enumerate(rows))
 
 
 def test_empty_edges_give_empty_features():
