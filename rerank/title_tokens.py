@@ -2,7 +2,8 @@
 case, accents folded, numbers joined to their units), its words and character n-grams,
 numbers with units (``128gb`` vs ``256gb``), bare numbers, model codes (``lc-26dv24u``)
 and digits-only part numbers (``010-00715-20``), and how two titles agree on each
-(shared, conflicting). ``rerank.pair_features`` turns them into a pair's features;
+(shared, conflicting). The per-title functions are memoised (a title meets many
+candidates) and return frozen values. ``rerank.pair_features`` turns them into a pair's features;
 ``search.match.text_features`` weighs the same tokens by rarity.
 """
 
@@ -12,9 +13,14 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
+from types import MappingProxyType
 
 NAN = math.nan
+NORMALIZED = 65536  # titles whose normalised text is kept
+TOKENS = 16384  # titles whose token sets are kept (about 4.5 KB a 54-character title)
 
 _UNITS = (
     "gb|tb|mb|kb|ghz|mhz|hz|mah|mm|cm|km|ml|l|ltr|kg|gr|g|mg|oz|lb|lbs|in|inch|ft|w|kw|v|"
@@ -38,38 +44,41 @@ WORD_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
 _COMPOUND_RE = re.compile(r"[a-z0-9]+(?:[-/][a-z0-9]+)*")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=NORMALIZED)
 def normalize(text: str) -> str:
     """Lower case, accents folded, numbers joined to their units (``128 GB`` -> ``128gb``)."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     return _NUM_UNIT_RE.sub(r"\1\2", text)
 
 
-def words(text: str) -> set[str]:
+@lru_cache(maxsize=TOKENS)
+def words(text: str) -> frozenset[str]:
     """The distinct word tokens of a title (decimals such as ``2.7`` stay whole)."""
-    return set(WORD_RE.findall(normalize(text)))
+    return frozenset(WORD_RE.findall(normalize(text)))
 
 
-def char_ngrams(text: str, n: int = 3) -> set[str]:
+@lru_cache(maxsize=TOKENS)
+def char_ngrams(text: str, n: int = 3) -> frozenset[str]:
     """Character n-grams of the title's words joined by single spaces."""
     joined = " ".join(WORD_RE.findall(normalize(text)))
-    return {joined[i : i + n] for i in range(len(joined) - n + 1)}
+    return frozenset(joined[i : i + n] for i in range(len(joined) - n + 1))
 
 
-def jaccard(a: set[str], b: set[str]) -> float:
+def jaccard(a: AbstractSet[str], b: AbstractSet[str]) -> float:
     """|a & b| / |a | b|; NaN when both are empty."""
     union = len(a | b)
     return len(a & b) / union if union else NAN
 
 
-def num_units(text: str) -> dict[str, set[str]]:
+@lru_cache(maxsize=TOKENS)
+def num_units(text: str) -> Mapping[str, frozenset[str]]:
     """Numbers with a unit, by canonical unit: ``"128gb 8 gb 6.1 inch 2 liter"`` ->
-    ``{gb: {128, 8}, in: {6.1}, l: {2}}``."""
+    ``{gb: {128, 8}, in: {6.1}, l: {2}}`` (read-only)."""
     out: dict[str, set[str]] = {}
     for value, unit in _NUM_UNIT_RE.findall(normalize(text)):
         value = value.rstrip("0").rstrip(".") if "." in value else value
         out.setdefault(_UNIT_ALIASES.get(unit, unit), set()).add(value)
-    return out
+    return MappingProxyType({unit: frozenset(values) for unit, values in out.items()})
 
 
 def unit_agreement(a: str, b: str) -> tuple[float, float]:
@@ -85,12 +94,13 @@ def unit_agreement(a: str, b: str) -> tuple[float, float]:
     return float(shared), float(conflict)
 
 
-def numbers(text: str) -> set[str]:
+@lru_cache(maxsize=TOKENS)
+def numbers(text: str) -> frozenset[str]:
     """Bare numbers of a title (``eiffel 3`` -> ``{3}``); numbers with units are left out."""
-    return {w for w in WORD_RE.findall(normalize(text)) if w.replace(".", "", 1).isdigit()}
+    return frozenset(w for w in WORD_RE.findall(normalize(text)) if w.replace(".", "", 1).isdigit())
 
 
-def overlap(a: set[str], b: set[str]) -> tuple[float, float]:
+def overlap(a: AbstractSet[str], b: AbstractSet[str]) -> tuple[float, float]:
     """(shared, conflicting): items in both, and the items neither side can pair
     (the smaller leftover, so one side listing more is no conflict)."""
     return float(len(a & b)), float(min(len(a - b), len(b - a)))
@@ -101,7 +111,8 @@ def overlap(a: set[str], b: set[str]) -> tuple[float, float]:
 PART_NUMBER_DIGITS = 6
 
 
-def part_numbers(text: str) -> set[str]:
+@lru_cache(maxsize=TOKENS)
+def part_numbers(text: str) -> frozenset[str]:
     """Digits-only part numbers, hyphens and slashes dropped (``010-00715-20`` ->
     ``0100071520``), at least ``PART_NUMBER_DIGITS`` long."""
     out = set()
@@ -109,10 +120,11 @@ def part_numbers(text: str) -> set[str]:
         code = tok.replace("-", "").replace("/", "")
         if code.isdigit() and len(code) >= PART_NUMBER_DIGITS:
             out.add(code)
-    return out
+    return frozenset(out)
 
 
-def model_codes(text: str) -> set[str]:
+@lru_cache(maxsize=TOKENS)
+def model_codes(text: str) -> frozenset[str]:
     """Model-number-like tokens: letters and digits mixed, hyphens and slashes dropped
     (``lc-26dv24u`` -> ``lc26dv24u``), at least 3 characters, not a number+unit."""
     out = set()
@@ -123,9 +135,10 @@ def model_codes(text: str) -> set[str]:
         if _NUM_UNIT_RE.fullmatch(code):
             continue
         out.add(code)
-    return out
+    return frozenset(out)
 
 
+@lru_cache(maxsize=TOKENS)
 def squash(text: str) -> str:
     """The title's letters and digits only, for substring tests on model codes."""
     return re.sub(r"[^a-z0-9]", "", normalize(text))

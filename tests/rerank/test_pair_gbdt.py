@@ -69,6 +69,16 @@ def test_list_features_compare_with_the_top_candidate():
     assert [r["stage1_gap"] for r in feature_rows(pairs)] == [0.0, 0.5, 0.0]
 
 
+def test_memoised_title_tokens_cannot_be_changed_by_a_caller():
+    from rerank.title_tokens import num_units, words
+
+    title = "ssd 512 GB 2.5 inch"
+    assert isinstance(words(title), frozenset) and words(title) is words(title)
+    with pytest.raises(TypeError):
+        num_units(title)["gb"] = frozenset({"1"})  # type: ignore[index]
+    assert num_units(title)["gb"] == {"512"} and unit_agreement(title, "512gb") == (1.0, 0.0)
+
+
 def test_digits_only_part_numbers_and_not_short_numbers():
     # 010-00715-20 and 0100071520 are one Garmin part number; 2009 and 1080 are not
     assert part_numbers("garmin nuvi 765t 0100071520") == {"0100071520"}
