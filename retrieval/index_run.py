@@ -88,8 +88,9 @@ def store_lost(
     """After a load into a server: when the collection holds fewer of ``dataset``'s
     listings than ``products`` has (a batch lost in flight, as when a peer of a cluster
     goes down while it is written), the absent ones are stored again through ``store``
-    (which skips what is stored; ids are stable, so nothing is stored twice) and the
-    collection is waited on again. Returns how many were stored again."""
+    (which skips what is stored; ids are stable, so nothing is stored twice), the
+    collection is waited on again and its count checked (``verify_count``: one line if
+    still short). Returns how many were stored again."""
     shortfall = getattr(index, "shortfall", None)  # the server back-end's count check
     unique: dict[str, Product] = {}
     for p in products:
@@ -109,6 +110,7 @@ def store_lost(
     for start in range(0, len(items), batch_size):
         again += store(items[start : start + batch_size]).written
     index.optimize(collection)
+    index.verify_count(collection, dataset, len(unique))  # type: ignore[attr-defined]
     return again
 
 

@@ -10,6 +10,7 @@ the index's requests (hybrid, multivector rescoring, each vector's own answer) i
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -168,13 +169,13 @@ class Retriever:
         if complete:  # the whole source was read: what it no longer has goes
             report.removed = self.remove_missing(dataset, {point_id(dataset, i) for i in seen_ids})
         self.index.optimize(self.collection, progress=wait_progress)
-        if isinstance(products, Sequence):  # server: what a fault lost in flight, again
-            store = lambda b: self.store_batch(b, dataset, journal)  # noqa: E731
+        # server: nothing lost in flight; a source read again stores what a fault lost
+        if isinstance(products, Sequence):
+            store = functools.partial(self.store_batch, dataset=dataset, journal=journal)
             report.rewritten = store_lost(
                 self.index, self.collection, dataset, products, store, batch_size
             )
-        verify = getattr(self.index, "verify_count", None)  # server: nothing lost in flight
-        if verify is not None:
+        elif (verify := getattr(self.index, "verify_count", None)) is not None:
             verify(self.collection, dataset, len(seen_ids))
         report.seconds = time.perf_counter() - start
         return report

@@ -72,8 +72,12 @@ def train_pair_models(
 
     def params(seed: int) -> dict[str, Any]:
         out = GbdtParams("binary", seed=seed, num_threads=num_threads).lightgbm()
-        out.update(metric=["binary_logloss"], num_leaves=num_leaves, min_data_in_leaf=20)
-        out.update(learning_rate=LEARNING_RATE)
+        out.update(
+            metric=["binary_logloss"],
+            num_leaves=num_leaves,
+            min_data_in_leaf=20,
+            learning_rate=LEARNING_RATE,
+        )
         out.pop("eval_at", None)
         return out
 

@@ -99,8 +99,8 @@ def idf_overlaps(words: Sequence[set[str]], idf: dict[str, float], src, dst) -> 
         a, b = words[i], words[j]
         if not a or not b:
             continue
-        shared = a & b  # fsum: exact whatever the set's order (PYTHONHASHSEED)
-        both = math.fsum(idf[w] for w in a | b)
+        shared = a & b
+        both = math.fsum(idf[w] for w in a | b)  # fsum: exact in any set order (PYTHONHASHSEED)
         only_a = max((idf[w] for w in a - b), default=0.0)
         only_b = max((idf[w] for w in b - a), default=0.0)
         out[e] = (
