@@ -150,13 +150,15 @@ def test_a_killed_driver_resumes_with_the_same_report(tmp_path, catalogue, qdran
     cmd += ["-e", "sparse", "-e", "phash", "--batch-size", "2", "--qdrant-url", qdrant_node.url]
     cmd += ["--ray-address", ray.get_runtime_context().gcs_address, "--workers", "2"]
     try:
-        # killed early, in batches of 2: the workers run ahead of the driver's log,
-        # and at 40 of 415 they had sometimes stored everything before the kill landed
+        # killed early, in batches of 2, by the driver's own log: the driver dies mid-run
+        # (no report). Its Ray actors outlive it for a moment and may finish the blocks
+        # they hold, so the count is not asked to stay under the total (once, in CI, they
+        # had stored all 415 before they went): the re-run must still give the same report
         kill_after_stored(cmd, env, 16, timeout=120)
         report_path = home / "reports" / f"{name}-index-report.json"
         assert not report_path.exists()
         stored = count(qdrant_node, name)
-        assert 16 <= stored < clean.seen  # killed mid-run
+        assert 16 <= stored <= clean.seen
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr[-2000:]
         resumed = json.loads(report_path.read_text())
